@@ -1,0 +1,47 @@
+# Two commands on a fresh machine with Python 3.11+ and make:
+#   make demo   create .venv, install clapkit, run the main job on the embedded data
+#   make test   create/update .venv and run the whole test suite
+#
+# TORCH_SPEC installs PyTorch before the project, so that the loose torch range in
+# pyproject.toml is already satisfied: the default is the CPU build 2.13.0 (a local
+# wheel on the development machines). GPU users: make TORCH_SPEC="torch==2.13.0" with
+# their CUDA index, or any build in the range.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev
+STAMP := $(VENV)/.installed-$(EXTRAS)
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format benchmark clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/clapkit demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/metrics.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

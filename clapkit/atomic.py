@@ -1,0 +1,96 @@
+"""Atomic writes: a file appears under its final name only once it is complete.
+
+Every writer in clapkit goes through :func:`atomic_path`, so an interrupted write never
+leaves a half-written file where a reader would take it for a complete one, and an
+existing file is never replaced unless the caller asked for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from clapkit.errors import OverwriteError
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Return ``path`` as a Path, or raise if it exists and ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.json"
+    >>> check_writable(p) == p
+    True
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OverwriteError(
+            f"{path} already exists; pass overwrite=True (--overwrite) to replace it"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    The temporary file lives in the same directory, so the final ``os.replace`` is atomic
+    on POSIX file systems. If the block raises, the temporary file is removed and any
+    existing file at ``path`` is left untouched.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination. Its parent directory is created if needed.
+    overwrite : bool
+        Replace an existing file. Without it an existing ``path`` raises
+        :class:`~clapkit.errors.OverwriteError` before anything is written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("hi")
+    >>> target.read_text()
+    'hi'
+    """
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = False) -> Path:
+    """Write ``obj`` as indented JSON, atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_json(pathlib.Path(tempfile.mkdtemp()) / "a.json", {"x": 1})
+    >>> p.read_text().strip()
+    '{\\n  "x": 1\\n}'
+    """
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert numpy scalars and arrays, which ``json`` does not know."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

@@ -1,0 +1,181 @@
+"""Evaluate PDF files and runs: summary metrics, per-bin tables, a printable table.
+
+The glue between stored PDFs (:mod:`clapkit.runs`) and the pure metrics
+(:mod:`clapkit.metrics`): ``clapkit evaluate`` and the demo call it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from clapkit.errors import ValidationError
+from clapkit.metrics import PDFs, calibration_table
+from clapkit.runs import RunDir, load_pdfs
+
+#: Columns of the printed table: metric key, header, format.
+TABLE_COLUMNS = (
+    ("n", "N", "d"),
+    ("sigma_mad", "σ_MAD", ".4f"),
+    ("bias", "bias", "+.4f"),
+    ("outlier_fraction", "outliers", ".3f"),
+    ("crps", "CRPS", ".4f"),
+    ("pit_ks", "PIT KS", ".3f"),
+    ("pit_w1", "PIT W1", ".4f"),
+    ("coverage_68", "cov68", ".3f"),
+    ("coverage_95", "cov95", ".3f"),
+)
+
+
+def table_rows(table: Table) -> list[dict[str, Any]]:
+    """A per-bin table as JSON-ready rows (NaN becomes None)."""
+    rows = []
+    for row in table:
+        values = {}
+        for name in table.colnames:
+            value = row[name].item() if hasattr(row[name], "item") else row[name]
+            values[name] = None if isinstance(value, float) and not np.isfinite(value) else value
+        rows.append(values)
+    return rows
+
+
+def evaluate_pdfs(
+    pdfs: PDFs,
+    *,
+    outlier_threshold: float = 0.05,
+    z_bins: int | np.ndarray = 5,
+    extra_bins: Mapping[str, tuple[np.ndarray, int | np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Summary metrics plus per-bin tables of one set of PDFs.
+
+    Parameters
+    ----------
+    pdfs : PDFs
+        Must carry ``z_true``.
+    outlier_threshold : float
+        |δz| above which a galaxy is an outlier (0.05 for SDSS, 0.15 for deeper surveys).
+    z_bins : int or array
+        Bins of true redshift for the ``by_z_true`` table.
+    extra_bins : mapping, optional
+        More tables: ``{"r_mag": (values, bins)}`` gives ``by_r_mag``.
+
+    Returns
+    -------
+    dict
+        ``summary`` (see :func:`~clapkit.metrics.summarize`) and ``by_<name>`` tables.
+
+    Examples
+    --------
+    >>> pdfs = PDFs.from_gaussian([0.1, 0.2, 0.3], [0.02] * 3, np.linspace(0, 0.4, 81),
+    ...                           z_true=[0.11, 0.19, 0.3])
+    >>> result = evaluate_pdfs(pdfs, z_bins=[0.0, 0.2, 0.4])
+    >>> result["summary"]["n"], [row["n"] for row in result["by_z_true"]]
+    (3, [2, 1])
+    """
+    if pdfs.z_true is None:
+        raise ValidationError(
+            "these PDFs carry no z_true; give the true redshifts to evaluate them"
+        )
+    result: dict[str, Any] = {"summary": pdfs.summary(outlier_threshold=outlier_threshold)}
+    groups = {"z_true": (pdfs.z_true, z_bins), **(extra_bins or {})}
+    for name, (values, bins) in groups.items():
+        table = calibration_table(
+            pdfs.p, pdfs.edges, pdfs.z_true, values, bins, outlier_threshold=outlier_threshold
+        )
+        result[f"by_{name}"] = table_rows(table)
+    return result
+
+
+def attach_truth(pdfs: PDFs, truth: Table, id_column: str = "id", z_column: str = "z") -> PDFs:
+    """Return ``pdfs`` with ``z_true`` looked up by id in a truth catalog.
+
+    Every id of the PDFs must be in the catalog, once: a missing id is an error naming it.
+    """
+    for column in (id_column, z_column):
+        if column not in truth.colnames:
+            raise ValidationError(f"truth catalog lacks column {column!r}; it has {truth.colnames}")
+    truth_ids = np.asarray(truth[id_column])
+    order = np.argsort(truth_ids, kind="stable")
+    sorted_ids = truth_ids[order]
+    if np.any(sorted_ids[1:] == sorted_ids[:-1]):
+        raise ValidationError(f"truth catalog has duplicate ids in column {id_column!r}")
+    where = np.searchsorted(sorted_ids, pdfs.ids)
+    where = np.clip(where, 0, sorted_ids.size - 1)
+    found = sorted_ids[where] == pdfs.ids
+    if not np.all(found):
+        missing = pdfs.ids[~found]
+        raise ValidationError(
+            f"{missing.size} ids are not in the truth catalog, e.g. {missing[0].item()!r}"
+        )
+    z = np.asarray(truth[z_column], dtype=np.float64)[order[where]]
+    return PDFs(pdfs.p, pdfs.edges, z_true=z, ids=pdfs.ids)
+
+
+def evaluate_file(
+    path: str | os.PathLike,
+    truth: Table | None = None,
+    id_column: str = "id",
+    z_column: str = "z",
+    **kwargs: Any,
+) -> tuple[str, dict[str, Any]]:
+    """Evaluate one PDF file; returns its method name and :func:`evaluate_pdfs` result.
+
+    With a ``truth`` catalog, true redshifts are matched on id (replacing any stored in
+    the file); without one the file must carry ``z_true``.
+    """
+    pdfs, attrs = load_pdfs(path)
+    if truth is not None:
+        pdfs = attach_truth(pdfs, truth, id_column, z_column)
+    elif pdfs.z_true is None:
+        raise ValidationError(f"{path}: the file has no z_true; pass a truth catalog (--truth)")
+    return attrs["method"], evaluate_pdfs(pdfs, **kwargs)
+
+
+def evaluate_run(run: RunDir, overwrite: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """Evaluate every method of a run and write ``<run>/metrics.json``."""
+    methods = run.methods()
+    if not methods:
+        raise ValidationError(
+            f"{run.root}: no PDFs under {run.pdfs_dir}; run `clapkit predict` first"
+        )
+    results = {method: evaluate_file(run.pdf_path(method), **kwargs)[1] for method in methods}
+    run.write_json("metrics.json", {"methods": results}, overwrite=overwrite)
+    return results
+
+
+def format_table(results: Mapping[str, Mapping[str, Any]], label: str = "method") -> str:
+    """One line per method (or bin) with the headline metrics, for the terminal.
+
+    Examples
+    --------
+    >>> s = {"n": 10, "sigma_mad": 0.01, "bias": 0.0, "outlier_fraction": 0.0, "crps": 0.005,
+    ...      "pit_ks": 0.05, "pit_w1": 0.01, "coverage_68": 0.7, "coverage_95": 0.94}
+    >>> print(format_table({"knn": {"summary": s}}).splitlines()[0].split())
+    ['method', 'N', 'σ_MAD', 'bias', 'outliers', 'CRPS', 'PIT', 'KS', 'PIT', 'W1', 'cov68', 'cov95']
+    """
+    names = list(results)
+    width = max([len(label), *map(len, names)])
+    header = f"{label:<{width}}" + "".join(f"{title:>10}" for _, title, _ in TABLE_COLUMNS)
+    lines = [header, "-" * len(header)]
+    for name in names:
+        summary = results[name]["summary"]
+        cells = "".join(f"{_cell(summary[key], fmt):>10}" for key, _, fmt in TABLE_COLUMNS)
+        lines.append(f"{name:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    """A formatted number, or '-' for a metric that is undefined (an empty bin)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def default_metrics_path(run_root: str | os.PathLike) -> Path:
+    """Where ``clapkit evaluate --run`` writes its JSON."""
+    return Path(run_root) / "metrics.json"

@@ -1,0 +1,10 @@
+"""Photometric-redshift estimators: CLAP and the baselines it must beat.
+
+Every estimator produces PDFs as bin probabilities on fixed edges (see
+:mod:`clapkit.metrics`), so all methods are compared on the same footing.
+"""
+
+from clapkit.photoz.baselines import KNNPhotoZ, select_k
+from clapkit.photoz.features import default_edges, photometry_features
+
+__all__ = ["KNNPhotoZ", "default_edges", "photometry_features", "select_k"]

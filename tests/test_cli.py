@@ -1,0 +1,112 @@
+"""The clapkit command: help, demo, evaluate and import-fits, with their refusals."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from clapkit.cli import main
+from clapkit.data import GalaxySet
+from clapkit.metrics import PDFs
+from clapkit.runs import RunDir, save_pdfs
+
+EDGES = np.linspace(0, 0.4, 81)
+
+
+def test_help_lists_the_subcommands():
+    clapkit = shutil.which("clapkit", path=str(Path(sys.executable).parent))
+    assert clapkit, "the clapkit console script is not installed"
+    out = subprocess.run([clapkit, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("demo", "evaluate", "import-fits"):
+        assert command in out
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs") / "demo"
+    assert main(["demo", "--run", str(root), "--quiet"]) == 0
+    return root
+
+
+def test_demo_prints_the_table_and_fills_the_run(demo_run, capsys):
+    metrics = json.loads((demo_run / "metrics.json").read_text())
+    summary = metrics["methods"]["knn_photometry"]["summary"]
+    assert summary["n"] == 1500
+    # The KNN baseline on SDSS photometry: the published level of scatter, sane calibration.
+    assert 0.008 < summary["sigma_mad"] < 0.025
+    assert abs(summary["coverage_68"] - 0.68) < 0.1
+    assert (demo_run / "calibration.png").stat().st_size > 10_000
+    assert RunDir(demo_run).methods() == ["knn_photometry"]
+    # A second call reuses the run and prints the same table.
+    stamp = (demo_run / "metrics.json").stat().st_mtime_ns
+    assert main(["demo", "--run", str(demo_run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing" in out and "σ_MAD" in out and "cov95" in out and "mag_r" in out
+    assert (demo_run / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_demo_refuses_to_replace_a_folder_that_is_not_a_demo_run(tmp_path, capsys):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["demo", "--run", str(precious), "--quiet"]) == 2
+    assert "not a demo run" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_evaluate_pdf_files_writes_json_and_refuses_overwrite(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    mu = rng.uniform(0.05, 0.35, 200)
+    pdfs = PDFs.from_gaussian(
+        mu, np.full(200, 0.02), EDGES, z_true=rng.normal(mu, 0.02).clip(0, 0.4)
+    )
+    path = save_pdfs(tmp_path / "gauss.h5", pdfs, method="gauss")
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--pdfs", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gauss" in printed and "PIT KS" in printed
+    stored = json.loads(out.read_text())["methods"]["gauss"]["summary"]
+    assert stored["n"] == 200 and stored["crps"] == pytest.approx(pdfs.crps().mean())
+    before = out.read_text()
+    assert main(["evaluate", "--pdfs", str(path), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert main(["evaluate", "--pdfs", str(path), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_evaluate_a_run_and_report_missing_things(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    assert main(["evaluate", "--run", str(run.root)]) == 2
+    assert "no PDFs" in capsys.readouterr().err
+    run.save_pdfs("a", PDFs.from_gaussian([0.1, 0.2], [0.02, 0.02], EDGES, z_true=[0.1, 0.25]))
+    assert main(["evaluate", "--run", str(run.root), "--z-bins", "1"]) == 0
+    assert "a" in json.loads((run.root / "metrics.json").read_text())["methods"]
+    assert main(["evaluate", "--pdfs", str(tmp_path / "nope.h5")]) == 2
+    assert "nope.h5: no such file" in capsys.readouterr().err
+
+
+def test_import_fits_writes_a_galaxyset(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    Table({"id": [10, 11, 12], "z": [0.1, 0.2, 0.3]}).write(tmp_path / "cat.ecsv")
+    cubes = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    paths = []
+    for band, cube in zip("gr", cubes, strict=True):
+        header = fits.Header({"FILTER": band, "PIXSCALE": 0.2, "MAGZP": 30.0})
+        paths.append(tmp_path / f"{band}.fits")
+        fits.PrimaryHDU(cube, header=header).writeto(paths[-1])
+    out = tmp_path / "set.h5"
+    args = ["import-fits", "--catalog", str(tmp_path / "cat.ecsv"), "--instrument", "cam"]
+    args += ["--per-band", *map(str, paths), "--out", str(out)]
+    assert main(args) == 0
+    with GalaxySet.load(out) as galaxies:
+        stack = galaxies.stacks["cam"]
+        assert list(stack.bands) == ["g", "r"] and stack.pixel_scale == pytest.approx(0.2)
+        assert np.array_equal(stack.images[:, 1], cubes[1])
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""PDF files, the run directory and evaluation: round trips, stamps and refusals."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from astropy.table import Table
+
+import clapkit
+from clapkit.errors import FileFormatError, OverwriteError
+from clapkit.evaluation import attach_truth, evaluate_file, evaluate_run, format_table
+from clapkit.metrics import PDFs
+from clapkit.runs import RunDir, load_pdfs, save_pdfs
+
+EDGES = np.linspace(0, 0.4, 81)
+
+
+def make_pdfs(n=50, seed=0, ids=None, with_truth=True):
+    rng = np.random.default_rng(seed)
+    mu = rng.uniform(0.05, 0.35, n)
+    z = rng.normal(mu, 0.02).clip(0, 0.4)
+    return PDFs.from_gaussian(
+        mu, np.full(n, 0.02), EDGES, z_true=z if with_truth else None, ids=ids
+    )
+
+
+@pytest.mark.parametrize("ids", [None, np.array([f"gal-{i}" for i in range(50)])])
+def test_pdf_file_round_trip_carries_version_and_config(tmp_path, ids):
+    base = make_pdfs()
+    pdfs = PDFs(base.p.astype(np.float32), EDGES, z_true=base.z_true, ids=ids)
+    path = save_pdfs(tmp_path / "m.h5", pdfs, method="m", config={"k": 3, "bands": ("u", "g")})
+    loaded, attrs = load_pdfs(path)
+    assert np.array_equal(loaded.p, pdfs.p) and loaded.p.dtype == np.float32
+    assert np.array_equal(loaded.edges, EDGES) and np.array_equal(loaded.z_true, pdfs.z_true)
+    assert loaded.ids.tolist() == pdfs.ids.tolist()
+    assert attrs == {
+        "method": "m",
+        "clapkit_version": clapkit.__version__,
+        "config": {"k": 3, "bands": ["u", "g"]},
+    }
+
+
+def test_pdf_file_refuses_overwrite_and_bad_files(tmp_path):
+    path = save_pdfs(tmp_path / "m.h5", make_pdfs(), method="m")
+    before = path.read_bytes()
+    with pytest.raises(OverwriteError, match="overwrite"):
+        save_pdfs(path, make_pdfs(seed=1), method="m")
+    assert path.read_bytes() == before
+    save_pdfs(path, make_pdfs(seed=1), method="m", overwrite=True)
+    assert not np.array_equal(load_pdfs(path)[0].p, make_pdfs().p)
+
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(before[: len(before) // 2])
+    with pytest.raises(FileFormatError, match="truncated"):
+        load_pdfs(truncated)
+    with pytest.raises(FileFormatError, match=r"absent\.h5: no such file"):
+        load_pdfs(tmp_path / "absent.h5")
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["p"] = np.ones((2, 2))
+    with pytest.raises(FileFormatError, match="was not written by clapkit"):
+        load_pdfs(foreign)
+    incomplete = tmp_path / "incomplete.h5"
+    incomplete.write_bytes(before)
+    with h5py.File(incomplete, "a") as f:
+        del f.attrs["complete"]
+    with pytest.raises(FileFormatError, match="incomplete"):
+        load_pdfs(incomplete)
+    with pytest.raises(ValueError, match="method name"):
+        save_pdfs(tmp_path / "x.h5", make_pdfs(), method="../evil")
+
+
+def test_evaluate_run_writes_metrics_for_every_method_and_refuses_to_overwrite(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.save_pdfs("good", make_pdfs(seed=2))
+    narrow = make_pdfs(seed=2)
+    overconfident = PDFs.from_gaussian(
+        narrow.point_estimate(), np.full(50, 0.004), EDGES, z_true=narrow.z_true
+    )
+    run.save_pdfs("overconfident", overconfident)
+    results = evaluate_run(run, z_bins=2)
+    stored = json.loads((run.root / "metrics.json").read_text())
+    assert stored["clapkit_version"] == clapkit.__version__
+    assert sorted(stored["methods"]) == ["good", "overconfident"]
+    assert len(stored["methods"]["good"]["by_z_true"]) == 2
+    assert (
+        results["overconfident"]["summary"]["coverage_68"]
+        < results["good"]["summary"]["coverage_68"]
+    )
+    with pytest.raises(OverwriteError):
+        evaluate_run(run)
+    text = format_table(results)
+    assert "overconfident" in text.splitlines()[3] and "σ_MAD" in text.splitlines()[0]
+
+
+def test_evaluate_with_a_truth_catalog_matches_on_id(tmp_path):
+    truth_pdfs = make_pdfs(seed=3, ids=np.arange(100, 150))
+    path = save_pdfs(
+        tmp_path / "m.h5", make_pdfs(seed=3, ids=np.arange(100, 150), with_truth=False), method="m"
+    )
+    with pytest.raises(ValueError, match="no z_true"):
+        evaluate_file(path)
+    shuffled = np.random.default_rng(0).permutation(50)
+    truth = Table({"objid": truth_pdfs.ids[shuffled], "zspec": truth_pdfs.z_true[shuffled]})
+    method, result = evaluate_file(path, truth, id_column="objid", z_column="zspec")
+    assert method == "m"
+    assert result["summary"]["crps"] == pytest.approx(truth_pdfs.crps().mean())
+    with pytest.raises(ValueError, match=r"not in the truth catalog, e.g. 100"):
+        attach_truth(truth_pdfs, Table({"id": truth_pdfs.ids[1:], "z": truth_pdfs.z_true[1:]}))
+    with pytest.raises(ValueError, match="lacks column 'z'"):
+        attach_truth(truth_pdfs, Table({"id": truth_pdfs.ids}))
