@@ -207,7 +207,7 @@ def report(metrics: dict[str, Any], run_root: str | os.PathLike) -> str:
             lines += [
                 "",
                 f"{name}, in bins of {key[3:]}:",
-                format_table({_bin_label(r): {"summary": r} for r in rows}),
+                format_table({_bin_label(r): {"summary": r} for r in rows}, label=key[3:]),
             ]
     lines += ["", f"run directory: {run_root} (PDFs, metrics.json, calibration.png)"]
     return "\n".join(lines)
