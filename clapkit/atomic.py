@@ -29,6 +29,8 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     True
     """
     path = Path(path)
+    if path.is_dir():
+        raise OverwriteError(f"{path} is a directory; give a file name")
     if path.exists() and not overwrite:
         raise OverwriteError(
             f"{path} already exists; pass overwrite=True (--overwrite) to replace it"

@@ -9,6 +9,7 @@ and exit with status 2; nothing is overwritten without ``--overwrite``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +91,29 @@ def _cmd_import_fits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from clapkit.errors import ValidationError
+    from clapkit.sim import simulate_to_file
+
+    instruments = tuple(name.strip() for name in args.instruments.split(",") if name.strip())
+    if args.workers is not None and args.workers < 1:
+        raise ValidationError(f"--workers must be >= 1, got {args.workers}")
+    workers = args.workers or os.cpu_count() or 1
+    path = simulate_to_file(
+        args.out,
+        args.n,
+        args.seed,
+        instruments,
+        workers=workers,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"wrote {path}: {args.n} galaxies, instruments {', '.join(instruments)}, seed {args.seed}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``clapkit`` command."""
     parser = argparse.ArgumentParser(
@@ -133,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing JSON output"
     )
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="a mock survey: SDSS-selected galaxies from real kcorrect SEDs, GalSim images, known truth",
+        description="Simulate N galaxies (after the SDSS main-sample selection) and write a GalaxySet.",
+    )
+    simulate.add_argument("--n", type=int, required=True, help="number of galaxies")
+    simulate.add_argument(
+        "--seed", type=int, required=True, help="same seed, same survey, bit for bit"
+    )
+    simulate.add_argument("--out", required=True, help="GalaxySet HDF5 file to write")
+    simulate.add_argument(
+        "--instruments", default="sdss,cfhtls", help="image stacks (default: %(default)s)"
+    )
+    simulate.add_argument("--workers", type=int, help="processes (default: all cores)")
+    simulate.add_argument("--overwrite", action="store_true")
+    simulate.add_argument("--quiet", action="store_true", help="no progress bar")
+    simulate.set_defaults(func=_cmd_simulate)
 
     importer = commands.add_parser(
         "import-fits",

@@ -20,6 +20,7 @@ Examples
 
 from clapkit.data.fits_import import import_fits
 from clapkit.data.galaxyset import GalaxySet
+from clapkit.data.hdf5 import GalaxySetWriter
 from clapkit.data.sdss import sdss_catalog
 from clapkit.data.splits import DEFAULT_FRACTIONS, assign_splits, split_counts
 from clapkit.data.stack import ImageStack
@@ -28,6 +29,7 @@ from clapkit.data.validation import validate_catalog, validate_stack
 __all__ = [
     "DEFAULT_FRACTIONS",
     "GalaxySet",
+    "GalaxySetWriter",
     "ImageStack",
     "assign_splits",
     "import_fits",

@@ -35,7 +35,7 @@ from clapkit.data.stack import ImageStack, read_rows
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import attr, mark_complete, open_checked, write_header
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "read_galaxyset", "write_galaxyset"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "GalaxySetWriter", "read_galaxyset", "write_galaxyset"]
 
 FORMAT = "clapkit.GalaxySet"
 FORMAT_VERSION = 1
@@ -100,8 +100,11 @@ def write_galaxyset(
     return Path(path)
 
 
-def _write_stack(group: h5py.Group, name: str, stack: ImageStack) -> None:
-    shape = stack.shape
+def _create_stack_dataset(
+    group: h5py.Group, name: str, stack: ImageStack, n_rows: int
+) -> h5py.Dataset:
+    """An empty image dataset of ``n_rows`` galaxies carrying the stack's metadata."""
+    shape = (n_rows, *stack.shape[1:])
     # HDF5 refuses chunks larger than a dataset dimension; an empty stack is not chunked.
     chunks = (1, *shape[1:]) if all(shape) else None
     images = group.create_dataset(name, shape=shape, dtype=np.float32, chunks=chunks)
@@ -110,6 +113,13 @@ def _write_stack(group: h5py.Group, name: str, stack: ImageStack) -> None:
     images.attrs["zero_points"] = np.asarray(stack.zero_points, dtype=np.float64)
     images.attrs["units"] = stack.units
     images.attrs["n_masked"] = int(stack.n_masked)
+    return images
+
+
+def _write_stack(group: h5py.Group, name: str, stack: ImageStack) -> None:
+    shape = stack.shape
+    chunks = (1, *shape[1:]) if all(shape) else None
+    images = _create_stack_dataset(group, name, stack, shape[0])
     _copy_rows(stack.images, images)
     if stack.mask is not None:
         mask = group.create_dataset(
@@ -226,3 +236,103 @@ def _read_stack(group: h5py.Group, name: str, path: Path, lazy: bool) -> ImageSt
         except OSError as err:
             raise FileFormatError(f"{path}: /images/{name} cannot be read ({err})") from err
     return ImageStack(images, bands, pixel_scale, zero_points, units, mask, n_masked)
+
+
+class GalaxySetWriter:
+    """Write a GalaxySet file row block by row block, for sets larger than memory.
+
+    The image datasets are created up front with their final size; blocks of galaxies
+    are written as they are produced (in any order); :meth:`finish` adds the catalog and
+    the ``complete`` flag. The file lives under a temporary name until ``finish`` and is
+    removed if the writer is left without finishing, so an interrupted job never leaves
+    a file that loads as complete.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination.
+    n_galaxies : int
+        Number of rows the finished set will have.
+    stacks : dict of str to ImageStack
+        One template stack per instrument: its metadata and the shape of one galaxy
+        (``images`` may hold just one galaxy, e.g. the first block).
+    overwrite : bool
+        Replace an existing file at ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from astropy.table import Table
+    >>> template = ImageStack(np.zeros((1, 1, 4, 4), np.float32), ("r",), 0.4, (22.5,), "nanomaggy")
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "big.h5"
+    >>> with GalaxySetWriter(path, 2, {"cam": template}) as writer:
+    ...     writer.write_rows(0, {"cam": np.ones((2, 1, 4, 4), np.float32)})
+    ...     writer.finish(Table({"id": [1, 2], "z": [0.1, 0.2]}), {})
+    >>> read_galaxyset(path, lazy=False)[1]["cam"].images.sum()
+    np.float32(32.0)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        n_galaxies: int,
+        stacks: Mapping[str, ImageStack],
+        overwrite: bool = False,
+    ) -> None:
+        self._atomic = atomic_path(path, overwrite)
+        self._tmp = self._atomic.__enter__()
+        self._file = h5py.File(self._tmp, "w")
+        self._n = int(n_galaxies)
+        self._finished = False
+        write_header(self._file, FORMAT, FORMAT_VERSION)
+        group = self._file.create_group("images")
+        group.attrs["instruments"] = list(stacks)
+        self._datasets = {}
+        for name, stack in stacks.items():
+            self._datasets[name] = _create_stack_dataset(group, name, stack, self._n)
+
+    def write_rows(self, start: int, images: Mapping[str, np.ndarray]) -> None:
+        """Write a block of galaxies starting at row ``start`` for every instrument."""
+        for name, block in images.items():
+            if name not in self._datasets:
+                raise ValidationError(
+                    f"no stack {name!r} in this writer; it has {list(self._datasets)}"
+                )
+            dataset = self._datasets[name]
+            block = np.asarray(block, dtype=np.float32)
+            if block.shape[1:] != dataset.shape[1:] or start < 0 or start + len(block) > self._n:
+                raise ValidationError(
+                    f"block of shape {block.shape} at row {start} does not fit stack {name!r} "
+                    f"of shape {dataset.shape}"
+                )
+            bad = ~np.isfinite(block)
+            if np.any(bad):
+                row, band = np.argwhere(bad)[0][:2]
+                raise ValidationError(
+                    f"stack {name!r}: non-finite pixel at galaxy {start + row}, band {band}"
+                )
+            dataset[start : start + len(block)] = block
+
+    def finish(self, catalog: Table, meta: Mapping[str, Any]) -> None:
+        """Write the catalog and the metadata, flag the file complete and move it in place."""
+        from clapkit.data.validation import validate_catalog, validate_meta
+
+        if len(catalog) != self._n:
+            raise ValidationError(f"catalog has {len(catalog)} rows, the writer {self._n}")
+        validate_catalog(catalog)
+        self._file.attrs["meta"] = json.dumps(validate_meta(dict(meta)))
+        self._file.attrs["n_galaxies"] = self._n
+        write_table_hdf5(catalog, self._file, path="catalog", serialize_meta=True)
+        mark_complete(self._file)
+        self._file.close()
+        self._finished = True
+        self._atomic.__exit__(None, None, None)
+
+    def __enter__(self) -> GalaxySetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._finished:
+            self._file.close()
+            # Leaving without finish(): discard the temporary file, keep any old one.
+            self._atomic.__exit__(exc_type or RuntimeError, exc or RuntimeError("not finished"), tb)
