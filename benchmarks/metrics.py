@@ -16,13 +16,13 @@ NumPy's single-threaded ``sum``, so ``--threads 1`` shows the one-core ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 import tracemalloc
 
 import numba
 import numpy as np
+from _report import emit
 
 import clapkit
 from clapkit.metrics import coverage, crps, pit
@@ -107,12 +107,7 @@ def main(argv=None) -> dict:
             report["metrics"][k]["peak_memory_over_input"] <= 3 for k in checked
         ),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text + "\n")
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

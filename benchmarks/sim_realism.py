@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import tempfile
@@ -47,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import emit
 from scipy import stats
 
 import clapkit
@@ -241,17 +241,6 @@ def image_photometry(path: Path, n_images: int, seed: int) -> dict:
     }
 
 
-def finite(value):
-    """The report with NaN (an empty bin) as null, so that the output is strict JSON."""
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite(item) for item in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -340,12 +329,7 @@ def main(argv=None) -> dict:
             ),
         },
     }
-    text = json.dumps(finite(report), indent=2, allow_nan=False)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text + "\n")
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

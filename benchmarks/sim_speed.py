@@ -29,13 +29,13 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _report import emit  # noqa: E402
 
 import clapkit  # noqa: E402
 from clapkit.sim.instruments import INSTRUMENTS, instrument  # noqa: E402
@@ -144,12 +144,7 @@ def main(argv=None) -> dict:
         "python": platform.python_version(),
         "clapkit": clapkit.__version__,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text + "\n")
-    return result
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":
