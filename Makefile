@@ -42,6 +42,8 @@ format: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/sim_speed.py
+	$(BIN)/python benchmarks/sim_realism.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
