@@ -4,7 +4,16 @@ Every estimator produces PDFs as bin probabilities on fixed edges (see
 :mod:`clapkit.metrics`), so all methods are compared on the same footing.
 """
 
+from clapkit.photoz.adaptive_knn import AdaptiveKNN, AdaptiveKNNResult, default_k_grid
 from clapkit.photoz.baselines import KNNPhotoZ, select_k
 from clapkit.photoz.features import default_edges, photometry_features
 
-__all__ = ["KNNPhotoZ", "default_edges", "photometry_features", "select_k"]
+__all__ = [
+    "AdaptiveKNN",
+    "AdaptiveKNNResult",
+    "KNNPhotoZ",
+    "default_edges",
+    "default_k_grid",
+    "photometry_features",
+    "select_k",
+]

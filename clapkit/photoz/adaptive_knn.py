@@ -1,0 +1,505 @@
+"""CLAP's adaptive k-nearest-neighbour step: raw redshift PDFs with a k chosen per galaxy.
+
+As published: every training galaxy gets, for each k on a grid (5…2000, 120 values), the
+PIT of its own spec-z among the spec-z of its k nearest *other* training galaxies (ties
+count one half). For a target galaxy and each k, the PITs (at that k) of its k nearest
+training galaxies are histogrammed (100 bins on [0, 1]); the k whose histogram is
+closest to uniform in 1-Wasserstein distance wins (the first on ties), and the raw PDF is
+the normalised histogram of those k neighbours' spec-z on the output bins.
+
+How it stays fast and exact:
+
+- A PIT is a rational number ``m / (2k)`` (``m`` counts half-units), so its PIT bin
+  ``min(m * n_bins // (2k), n_bins - 1)`` is computed in integers at fit time and stored
+  as a small integer table ``(N_train, n_k)``: a PIT on a bin edge always falls in the bin
+  above it (``np.histogram`` on ``linspace(0, 1, 101)`` puts a PIT of exactly 0.7 in bin
+  69, as that edge rounds to 0.7000000000000001), and the per-target loop reads bytes.
+- Per target, one walk along its sorted neighbour list reads each neighbour's row of PIT
+  bins once (contiguous, one cache miss) and adds it to every k column that still counts
+  that neighbour: the exact published histograms for all k in ``Σ_k k`` increments.
+- The 1-Wasserstein distance on equal bins is ``S / (n_bins² k)`` with the integer
+  ``S = Σ_b |n_bins C_b − b k|`` (``C_b`` the cumulative count), so k values are compared
+  exactly by cross-multiplication and ties are genuine ties.
+- Training neighbours are searched in batches and reduced at once to the PIT table, so
+  the ``(N_train, k_max)`` neighbour array never exists in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.neighbors import NearestNeighbors
+from tqdm.auto import tqdm
+
+from clapkit.errors import ValidationError
+from clapkit.metrics import check_edges
+
+_JIT = {"cache": True, "nogil": True}
+_JIT_ROWS = {**_JIT, "parallel": True}
+#: Targets per parallel task: each task allocates its (n_k, n_bins) scratch histogram once.
+_ROWS_PER_TASK = 256
+
+
+def default_k_grid(k_min: int = 5, k_max: int = 2000, n: int = 120) -> NDArray[np.int64]:
+    """``n`` distinct integers from ``k_min`` to ``k_max``, as close to log-spaced as can be.
+
+    Rounding a geometric sequence repeats the small values (5, 5, 5, 6, …); each repeat is
+    pushed up by one and the tail capped so that exactly ``n`` sorted values remain.
+
+    Examples
+    --------
+    >>> grid = default_k_grid()
+    >>> grid.size, int(grid[0]), int(grid[-1]), bool(np.all(np.diff(grid) > 0))
+    (120, 5, 2000, True)
+    >>> default_k_grid(5, 100, 6).tolist()
+    [5, 9, 17, 30, 55, 100]
+    """
+    k_min, k_max, n = int(k_min), int(k_max), int(n)
+    if k_min < 1 or k_max < k_min or n < 1:
+        raise ValidationError(f"need 1 <= k_min <= k_max and n >= 1, got {k_min}, {k_max}, {n}")
+    if n > k_max - k_min + 1:
+        raise ValidationError(
+            f"cannot pick n={n} distinct integers between k_min={k_min} and k_max={k_max}"
+        )
+    if n == 1:
+        return np.array([k_max], dtype=np.int64)
+    grid = np.rint(np.geomspace(k_min, k_max, n)).astype(np.int64)
+    for i in range(1, n):
+        grid[i] = max(grid[i], grid[i - 1] + 1)
+    return np.minimum(grid, k_max - (n - 1 - np.arange(n)))
+
+
+def check_k_grid(k_grid: ArrayLike, n_train: int | None = None) -> NDArray[np.int64]:
+    """Validate a k grid: 1-D, integers >= 1, strictly increasing, k_max < ``n_train``.
+
+    Examples
+    --------
+    >>> check_k_grid([5, 10, 20], n_train=100)
+    array([ 5, 10, 20])
+    """
+    grid = np.asarray(k_grid)
+    if grid.ndim != 1 or grid.size < 1:
+        raise ValidationError(f"k_grid must be 1-D and non-empty, got shape {grid.shape}")
+    if not np.issubdtype(grid.dtype, np.number) or (
+        not np.issubdtype(grid.dtype, np.integer)
+        and (not np.all(np.isfinite(grid)) or np.any(grid != np.rint(grid)))
+    ):
+        raise ValidationError(f"k_grid must hold integers, got {grid.tolist()}")
+    grid = grid.astype(np.int64)
+    if grid[0] < 1 or np.any(np.diff(grid) <= 0):
+        raise ValidationError(f"k_grid must be >= 1 and strictly increasing, got {grid.tolist()}")
+    if n_train is not None and grid[-1] > n_train - 1:
+        raise ValidationError(
+            f"k_max={int(grid[-1])} needs at least {int(grid[-1]) + 1} training galaxies "
+            f"(neighbours exclude the galaxy itself), got {n_train}"
+        )
+    return grid
+
+
+def _check_latent(latent: ArrayLike, name: str, dim: int | None = None) -> NDArray[np.float32]:
+    x = np.asarray(latent)
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValidationError(f"{name} must have shape (N, D), got {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValidationError(f"{name} has {x.shape[1]} dimensions, the model was fitted on {dim}")
+    bad = ~np.isfinite(x)
+    if np.any(bad):
+        row, col = np.argwhere(bad)[0]
+        raise ValidationError(
+            f"{name} is not finite at row {row}, column {col} ({int(bad.sum())} values)"
+        )
+    # float32 halves the memory of the distance search; latents carry no more precision.
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _check_z(z: ArrayLike, n: int, edges: NDArray[np.float64], name: str) -> NDArray[np.float64]:
+    z = np.asarray(z, dtype=np.float64)
+    if z.shape != (n,):
+        raise ValidationError(f"{name} must have shape ({n},), got {z.shape}")
+    bad = ~np.isfinite(z)
+    if np.any(bad):
+        raise ValidationError(f"{name} is not finite at index {int(np.flatnonzero(bad)[0])}")
+    outside = ~((z >= edges[0]) & (z <= edges[-1]))
+    if np.any(outside):
+        i = int(np.flatnonzero(outside)[0])
+        raise ValidationError(
+            f"{int(outside.sum())} values of {name} lie outside the grid [{edges[0]}, {edges[-1]}], "
+            f"first at index {i} (z={z[i]})"
+        )
+    return z
+
+
+def _check_neighbours(neighbours: ArrayLike, n_rows: int, n_ref: int, k_max: int) -> NDArray:
+    nb = np.asarray(neighbours)
+    if nb.ndim != 2 or nb.shape[0] != n_rows or nb.shape[1] < k_max:
+        raise ValidationError(f"neighbours must have shape ({n_rows}, >= {k_max}), got {nb.shape}")
+    if not np.issubdtype(nb.dtype, np.integer):
+        raise ValidationError(f"neighbours must be integer indices, got {nb.dtype}")
+    nb = nb[:, :k_max]
+    if nb.size and (nb.min() < 0 or nb.max() >= n_ref):
+        row = int(np.flatnonzero(((nb < 0) | (nb >= n_ref)).any(axis=1))[0])
+        raise ValidationError(f"neighbours of row {row} index outside 0..{n_ref - 1}")
+    return np.ascontiguousarray(nb, dtype=np.int32)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@numba.njit(**_JIT_ROWS)
+def _pit_kernel(neighbour_z, z, k_grid, n_bins, pit, pit_bin):
+    """Half-unit counts along each sorted neighbour list, read at the k grid."""
+    n, _ = neighbour_z.shape
+    n_k = k_grid.shape[0]
+    for j in numba.prange(n):
+        zj = z[j]
+        halves = 0  # 2·(number below) + (number equal): the PIT is halves / (2k)
+        c = 0
+        for i in range(k_grid[n_k - 1]):
+            v = neighbour_z[j, i]
+            halves += 2 * np.int64(v < zj) + np.int64(v == zj)
+            if i + 1 == k_grid[c]:
+                k = k_grid[c]
+                pit[j, c] = halves / (2.0 * k)
+                pit_bin[j, c] = min(halves * n_bins // (2 * k), n_bins - 1)
+                c += 1
+
+
+@numba.njit(**_JIT_ROWS)
+def _choose_k_kernel(neighbours, pit_bin, k_grid, n_bins, chosen, w1, local_hist):
+    """Per target: PIT histograms for every k in one walk, then the exact W1 argmin."""
+    n = neighbours.shape[0]
+    n_k = k_grid.shape[0]
+    k_max = k_grid[n_k - 1]
+    n_tasks = (n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
+    for task in numba.prange(n_tasks):
+        hist = np.empty((n_k, n_bins), dtype=np.int32)  # (n_k, n_bins)
+        for t in range(task * _ROWS_PER_TASK, min((task + 1) * _ROWS_PER_TASK, n)):
+            hist[:] = 0
+            first = 0  # first k column that still counts neighbour i
+            for i in range(k_max):
+                while k_grid[first] <= i:
+                    first += 1
+                row = pit_bin[neighbours[t, i]]
+                for c in range(first, n_k):
+                    hist[c, row[c]] += 1
+            best = 0
+            best_s = -1
+            for c in range(n_k):
+                k = k_grid[c]
+                cum = 0
+                s = 0
+                for b in range(n_bins):
+                    cum += hist[c, b]
+                    s += abs(n_bins * cum - (b + 1) * k)
+                # s / k < best_s / k_best, exactly; strict so the first k wins ties.
+                if best_s < 0 or s * k_grid[best] < best_s * k:
+                    best = c
+                    best_s = s
+            chosen[t] = best
+            k = k_grid[best]
+            w1[t] = best_s / (n_bins * n_bins * k)
+            for b in range(n_bins):
+                local_hist[t, b] = hist[best, b] / k
+
+
+@numba.njit(**_JIT_ROWS)
+def _pdf_kernel(neighbours, z_bin, k_chosen, n_bins, out):
+    """Normalised histogram of the first k neighbours' redshift bins."""
+    n = neighbours.shape[0]
+    for t in numba.prange(n):
+        k = k_chosen[t]
+        for b in range(n_bins):
+            out[t, b] = 0.0
+        for i in range(k):
+            out[t, z_bin[neighbours[t, i]]] += 1.0
+        for b in range(n_bins):
+            out[t, b] = out[t, b] / k
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+
+def _pit_bin_dtype(n_pit_bins: int) -> type:
+    return np.uint8 if n_pit_bins <= 256 else np.uint16
+
+
+def training_pit_table(
+    neighbour_z: ArrayLike, z: ArrayLike, k_grid: ArrayLike, n_pit_bins: int = 100
+) -> tuple[NDArray[np.float32], NDArray[np.unsignedinteger]]:
+    """PIT of each training galaxy among its k nearest other galaxies, for every k.
+
+    Parameters
+    ----------
+    neighbour_z : array_like, shape (N, >= k_max)
+        Spec-z of each galaxy's nearest *other* training galaxies, nearest first.
+    z : array_like, shape (N,)
+        Each galaxy's own spec-z.
+    k_grid : array_like, shape (n_k,)
+        Strictly increasing numbers of neighbours.
+    n_pit_bins : int
+        Bins on [0, 1] of the PIT histograms; PIT 1 falls in the last bin.
+
+    Returns
+    -------
+    pit : ndarray, shape (N, n_k), float32
+        Fraction of the k neighbours with a lower spec-z, ties counting one half.
+    pit_bin : ndarray, shape (N, n_k), uint8 (uint16 above 256 bins)
+        The PIT histogram bin, computed exactly from the rational PIT.
+
+    Examples
+    --------
+    >>> pit, pit_bin = training_pit_table([[0.1, 0.2, 0.3, 0.2]], [0.2], [2, 4])
+    >>> pit.tolist(), pit_bin.tolist()
+    ([[0.75, 0.5]], [[75, 50]])
+    """
+    k_grid = check_k_grid(k_grid)
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    nz = np.asarray(neighbour_z, dtype=np.float64)
+    if z.ndim != 1 or nz.ndim != 2 or nz.shape[0] != z.size:
+        raise ValidationError(
+            f"neighbour_z must have shape (N, k) and z shape (N,), got {nz.shape} and {z.shape}"
+        )
+    if nz.shape[1] < k_grid[-1]:
+        raise ValidationError(f"neighbour_z has {nz.shape[1]} columns, k_max={int(k_grid[-1])}")
+    for name, values in (("z", z), ("neighbour_z", nz)):
+        if not np.all(np.isfinite(values)):
+            raise ValidationError(f"{name} is not finite at {np.argwhere(~np.isfinite(values))[0]}")
+    n_pit_bins = int(n_pit_bins)
+    if not 1 <= n_pit_bins <= 65536:
+        raise ValidationError(f"n_pit_bins must be in 1..65536, got {n_pit_bins}")
+    pit = np.empty((z.size, k_grid.size), dtype=np.float32)
+    pit_bin = np.empty((z.size, k_grid.size), dtype=_pit_bin_dtype(n_pit_bins))
+    _pit_kernel(np.ascontiguousarray(nz), z, k_grid, n_pit_bins, pit, pit_bin)
+    return pit, pit_bin
+
+
+def choose_k(
+    neighbours: ArrayLike, pit_bin: ArrayLike, k_grid: ArrayLike, n_pit_bins: int = 100
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float32]]:
+    """For each target, the k whose neighbours' PIT histogram is closest to uniform.
+
+    Parameters
+    ----------
+    neighbours : array_like of int, shape (N_target, >= k_max)
+        Indices of each target's nearest training galaxies, nearest first.
+    pit_bin : array_like, shape (N_train, n_k)
+        PIT bins of the training galaxies (from :func:`training_pit_table`).
+    k_grid : array_like, shape (n_k,)
+    n_pit_bins : int
+
+    Returns
+    -------
+    k_index : ndarray, shape (N_target,)
+        Position in ``k_grid`` of the chosen k (the smallest k on ties).
+    w1 : ndarray, shape (N_target,)
+        1-Wasserstein distance of the chosen histogram to uniform.
+    local_pit_hist : ndarray, shape (N_target, n_pit_bins), float32
+        Fraction of the chosen k neighbours in each PIT bin.
+
+    Examples
+    --------
+    >>> pit_bin = np.array([[0, 0], [1, 1], [0, 1]], dtype=np.uint8)
+    >>> k_index, w1, hist = choose_k([[0, 1, 2]], pit_bin, [1, 2], n_pit_bins=2)
+    >>> k_index.tolist(), w1.tolist(), hist.tolist()
+    ([1], [0.0], [[0.5, 0.5]])
+    """
+    k_grid = check_k_grid(k_grid)
+    pit_bin = np.asarray(pit_bin)
+    if pit_bin.ndim != 2 or pit_bin.shape[1] != k_grid.size:
+        raise ValidationError(
+            f"pit_bin must have shape (N_train, {k_grid.size}), got {pit_bin.shape}"
+        )
+    if pit_bin.size and (pit_bin.min() < 0 or pit_bin.max() >= n_pit_bins):
+        raise ValidationError(f"pit_bin values must lie in 0..{n_pit_bins - 1}")
+    pit_bin = np.ascontiguousarray(pit_bin, dtype=_pit_bin_dtype(n_pit_bins))
+    nb = np.asarray(neighbours)
+    nb = _check_neighbours(nb, nb.shape[0] if nb.ndim else 0, pit_bin.shape[0], int(k_grid[-1]))
+    n = nb.shape[0]
+    k_index = np.empty(n, dtype=np.int64)
+    w1 = np.empty(n, dtype=np.float64)
+    hist = np.empty((n, n_pit_bins), dtype=np.float32)
+    _choose_k_kernel(nb, pit_bin, k_grid, int(n_pit_bins), k_index, w1, hist)
+    return k_index, w1, hist
+
+
+def neighbour_pdfs(
+    neighbours: ArrayLike, k: ArrayLike, train_z: ArrayLike, edges: ArrayLike
+) -> NDArray[np.float64]:
+    """Normalised histograms of the first ``k[t]`` neighbours' spec-z of each target.
+
+    The same bins as :func:`clapkit.metrics.histogram_pdfs` (the last bin holds its upper
+    edge); every training redshift must lie on the grid.
+
+    Examples
+    --------
+    >>> neighbour_pdfs([[0, 1, 2], [2, 1, 0]], [2, 1], [0.05, 0.15, 0.15], [0.0, 0.1, 0.2])
+    array([[0.5, 0.5],
+           [0. , 1. ]])
+    """
+    edges = check_edges(edges)
+    z = np.asarray(train_z, dtype=np.float64)
+    z = _check_z(z, z.size, edges, "train_z")
+    k = np.asarray(k, dtype=np.int64)
+    nb = np.asarray(neighbours)
+    if k.ndim != 1 or nb.ndim != 2 or k.size != nb.shape[0]:
+        raise ValidationError(f"k must have shape ({nb.shape[0]},), got {k.shape}")
+    if k.size and (k.min() < 1 or k.max() > nb.shape[1]):
+        raise ValidationError(f"k must lie in 1..{nb.shape[1]}")
+    nb = _check_neighbours(nb, nb.shape[0], z.size, nb.shape[1])
+    n_bins = edges.size - 1
+    z_bin = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, n_bins - 1).astype(np.int32)
+    out = np.empty((nb.shape[0], n_bins), dtype=np.float64)
+    _pdf_kernel(nb, z_bin, k, n_bins, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- the estimator
+
+
+@dataclass
+class AdaptiveKNNResult:
+    """What :meth:`AdaptiveKNN.predict` returns, one row per target.
+
+    Attributes
+    ----------
+    k : ndarray, shape (N,)
+        Chosen number of neighbours.
+    neighbours : ndarray, shape (N, k_max), int32
+        Training indices of the k_max nearest neighbours, nearest first; the chosen
+        neighbours of target ``t`` are ``neighbours[t, :k[t]]``.
+    local_pit_hist : ndarray, shape (N, n_pit_bins), float32
+        Fraction of the chosen neighbours' PITs (at the chosen k) in each bin on [0, 1].
+    w1 : ndarray, shape (N,)
+        1-Wasserstein distance of that histogram to uniform.
+    p : ndarray, shape (N, B)
+        Raw PDFs: normalised histograms of the chosen neighbours' spec-z.
+    k_grid : ndarray, shape (n_k,)
+        The candidate k values.
+    """
+
+    k: NDArray[np.int64]
+    neighbours: NDArray[np.int32]
+    local_pit_hist: NDArray[np.float32]
+    w1: NDArray[np.float64]
+    p: NDArray[np.float64]
+    k_grid: NDArray[np.int64]
+
+
+class AdaptiveKNN:
+    """CLAP's adaptive-k KNN PDFs from latent vectors and training spec-z.
+
+    Parameters
+    ----------
+    edges : array_like, shape (B + 1,)
+        Output redshift bin edges; every training redshift must lie on them.
+    k_grid : array_like, optional
+        Candidate k values; :func:`default_k_grid` (5…2000, 120 values) when omitted.
+    n_pit_bins : int
+        Bins of the local PIT histograms.
+    batch_size : int
+        Galaxies per neighbour-search batch: bounds memory to about
+        ``batch_size * k_max * 16`` bytes.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.uniform(0.0, 0.4, 400)
+    >>> latent = np.column_stack([z, rng.normal(0, 0.01, 400)])
+    >>> model = AdaptiveKNN(np.linspace(0, 0.4, 41), k_grid=[5, 10, 20, 50]).fit(latent, z)
+    >>> result = model.predict(latent[:3] + 0.001)
+    >>> result.p.shape, result.neighbours.shape, bool(np.isin(result.k, [5, 10, 20, 50]).all())
+    ((3, 40), (3, 50), True)
+    """
+
+    def __init__(
+        self,
+        edges: ArrayLike,
+        k_grid: ArrayLike | None = None,
+        n_pit_bins: int = 100,
+        batch_size: int = 10_000,
+    ) -> None:
+        self.edges = check_edges(edges)
+        self.k_grid = check_k_grid(default_k_grid() if k_grid is None else k_grid)
+        self.n_pit_bins = int(n_pit_bins)
+        if not 1 <= self.n_pit_bins <= 65536:
+            raise ValidationError(f"n_pit_bins must be in 1..65536, got {n_pit_bins}")
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValidationError(f"batch_size must be >= 1, got {batch_size}")
+        self._index: NearestNeighbors | None = None
+
+    @property
+    def k_max(self) -> int:
+        """Largest k on the grid."""
+        return int(self.k_grid[-1])
+
+    def fit(
+        self, train_latent: ArrayLike, train_z: ArrayLike, progress: bool = False
+    ) -> AdaptiveKNN:
+        """Index the training latents and compute their PIT table (``pit_``, ``pit_bin_``)."""
+        x = _check_latent(train_latent, "train_latent")
+        z = _check_z(train_z, x.shape[0], self.edges, "train_z")
+        check_k_grid(self.k_grid, n_train=x.shape[0])
+        self._index = NearestNeighbors(n_neighbors=self.k_max + 1).fit(x)
+        self.z_train_ = z
+        self.dim_ = x.shape[1]
+        n, n_k = x.shape[0], self.k_grid.size
+        self.pit_ = np.empty((n, n_k), dtype=np.float32)
+        self.pit_bin_ = np.empty((n, n_k), dtype=_pit_bin_dtype(self.n_pit_bins))
+        starts = range(0, n, self.batch_size)
+        for s in tqdm(starts, desc="adaptive knn fit", unit="batch", disable=not progress):
+            rows = np.arange(s, min(s + self.batch_size, n))
+            nb = self._other_neighbours(x[rows], rows)
+            pit, pit_bin = training_pit_table(z[nb], z[rows], self.k_grid, self.n_pit_bins)
+            self.pit_[rows] = pit
+            self.pit_bin_[rows] = pit_bin
+        return self
+
+    def _other_neighbours(self, x: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray:
+        """k_max nearest training galaxies other than the galaxy itself, nearest first."""
+        nb = self._index.kneighbors(x, n_neighbors=self.k_max + 1, return_distance=False)
+        is_self = nb == rows[:, None]
+        # A duplicate latent can push the galaxy itself out of its own k_max + 1 list:
+        # then every listed galaxy is another one, and the farthest is dropped.
+        is_self[~is_self.any(axis=1), -1] = True
+        return nb[~is_self].reshape(rows.size, self.k_max)
+
+    def kneighbors(self, target_latent: ArrayLike) -> NDArray[np.int32]:
+        """Indices of the k_max nearest training galaxies of each target, nearest first."""
+        if self._index is None:
+            raise ValidationError("call fit() before predict()")
+        x = _check_latent(target_latent, "target_latent", self.dim_)
+        nb = self._index.kneighbors(x, n_neighbors=self.k_max, return_distance=False)
+        return nb.astype(np.int32)
+
+    def predict(self, target_latent: ArrayLike, progress: bool = False) -> AdaptiveKNNResult:
+        """Choose k per target and build its raw PDF, in batches of ``batch_size``."""
+        if self._index is None:
+            raise ValidationError("call fit() before predict()")
+        x = _check_latent(target_latent, "target_latent", self.dim_)
+        n = x.shape[0]
+        neighbours = np.empty((n, self.k_max), dtype=np.int32)
+        k_index = np.empty(n, dtype=np.int64)
+        w1 = np.empty(n, dtype=np.float64)
+        hist = np.empty((n, self.n_pit_bins), dtype=np.float32)
+        p = np.empty((n, self.edges.size - 1), dtype=np.float64)
+        starts = range(0, n, self.batch_size)
+        for s in tqdm(starts, desc="adaptive knn predict", unit="batch", disable=not progress):
+            part = slice(s, min(s + self.batch_size, n))
+            nb = self.kneighbors(x[part])
+            neighbours[part] = nb
+            k_index[part], w1[part], hist[part] = choose_k(
+                nb, self.pit_bin_, self.k_grid, self.n_pit_bins
+            )
+            p[part] = neighbour_pdfs(nb, self.k_grid[k_index[part]], self.z_train_, self.edges)
+        return AdaptiveKNNResult(
+            k=self.k_grid[k_index],
+            neighbours=neighbours,
+            local_pit_hist=hist,
+            w1=w1,
+            p=p,
+            k_grid=self.k_grid.copy(),
+        )
