@@ -7,6 +7,7 @@ Every estimator produces PDFs as bin probabilities on fixed edges (see
 from clapkit.photoz.adaptive_knn import AdaptiveKNN, AdaptiveKNNResult, default_k_grid
 from clapkit.photoz.baselines import KNNPhotoZ, select_k
 from clapkit.photoz.features import default_edges, photometry_features
+from clapkit.photoz.recalibrate import fit_pit_polynomial, recalibrate
 
 __all__ = [
     "AdaptiveKNN",
@@ -14,6 +15,8 @@ __all__ = [
     "KNNPhotoZ",
     "default_edges",
     "default_k_grid",
+    "fit_pit_polynomial",
     "photometry_features",
+    "recalibrate",
     "select_k",
 ]
