@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges
+from clapkit.photoz.inputs import check_matrix, check_training_redshifts
 
 _JIT = {"cache": True, "nogil": True}
 _JIT_ROWS = {**_JIT, "parallel": True}
@@ -100,36 +101,8 @@ def check_k_grid(k_grid: ArrayLike, n_train: int | None = None) -> NDArray[np.in
 
 
 def _check_latent(latent: ArrayLike, name: str, dim: int | None = None) -> NDArray[np.float32]:
-    x = np.asarray(latent)
-    if x.ndim != 2 or x.shape[1] < 1:
-        raise ValidationError(f"{name} must have shape (N, D), got {x.shape}")
-    if dim is not None and x.shape[1] != dim:
-        raise ValidationError(f"{name} has {x.shape[1]} dimensions, the model was fitted on {dim}")
-    bad = ~np.isfinite(x)
-    if np.any(bad):
-        row, col = np.argwhere(bad)[0]
-        raise ValidationError(
-            f"{name} is not finite at row {row}, column {col} ({int(bad.sum())} values)"
-        )
     # float32 halves the memory of the distance search; latents carry no more precision.
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def _check_z(z: ArrayLike, n: int, edges: NDArray[np.float64], name: str) -> NDArray[np.float64]:
-    z = np.asarray(z, dtype=np.float64)
-    if z.shape != (n,):
-        raise ValidationError(f"{name} must have shape ({n},), got {z.shape}")
-    bad = ~np.isfinite(z)
-    if np.any(bad):
-        raise ValidationError(f"{name} is not finite at index {int(np.flatnonzero(bad)[0])}")
-    outside = ~((z >= edges[0]) & (z <= edges[-1]))
-    if np.any(outside):
-        i = int(np.flatnonzero(outside)[0])
-        raise ValidationError(
-            f"{int(outside.sum())} values of {name} lie outside the grid [{edges[0]}, {edges[-1]}], "
-            f"first at index {i} (z={z[i]})"
-        )
-    return z
+    return check_matrix(latent, name, dim, dtype=np.float32)
 
 
 def _check_neighbours(neighbours: ArrayLike, n_rows: int, n_ref: int, k_max: int) -> NDArray:
@@ -341,7 +314,7 @@ def neighbour_pdfs(
     """
     edges = check_edges(edges)
     z = np.asarray(train_z, dtype=np.float64)
-    z = _check_z(z, z.size, edges, "train_z")
+    z = check_training_redshifts(z, z.size, edges, "train_z")
     k = np.asarray(k, dtype=np.int64)
     nb = np.asarray(neighbours)
     if k.ndim != 1 or nb.ndim != 2 or k.size != nb.shape[0]:
@@ -441,7 +414,7 @@ class AdaptiveKNN:
     ) -> AdaptiveKNN:
         """Index the training latents and compute their PIT table (``pit_``, ``pit_bin_``)."""
         x = _check_latent(train_latent, "train_latent")
-        z = _check_z(train_z, x.shape[0], self.edges, "train_z")
+        z = check_training_redshifts(train_z, x.shape[0], self.edges, "train_z")
         check_k_grid(self.k_grid, n_train=x.shape[0])
         self._index = NearestNeighbors(n_neighbors=self.k_max + 1).fit(x)
         self.z_train_ = z

@@ -17,19 +17,7 @@ from tqdm.auto import tqdm
 
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges, crps, histogram_pdfs
-
-
-def _check_features(features: ArrayLike, n_features: int | None = None) -> NDArray[np.float64]:
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValidationError(f"features must have shape (N, F), got {x.shape}")
-    if n_features is not None and x.shape[1] != n_features:
-        raise ValidationError(f"the model was fitted on {n_features} features, got {x.shape[1]}")
-    bad = ~np.isfinite(x)
-    if np.any(bad):
-        row, col = np.argwhere(bad)[0]
-        raise ValidationError(f"features are not finite at row {row}, column {col}")
-    return x
+from clapkit.photoz.inputs import check_matrix, check_training_redshifts
 
 
 class KNNPhotoZ:
@@ -62,17 +50,8 @@ class KNNPhotoZ:
 
     def fit(self, features: ArrayLike, z: ArrayLike) -> KNNPhotoZ:
         """Remember the standardised training features and redshifts."""
-        x = _check_features(features)
-        z = np.asarray(z, dtype=np.float64)
-        if z.shape != (x.shape[0],):
-            raise ValidationError(f"z must have shape ({x.shape[0]},), got {z.shape}")
-        outside = ~((z >= self.edges[0]) & (z <= self.edges[-1]))
-        if np.any(outside):
-            raise ValidationError(
-                f"{int(outside.sum())} training redshifts lie outside the grid "
-                f"[{self.edges[0]}, {self.edges[-1]}], first at row {int(np.flatnonzero(outside)[0])} "
-                f"(z={z[outside][0]}); widen the edges or select the training set"
-            )
+        x = check_matrix(features, "features")
+        z = check_training_redshifts(z, x.shape[0], self.edges)
         if x.shape[0] < self.k:
             raise ValidationError(f"k={self.k} exceeds the {x.shape[0]} training galaxies")
         self.mean_ = x.mean(axis=0)
@@ -89,7 +68,7 @@ class KNNPhotoZ:
         """Indices of the ``k`` nearest training galaxies of each row, nearest first."""
         if self._index is None:
             raise ValidationError("call fit() before predict()")
-        x = _check_features(features, self.mean_.size)
+        x = check_matrix(features, "features", self.mean_.size)
         k = self.k if k is None else int(k)
         return self._index.kneighbors(
             (x - self.mean_) / self.scale_, n_neighbors=k, return_distance=False
@@ -99,7 +78,7 @@ class KNNPhotoZ:
         self, features: ArrayLike, batch_size: int = 20_000, progress: bool = False
     ) -> NDArray[np.float64]:
         """PDFs, shape (N, B): histograms of the neighbours' redshifts."""
-        x = _check_features(features)
+        x = check_matrix(features, "features")
         starts = range(0, x.shape[0], batch_size)
         parts = [
             histogram_pdfs(self.z_train_[self.kneighbors(x[s : s + batch_size])], self.edges)
