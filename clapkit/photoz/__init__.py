@@ -6,6 +6,7 @@ Every estimator produces PDFs as bin probabilities on fixed edges (see
 
 from clapkit.photoz.adaptive_knn import AdaptiveKNN, AdaptiveKNNResult, default_k_grid
 from clapkit.photoz.baselines import KNNPhotoZ, select_k
+from clapkit.photoz.ensemble import ensemble_pdfs, smooth_pdfs
 from clapkit.photoz.features import default_edges, photometry_features
 from clapkit.photoz.recalibrate import fit_pit_polynomial, recalibrate
 
@@ -15,8 +16,10 @@ __all__ = [
     "KNNPhotoZ",
     "default_edges",
     "default_k_grid",
+    "ensemble_pdfs",
     "fit_pit_polynomial",
     "photometry_features",
     "recalibrate",
     "select_k",
+    "smooth_pdfs",
 ]
