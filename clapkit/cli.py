@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import clapkit
-from clapkit.errors import ClapkitError
+from clapkit.errors import ClapkitError, FileFormatError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -29,11 +29,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from astropy.table import Table
 
-    from clapkit.atomic import check_writable, write_json
-    from clapkit.evaluation import default_metrics_path, evaluate_file, evaluate_run, format_table
+    from clapkit.atomic import check_writable
+    from clapkit.evaluation import evaluate_file, evaluate_run, format_table, write_metrics
     from clapkit.runs import RunDir
 
-    truth = Table.read(args.truth) if args.truth else None
+    truth = None
+    if args.truth:
+        try:
+            truth = Table.read(args.truth)
+        except (OSError, ValueError) as err:
+            raise FileFormatError(f"{args.truth}: cannot read the truth catalog ({err})") from err
     options = {
         "truth": truth,
         "id_column": args.id_column,
@@ -42,29 +47,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "z_bins": args.z_bins,
     }
     if args.run:
-        out = Path(args.out) if args.out else default_metrics_path(args.run)
-        check_writable(out, args.overwrite)
-        results = evaluate_run(RunDir(args.run), overwrite=args.overwrite, **options)
-        if args.out:
-            write_json(
-                out, {"clapkit_version": clapkit.__version__, "methods": results}, args.overwrite
-            )
+        out = Path(args.out) if args.out else RunDir(args.run).root / "metrics.json"
+        results = evaluate_run(RunDir(args.run), out, overwrite=args.overwrite, **options)
     else:
-        if args.out:
-            check_writable(args.out, args.overwrite)
+        out = args.out
+        if out:
+            check_writable(out, args.overwrite)
         results = {}
         for path in args.pdfs:
             method, result = evaluate_file(path, **options)
             results[method if method not in results else str(path)] = result
-        if args.out:
-            write_json(
-                args.out,
-                {"clapkit_version": clapkit.__version__, "methods": results},
-                args.overwrite,
-            )
+        if out:
+            write_metrics(out, results, args.overwrite)
     print(format_table(results))
-    if args.run or args.out:
-        print(f"\nwrote {out if args.run else args.out}")
+    if out:
+        print(f"\nwrote {out}")
     return 0
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
+import clapkit
+from clapkit.atomic import check_writable, write_json
 from clapkit.errors import ValidationError
 from clapkit.metrics import PDFs, calibration_table
 from clapkit.runs import RunDir, load_pdfs
@@ -136,16 +138,33 @@ def evaluate_file(
     return attrs["method"], evaluate_pdfs(pdfs, **kwargs)
 
 
-def evaluate_run(run: RunDir, overwrite: bool = False, **kwargs: Any) -> dict[str, Any]:
-    """Evaluate every method of a run and write ``<run>/metrics.json``."""
+def evaluate_run(
+    run: RunDir, out: str | os.PathLike | None = None, overwrite: bool = False, **kwargs: Any
+) -> dict[str, Any]:
+    """Evaluate every method of a run and write the results (default ``<run>/metrics.json``).
+
+    The output is checked before any work, so an existing file without ``overwrite``
+    costs nothing.
+    """
+    out = Path(out) if out is not None else run.root / "metrics.json"
+    check_writable(out, overwrite)
     methods = run.methods()
     if not methods:
         raise ValidationError(
             f"{run.root}: no PDFs under {run.pdfs_dir}; run `clapkit predict` first"
         )
     results = {method: evaluate_file(run.pdf_path(method), **kwargs)[1] for method in methods}
-    run.write_json("metrics.json", {"methods": results}, overwrite=overwrite)
+    write_metrics(out, results, overwrite)
     return results
+
+
+def write_metrics(
+    path: str | os.PathLike, results: Mapping[str, Any], overwrite: bool = False
+) -> Path:
+    """Write evaluation results as ``{"clapkit_version": ..., "methods": results}``."""
+    return write_json(
+        path, {"clapkit_version": clapkit.__version__, "methods": dict(results)}, overwrite
+    )
 
 
 def format_table(results: Mapping[str, Mapping[str, Any]], label: str = "method") -> str:
@@ -174,8 +193,3 @@ def _cell(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
     return format(value, fmt)
-
-
-def default_metrics_path(run_root: str | os.PathLike) -> Path:
-    """Where ``clapkit evaluate --run`` writes its JSON."""
-    return Path(run_root) / "metrics.json"

@@ -89,6 +89,13 @@ def test_evaluate_a_run_and_report_missing_things(tmp_path, capsys):
     assert "a" in json.loads((run.root / "metrics.json").read_text())["methods"]
     assert main(["evaluate", "--pdfs", str(tmp_path / "nope.h5")]) == 2
     assert "nope.h5: no such file" in capsys.readouterr().err
+    # An existing output is refused before any work, whichever flag names it.
+    other = tmp_path / "elsewhere.json"
+    other.write_text("{}")
+    assert main(["evaluate", "--run", str(run.root), "--out", str(other)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and other.read_text() == "{}"
+    assert main(["evaluate", "--run", str(run.root), "--truth", str(tmp_path / "none.fits")]) == 2
+    assert "cannot read the truth catalog" in capsys.readouterr().err
 
 
 def test_import_fits_writes_a_galaxyset(tmp_path, capsys):
