@@ -349,6 +349,17 @@ def iter_chunks(
 _COUNTERS = ("_n_drawn", "_n_passed")
 
 
+def _merge_columns(
+    chunks: list[dict[str, np.ndarray]],
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Catalog columns of consecutive chunks joined, and their selection counters summed."""
+    columns = {
+        key: np.concatenate([c[key] for c in chunks]) for key in chunks[0] if key not in _COUNTERS
+    }
+    counts = {key: int(sum(c[key] for c in chunks)) for key in _COUNTERS}
+    return columns, counts
+
+
 def _stack(name: str, images: np.ndarray) -> ImageStack:
     camera = instrument(name)
     zero_points = (NANOMAGGY_ZEROPOINT,) * len(camera.bands)
@@ -399,12 +410,7 @@ def simulate(
     (3, ['sdss'], True)
     """
     parts = list(iter_chunks(n, seed, instruments, workers, progress))
-    columns = {
-        key: np.concatenate([c.columns[key] for _, c in parts])
-        for key in parts[0][1].columns
-        if key not in _COUNTERS
-    }
-    counts = {key: int(sum(c.columns[key] for _, c in parts)) for key in _COUNTERS}
+    columns, counts = _merge_columns([c.columns for _, c in parts])
     stacks = {
         name: _stack(name, np.concatenate([c.images[name] for _, c in parts]))
         for name in parts[0][1].images
@@ -431,8 +437,7 @@ def simulate_to_file(
 
     instruments = _check_arguments(n, seed, instruments, workers)
     check_writable(path, overwrite)
-    parts: dict[str, list[np.ndarray]] = {}
-    counts = dict.fromkeys(_COUNTERS, 0)
+    chunk_columns = []
     writer = None
     try:
         for start, chunk in iter_chunks(n, seed, instruments, workers, progress):
@@ -442,12 +447,8 @@ def simulate_to_file(
                 }
                 writer = GalaxySetWriter(path, n, templates, overwrite=overwrite)
             writer.write_rows(start, chunk.images)
-            for key, value in chunk.columns.items():
-                if key in _COUNTERS:
-                    counts[key] += int(value)
-                else:
-                    parts.setdefault(key, []).append(value)
-        columns = {key: np.concatenate(values) for key, values in parts.items()}
+            chunk_columns.append(chunk.columns)
+        columns, counts = _merge_columns(chunk_columns)
         # The stacks follow INSTRUMENTS order whatever order was asked for; so does meta.
         writer.finish(_catalog(columns), _meta(n, seed, list(templates), counts))
     finally:
