@@ -1,7 +1,9 @@
 """The ``clapkit`` command.
 
 Sub-commands follow the data flow of ``design.md``: ``demo`` runs the main job on the
-embedded data; ``evaluate`` scores PDF files or a whole run; ``import-fits`` turns users'
+embedded data; ``simulate`` writes a mock survey and ``sdss`` the real SDSS catalog as
+GalaxySet files; ``train`` and ``predict`` run CLAP and the baselines through a run
+directory; ``evaluate`` scores PDF files or a whole run; ``import-fits`` turns users'
 FITS cutouts and catalogs into a GalaxySet file. Errors caused by input print one line
 and exit with status 2; nothing is overwritten without ``--overwrite``.
 """
@@ -111,6 +113,59 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from clapkit.photoz.pipeline import load_config_file, train_run
+
+    config = load_config_file(args.config) if args.config else {}
+    if args.preset:
+        config["preset"] = args.preset
+    record = train_run(
+        args.data,
+        args.run,
+        args.method,
+        config=config,
+        features=args.features.split(",") if args.features else None,
+        instrument=args.instrument,
+        z_max=args.zmax,
+        n_bins=args.bins,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    done = [m for m, s in record["methods"].items() if s.get("status") == "done"]
+    print(f"trained {', '.join(done)} in {args.run}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from clapkit.photoz.pipeline import predict_run
+
+    predict_run(
+        args.run,
+        args.data,
+        split=None if args.split == "all" else args.split,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(f"wrote PDFs to {args.run}/pdfs/")
+    return 0
+
+
+def _cmd_sdss(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from clapkit.data import sdss_catalog
+
+    galaxies = sdss_catalog()
+    on_grid = np.asarray(galaxies.catalog["z"]) <= args.zmax
+    galaxies = galaxies[on_grid].with_splits(seed=args.seed)
+    galaxies.save(args.out, overwrite=args.overwrite)
+    print(
+        f"wrote {args.out}: {len(galaxies)} real SDSS galaxies (kcorrect) with z <= {args.zmax} "
+        f"({int((~on_grid).sum())} left out), splits seed {args.seed}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``clapkit`` command."""
     parser = argparse.ArgumentParser(
@@ -122,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="photo-z PDFs of the real SDSS catalog with the KNN baseline; prints the calibration table",
+        help="simulate a small mock survey, train CLAP and the baselines, print the side-by-side table",
         description="Build (or reuse) the demo run and print its calibration and accuracy table.",
     )
     demo.add_argument(
@@ -195,6 +250,60 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--out", required=True, help="GalaxySet HDF5 file to write")
     importer.add_argument("--overwrite", action="store_true")
     importer.set_defaults(func=_cmd_import_fits)
+
+    sdss = commands.add_parser(
+        "sdss",
+        help="write the real SDSS catalog shipped with kcorrect as a GalaxySet file",
+        description="The 10,000 real SDSS galaxies (photometry, spec-z) with train/valid/test splits.",
+    )
+    sdss.add_argument("--out", required=True, help="GalaxySet HDF5 file to write")
+    sdss.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    sdss.add_argument(
+        "--zmax", type=float, default=0.4, help="keep z <= ZMAX (default: %(default)s)"
+    )
+    sdss.add_argument("--overwrite", action="store_true")
+    sdss.set_defaults(func=_cmd_sdss)
+
+    train = commands.add_parser(
+        "train",
+        help="train CLAP and/or the baselines on the train split of a GalaxySet file",
+        description="Train photo-z methods into a run directory; a killed run resumes.",
+    )
+    train.add_argument("--data", required=True, help="GalaxySet HDF5 file with z and split")
+    train.add_argument("--run", required=True, help="run directory")
+    train.add_argument(
+        "--method",
+        default="clap",
+        help="clap, softmax, mcdropout, ensemble, temperature, knn_photometry; "
+        "comma-separated or 'all' (default: %(default)s)",
+    )
+    train.add_argument("--config", help="JSON file overriding the preset's settings")
+    train.add_argument(
+        "--preset", choices=["compact", "paper"], help="network size (default: compact)"
+    )
+    train.add_argument(
+        "--features", help="comma-separated catalog columns: use the MLP encoder on them"
+    )
+    train.add_argument("--instrument", help="image stack to use (default: sdss or the only one)")
+    train.add_argument("--zmax", type=float, help="upper edge of the redshift grid")
+    train.add_argument("--bins", type=int, default=180, help="redshift bins (default: 180)")
+    train.add_argument("--overwrite", action="store_true", help="replace a different training")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_cmd_train)
+
+    predict = commands.add_parser(
+        "predict",
+        help="PDFs of every trained method for the galaxies of a GalaxySet file",
+        description="Write RUN/pdfs/<method>.h5 for the test split (or --split) of the data.",
+    )
+    predict.add_argument("--run", required=True, help="run directory made by `clapkit train`")
+    predict.add_argument("--data", required=True, help="GalaxySet HDF5 file")
+    predict.add_argument(
+        "--split", default="test", help="split to predict, or 'all' (default: %(default)s)"
+    )
+    predict.add_argument("--overwrite", action="store_true", help="replace existing PDF files")
+    predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(func=_cmd_predict)
     return parser
 
 

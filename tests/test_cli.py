@@ -13,6 +13,7 @@ from astropy.table import Table
 
 from clapkit.cli import main
 from clapkit.data import GalaxySet
+from clapkit.demo import DemoConfig, build_demo, report
 from clapkit.metrics import PDFs
 from clapkit.runs import RunDir, save_pdfs
 
@@ -23,32 +24,65 @@ def test_help_lists_the_subcommands():
     clapkit = shutil.which("clapkit", path=str(Path(sys.executable).parent))
     assert clapkit, "the clapkit console script is not installed"
     out = subprocess.run([clapkit, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("demo", "evaluate", "import-fits"):
+    for command in ("demo", "simulate", "sdss", "train", "predict", "evaluate", "import-fits"):
         assert command in out
+
+
+#: The demo's steps on a survey of one chunk and networks of a few hundred weights.
+TINY_DEMO = DemoConfig(
+    n_galaxies=256,
+    n_bins=30,
+    pipeline={
+        "crop": 16,
+        "net": {"width": 4, "rest_dim": 8, "estimator_hidden": 32},
+        "train": {"epochs": 2, "batch_size": 64},
+        "clap": {
+            "n_realisations": 2,
+            "k_min": 3,
+            "k_max": 40,
+            "n_k": 6,
+            "n_pit_bins": 10,
+            "refit": {"epochs": 2},
+        },
+        "baselines": {"ensemble_size": 2, "mc_samples": 3},
+    },
+)
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs") / "demo"
-    assert main(["demo", "--run", str(root), "--quiet"]) == 0
+    build_demo(root, TINY_DEMO, progress=False, log=lambda _: None)
     return root
 
 
-def test_demo_prints_the_table_and_fills_the_run(demo_run, capsys):
+def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
     metrics = json.loads((demo_run / "metrics.json").read_text())
-    summary = metrics["methods"]["knn_photometry"]["summary"]
-    assert summary["n"] == 1500
-    # The KNN baseline on SDSS photometry: the published level of scatter, sane calibration.
-    assert 0.008 < summary["sigma_mad"] < 0.025
-    assert abs(summary["coverage_68"] - 0.68) < 0.1
+    methods = metrics["methods"]
+    assert set(methods) == set(RunDir(demo_run).methods())
+    assert {
+        "clap",
+        "clap_raw",
+        "clap_recal",
+        "clap_refit",
+        "softmax",
+        "mcdropout",
+        "ensemble",
+        "temperature",
+        "knn_photometry",
+    } == set(methods)
+    n_test = methods["clap"]["summary"]["n"]
+    assert all(m["summary"]["n"] == n_test for m in methods.values())
+    assert 0 < n_test < 256
     assert (demo_run / "calibration.png").stat().st_size > 10_000
-    assert RunDir(demo_run).methods() == ["knn_photometry"]
-    # A second call reuses the run and prints the same table.
+    # A second call reuses the run (nothing is recomputed) and prints the same table.
     stamp = (demo_run / "metrics.json").stat().st_mtime_ns
-    assert main(["demo", "--run", str(demo_run), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "reusing" in out and "σ_MAD" in out and "cov95" in out and "mag_r" in out
+    lines = []
+    again = build_demo(demo_run, TINY_DEMO, progress=False, log=lines.append)
+    assert again == metrics and "reusing" in lines[0]
     assert (demo_run / "metrics.json").stat().st_mtime_ns == stamp
+    text = report(again, demo_run)
+    assert "σ_MAD" in text and "cov95" in text and "mag_r" in text and "clap_refit" in text
 
 
 def test_demo_refuses_to_replace_a_folder_that_is_not_a_demo_run(tmp_path, capsys):
@@ -117,3 +151,16 @@ def test_import_fits_writes_a_galaxyset(tmp_path, capsys):
         assert np.array_equal(stack.images[:, 1], cubes[1])
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_sdss_writes_the_real_catalog_ready_to_train(tmp_path, capsys):
+    out = tmp_path / "sdss.h5"
+    assert main(["sdss", "--out", str(out), "--zmax", "0.3"]) == 0
+    with GalaxySet.load(out) as galaxies:
+        catalog = galaxies.catalog
+        assert set(np.asarray(catalog["split"]).astype(str)) == {"train", "valid", "test"}
+        assert np.asarray(catalog["z"]).max() <= 0.3
+        assert 9000 < len(galaxies) < 10_000
+    assert "left out" in capsys.readouterr().out
+    assert main(["sdss", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -20,8 +20,11 @@ How it stays fast and exact:
 - The 1-Wasserstein distance on equal bins is ``S / (n_bins² k)`` with the integer
   ``S = Σ_b |n_bins C_b − b k|`` (``C_b`` the cumulative count), so k values are compared
   exactly by cross-multiplication and ties are genuine ties.
-- Training neighbours are searched in batches and reduced at once to the PIT table, so
-  the ``(N_train, k_max)`` neighbour array never exists in memory.
+- Neighbours come from :class:`clapkit.photoz.neighbours.NeighbourIndex`: an exact
+  brute-force search (float64 distances between the float32 latents, ties to the lower
+  training index) built for k in the thousands. Training neighbours are searched in
+  batches and reduced at once to the PIT table, so the ``(N_train, k_max)`` neighbour
+  array never exists in memory.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.neighbors import NearestNeighbors
 from tqdm.auto import tqdm
 
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges
 from clapkit.photoz.inputs import check_matrix, check_training_redshifts
+from clapkit.photoz.neighbours import NeighbourIndex
 
 _JIT = {"cache": True, "nogil": True}
 _JIT_ROWS = {**_JIT, "parallel": True}
@@ -132,6 +135,25 @@ def _pit_kernel(neighbour_z, z, k_grid, n_bins, pit, pit_bin):
         c = 0
         for i in range(k_grid[n_k - 1]):
             v = neighbour_z[j, i]
+            halves += 2 * np.int64(v < zj) + np.int64(v == zj)
+            if i + 1 == k_grid[c]:
+                k = k_grid[c]
+                pit[j, c] = halves / (2.0 * k)
+                pit_bin[j, c] = min(halves * n_bins // (2 * k), n_bins - 1)
+                c += 1
+
+
+@numba.njit(**_JIT_ROWS)
+def _pit_from_neighbours_kernel(neighbours, z_all, z, k_grid, n_bins, pit, pit_bin):
+    """:func:`_pit_kernel` reading the neighbours' redshifts through their indices."""
+    n, _ = neighbours.shape
+    n_k = k_grid.shape[0]
+    for j in numba.prange(n):
+        zj = z[j]
+        halves = 0
+        c = 0
+        for i in range(k_grid[n_k - 1]):
+            v = z_all[neighbours[j, i]]
             halves += 2 * np.int64(v < zj) + np.int64(v == zj)
             if i + 1 == k_grid[c]:
                 k = k_grid[c]
@@ -361,6 +383,10 @@ class AdaptiveKNNResult:
     k_grid: NDArray[np.int64]
 
 
+#: Keys of :meth:`AdaptiveKNN.state`.
+STATE_KEYS = ("train_latent", "train_z", "k_grid", "edges", "n_pit_bins", "pit", "pit_bin")
+
+
 class AdaptiveKNN:
     """CLAP's adaptive-k KNN PDFs from latent vectors and training spec-z.
 
@@ -374,7 +400,13 @@ class AdaptiveKNN:
         Bins of the local PIT histograms.
     batch_size : int
         Galaxies per neighbour-search batch: bounds memory to about
-        ``batch_size * k_max * 16`` bytes.
+        ``batch_size * k_max * 4`` bytes (training neighbours) beyond the results.
+
+    Notes
+    -----
+    Neighbours are exact (:class:`~clapkit.photoz.neighbours.NeighbourIndex`): ordered by
+    the float64 distance between the float32 latents, equal distances by the lower
+    training index. The search and the per-galaxy kernels run on numba's threads.
 
     Examples
     --------
@@ -385,6 +417,9 @@ class AdaptiveKNN:
     >>> result = model.predict(latent[:3] + 0.001)
     >>> result.p.shape, result.neighbours.shape, bool(np.isin(result.k, [5, 10, 20, 50]).all())
     ((3, 40), (3, 50), True)
+    >>> again = AdaptiveKNN.from_state(model.state()).predict(latent[:3] + 0.001)
+    >>> bool(np.array_equal(again.p, result.p))
+    True
     """
 
     def __init__(
@@ -402,7 +437,7 @@ class AdaptiveKNN:
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValidationError(f"batch_size must be >= 1, got {batch_size}")
-        self._index: NearestNeighbors | None = None
+        self._index: NeighbourIndex | None = None
 
     @property
     def k_max(self) -> int:
@@ -416,7 +451,7 @@ class AdaptiveKNN:
         x = _check_latent(train_latent, "train_latent")
         z = check_training_redshifts(train_z, x.shape[0], self.edges, "train_z")
         check_k_grid(self.k_grid, n_train=x.shape[0])
-        self._index = NearestNeighbors(n_neighbors=self.k_max + 1).fit(x)
+        self._index = NeighbourIndex(x)
         self.z_train_ = z
         self.dim_ = x.shape[1]
         n, n_k = x.shape[0], self.k_grid.size
@@ -426,27 +461,24 @@ class AdaptiveKNN:
         for s in tqdm(starts, desc="adaptive knn fit", unit="batch", disable=not progress):
             rows = np.arange(s, min(s + self.batch_size, n))
             nb = self._other_neighbours(x[rows], rows)
-            pit, pit_bin = training_pit_table(z[nb], z[rows], self.k_grid, self.n_pit_bins)
-            self.pit_[rows] = pit
-            self.pit_bin_[rows] = pit_bin
+            _pit_from_neighbours_kernel(
+                nb, z, z[rows], self.k_grid, self.n_pit_bins, self.pit_[s:], self.pit_bin_[s:]
+            )
         return self
 
     def _other_neighbours(self, x: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray:
-        """k_max nearest training galaxies other than the galaxy itself, nearest first."""
-        nb = self._index.kneighbors(x, n_neighbors=self.k_max + 1, return_distance=False)
-        is_self = nb == rows[:, None]
-        # A duplicate latent can push the galaxy itself out of its own k_max + 1 list:
-        # then every listed galaxy is another one, and the farthest is dropped.
-        is_self[~is_self.any(axis=1), -1] = True
-        return nb[~is_self].reshape(rows.size, self.k_max)
+        """k_max nearest training galaxies other than the galaxy itself, nearest first.
+
+        Only the galaxy's own row is left out: a duplicate of its latent is a neighbour.
+        """
+        return self._index.search(x, self.k_max, exclude=rows)
 
     def kneighbors(self, target_latent: ArrayLike) -> NDArray[np.int32]:
         """Indices of the k_max nearest training galaxies of each target, nearest first."""
         if self._index is None:
             raise ValidationError("call fit() before predict()")
         x = _check_latent(target_latent, "target_latent", self.dim_)
-        nb = self._index.kneighbors(x, n_neighbors=self.k_max, return_distance=False)
-        return nb.astype(np.int32)
+        return self._index.search(x, self.k_max)
 
     def predict(self, target_latent: ArrayLike, progress: bool = False) -> AdaptiveKNNResult:
         """Choose k per target and build its raw PDF, in batches of ``batch_size``."""
@@ -476,3 +508,58 @@ class AdaptiveKNN:
             p=p,
             k_grid=self.k_grid.copy(),
         )
+
+    # ------------------------------------------------------------------------- persistence
+
+    def state(self) -> dict[str, NDArray]:
+        """Everything a fitted model needs, as arrays (keys :data:`STATE_KEYS`).
+
+        ``train_latent`` (float32), ``train_z``, ``k_grid``, ``edges``, ``n_pit_bins``
+        (0-d), ``pit`` and ``pit_bin`` (the training PIT table). The arrays are the
+        model's own, not copies. :meth:`from_state` rebuilds the model (re-indexing the
+        latents takes a moment; the PIT table is not recomputed).
+        """
+        if self._index is None:
+            raise ValidationError("call fit() before state()")
+        return {
+            "train_latent": self._index.reference,
+            "train_z": self.z_train_,
+            "k_grid": self.k_grid,
+            "edges": self.edges,
+            "n_pit_bins": np.array(self.n_pit_bins, dtype=np.int64),
+            "pit": self.pit_,
+            "pit_bin": self.pit_bin_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, ArrayLike], batch_size: int = 10_000) -> AdaptiveKNN:
+        """A fitted model from :meth:`state` (e.g. read back from a file), checked."""
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing:
+            raise ValidationError(f"adaptive-KNN state lacks {', '.join(missing)}")
+        n_pit_bins = np.asarray(state["n_pit_bins"])
+        if n_pit_bins.shape != () or not np.issubdtype(n_pit_bins.dtype, np.integer):
+            raise ValidationError(f"n_pit_bins must be one integer, got {n_pit_bins!r}")
+        model = cls(state["edges"], state["k_grid"], int(n_pit_bins), batch_size)
+        x = _check_latent(state["train_latent"], "train_latent")
+        z = check_training_redshifts(state["train_z"], x.shape[0], model.edges, "train_z")
+        check_k_grid(model.k_grid, n_train=x.shape[0])
+        shape = (x.shape[0], model.k_grid.size)
+        pit = np.asarray(state["pit"])
+        pit_bin = np.asarray(state["pit_bin"])
+        if pit.shape != shape or pit_bin.shape != shape:
+            raise ValidationError(
+                f"pit and pit_bin must have shape {shape}, got {pit.shape} and {pit_bin.shape}"
+            )
+        if not np.issubdtype(pit_bin.dtype, np.integer) or (
+            pit_bin.size and (pit_bin.min() < 0 or pit_bin.max() >= model.n_pit_bins)
+        ):
+            raise ValidationError(f"pit_bin must hold integers in 0..{model.n_pit_bins - 1}")
+        if not np.all((pit >= 0) & (pit <= 1)):
+            raise ValidationError("pit must lie in [0, 1]")
+        model._index = NeighbourIndex(x)
+        model.z_train_ = z
+        model.dim_ = x.shape[1]
+        model.pit_ = np.ascontiguousarray(pit, dtype=np.float32)
+        model.pit_bin_ = np.ascontiguousarray(pit_bin, dtype=_pit_bin_dtype(model.n_pit_bins))
+        return model

@@ -26,7 +26,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 import clapkit
-from clapkit.data import GalaxySet, GalaxySetWriter, ImageStack
+from clapkit.data import DEFAULT_FRACTIONS, GalaxySet, GalaxySetWriter, ImageStack
 from clapkit.errors import ValidationError
 from clapkit.sim.dust import disk_attenuation, galactic_extinction
 from clapkit.sim.instruments import INSTRUMENTS, NANOMAGGY_ZEROPOINT, instrument
@@ -137,6 +137,20 @@ def _mean_size(bulge_flux, disk_flux, bulge_hlr, disk_hlr):
     return (bulge_flux * bulge_hlr + disk_flux * disk_hlr) / total
 
 
+def _draw_splits(seed: int, chunk: int, size: int) -> np.ndarray:
+    """train/valid/test labels in :data:`clapkit.data.DEFAULT_FRACTIONS` proportions.
+
+    Drawn per galaxy from a stream of their own (seeded by the survey seed and the
+    chunk), so every other column is unchanged and a smaller survey stays a prefix of a
+    larger one; the counts are binomial rather than exact (use
+    :meth:`GalaxySet.with_splits` for exact counts).
+    """
+    names = list(DEFAULT_FRACTIONS)
+    cuts = np.cumsum([DEFAULT_FRACTIONS[name] for name in names])
+    u = np.random.default_rng([seed, chunk, 0x5B117]).random(size)
+    return np.asarray(names)[np.minimum(np.searchsorted(cuts, u, side="right"), len(names) - 1)]
+
+
 def simulate_chunk(
     seed: int, chunk: int, instruments: Sequence[str] = INSTRUMENTS, size: int = CHUNK_SIZE
 ) -> Chunk:
@@ -156,6 +170,7 @@ def simulate_chunk(
     )
     columns = {key: value for key, value in g.items() if not key.startswith("_")}
     columns["id"] = chunk * CHUNK_SIZE + np.arange(size, dtype=np.int64) + 1
+    columns["split"] = _draw_splits(seed, chunk, size)
     columns["offset_x"] = rng.normal(0.0, CENTROID_SCATTER, size)
     columns["offset_y"] = rng.normal(0.0, CENTROID_SCATTER, size)
     fluxes = {"sdss": (bulge_sdss, disk_sdss)}
@@ -216,6 +231,7 @@ def simulate_chunk(
 #: Units and descriptions of the truth columns (magnitude columns are described by pattern).
 COLUMN_INFO = {
     "id": ("", "galaxy id, unique in the survey"),
+    "split": ("", "train / valid / test, drawn from the id and the survey seed"),
     "z": ("", "true (spectroscopic) redshift"),
     "source_index": (
         "",

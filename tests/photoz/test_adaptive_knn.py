@@ -8,6 +8,7 @@ import pytest
 from clapkit.errors import ValidationError
 from clapkit.metrics import histogram_pdfs
 from clapkit.photoz.adaptive_knn import (
+    STATE_KEYS,
     AdaptiveKNN,
     choose_k,
     default_k_grid,
@@ -160,3 +161,69 @@ def test_bad_configuration_and_targets_raise():
         model.predict(np.zeros((2, 3)))
     with pytest.raises(ValidationError, match="row 1, column 2"):
         model.predict(np.where(np.arange(8).reshape(2, 4) == 6, np.inf, 0.0))
+
+
+def test_duplicate_training_latents_match_the_literal_reference():
+    # A galaxy's copies are its neighbours at distance 0; only its own row is left out.
+    x_train, z_train, x_target, _ = informative_problem(260, 30, 4, noise=0.02)
+    x_train[50:60] = x_train[3]
+    z_train[50:60] = z_train[3]
+    x_target[:5] = x_train[3]
+    result = AdaptiveKNN(EDGES, k_grid=K_GRID, batch_size=64).fit(x_train, z_train)
+    result = result.predict(x_target)
+    k_ref, p_ref = reference(
+        x_train.astype(np.float32).astype(np.float64),
+        z_train,
+        x_target.astype(np.float32).astype(np.float64),
+        K_GRID,
+        EDGES,
+    )
+    assert np.array_equal(result.k, k_ref)
+    assert np.array_equal(result.p, p_ref)
+
+
+def test_state_round_trip_restores_the_model():
+    x_train, z_train, x_target, _ = informative_problem(500, 40, 5)
+    model = AdaptiveKNN(EDGES, k_grid=K_GRID, n_pit_bins=50).fit(x_train, z_train)
+    state = model.state()
+    assert set(state) == set(STATE_KEYS)
+    assert state["train_latent"].dtype == np.float32
+    assert state["n_pit_bins"].shape == () and int(state["n_pit_bins"]) == 50
+    # As read back from a file: plain arrays, copied, a 0-d integer for n_pit_bins.
+    restored = AdaptiveKNN.from_state({key: np.array(value) for key, value in state.items()})
+    assert restored.n_pit_bins == 50 and restored.dim_ == 4
+    assert np.array_equal(restored.k_grid, model.k_grid)
+    assert np.array_equal(restored.edges, model.edges)
+    assert np.array_equal(restored.pit_, model.pit_)
+    assert np.array_equal(restored.pit_bin_, model.pit_bin_)
+    assert restored.pit_bin_.dtype == model.pit_bin_.dtype
+    first, again = model.predict(x_target), restored.predict(x_target)
+    for field in ("k", "neighbours", "local_pit_hist", "w1", "p"):
+        assert np.array_equal(getattr(first, field), getattr(again, field))
+
+
+def test_bad_state_raises():
+    x_train, z_train, _, _ = informative_problem(200, 0, 6)
+    state = AdaptiveKNN(EDGES, k_grid=K_GRID).fit(x_train, z_train).state()
+    with pytest.raises(ValidationError, match="call fit"):
+        AdaptiveKNN(EDGES).state()
+    with pytest.raises(ValidationError, match="lacks pit_bin"):
+        AdaptiveKNN.from_state({k: v for k, v in state.items() if k != "pit_bin"})
+    bad = {**state, "pit_bin": state["pit_bin"][:-1]}
+    with pytest.raises(ValidationError, match="pit and pit_bin must have shape"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "pit_bin": np.full_like(state["pit_bin"], 100)}
+    with pytest.raises(ValidationError, match="pit_bin must hold integers"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "pit": state["pit"] + 2}
+    with pytest.raises(ValidationError, match=r"pit must lie in \[0, 1\]"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "train_z": state["train_z"][:-1]}
+    with pytest.raises(ValidationError, match="train_z must have shape"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "n_pit_bins": np.array([100])}
+    with pytest.raises(ValidationError, match="n_pit_bins must be one integer"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "k_grid": np.array([5, 10, 400])}
+    with pytest.raises(ValidationError, match="k_max=400"):
+        AdaptiveKNN.from_state(bad)

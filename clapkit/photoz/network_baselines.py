@@ -1,0 +1,251 @@
+"""The conventional network estimators CLAP is compared with, on the same inputs and bins.
+
+- ``softmax``: the encoder and estimator head of CLAP trained with cross-entropy alone
+  (Pasquet et al. 2019): the miscalibrated reference.
+- ``mcdropout``: the same with dropout in the head, kept active at prediction; the PDF
+  is the mean of ``mc_samples`` stochastic passes (Gal & Ghahramani 2016).
+- ``ensemble``: ``ensemble_size`` softmax networks from different seeds, averaged
+  arithmetically (Lakshminarayanan et al. 2017); member 0 is the ``softmax`` network.
+- ``temperature``: the softmax network's logits divided by one temperature fitted on the
+  validation split by minimising the negative log-likelihood (Guo et al. 2017).
+
+Each network lives in its method's model folder as ``<name>.pt`` (state dict); a killed
+training resumes from ``<name>.ckpt``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
+
+from clapkit.atomic import write_json
+from clapkit.errors import ValidationError
+from clapkit.nets import SCLNet, build_net
+from clapkit.photoz.clap import _ce_score, augmenter, net_config, tensors
+from clapkit.photoz.network_inputs import InputSpec, NetworkInputs
+from clapkit.photoz.training import (
+    TrainConfig,
+    fit,
+    load_state,
+    predict_logits,
+    save_state,
+)
+
+NETWORK_BASELINES = ("softmax", "mcdropout", "ensemble", "temperature")
+
+
+@dataclass
+class BaselineConfig:
+    """Settings of the network baselines.
+
+    Attributes
+    ----------
+    net : dict
+        :class:`clapkit.nets.NetConfig` fields other than the sizes (shared with CLAP so
+        only the method differs).
+    train : dict
+        :class:`~clapkit.photoz.training.TrainConfig`.
+    dropout : float
+        Dropout rate of the MC-dropout head.
+    mc_samples : int
+    ensemble_size : int
+    augment : bool
+        Train on rotated/flipped (or jittered) copies, as CLAP's SCL stage sees them.
+    """
+
+    net: dict[str, Any] = field(default_factory=lambda: {"kind": "compact"})
+    train: dict[str, Any] = field(default_factory=dict)
+    dropout: float = 0.3
+    mc_samples: int = 30
+    ensemble_size: int = 3
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        TrainConfig.from_dict(self.train)
+        if not 0 < self.dropout < 1:
+            raise ValidationError(f"dropout must be in (0, 1), got {self.dropout}")
+        if self.mc_samples < 1 or self.ensemble_size < 1:
+            raise ValidationError("mc_samples and ensemble_size must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _build(spec: InputSpec, config: BaselineConfig, dropout: float = 0.0) -> SCLNet:
+    return build_net(net_config(spec, config.net, decoder=False, dropout=dropout))
+
+
+def train_softmax_net(
+    path: str | os.PathLike,
+    spec: InputSpec,
+    config: BaselineConfig,
+    train: NetworkInputs,
+    valid: NetworkInputs,
+    seed: int,
+    dropout: float = 0.0,
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> SCLNet:
+    """Train (or load, when ``path`` exists) one cross-entropy network."""
+    path = Path(path)
+    if path.is_file():
+        return load_state(path, _build(spec, config, dropout))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = _build(spec, config, dropout)
+    augment = augmenter(spec)
+
+    def step(model, batch, generator):
+        x, extra, target = batch
+        if config.augment:
+            x = augment(x, generator=generator)
+        loss = F.cross_entropy(model(x, extra), target)
+        return loss, {"cross_entropy": loss.item()}
+
+    history = fit(
+        net,
+        step,
+        _ce_score,
+        tensors(train, spec),
+        tensors(valid, spec) if len(valid) else None,
+        TrainConfig.from_dict({**config.train, "seed": seed}),
+        checkpoint=path.with_suffix(".ckpt"),
+        description=f"{path.parent.name} {path.stem}",
+        progress=progress,
+        stop_after=stop_after,
+    )
+    write_json(path.with_suffix(".history.json"), {"epochs": history}, overwrite=True)
+    save_state(path, net)
+    return net
+
+
+def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """The temperature T > 0 minimising the mean NLL of ``softmax(logits / T)``.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> target = torch.randint(0, 5, (4000,), generator=g)
+    >>> sharp = 3.0 * F.one_hot(target, 5).float()  # right, but too confident by 3x
+    >>> noisy = sharp + torch.randn(4000, 5, generator=g) * 3.0
+    >>> 1.5 < fit_temperature(noisy, target) < 6
+    True
+    """
+    if logits.shape[0] == 0:
+        raise ValidationError("temperature scaling needs a non-empty validation split")
+    logits = logits.double()
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(logits / np.exp(log_t), target))
+
+    best = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
+    return float(np.exp(best.x))
+
+
+def _probabilities(logits: torch.Tensor) -> np.ndarray:
+    return F.softmax(logits.double(), dim=1).numpy()
+
+
+def _mc_forward(net: SCLNet, samples: int, seed: int):
+    """A forward pass averaging ``samples`` dropout masks (only dropout layers in train mode)."""
+
+    def forward(x, extra):
+        net.eval()
+        for module in net.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.train()
+        torch.manual_seed(seed)
+        mean = sum(F.softmax(net(x, extra).double(), dim=1) for _ in range(samples))
+        net.eval()
+        return mean / samples
+
+    return forward
+
+
+def train_baseline(
+    method: str,
+    model_dir: str | os.PathLike,
+    spec: InputSpec,
+    config: BaselineConfig,
+    train: NetworkInputs,
+    valid: NetworkInputs,
+    seed: int = 0,
+    softmax_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> None:
+    """Train ``method`` into ``model_dir``; ``softmax_dir`` holds the shared softmax net."""
+    if method not in NETWORK_BASELINES:
+        raise ValidationError(f"unknown network baseline {method!r}; known: {NETWORK_BASELINES}")
+    if len(train) == 0:
+        raise ValidationError("the training split is empty")
+    model_dir = Path(model_dir)
+    softmax_path = Path(softmax_dir or model_dir) / "net.pt"
+    kwargs = {"spec": spec, "config": config, "train": train, "valid": valid}
+    if method == "softmax":
+        train_softmax_net(softmax_path, seed=seed, progress=progress, **kwargs)
+    elif method == "mcdropout":
+        train_softmax_net(
+            model_dir / "net.pt", seed=seed, dropout=config.dropout, progress=progress, **kwargs
+        )
+    elif method == "ensemble":
+        train_softmax_net(softmax_path, seed=seed, progress=progress, **kwargs)
+        for member in range(1, config.ensemble_size):
+            train_softmax_net(
+                model_dir / f"member_{member}.pt", seed=seed + member, progress=progress, **kwargs
+            )
+    else:  # temperature
+        net = train_softmax_net(softmax_path, seed=seed, progress=progress, **kwargs)
+        data = tensors(valid, spec)
+        logits = predict_logits(net, data.x, data.extra)
+        write_json(
+            model_dir / "temperature.json",
+            {"temperature": fit_temperature(logits, data.target)},
+            overwrite=True,
+        )
+
+
+@torch.no_grad()
+def predict_baseline(
+    method: str,
+    model_dir: str | os.PathLike,
+    spec: InputSpec,
+    config: BaselineConfig,
+    inputs: NetworkInputs,
+    seed: int = 0,
+    softmax_dir: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """PDFs (N, B) of a trained baseline."""
+    import json
+
+    model_dir = Path(model_dir)
+    softmax_path = Path(softmax_dir or model_dir) / "net.pt"
+    x, extra = torch.from_numpy(inputs.x), torch.from_numpy(inputs.extra)
+    if method == "softmax":
+        return _probabilities(
+            predict_logits(load_state(softmax_path, _build(spec, config)), x, extra)
+        )
+    if method == "mcdropout":
+        net = load_state(model_dir / "net.pt", _build(spec, config, config.dropout))
+        return predict_logits(_mc_forward(net, config.mc_samples, seed), x, extra).numpy()
+    if method == "ensemble":
+        paths = [softmax_path] + [
+            model_dir / f"member_{m}.pt" for m in range(1, config.ensemble_size)
+        ]
+        members = [
+            _probabilities(predict_logits(load_state(p, _build(spec, config)), x, extra))
+            for p in paths
+        ]
+        return np.mean(members, axis=0)
+    if method == "temperature":
+        temperature = json.loads((model_dir / "temperature.json").read_text())["temperature"]
+        logits = predict_logits(load_state(softmax_path, _build(spec, config)), x, extra)
+        return _probabilities(logits / temperature)
+    raise ValidationError(f"unknown network baseline {method!r}; known: {NETWORK_BASELINES}")

@@ -1,0 +1,312 @@
+"""What a photo-z network reads from a GalaxySet, frozen at training time.
+
+A network trained on one band set, image size or feature list cannot be applied to data
+with another: :class:`InputSpec` records all of it (plus the feature standardisation and
+the redshift grid) in JSON next to the weights, and :func:`network_inputs` refuses, with a
+message naming the difference, data that does not match.
+
+Two kinds of input:
+
+- ``images``: one instrument's stack, the central ``crop`` × ``crop`` pixels, scaled by
+  ``sign(x) log(1 + |x|)`` as in the CLAP paper, plus scalar columns (``ebv``).
+- ``features``: catalog columns (by default every ``mag_*`` with its ``magerr_*``),
+  standardised with the training split's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from clapkit.data import GalaxySet
+from clapkit.errors import ValidationError
+from clapkit.metrics import check_edges
+from clapkit.photoz.inputs import check_training_redshifts
+
+KINDS = ("images", "features")
+#: Rows read from an image stack at once while preparing inputs.
+_READ_ROWS = 1024
+
+
+@dataclass
+class InputSpec:
+    """Everything a trained network assumes about its input data.
+
+    Attributes
+    ----------
+    kind : {"images", "features"}
+    edges : list of float
+        Output redshift bin edges.
+    instrument : str
+        Image stack used (``images`` only).
+    bands : list of str
+        Band names of that stack, in order (``images`` only).
+    image_size : int
+        Side of the stored images (``images`` only).
+    crop : int
+        Side of the central cut the network sees (``images`` only).
+    columns : list of str
+        Catalog columns: the features (``features``) or the extra scalars (``images``).
+    mean, std : list of float
+        Standardisation of ``columns`` from the training split.
+    """
+
+    kind: str
+    edges: list[float]
+    instrument: str = ""
+    bands: list[str] = field(default_factory=list)
+    image_size: int = 0
+    crop: int = 0
+    columns: list[str] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValidationError(f"input kind must be one of {KINDS}, got {self.kind!r}")
+        check_edges(np.asarray(self.edges, dtype=np.float64))
+        if self.kind == "images" and not (0 < self.crop <= self.image_size):
+            raise ValidationError(
+                f"crop must be in 1..image_size={self.image_size}, got {self.crop}"
+            )
+        if self.kind == "features" and not self.columns:
+            raise ValidationError("a features input needs at least one column")
+
+    @property
+    def n_bins(self) -> int:
+        """Number of output redshift bins."""
+        return len(self.edges) - 1
+
+    @property
+    def n_extra(self) -> int:
+        """Scalars fed next to the images (0 for features)."""
+        return len(self.columns) if self.kind == "images" else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are refused."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValidationError(f"unknown input-spec keys {sorted(unknown)}")
+        return cls(**data)
+
+    def net_sizes(self) -> dict[str, int]:
+        """The size fields of :class:`clapkit.nets.NetConfig` this input implies."""
+        if self.kind == "images":
+            return {
+                "n_bands": len(self.bands),
+                "image_size": self.crop,
+                "n_extra": self.n_extra,
+                "n_bins": self.n_bins,
+            }
+        return {"n_features": len(self.columns), "n_extra": 0, "n_bins": self.n_bins}
+
+
+@dataclass
+class NetworkInputs:
+    """Arrays ready for a network, one row per galaxy.
+
+    ``x`` is ``(N, bands, crop, crop)`` scaled images or ``(N, features)`` standardised
+    features; ``extra`` is ``(N, n_extra)``; ``z`` holds NaN where the catalog has no
+    redshift column.
+    """
+
+    x: NDArray[np.float32]
+    extra: NDArray[np.float32]
+    z: NDArray[np.float64]
+    ids: NDArray
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def take(self, rows: NDArray[np.intp]) -> NetworkInputs:
+        """The given rows."""
+        return NetworkInputs(self.x[rows], self.extra[rows], self.z[rows], self.ids[rows])
+
+
+def default_feature_columns(galaxies: GalaxySet) -> list[str]:
+    """Every ``mag_*`` column with its ``magerr_*`` partner, in catalog order.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"id": [1], "z": [0.1], "mag_g": [18.0], "magerr_g": [0.02], "mag_r": [17.0]})
+    >>> default_feature_columns(GalaxySet(t))
+    ['mag_g', 'magerr_g', 'mag_r']
+    """
+    names = galaxies.catalog.colnames
+    columns: list[str] = []
+    for name in names:
+        if name.startswith("mag_"):
+            columns.append(name)
+            partner = "magerr_" + name[len("mag_") :]
+            if partner in names:
+                columns.append(partner)
+    if not columns:
+        raise ValidationError(
+            "the catalog has no mag_* columns to use as features; pass --features COLS"
+        )
+    return columns
+
+
+def _column_matrix(galaxies: GalaxySet, columns: Sequence[str], what: str) -> NDArray:
+    catalog = galaxies.catalog
+    missing = [c for c in columns if c not in catalog.colnames]
+    if missing:
+        raise ValidationError(f"the catalog lacks {what} columns {missing}")
+    if not columns:
+        return np.zeros((len(galaxies), 0))
+    values = np.column_stack([np.asarray(catalog[c], dtype=np.float64) for c in columns])
+    bad = ~np.isfinite(values)
+    if np.any(bad):
+        row, col = np.argwhere(bad)[0]
+        raise ValidationError(
+            f"{what} column {columns[col]!r} is not finite for galaxy id "
+            f"{galaxies.ids[row]} (row {row}; {int(bad[:, col].sum())} such rows); "
+            "select galaxies with valid values first"
+        )
+    return values
+
+
+def make_input_spec(
+    train: GalaxySet,
+    edges: NDArray[np.float64],
+    *,
+    features: Sequence[str] | None = None,
+    instrument: str | None = None,
+    crop: int | None = None,
+    extra_columns: Sequence[str] = ("ebv",),
+) -> InputSpec:
+    """Choose the inputs from the training galaxies and freeze their standardisation.
+
+    Images are used when the set has a stack and no ``features`` are asked for: the
+    stack ``instrument`` (the only one, or ``sdss`` when there are several).
+    """
+    edges = [float(e) for e in check_edges(np.asarray(edges, dtype=np.float64))]
+    if len(train) == 0:
+        raise ValidationError("the training split is empty")
+    if features is not None or not train.stacks:
+        columns = list(features) if features is not None else default_feature_columns(train)
+        values = _column_matrix(train, columns, "feature")
+        return InputSpec("features", edges, columns=columns, **_standardisation(values, columns))
+    if instrument is None:
+        names = sorted(train.stacks)
+        instrument = names[0] if len(names) == 1 else "sdss" if "sdss" in names else None
+        if instrument is None:
+            raise ValidationError(f"several image stacks {names}: choose one with --instrument")
+    if instrument not in train.stacks:
+        raise ValidationError(f"no image stack {instrument!r}; the data has {sorted(train.stacks)}")
+    stack = train.stacks[instrument]
+    size = int(stack.shape[-1])
+    columns = [c for c in extra_columns if c in train.catalog.colnames]
+    values = _column_matrix(train, columns, "extra")
+    return InputSpec(
+        "images",
+        edges,
+        instrument=instrument,
+        bands=list(stack.bands),
+        image_size=size,
+        crop=size if crop is None else int(crop),
+        columns=columns,
+        **_standardisation(values, columns),
+    )
+
+
+def _standardisation(values: NDArray, columns: Sequence[str]) -> dict[str, list[float]]:
+    mean = values.mean(axis=0) if values.shape[0] else np.zeros(values.shape[1])
+    std = values.std(axis=0) if values.shape[0] else np.ones(values.shape[1])
+    std = np.where(std > 0, std, 1.0)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def check_compatible(spec: InputSpec, galaxies: GalaxySet) -> None:
+    """Refuse data the network was not trained for, naming the difference."""
+    if spec.kind == "features":
+        missing = [c for c in spec.columns if c not in galaxies.catalog.colnames]
+        if missing:
+            raise ValidationError(
+                f"the model was trained on catalog features {spec.columns}; "
+                f"this data lacks {missing}"
+            )
+        return
+    stack = galaxies.stacks.get(spec.instrument)
+    if stack is None:
+        raise ValidationError(
+            f"the model was trained on {spec.instrument!r} images; "
+            f"this data has stacks {sorted(galaxies.stacks)}"
+        )
+    if list(stack.bands) != spec.bands:
+        raise ValidationError(
+            f"the model was trained on bands {spec.bands} of {spec.instrument!r}; "
+            f"this data has {list(stack.bands)}"
+        )
+    if tuple(stack.shape[-2:]) != (spec.image_size, spec.image_size):
+        raise ValidationError(
+            f"the model was trained on {spec.image_size}x{spec.image_size} images; "
+            f"this data has {stack.shape[-2]}x{stack.shape[-1]}"
+        )
+    missing = [c for c in spec.columns if c not in galaxies.catalog.colnames]
+    if missing:
+        raise ValidationError(f"the model also reads catalog columns {missing}; they are missing")
+
+
+def scale_images(images: NDArray) -> NDArray[np.float32]:
+    """The CLAP paper's pixel scaling, ``sign(x) log(1 + |x|)``.
+
+    Examples
+    --------
+    >>> scale_images(np.array([-np.e + 1, 0.0, np.e - 1])).round(6).tolist()
+    [-1.0, 0.0, 1.0]
+    """
+    return (np.sign(images) * np.log1p(np.abs(images))).astype(np.float32)
+
+
+def network_inputs(
+    spec: InputSpec, galaxies: GalaxySet, *, require_z: bool = False, progress: bool = False
+) -> NetworkInputs:
+    """Read, check and transform the inputs of ``galaxies`` as ``spec`` prescribes.
+
+    ``require_z`` (training) asks for a finite redshift on the grid for every galaxy.
+    """
+    check_compatible(spec, galaxies)
+    catalog = galaxies.catalog
+    n = len(galaxies)
+    if "z" in catalog.colnames:
+        z = np.asarray(catalog["z"], dtype=np.float64)
+        if require_z:
+            z = check_training_redshifts(z, n, np.asarray(spec.edges), "column z")
+    elif require_z:
+        raise ValidationError("the catalog has no redshift column 'z' to train on")
+    else:
+        z = np.full(n, np.nan)
+    mean, std = np.asarray(spec.mean), np.asarray(spec.std)
+    if spec.kind == "features":
+        x = (_column_matrix(galaxies, spec.columns, "feature") - mean) / std
+        return NetworkInputs(x.astype(np.float32), np.zeros((n, 0), np.float32), z, galaxies.ids)
+    extra = (_column_matrix(galaxies, spec.columns, "extra") - mean) / std
+    stack = galaxies.stacks[spec.instrument]
+    lo = (spec.image_size - spec.crop) // 2
+    cut = slice(lo, lo + spec.crop)
+    x = np.empty((n, len(spec.bands), spec.crop, spec.crop), dtype=np.float32)
+    starts = range(0, n, _READ_ROWS)
+    for start in tqdm(starts, desc="reading images", unit="block", disable=not progress):
+        rows = slice(start, min(start + _READ_ROWS, n))
+        block = np.asarray(stack.take(rows).images[..., cut, cut])
+        bad = ~np.isfinite(block)
+        if np.any(bad):
+            row = int(np.argwhere(bad)[0][0]) + start
+            raise ValidationError(
+                f"{spec.instrument} images of galaxy id {galaxies.ids[row]} (row {row}) "
+                "hold NaN or infinite pixels"
+            )
+        x[rows] = scale_images(block)
+    return NetworkInputs(x, extra.astype(np.float32), z, galaxies.ids)

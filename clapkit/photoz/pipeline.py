@@ -1,0 +1,478 @@
+"""Train and predict every photo-z method through a run directory.
+
+``train_run`` reads a GalaxySet file (its ``split`` column: ``train``, ``valid``), freezes
+the inputs (:class:`~clapkit.photoz.network_inputs.InputSpec`) and the redshift grid, and
+trains the chosen methods into ``<run>/models/<method>/``. ``predict_run`` applies them
+to the galaxies of a data file (its ``test`` split by default) and writes
+``<run>/pdfs/<method>.h5`` — CLAP as ``clap_raw``, ``clap_recal``, ``clap_refit`` and
+``clap`` — plus ``<run>/clap/knn.h5``, what the dashboards show of CLAP's neighbours.
+
+``<run>/train.json`` records the clapkit version, the configuration, the input spec and,
+per method, whether it finished and how long it took: a second ``train_run`` with the
+same settings skips finished methods and resumes unfinished ones from their checkpoints;
+different settings are refused unless ``overwrite`` (which clears models, PDFs and
+metrics first).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+import clapkit
+from clapkit.atomic import atomic_path, check_writable
+from clapkit.data import GalaxySet
+from clapkit.errors import FileFormatError, OverwriteError, ValidationError
+from clapkit.h5files import mark_complete, open_checked, write_header
+from clapkit.metrics import PDFs
+from clapkit.photoz.baselines import KNNPhotoZ, select_k
+from clapkit.photoz.clap import STAGES, CLAPConfig, predict_clap, train_clap
+from clapkit.photoz.features import default_edges, photometry_features
+from clapkit.photoz.network_baselines import (
+    NETWORK_BASELINES,
+    BaselineConfig,
+    predict_baseline,
+    train_baseline,
+)
+from clapkit.photoz.network_inputs import InputSpec, make_input_spec, network_inputs
+from clapkit.runs import RunDir
+
+METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry")
+DETAILS_FORMAT = "clapkit.CLAPDetails"
+
+#: Settings of the two network sizes; a ``--config`` file overrides any part of them.
+#: ``clap.loss`` weighs the SCL terms on images (the paper's c = 100 for the
+#: reconstruction of sign-log pixels, mostly sky near 0); ``mlp_loss`` overrides it for
+#: catalog features, which are standardised to unit variance: there a reconstruction
+#: weight of 100 drowns the redshift terms (measured: validation cross-entropy no better
+#: than uniform after 10 epochs, against 1.1 with a weight of 1).
+PRESETS: dict[str, dict[str, Any]] = {
+    "compact": {
+        "crop": 32,
+        "seed": 0,
+        "net": {"kind": "compact", "width": 32, "rest_dim": 64},
+        "mlp": {"hidden": [256, 256], "rest_dim": 32},
+        "mlp_loss": {"reconstruction": 1.0},
+        "train": {"epochs": 15, "batch_size": 128, "learning_rate": 2e-3},
+        "clap": {"n_realisations": 3, "refit": {"epochs": 60, "batch_size": 64}},
+        "baselines": {"ensemble_size": 3, "mc_samples": 30, "dropout": 0.3},
+        "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+    },
+    "paper": {
+        "crop": 64,
+        "seed": 0,
+        "net": {"kind": "paper", "width": 64, "rest_dim": 512},
+        "mlp": {"hidden": [512, 512, 512], "rest_dim": 64},
+        "mlp_loss": {"reconstruction": 1.0},
+        "train": {"epochs": 60, "batch_size": 128, "learning_rate": 1e-3},
+        "clap": {"n_realisations": 10, "refit": {"epochs": 50, "batch_size": 128}},
+        "baselines": {"ensemble_size": 5, "mc_samples": 50, "dropout": 0.3},
+        "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+    },
+}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` applied recursively (dicts merge, other values replace).
+
+    Examples
+    --------
+    >>> merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}})
+    {'a': {'x': 1, 'y': 3}, 'b': 1}
+    """
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_config(override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full configuration: the preset named in ``override`` (default ``compact``)
+    with ``override`` applied; unknown top-level keys are refused."""
+    override = dict(override or {})
+    preset = override.pop("preset", "compact")
+    if preset not in PRESETS:
+        raise ValidationError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    unknown = set(override) - set(PRESETS[preset])
+    if unknown:
+        raise ValidationError(
+            f"unknown configuration keys {sorted(unknown)}; known: {sorted(PRESETS[preset])}"
+        )
+    config = {"preset": preset, **merge(PRESETS[preset], override)}
+    _method_configs(config, "images")  # validate early
+    _method_configs(config, "features")
+    return config
+
+
+def _method_configs(config: dict[str, Any], kind: str) -> tuple[CLAPConfig, BaselineConfig]:
+    net = config["net"] if kind == "images" else {"kind": "mlp", **config["mlp"]}
+    clap_options = dict(config["clap"])
+    if kind == "features":
+        clap_options["loss"] = {**clap_options.get("loss", {}), **config["mlp_loss"]}
+    clap = CLAPConfig(**{"train": config["train"], **clap_options, "net": net})
+    base = BaselineConfig(**{"train": config["train"], **config["baselines"], "net": net})
+    return clap, base
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``--config`` JSON file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise FileFormatError(f"{path}: config file not found") from err
+    except json.JSONDecodeError as err:
+        raise FileFormatError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{path}: the config must be a JSON object")
+    return data
+
+
+def parse_methods(methods: str | Sequence[str]) -> list[str]:
+    """``"all"``, a comma-separated string or a list, checked against :data:`METHODS`."""
+    if isinstance(methods, str):
+        methods = list(METHODS) if methods == "all" else methods.split(",")
+    names = [m.strip() for m in methods if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise ValidationError(f"unknown methods {unknown}; choose from {list(METHODS)} or 'all'")
+    return names
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_galaxies(path: str | os.PathLike) -> GalaxySet:
+    """Open a GalaxySet file, with a clear error when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: data file not found")
+    return GalaxySet.load(path)
+
+
+def _split(galaxies: GalaxySet, name: str, path: Any) -> GalaxySet:
+    if "split" not in galaxies.catalog.colnames:
+        raise ValidationError(
+            f"{path}: the catalog has no 'split' column (train/valid/test); "
+            "assign one with GalaxySet.with_splits or `clapkit simulate`"
+        )
+    labels = np.asarray(galaxies.catalog["split"]).astype(str)
+    return galaxies[np.flatnonzero(labels == name)]
+
+
+class TrainingRun:
+    """The training state of a run directory (``train.json``)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.path = run.root / "train.json"
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def read(self) -> dict[str, Any]:
+        record = self.run.read_json("train.json")
+        version = record.get("clapkit_version")
+        if version != clapkit.__version__:
+            raise ValidationError(
+                f"{self.run.root} was trained with clapkit {version}, this is "
+                f"{clapkit.__version__}; train it again (--overwrite)"
+            )
+        return record
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.run.write_json("train.json", record, overwrite=True)
+
+
+def _clear(run: RunDir) -> None:
+    for name in ("models", "pdfs", "clap"):
+        shutil.rmtree(run.root / name, ignore_errors=True)
+    for name in ("train.json", "predict.json", "metrics.json"):
+        (run.root / name).unlink(missing_ok=True)
+
+
+def train_run(
+    data: str | os.PathLike,
+    run: str | os.PathLike | RunDir,
+    methods: str | Sequence[str] = "clap",
+    *,
+    config: dict[str, Any] | None = None,
+    features: Sequence[str] | None = None,
+    instrument: str | None = None,
+    z_max: float | None = None,
+    n_bins: int = 180,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``methods`` on the ``train`` split of ``data`` into the run directory.
+
+    Returns the ``train.json`` record.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    names = parse_methods(methods)
+    config = resolve_config(config)
+    galaxies = load_galaxies(data)
+    train, valid = _split(galaxies, "train", data), _split(galaxies, "valid", data)
+    if len(train) == 0:
+        raise ValidationError(f"{data}: the training split is empty")
+    if "z" not in galaxies.catalog.colnames:
+        raise ValidationError(f"{data}: the catalog has no redshift column 'z'")
+    train_z = np.asarray(train.catalog["z"], dtype=np.float64)
+    if not np.all(np.isfinite(train_z)):
+        raise ValidationError(f"{data}: column z is not finite in the training split")
+    if z_max is None:  # the grid holds every training redshift
+        z_max = max(0.1, float(np.ceil(train_z.max() * 10) / 10))
+    edges = default_edges(train_z, n_bins=n_bins, z_max=z_max)
+    spec = make_input_spec(
+        train,
+        edges,
+        features=features,
+        instrument=instrument,
+        crop=min(config["crop"], _image_size(train, instrument)) if features is None else None,
+    )
+    settings = {"config": config, "input_spec": spec.to_dict()}
+
+    tracker = TrainingRun(run)
+    if tracker.exists() and overwrite:
+        _clear(run)
+    if tracker.exists():
+        record = tracker.read()
+        if {k: record.get(k) for k in settings} != settings:
+            raise OverwriteError(
+                f"{run.root} holds a training with other settings (config or inputs); "
+                "use --overwrite to replace it"
+            )
+    elif (run.root / "pdfs").is_dir() and any((run.root / "pdfs").iterdir()) and not overwrite:
+        raise OverwriteError(f"{run.root} already holds PDFs; use --overwrite to replace them")
+    else:
+        run.root.mkdir(parents=True, exist_ok=True)
+        record = {"data": str(data), **settings, "methods": {}}
+        tracker.write(record)
+
+    log(f"inputs: {_describe(spec)}; train {len(train)}, valid {len(valid)} galaxies")
+    train_inputs = network_inputs(spec, train, require_z=True, progress=progress)
+    valid_inputs = network_inputs(spec, valid, require_z=True, progress=progress)
+    clap_config, base_config = _method_configs(config, spec.kind)
+    seed = int(config["seed"])
+    for method in _with_dependencies(names):
+        done = record["methods"].get(method, {})
+        if done.get("status") == "done":
+            log(f"{method}: already trained, kept")
+            continue
+        start = time.perf_counter()
+        folder = run.root / "models" / method
+        if method == "clap":
+            train_clap(folder, spec, clap_config, train_inputs, valid_inputs, seed, progress)
+        elif method == "knn_photometry":
+            _train_knn_photometry(folder, spec, config, train, valid, edges)
+        else:
+            train_baseline(
+                method,
+                folder,
+                spec,
+                base_config,
+                train_inputs,
+                valid_inputs,
+                seed,
+                softmax_dir=run.root / "models" / "softmax",
+                progress=progress,
+            )
+        seconds = time.perf_counter() - start
+        record["methods"][method] = {"status": "done", "train_seconds": seconds}
+        tracker.write(record)
+        log(f"{method}: trained in {seconds:.0f} s")
+    return record
+
+
+def _with_dependencies(names: list[str]) -> list[str]:
+    # The ensemble and the temperature scaling reuse the softmax network.
+    ordered = []
+    for name in names:
+        if name in ("ensemble", "temperature") and "softmax" not in ordered:
+            ordered.append("softmax")
+        if name not in ordered:
+            ordered.append(name)
+    return ordered
+
+
+def _image_size(galaxies: GalaxySet, instrument: str | None) -> int:
+    if not galaxies.stacks:
+        return 0
+    stack = galaxies.stacks.get(instrument or "sdss") or next(iter(galaxies.stacks.values()))
+    return int(stack.shape[-1])
+
+
+def _describe(spec: InputSpec) -> str:
+    if spec.kind == "images":
+        return (
+            f"{spec.instrument} images {''.join(spec.bands)} cut to {spec.crop}x{spec.crop} "
+            f"+ {spec.columns}, {spec.n_bins} bins on [{spec.edges[0]}, {spec.edges[-1]}]"
+        )
+    return f"catalog features {spec.columns}, {spec.n_bins} bins on [{spec.edges[0]}, {spec.edges[-1]}]"
+
+
+# ----------------------------------------------------------------------------- KNN photometry
+
+
+def _photometry_bands(spec: InputSpec, galaxies: GalaxySet) -> list[str]:
+    if spec.kind == "images":
+        bands = list(spec.bands)
+    else:
+        bands = [c[len("mag_") :] for c in spec.columns if c.startswith("mag_")]
+    missing = [b for b in bands if f"mag_{b}" not in galaxies.catalog.colnames]
+    if len(bands) < 2 or missing:
+        raise ValidationError(
+            f"the photometry KNN needs mag_* columns of at least two bands; missing {missing}"
+        )
+    return bands
+
+
+def _knn_features(galaxies: GalaxySet, bands: list[str]) -> np.ndarray:
+    reference = "r" if "r" in bands else bands[-1]
+    return photometry_features(galaxies.catalog, bands=bands, reference=reference)[0]
+
+
+def _train_knn_photometry(folder, spec, config, train, valid, edges) -> None:
+    bands = _photometry_bands(spec, train)
+    x_train, x_valid = _knn_features(train, bands), _knn_features(valid, bands)
+    z_train = np.asarray(train.catalog["z"], dtype=np.float64)
+    z_valid = np.asarray(valid.catalog["z"], dtype=np.float64)
+    k, scores = select_k(
+        x_train, z_train, x_valid, z_valid, edges, config["knn_photometry"]["candidates"]
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "knn.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, "clapkit.KNNPhotoZ", 1)
+        f.attrs["k"] = k
+        f.attrs["bands"] = json.dumps(bands)
+        f.attrs["validation_crps"] = json.dumps({str(key): v for key, v in scores.items()})
+        f.create_dataset("features", data=x_train)
+        f.create_dataset("z", data=z_train)
+        mark_complete(f)
+
+
+def _predict_knn_photometry(folder: Path, spec: InputSpec, galaxies: GalaxySet) -> np.ndarray:
+    with open_checked(folder / "knn.h5", "clapkit.KNNPhotoZ", 1, "a KNN model") as f:
+        k, bands = int(f.attrs["k"]), json.loads(f.attrs["bands"])
+        x_train, z_train = f["features"][()], f["z"][()]
+    model = KNNPhotoZ(spec.edges, k=k).fit(x_train, z_train)
+    return model.predict(_knn_features(galaxies, bands))
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def output_methods(trained: Sequence[str]) -> list[str]:
+    """PDF files a prediction writes for these trained methods (CLAP writes 4 stages)."""
+    out: list[str] = []
+    for method in trained:
+        out.extend(STAGES if method == "clap" else [method])
+    return out
+
+
+def predict_run(
+    run: str | os.PathLike | RunDir,
+    data: str | os.PathLike,
+    *,
+    split: str | None = "test",
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """PDFs of every trained method for the ``split`` galaxies of ``data`` (all galaxies
+    when ``split`` is None or the file has no split column). Returns timings per method."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    tracker = TrainingRun(run)
+    if not tracker.exists():
+        raise FileFormatError(f"{run.root}: no train.json; run `clapkit train` first")
+    record = tracker.read()
+    trained = [m for m, s in record["methods"].items() if s.get("status") == "done"]
+    if not trained:
+        raise ValidationError(f"{run.root}: no method has finished training")
+    spec = InputSpec.from_dict(record["input_spec"])
+    config = record["config"]
+    outputs = output_methods(trained)
+    for method in outputs:
+        check_writable(run.pdf_path(method), overwrite)
+    if "clap" in trained:
+        check_writable(run.root / "clap" / "knn.h5", overwrite)
+
+    galaxies = load_galaxies(data)
+    if split is not None and "split" in galaxies.catalog.colnames:
+        galaxies = _split(galaxies, split, data)
+        if len(galaxies) == 0:
+            raise ValidationError(f"{data}: the {split!r} split is empty")
+    inputs = network_inputs(spec, galaxies, progress=progress)
+    z_true = inputs.z if np.all(np.isfinite(inputs.z)) else None
+    clap_config, base_config = _method_configs(config, spec.kind)
+    seed = int(config["seed"])
+    timings: dict[str, Any] = {}
+    for method in trained:
+        start = time.perf_counter()
+        folder = run.root / "models" / method
+        if method == "clap":
+            prediction = predict_clap(folder, spec, clap_config, inputs, progress)
+            results = prediction.pdfs
+            _save_clap_details(run.root / "clap" / "knn.h5", prediction, inputs.ids)
+        elif method == "knn_photometry":
+            results = {method: _predict_knn_photometry(folder, spec, galaxies)}
+        else:
+            p = predict_baseline(
+                method,
+                folder,
+                spec,
+                base_config,
+                inputs,
+                seed,
+                softmax_dir=run.root / "models" / "softmax",
+            )
+            results = {method: p}
+        seconds = time.perf_counter() - start
+        for name, p in results.items():
+            pdfs = PDFs(p, np.asarray(spec.edges), z_true=z_true, ids=inputs.ids)
+            run.save_pdfs(name, pdfs, config={"method": method, **config}, overwrite=overwrite)
+        timings[method] = {"seconds": seconds, "galaxies_per_second": len(inputs) / seconds}
+        log(f"{method}: {len(inputs)} galaxies in {seconds:.1f} s")
+    run.write_json(
+        "predict.json", {"data": str(data), "split": split, "timings": timings}, overwrite=True
+    )
+    return timings
+
+
+def _save_clap_details(path: Path, prediction, target_ids: np.ndarray) -> None:
+    """What the dashboards show of CLAP's first realisation (see :class:`CLAPPrediction`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    knn = prediction.knn
+    with atomic_path(path, overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, DETAILS_FORMAT, 1)
+        _ids(f, "id", target_ids)
+        f.create_dataset("k", data=knn.k)
+        f.create_dataset("k_grid", data=knn.k_grid)
+        f.create_dataset("neighbours", data=knn.neighbours, compression="gzip")
+        f.create_dataset("local_pit_hist", data=knn.local_pit_hist)
+        f.create_dataset("w1", data=knn.w1)
+        f.create_dataset("latent", data=prediction.latent)
+        f.create_dataset("train_latent", data=prediction.train_latent)
+        f.create_dataset("train_z", data=prediction.train_z)
+        _ids(f, "train_id", prediction.train_ids)
+        mark_complete(f)
+
+
+def _ids(f: h5py.File, name: str, ids: np.ndarray) -> None:
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "UO":
+        f.create_dataset(name, data=ids.astype(object), dtype=h5py.string_dtype())
+    else:
+        f.create_dataset(name, data=ids)

@@ -1,0 +1,289 @@
+"""The training loop every photo-z network shares, resumable from its last checkpoint.
+
+One explicit order per epoch (as in nanoGPT): set the learning rate, then for every
+batch forward/backward/step, then score the validation split, keep the best weights,
+write the checkpoint and log. Randomness is derived from ``(seed, epoch)`` — the batch
+order from ``np.random.default_rng``, augmentations and dropout from torch generators
+seeded per epoch — so a run killed after epoch ``e`` and resumed from its checkpoint
+repeats exactly the epochs an uninterrupted run would have done.
+
+Checkpoints hold state dicts, numbers and JSON strings only, so they load with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from clapkit.atomic import atomic_path
+from clapkit.errors import FileFormatError, ValidationError
+
+#: A batch: inputs, extra scalars, target (bin index or soft label), as tensors.
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+#: ``step(net, batch, generator) -> (loss, parts)``: the loss of one training batch.
+StepFn = Callable[[nn.Module, Batch, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
+#: ``score(net, batch) -> summed loss``: validation loss of a batch (lower is better).
+ScoreFn = Callable[[nn.Module, Batch], float]
+
+
+@dataclass
+class TrainConfig:
+    """How a network is optimised (AdamW with a cosine learning-rate decay).
+
+    Attributes
+    ----------
+    epochs : int
+    batch_size : int
+    learning_rate : float
+        Peak learning rate, reached after ``warmup_epochs`` and decayed to 5% of it.
+    weight_decay : float
+    warmup_epochs : int
+    seed : int
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValidationError(
+                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
+        if not self.learning_rate > 0:
+            raise ValidationError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from JSON data; unknown keys are refused."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValidationError(f"unknown training options {sorted(unknown)}")
+        return cls(**data)
+
+    def lr(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based): linear warm-up, then cosine decay."""
+        if epoch < self.warmup_epochs:
+            return self.learning_rate * (epoch + 1) / (self.warmup_epochs + 1)
+        span = max(1, self.epochs - self.warmup_epochs)
+        progress = (epoch - self.warmup_epochs) / span
+        return self.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class TensorData:
+    """Inputs, extra scalars and targets of N galaxies as tensors."""
+
+    x: torch.Tensor
+    extra: torch.Tensor
+    target: torch.Tensor
+
+    def __post_init__(self) -> None:
+        n = self.x.shape[0]
+        if self.extra.shape[0] != n or self.target.shape[0] != n:
+            raise ValidationError(
+                f"inputs, extra and targets differ in length: "
+                f"{n}, {self.extra.shape[0]}, {self.target.shape[0]}"
+            )
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batches(self, size: int, order: np.ndarray | None = None) -> Iterator[Batch]:
+        """Batches of ``size`` rows, in ``order`` when given."""
+        n = len(self)
+        for start in range(0, n, size):
+            if order is None:
+                rows: slice | torch.Tensor = slice(start, start + size)
+            else:
+                rows = torch.from_numpy(order[start : start + size])
+            yield self.x[rows], self.extra[rows], self.target[rows]
+
+
+class Interrupt(Exception):
+    """Raised by a ``stop_after`` hook to end training as a killed process would."""
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt file
+        raise FileFormatError(f"{path}: not a readable checkpoint ({err})") from err
+
+
+def fit(
+    net: nn.Module,
+    step: StepFn,
+    score: ScoreFn,
+    train_data: TensorData,
+    valid_data: TensorData | None,
+    config: TrainConfig,
+    *,
+    parameters: list[nn.Parameter] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    description: str = "train",
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> list[dict[str, float]]:
+    """Train ``net`` in place and leave it with its best weights on the validation split.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    step, score : callables
+        The training loss of a batch and the summed validation loss of a batch.
+    train_data, valid_data : TensorData
+        Without validation data the last epoch's weights are kept.
+    config : TrainConfig
+    parameters : list of Parameter, optional
+        What to optimise (default: every parameter of ``net``).
+    checkpoint : path, optional
+        Written after every epoch; when it exists, training resumes from it (its config
+        must equal ``config``) and it is removed once training ends.
+    stop_after : int, optional
+        Stop (raise :class:`Interrupt`) after this many epochs of this call, as a
+        killed process would: used to test resuming.
+
+    Returns
+    -------
+    list of dict
+        One record per epoch: learning rate, mean training loss terms, validation loss.
+    """
+    if len(train_data) == 0:
+        raise ValidationError("the training split is empty")
+    parameters = list(net.parameters()) if parameters is None else parameters
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    config_json = json.dumps(asdict(config), sort_keys=True)
+    history: list[dict[str, float]] = []
+    best_score, best_state, first_epoch = math.inf, None, 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = _load_checkpoint(path)
+        if state.get("config") != config_json:
+            raise ValidationError(
+                f"{path}: checkpoint of a different training config; "
+                "remove it (or use --overwrite) to start again"
+            )
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = json.loads(state["history"])
+        first_epoch = int(state["epoch"]) + 1
+        best_score = float(state["best_score"])
+        best_state = state["best_model"]
+
+    epochs = tqdm(
+        range(first_epoch, config.epochs),
+        desc=description,
+        unit="epoch",
+        initial=first_epoch,
+        total=config.epochs,
+        disable=not progress,
+    )
+    for done, epoch in enumerate(epochs, start=1):
+        # 1. learning rate
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr(epoch)
+        # 2. one pass over the training data, in an order fixed by (seed, epoch)
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_data))
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        torch.manual_seed(config.seed * 100_019 + epoch)  # dropout
+        net.train()
+        totals: dict[str, float] = {}
+        n_seen = 0
+        for batch in train_data.batches(config.batch_size, order):
+            loss, parts = step(net, batch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            size = batch[0].shape[0]
+            n_seen += size
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value * size
+        record = {"epoch": epoch, "lr": config.lr(epoch)}
+        record.update({key: value / n_seen for key, value in totals.items()})
+        # 3. validation and best weights
+        if valid_data is not None and len(valid_data):
+            net.eval()
+            with torch.no_grad():
+                total = sum(score(net, b) for b in valid_data.batches(4 * config.batch_size))
+            record["valid_loss"] = total / len(valid_data)
+            if record["valid_loss"] < best_score:
+                best_score = record["valid_loss"]
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        history.append(record)
+        # 4. checkpoint
+        if path is not None:
+            with atomic_path(path, overwrite=True) as tmp:
+                torch.save(
+                    {
+                        "model": net.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "epoch": epoch,
+                        "best_score": best_score,
+                        "best_model": best_state if best_state is not None else {},
+                        "history": json.dumps(history),
+                        "config": config_json,
+                    },
+                    tmp,
+                )
+        # 5. log
+        epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+        if stop_after is not None and done >= stop_after and epoch < config.epochs - 1:
+            raise Interrupt(f"stopped after epoch {epoch}")
+    if best_state:
+        net.load_state_dict(best_state)
+    net.eval()
+    if path is not None and path.exists():
+        path.unlink()
+    return history
+
+
+@torch.no_grad()
+def predict_logits(
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    extra: torch.Tensor,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """``forward(x, extra)`` over batches, concatenated: (N, ...)."""
+    parts = [
+        forward(x[s : s + batch_size], extra[s : s + batch_size])
+        for s in range(0, x.shape[0], batch_size)
+    ]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def save_state(path: str | os.PathLike, module: nn.Module, overwrite: bool = True) -> Path:
+    """Write a state dict atomically."""
+    with atomic_path(path, overwrite) as tmp:
+        torch.save(module.state_dict(), tmp)
+    return Path(path)
+
+
+def load_state(path: str | os.PathLike, module: nn.Module) -> nn.Module:
+    """Load a state dict written by :func:`save_state` into ``module`` (weights only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: missing model weights")
+    state = _load_checkpoint(path)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise FileFormatError(f"{path}: weights do not fit the configured network ({err})") from err
+    return module.eval()

@@ -1,0 +1,99 @@
+"""Shapes of encoders, estimator and decoders, and their input checks."""
+
+import pytest
+import torch
+
+from clapkit.errors import ValidationError
+from clapkit.nets import (
+    CompactEncoder,
+    Estimator,
+    FeatureDecoder,
+    ImageDecoder,
+    InceptionEncoder,
+    MLPEncoder,
+)
+
+
+@pytest.mark.parametrize("size", [16, 24, 32, 64])
+def test_compact_encoder_shapes(size):
+    torch.manual_seed(0)
+    enc = CompactEncoder(n_bands=5, image_size=size, latent_dim=16, rest_dim=12, width=8)
+    v_a, v_b = enc(torch.randn(3, 5, size, size), torch.randn(3, 1))
+    assert v_a.shape == (3, 16)
+    assert v_b.shape == (3, 12)
+    assert torch.isfinite(v_a).all() and torch.isfinite(v_b).all()
+
+
+def test_compact_encoder_reads_the_extra_scalars():
+    torch.manual_seed(0)
+    enc = CompactEncoder(n_bands=2, image_size=16, n_extra=1, width=8)
+    x = torch.randn(2, 2, 16, 16)
+    v0, _ = enc(x, torch.zeros(2, 1))
+    v1, _ = enc(x, torch.ones(2, 1))
+    assert not torch.allclose(v0, v1)
+
+
+def test_compact_encoder_without_extra():
+    enc = CompactEncoder(n_bands=2, image_size=16, n_extra=0, width=8)
+    v_a, _ = enc(torch.zeros(2, 2, 16, 16))
+    assert v_a.shape == (2, 16)
+
+
+def test_encoder_input_checks():
+    enc = CompactEncoder(n_bands=5, image_size=16, width=8)
+    with pytest.raises(ValidationError, match=r"\('B', 5, 16, 16\)"):
+        enc(torch.zeros(2, 4, 16, 16), torch.zeros(2, 1))
+    with pytest.raises(ValidationError, match=r"\('B', 5, 16, 16\), got \(2, 5, 32, 32\)"):
+        enc(torch.zeros(2, 5, 32, 32), torch.zeros(2, 1))
+    with pytest.raises(ValidationError, match="extra"):
+        enc(torch.zeros(2, 5, 16, 16))
+    with pytest.raises(ValidationError, match=r"extra must have shape \(2, 1\)"):
+        enc(torch.zeros(2, 5, 16, 16), torch.zeros(2, 3))
+    with pytest.raises(ValidationError, match="image_size"):
+        CompactEncoder(n_bands=5, image_size=4)
+
+
+def test_paper_encoder_shapes():
+    torch.manual_seed(0)
+    enc = InceptionEncoder(n_bands=5, image_size=32, rest_dim=24, width=8)
+    v_a, v_b = enc(torch.randn(2, 5, 32, 32), torch.randn(2, 1))
+    assert v_a.shape == (2, 16)
+    assert v_b.shape == (2, 24)
+
+
+def test_paper_encoder_defaults_follow_the_paper():
+    enc = InceptionEncoder(n_bands=5, image_size=64)
+    assert enc.rest_dim == 512
+    assert enc.stem[0].out_channels == 64
+    assert enc.stem[0].kernel_size == (5, 5)
+
+
+def test_mlp_encoder_shapes_and_extra():
+    torch.manual_seed(0)
+    enc = MLPEncoder(n_features=6, n_extra=1, latent_dim=4, rest_dim=3, hidden=(16, 16))
+    v_a, v_b = enc(torch.randn(5, 6), torch.randn(5, 1))
+    assert v_a.shape == (5, 4)
+    assert v_b.shape == (5, 3)
+    linear = MLPEncoder(n_features=6, hidden=())
+    assert linear(torch.randn(5, 6))[0].shape == (5, 16)
+    with pytest.raises(ValidationError, match=r"\(B, 6\)"):
+        linear(torch.randn(5, 7))
+
+
+def test_estimator_outputs_logits_per_bin():
+    est = Estimator(latent_dim=16, n_bins=30, hidden=32, dropout=0.1)
+    assert est(torch.randn(4, 16)).shape == (4, 30)
+    with pytest.raises(ValidationError, match=r"\(B, 16\)"):
+        est(torch.randn(4, 15))
+    with pytest.raises(ValidationError, match="dropout"):
+        Estimator(16, 30, dropout=1.0)
+
+
+@pytest.mark.parametrize("size", [16, 24, 32, 64, 17])
+def test_image_decoder_gives_the_exact_size(size):
+    dec = ImageDecoder(in_dim=20, n_bands=5, image_size=size, width=8)
+    assert dec(torch.randn(2, 20)).shape == (2, 5, size, size)
+
+
+def test_feature_decoder_shape():
+    assert FeatureDecoder(in_dim=10, n_features=7, hidden=16)(torch.randn(3, 10)).shape == (3, 7)

@@ -1,0 +1,101 @@
+"""Input specs: what a network reads, frozen at training and checked at prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clapkit.errors import ValidationError
+from clapkit.photoz.network_inputs import (
+    InputSpec,
+    check_compatible,
+    default_feature_columns,
+    make_input_spec,
+    network_inputs,
+    scale_images,
+)
+
+EDGES = np.linspace(0.0, 0.4, 21)
+
+
+def test_image_spec_crops_scales_and_standardises(make_galaxies):
+    galaxies = make_galaxies(n=50)
+    spec = make_input_spec(galaxies, EDGES, crop=8)
+    assert (spec.kind, spec.instrument, spec.bands, spec.image_size, spec.crop) == (
+        "images",
+        "sdss",
+        ["g", "r", "i"],
+        16,
+        8,
+    )
+    assert spec.columns == ["ebv"] and spec.net_sizes()["n_extra"] == 1
+    inputs = network_inputs(spec, galaxies, require_z=True)
+    assert inputs.x.shape == (50, 3, 8, 8) and inputs.x.dtype == np.float32
+    raw = np.asarray(galaxies.stacks["sdss"].images)[:, :, 4:12, 4:12]
+    np.testing.assert_allclose(inputs.x, np.sign(raw) * np.log1p(np.abs(raw)), rtol=1e-6)
+    # The training split standardises its own extra column to mean 0, std 1.
+    np.testing.assert_allclose(inputs.extra.mean(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(inputs.extra.std(), 1.0, atol=1e-5)
+
+
+def test_feature_spec_defaults_to_magnitudes_and_their_errors(make_galaxies):
+    galaxies = make_galaxies(n=40, images=False)
+    assert default_feature_columns(galaxies) == [
+        "mag_g",
+        "magerr_g",
+        "mag_r",
+        "magerr_r",
+        "mag_i",
+        "magerr_i",
+    ]
+    spec = make_input_spec(galaxies, EDGES)
+    inputs = network_inputs(spec, galaxies)
+    assert inputs.x.shape == (40, 6) and inputs.extra.shape == (40, 0)
+    np.testing.assert_allclose(inputs.x.mean(axis=0), 0.0, atol=1e-5)
+    again = InputSpec.from_dict(spec.to_dict())
+    assert again == spec
+
+
+def test_data_that_does_not_match_the_spec_is_refused(make_galaxies):
+    spec = make_input_spec(make_galaxies(n=30), EDGES, crop=8)
+    with pytest.raises(ValidationError, match="bands"):
+        check_compatible(spec, make_galaxies(n=30, bands="griz"))
+    with pytest.raises(ValidationError, match="16x16"):
+        check_compatible(spec, make_galaxies(n=30, size=24))
+    with pytest.raises(ValidationError, match="'sdss' images"):
+        check_compatible(spec, make_galaxies(n=30, images=False))
+    features = make_input_spec(make_galaxies(n=30, images=False, bands="griz"), EDGES)
+    with pytest.raises(ValidationError, match="lacks"):
+        check_compatible(features, make_galaxies(n=30, images=False, bands="gri"))
+
+
+def test_non_finite_inputs_name_the_galaxy(make_galaxies):
+    galaxies = make_galaxies(n=30)
+    spec = make_input_spec(galaxies, EDGES, crop=8)
+    galaxies.stacks["sdss"].images[7, 1, 8, 8] = np.nan
+    with pytest.raises(ValidationError, match="galaxy id 1007"):
+        network_inputs(spec, galaxies)
+    catalog = make_galaxies(n=30, images=False)
+    catalog.catalog["magerr_r"][4] = np.inf
+    with pytest.raises(ValidationError, match="'magerr_r' is not finite for galaxy id 1004"):
+        make_input_spec(catalog, EDGES)
+
+
+def test_spec_validation(make_galaxies):
+    with pytest.raises(ValidationError, match="input kind"):
+        InputSpec("pixels", list(EDGES))
+    with pytest.raises(ValidationError, match="crop"):
+        InputSpec("images", list(EDGES), image_size=16, crop=20)
+    with pytest.raises(ValidationError, match="unknown input-spec keys"):
+        InputSpec.from_dict({"kind": "features", "edges": [0, 1], "columns": ["a"], "x": 1})
+    with pytest.raises(ValidationError, match="empty"):
+        make_input_spec(make_galaxies(n=30)[np.array([], dtype=int)], EDGES)
+    with pytest.raises(ValidationError, match="no mag_"):
+        default_feature_columns(make_galaxies(n=5, images=False, bands=""))
+
+
+def test_scale_images_is_odd_and_monotonic():
+    x = np.linspace(-100, 100, 201)
+    y = scale_images(x)
+    np.testing.assert_allclose(y, -scale_images(-x))
+    assert np.all(np.diff(y) > 0)
