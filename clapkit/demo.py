@@ -40,14 +40,14 @@ class DemoConfig:
     whole demo trains in minutes on two CPU cores.
     """
 
-    n_galaxies: int = 2500
+    n_galaxies: int = 3000
     seed: int = 0
     instruments: tuple[str, ...] = ("sdss",)
     n_bins: int = 180
     methods: str = "all"
     pipeline: dict[str, Any] = field(
         default_factory=lambda: {
-            "train": {"epochs": 12},
+            "train": {"epochs": 30},
             "clap": {"n_realisations": 2, "refit": {"epochs": 25}},
             "baselines": {"ensemble_size": 3},
         }

@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "net": {"kind": "compact", "width": 32, "rest_dim": 64},
         "mlp": {"hidden": [256, 256], "rest_dim": 32},
         "mlp_loss": {"reconstruction": 1.0},
-        "train": {"epochs": 15, "batch_size": 128, "learning_rate": 2e-3},
+        "train": {"epochs": 30, "batch_size": 128, "learning_rate": 2e-3},
         "clap": {"n_realisations": 3, "refit": {"epochs": 60, "batch_size": 64}},
         "baselines": {"ensemble_size": 3, "mc_samples": 30, "dropout": 0.3},
         "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
