@@ -28,6 +28,7 @@ TINY_CONFIG = {
         "k_min": 3,
         "k_max": 40,
         "n_k": 8,
+        "max_k_fraction": 0.25,
         "n_pit_bins": 10,
         "refit": {"epochs": 3, "batch_size": 32},
     },

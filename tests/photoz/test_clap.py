@@ -88,7 +88,12 @@ def test_configs_refuse_nonsense():
         CLAPConfig(refit={"epoch": 3})
     with pytest.raises(ValidationError, match="too few"):
         CLAPConfig(k_min=5).k_grid(5)
-    assert CLAPConfig(k_max=2000).k_grid(101)[-1] == 100
+    assert CLAPConfig(k_max=2000, max_k_fraction=1.0).k_grid(101)[-1] == 100
+    # At most 2% of the training set by default: 5...2000 among 400,000, 5...42 among 2,100.
+    assert CLAPConfig().k_grid(400_000)[-1] == 2000
+    assert CLAPConfig().k_grid(2100).tolist() == list(range(5, 43))
+    with pytest.raises(ValidationError, match="max_k_fraction"):
+        CLAPConfig(max_k_fraction=0)
     with pytest.raises(ValidationError, match="dropout"):
         BaselineConfig(dropout=1.5)
     with pytest.raises(ValidationError, match="unknown network baseline"):
