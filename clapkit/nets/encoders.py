@@ -57,6 +57,17 @@ def _check_sizes(**sizes: int) -> None:
             raise ValidationError(f"{name} must be >= 1, got {value}")
 
 
+def _check_image_encoder(
+    n_bands: int, image_size: int, n_extra: int, latent_dim: int, rest_dim: int, width: int
+) -> None:
+    """The constructor arguments both convolutional encoders share."""
+    _check_sizes(n_bands=n_bands, latent_dim=latent_dim, rest_dim=rest_dim, width=width)
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValidationError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
+    if n_extra < 0:
+        raise ValidationError(f"n_extra must be >= 0, got {n_extra}")
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -122,11 +133,7 @@ class CompactEncoder(nn.Module):
         width: int = 32,
     ) -> None:
         super().__init__()
-        _check_sizes(n_bands=n_bands, latent_dim=latent_dim, rest_dim=rest_dim, width=width)
-        if image_size < MIN_IMAGE_SIZE:
-            raise ValidationError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
-        if n_extra < 0:
-            raise ValidationError(f"n_extra must be >= 0, got {n_extra}")
+        _check_image_encoder(n_bands, image_size, n_extra, latent_dim, rest_dim, width)
         self.n_bands, self.image_size, self.n_extra = n_bands, image_size, n_extra
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
 
@@ -220,11 +227,7 @@ class InceptionEncoder(nn.Module):
         width: int = 64,
     ) -> None:
         super().__init__()
-        _check_sizes(n_bands=n_bands, latent_dim=latent_dim, rest_dim=rest_dim, width=width)
-        if image_size < MIN_IMAGE_SIZE:
-            raise ValidationError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
-        if n_extra < 0:
-            raise ValidationError(f"n_extra must be >= 0, got {n_extra}")
+        _check_image_encoder(n_bands, image_size, n_extra, latent_dim, rest_dim, width)
         self.n_bands, self.image_size, self.n_extra = n_bands, image_size, n_extra
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
 

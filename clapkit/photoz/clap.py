@@ -169,7 +169,9 @@ def encode(net: SCLNet, data: TensorData, batch_size: int = 512) -> np.ndarray:
     return torch.cat(parts).numpy().astype(np.float32) if parts else np.empty((0, 0), np.float32)
 
 
-def _ce_score(net: torch.nn.Module, batch) -> float:
+def cross_entropy_score(net: torch.nn.Module, batch) -> float:
+    """Summed cross-entropy of a batch's redshift bins: the validation score of the
+    networks trained on spec-z bins."""
     x, extra, target = batch
     return float(F.cross_entropy(net(x, extra), target, reduction="sum"))
 
@@ -228,7 +230,7 @@ def train_realisation(
         history = fit(
             net,
             scl_step,
-            _ce_score,
+            cross_entropy_score,
             train_data,
             valid_data,
             TrainConfig.from_dict({**config.train, "seed": seed}),
@@ -361,7 +363,12 @@ def predict_clap(
     progress: bool = False,
 ) -> CLAPPrediction:
     """PDFs of every CLAP stage for ``inputs``."""
-    data = tensors(inputs, spec) if np.all(np.isfinite(inputs.z)) else _untargeted(inputs)
+    # Encoding reads no redshift: the targets are placeholders (z may be unknown).
+    data = TensorData(
+        torch.from_numpy(inputs.x),
+        torch.from_numpy(inputs.extra),
+        torch.zeros(len(inputs), dtype=torch.long),
+    )
     edges = np.asarray(spec.edges)
     refits, first = [], None
     for r in range(config.n_realisations):
@@ -384,10 +391,3 @@ def predict_clap(
             )
     first.pdfs["clap"] = ensemble_pdfs(refits, config.smoothing_bins)
     return first
-
-
-def _untargeted(inputs: NetworkInputs) -> TensorData:
-    n = len(inputs)
-    return TensorData(
-        torch.from_numpy(inputs.x), torch.from_numpy(inputs.extra), torch.zeros(n, dtype=torch.long)
-    )

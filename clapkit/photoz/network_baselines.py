@@ -15,6 +15,7 @@ training resumes from ``<name>.ckpt``.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from scipy.optimize import minimize_scalar
 from clapkit.atomic import write_json
 from clapkit.errors import ValidationError
 from clapkit.nets import SCLNet, build_net
-from clapkit.photoz.clap import _ce_score, augmenter, net_config, tensors
+from clapkit.photoz.clap import augmenter, cross_entropy_score, net_config, tensors
 from clapkit.photoz.network_inputs import InputSpec, NetworkInputs
 from clapkit.photoz.training import (
     TrainConfig,
@@ -113,7 +114,7 @@ def train_softmax_net(
     history = fit(
         net,
         step,
-        _ce_score,
+        cross_entropy_score,
         tensors(train, spec),
         tensors(valid, spec) if len(valid) else None,
         TrainConfig.from_dict({**config.train, "seed": seed}),
@@ -223,8 +224,6 @@ def predict_baseline(
     softmax_dir: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """PDFs (N, B) of a trained baseline."""
-    import json
-
     model_dir = Path(model_dir)
     softmax_path = Path(softmax_dir or model_dir) / "net.pt"
     x, extra = torch.from_numpy(inputs.x), torch.from_numpy(inputs.extra)

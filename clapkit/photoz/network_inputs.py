@@ -189,7 +189,8 @@ def make_input_spec(
     """Choose the inputs from the training galaxies and freeze their standardisation.
 
     Images are used when the set has a stack and no ``features`` are asked for: the
-    stack ``instrument`` (the only one, or ``sdss`` when there are several).
+    stack ``instrument`` (the only one, or ``sdss`` when there are several), cut to its
+    central ``crop`` pixels (the whole image when smaller).
     """
     edges = [float(e) for e in check_edges(np.asarray(edges, dtype=np.float64))]
     if len(train) == 0:
@@ -215,7 +216,7 @@ def make_input_spec(
         instrument=instrument,
         bands=list(stack.bands),
         image_size=size,
-        crop=size if crop is None else int(crop),
+        crop=size if crop is None else min(int(crop), size),
         columns=columns,
         **_standardisation(values, columns),
     )

@@ -240,7 +240,7 @@ def train_run(
         edges,
         features=features,
         instrument=instrument,
-        crop=min(config["crop"], _image_size(train, instrument)) if features is None else None,
+        crop=config["crop"],
     )
     settings = {"config": config, "input_spec": spec.to_dict()}
 
@@ -305,13 +305,6 @@ def _with_dependencies(names: list[str]) -> list[str]:
         if name not in ordered:
             ordered.append(name)
     return ordered
-
-
-def _image_size(galaxies: GalaxySet, instrument: str | None) -> int:
-    if not galaxies.stacks:
-        return 0
-    stack = galaxies.stacks.get(instrument or "sdss") or next(iter(galaxies.stacks.values()))
-    return int(stack.shape[-1])
 
 
 def _describe(spec: InputSpec) -> str:

@@ -29,6 +29,8 @@ def test_image_spec_crops_scales_and_standardises(make_galaxies):
         8,
     )
     assert spec.columns == ["ebv"] and spec.net_sizes()["n_extra"] == 1
+    # A crop larger than the stored images keeps the whole image.
+    assert make_input_spec(galaxies, EDGES, crop=32).crop == 16
     inputs = network_inputs(spec, galaxies, require_z=True)
     assert inputs.x.shape == (50, 3, 8, 8) and inputs.x.dtype == np.float32
     raw = np.asarray(galaxies.stacks["sdss"].images)[:, :, 4:12, 4:12]
