@@ -15,7 +15,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format benchmark clean install
+.PHONY: demo test lint format benchmark screenshots clean install
 
 install: $(STAMP)
 
@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
+# Builds (or reuses) the demo run, prints its table, then serves the app on
+# http://localhost:5006 until Ctrl-C.
 demo: $(STAMP)
 	$(BIN)/clapkit demo
 
@@ -44,6 +46,12 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/sim_realism.py --quick
+
+# The README's pictures: the browser tests driven on the demo run, screenshots kept.
+screenshots: $(STAMP)
+	$(BIN)/clapkit demo --no-serve --quiet
+	CLAPKIT_UI_RUN=data/runs/demo CLAPKIT_SCREENSHOTS=docs/screenshots \
+		$(BIN)/python -m pytest -p no:cacheprovider -q tests/ui
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -3,8 +3,9 @@
 Sub-commands follow the data flow of ``design.md``: ``demo`` runs the main job on the
 embedded data; ``simulate`` writes a mock survey and ``sdss`` the real SDSS catalog as
 GalaxySet files; ``train`` and ``predict`` run CLAP and the baselines through a run
-directory; ``evaluate`` scores PDF files or a whole run; ``import-fits`` turns users'
-FITS cutouts and catalogs into a GalaxySet file. Errors caused by input print one line
+directory; ``evaluate`` scores PDF files or a whole run; ``serve`` serves the dashboards
+on a run (``demo`` does too, once built); ``import-fits`` turns users' FITS cutouts and
+catalogs into a GalaxySet file. Errors caused by input print one line
 and exit with status 2; nothing is overwritten without ``--overwrite``.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +27,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     metrics = build_demo(args.run, rebuild=args.rebuild, progress=not args.quiet)
     print(report(metrics, args.run))
-    return 0
+    if args.no_serve:
+        return 0
+    return _cmd_serve(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    # The dashboards import Panel; the library does not. The command line that serves
+    # them lives with the app (clapkit_app.serving), which itself imports no Panel.
+    try:
+        from clapkit_app.serving import serve_command
+    except ImportError as err:
+        raise ClapkitError(
+            "the dashboards are not installed: from a clapkit source tree, run "
+            "`pip install -e .[app]` (or `make demo`)"
+        ) from err
+    try:
+        command = serve_command(args.run, port=args.port, address=args.address)
+    except FileNotFoundError as err:
+        raise ClapkitError(str(err)) from err
+    if not Path(args.run).is_dir():
+        print(f"note: {args.run} does not exist; the pages will say how to make it")
+    print(
+        f"serving the dashboards of {args.run} at http://{args.address}:{args.port} "
+        "(press Ctrl-C to stop)",
+        flush=True,
+    )
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -177,15 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="simulate a small mock survey, train CLAP and the baselines, print the side-by-side table",
-        description="Build (or reuse) the demo run and print its calibration and accuracy table.",
+        help="simulate a small mock survey, train CLAP and the baselines, print the side-by-side table, serve the app",
+        description="Build (or reuse) the demo run, print its calibration and accuracy table "
+        "and serve the dashboards on it (unless --no-serve).",
     )
     demo.add_argument(
         "--run", default="data/runs/demo", help="run directory (default: %(default)s)"
     )
     demo.add_argument("--rebuild", action="store_true", help="recompute even if the run is current")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument(
+        "--no-serve", action="store_true", help="stop after building; do not serve the app"
+    )
+    _serve_options(demo)
     demo.set_defaults(func=_cmd_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the dashboards (calibration explorer, neighbour browser) on a run",
+        description="Serve the Panel app on a run directory: / (landing), /calibration, "
+        "/neighbours. Same as `panel serve app/*.py --index landing --args --run DIR`.",
+    )
+    serve.add_argument(
+        "--run", default="data/runs/demo", help="run directory (default: %(default)s)"
+    )
+    _serve_options(serve)
+    serve.set_defaults(func=_cmd_serve)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -305,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(func=_cmd_predict)
     return parser
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=5006, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--address", default="localhost", help="address to listen on (default: %(default)s)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

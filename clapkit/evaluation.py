@@ -15,10 +15,16 @@ import numpy as np
 from astropy.table import Table
 
 import clapkit
-from clapkit.atomic import check_writable, write_json
-from clapkit.errors import ValidationError
-from clapkit.metrics import PDFs, calibration_table
+from clapkit.atomic import atomic_path, check_writable, write_json
+from clapkit.errors import FileFormatError, ValidationError
+from clapkit.metrics import PDFs, calibration_table, coverage, per_galaxy_parts
 from clapkit.runs import RunDir, load_pdfs
+
+#: Credibility levels of the stored coverage curves (the calibration explorer draws them).
+COVERAGE_LEVELS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
+#: Per-galaxy quantities of every method in ``galaxies.h5``; column ``<method>.<name>``.
+GALAXY_QUANTITIES = ("z_phot", "pit", "crps")
+GALAXY_TABLE = "galaxies.h5"
 
 #: Columns of the printed table: metric key, header, format.
 TABLE_COLUMNS = (
@@ -83,7 +89,14 @@ def evaluate_pdfs(
         raise ValidationError(
             "these PDFs carry no z_true; give the true redshifts to evaluate them"
         )
-    result: dict[str, Any] = {"summary": pdfs.summary(outlier_threshold=outlier_threshold)}
+    result: dict[str, Any] = {
+        "summary": pdfs.summary(outlier_threshold=outlier_threshold),
+        "coverage_curve": {
+            "levels": list(COVERAGE_LEVELS),
+            "central": coverage(pdfs.p, pdfs.edges, pdfs.z_true, COVERAGE_LEVELS).tolist(),
+            "hpd": coverage(pdfs.p, pdfs.edges, pdfs.z_true, COVERAGE_LEVELS, "hpd").tolist(),
+        },
+    }
     groups = {"z_true": (pdfs.z_true, z_bins), **(extra_bins or {})}
     for name, (values, bins) in groups.items():
         table = calibration_table(
@@ -138,24 +151,137 @@ def evaluate_file(
     return attrs["method"], evaluate_pdfs(pdfs, **kwargs)
 
 
+def bin_variables(catalog: Table, ids: np.ndarray, id_column: str = "id") -> dict[str, np.ndarray]:
+    """Magnitude and colour of each galaxy, for the per-bin tables and the dashboards.
+
+    ``mag_r`` when the catalog has it (else the middle ``mag_*`` column), and the g−r
+    colour ``g_r`` when it has ``mag_g`` and ``mag_r``; looked up by id, in ``ids`` order.
+
+    Examples
+    --------
+    >>> cat = Table({"id": [1, 2], "mag_g": [18.0, 17.0], "mag_r": [17.5, 16.0]})
+    >>> {k: v.tolist() for k, v in bin_variables(cat, np.array([2, 1])).items()}
+    {'mag_r': [16.0, 17.5], 'g_r': [1.0, 0.5]}
+    """
+    rows = _rows_by_id(catalog, ids, id_column)
+    mags = [name for name in catalog.colnames if name.startswith("mag_")]
+    out: dict[str, np.ndarray] = {}
+    if mags:
+        band = "mag_r" if "mag_r" in mags else mags[len(mags) // 2]
+        out[band] = np.asarray(catalog[band], dtype=np.float64)[rows]
+    if "mag_g" in mags and "mag_r" in mags:
+        colour = np.asarray(catalog["mag_g"], dtype=np.float64) - np.asarray(catalog["mag_r"])
+        out["g_r"] = colour[rows]
+    return out
+
+
+def _rows_by_id(catalog: Table, ids: np.ndarray, id_column: str) -> np.ndarray:
+    catalog_ids = np.asarray(catalog[id_column])
+    order = np.argsort(catalog_ids, kind="stable")
+    where = np.clip(np.searchsorted(catalog_ids[order], ids), 0, catalog_ids.size - 1)
+    rows = order[where]
+    missing = catalog_ids[rows] != ids
+    if np.any(missing):
+        raise ValidationError(
+            f"{int(missing.sum())} galaxies are not in the catalog, e.g. id {ids[missing][0].item()!r}"
+        )
+    return rows
+
+
+def run_catalog(run: RunDir) -> Table | None:
+    """The catalog of the data the run predicted on (``predict.json``'s ``data``), if readable."""
+    data = run.data_path()
+    if data is None:
+        return None
+    from clapkit.data import GalaxySet
+
+    try:
+        with GalaxySet.load(data) as galaxies:
+            return galaxies.catalog.copy()
+    except (OSError, FileFormatError, ValidationError):
+        return None
+
+
 def evaluate_run(
-    run: RunDir, out: str | os.PathLike | None = None, overwrite: bool = False, **kwargs: Any
+    run: RunDir,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    *,
+    catalog: Table | None = None,
+    galaxy_table: bool = True,
+    truth: Table | None = None,
+    id_column: str = "id",
+    z_column: str = "z",
+    outlier_threshold: float = 0.05,
+    z_bins: int | np.ndarray = 5,
+    extra_bins: int = 5,
 ) -> dict[str, Any]:
     """Evaluate every method of a run and write the results (default ``<run>/metrics.json``).
 
-    The output is checked before any work, so an existing file without ``overwrite``
-    costs nothing.
+    Besides the summary, the coverage curves and the per-bin tables in true redshift,
+    the tables come in bins of magnitude and colour (see :func:`bin_variables`) when a
+    ``catalog`` is given or the run's ``predict.json`` names a readable data file. With
+    ``galaxy_table`` it also writes ``<run>/galaxies.h5``: one row per galaxy with id,
+    true redshift, those bin variables and every method's ``<method>.z_phot``,
+    ``<method>.pit`` and ``<method>.crps`` (read by the dashboards).
+
+    Outputs are checked before any work, so existing files without ``overwrite`` cost
+    nothing.
     """
     out = Path(out) if out is not None else run.root / "metrics.json"
     check_writable(out, overwrite)
+    if galaxy_table:
+        check_writable(run.root / GALAXY_TABLE, overwrite)
     methods = run.methods()
     if not methods:
         raise ValidationError(
             f"{run.root}: no PDFs under {run.pdfs_dir}; run `clapkit predict` first"
         )
-    results = {method: evaluate_file(run.pdf_path(method), **kwargs)[1] for method in methods}
+    if catalog is None:
+        catalog = run_catalog(run)
+    results: dict[str, Any] = {}
+    table: Table | None = None
+    for method in methods:
+        path = run.pdf_path(method)
+        pdfs, _ = load_pdfs(path)
+        if truth is not None:
+            pdfs = attach_truth(pdfs, truth, id_column, z_column)
+        elif pdfs.z_true is None:
+            raise ValidationError(f"{path}: the file has no z_true; pass a truth catalog")
+        if table is None:
+            variables = bin_variables(catalog, pdfs.ids, id_column) if catalog is not None else {}
+            table = Table({"id": pdfs.ids, "z_true": pdfs.z_true, **variables})
+        elif not np.array_equal(np.asarray(table["id"]), pdfs.ids):
+            raise ValidationError(
+                f"{path}: its galaxies (ids, in order) differ from those of {methods[0]!r}"
+            )
+        extra = {name: (np.asarray(table[name]), extra_bins) for name in variables}
+        results[method] = evaluate_pdfs(
+            pdfs, outlier_threshold=outlier_threshold, z_bins=z_bins, extra_bins=extra
+        )
+        for name, values in per_galaxy_parts(pdfs.p, pdfs.edges, pdfs.z_true).items():
+            table[f"{method}.{name}"] = values
     write_metrics(out, results, overwrite)
+    if galaxy_table:
+        write_galaxy_table(run.root / GALAXY_TABLE, table, overwrite)
     return results
+
+
+def write_galaxy_table(path: str | os.PathLike, table: Table, overwrite: bool = False) -> Path:
+    """Write the per-galaxy table atomically (astropy's HDF5 format, path ``galaxies``)."""
+    table = table.copy(copy_data=False)
+    table.meta["clapkit_version"] = clapkit.__version__
+    with atomic_path(path, overwrite) as tmp:
+        table.write(tmp, path="galaxies", format="hdf5", serialize_meta=True, overwrite=True)
+    return Path(path)
+
+
+def read_galaxy_table(path: str | os.PathLike) -> Table:
+    """Read a table written by :func:`write_galaxy_table`."""
+    try:
+        return Table.read(path, path="galaxies", format="hdf5")
+    except (OSError, KeyError, ValueError) as err:
+        raise FileFormatError(f"{path}: not a clapkit galaxy table ({err})") from err
 
 
 def write_metrics(

@@ -169,6 +169,27 @@ class RunDir:
             )
         return load_pdfs(path)
 
+    def data_path(self) -> Path | None:
+        """The galaxy file the run predicted on (``predict.json``), None if not recorded.
+
+        A relative path is relative to the run directory (data kept inside the run
+        moves with it).
+        """
+        try:
+            data = self.read_json("predict.json")["data"]
+        except (OSError, KeyError):
+            return None
+        path = Path(data)
+        return path if path.is_absolute() else self.root / path
+
+    def relative_data_path(self, data: str | os.PathLike) -> str:
+        """How :meth:`data_path` records ``data``: relative inside the run, else absolute."""
+        path = Path(data).resolve()
+        try:
+            return str(path.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
     def write_json(self, name: str, obj: dict[str, Any], overwrite: bool = False) -> Path:
         """Write ``<run>/<name>`` atomically, stamped with the clapkit version."""
         return write_json(

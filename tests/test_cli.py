@@ -14,7 +14,9 @@ from astropy.table import Table
 from clapkit.cli import main
 from clapkit.data import GalaxySet
 from clapkit.demo import DemoConfig, build_demo, report
+from clapkit.evaluation import read_galaxy_table
 from clapkit.metrics import PDFs
+from clapkit.photoz.details import read_clap_details
 from clapkit.runs import RunDir, save_pdfs
 
 EDGES = np.linspace(0, 0.4, 81)
@@ -24,7 +26,16 @@ def test_help_lists_the_subcommands():
     clapkit = shutil.which("clapkit", path=str(Path(sys.executable).parent))
     assert clapkit, "the clapkit console script is not installed"
     out = subprocess.run([clapkit, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("demo", "simulate", "sdss", "train", "predict", "evaluate", "import-fits"):
+    for command in (
+        "demo",
+        "serve",
+        "simulate",
+        "sdss",
+        "train",
+        "predict",
+        "evaluate",
+        "import-fits",
+    ):
         assert command in out
 
 
@@ -45,6 +56,7 @@ TINY_DEMO = DemoConfig(
             "refit": {"epochs": 2},
         },
         "baselines": {"ensemble_size": 2, "mc_samples": 3},
+        "projection": "pca",
     },
 )
 
@@ -83,6 +95,30 @@ def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
     assert (demo_run / "metrics.json").stat().st_mtime_ns == stamp
     text = report(again, demo_run)
     assert "σ_MAD" in text and "cov95" in text and "mag_r" in text and "clap_refit" in text
+    # What the dashboards read: one row per test galaxy, and the 2-D map of the latents.
+    table = read_galaxy_table(demo_run / "galaxies.h5")
+    assert len(table) == n_test and "clap.pit" in table.colnames and "g_r" in table.colnames
+    details = read_clap_details(demo_run / "clap" / "knn.h5")
+    assert details.projection.shape == (n_test, 2)
+    assert RunDir(demo_run).data_path() == demo_run / "mock_survey.h5"  # moved with the run
+
+
+def test_demo_serves_the_app_unless_told_not_to(demo_run, monkeypatch, capsys):
+    import clapkit.cli as cli
+    import clapkit.demo
+
+    served = []
+    monkeypatch.setattr(cli, "_cmd_serve", lambda args: served.append(args) or 0)
+    monkeypatch.setattr(
+        clapkit.demo,
+        "build_demo",
+        lambda run, **_: json.loads((Path(run) / "metrics.json").read_text()),
+    )
+    assert main(["demo", "--run", str(demo_run), "--no-serve"]) == 0
+    assert "σ_MAD" in capsys.readouterr().out and not served
+    assert main(["demo", "--run", str(demo_run), "--port", "5123"]) == 0
+    (args,) = served
+    assert (args.run, args.port, args.address) == (str(demo_run), 5123, "localhost")
 
 
 def test_demo_refuses_to_replace_a_folder_that_is_not_a_demo_run(tmp_path, capsys):

@@ -8,8 +8,15 @@ import pytest
 from astropy.table import Table
 
 import clapkit
-from clapkit.errors import FileFormatError, OverwriteError
-from clapkit.evaluation import attach_truth, evaluate_file, evaluate_run, format_table
+from clapkit.errors import FileFormatError, OverwriteError, ValidationError
+from clapkit.evaluation import (
+    attach_truth,
+    bin_variables,
+    evaluate_file,
+    evaluate_run,
+    format_table,
+    read_galaxy_table,
+)
 from clapkit.metrics import PDFs
 from clapkit.runs import RunDir, load_pdfs, save_pdfs
 
@@ -110,3 +117,60 @@ def test_evaluate_with_a_truth_catalog_matches_on_id(tmp_path):
         attach_truth(truth_pdfs, Table({"id": truth_pdfs.ids[1:], "z": truth_pdfs.z_true[1:]}))
     with pytest.raises(ValueError, match="lacks column 'z'"):
         attach_truth(truth_pdfs, Table({"id": truth_pdfs.ids}))
+
+
+def test_evaluate_run_stores_coverage_curves_bins_and_a_galaxy_table(tmp_path):
+    run = RunDir(tmp_path / "run")
+    calibrated = make_pdfs(n=400, seed=4)
+    ids = calibrated.ids
+    run.save_pdfs("calibrated", calibrated)
+    rng = np.random.default_rng(4)
+    catalog = Table(
+        {"id": ids[::-1], "mag_g": rng.uniform(17, 19, 400), "mag_r": rng.uniform(16, 18, 400)}
+    )
+    evaluate_run(run, catalog=catalog, z_bins=3, extra_bins=4)
+    result = run.read_json("metrics.json")["methods"]["calibrated"]
+    curve = result["coverage_curve"]
+    assert len(curve["levels"]) == len(curve["central"]) == len(curve["hpd"])
+    # Calibrated Gaussians: coverage tracks the nominal level, both central and HPD.
+    np.testing.assert_allclose(curve["central"], curve["levels"], atol=0.08)
+    np.testing.assert_allclose(curve["hpd"], curve["levels"], atol=0.08)
+    assert [len(result[k]) for k in ("by_z_true", "by_mag_r", "by_g_r")] == [3, 4, 4]
+    table = read_galaxy_table(run.root / "galaxies.h5")
+    assert table["id"].tolist() == ids.tolist()  # PDF order, not catalog order
+    expected_colour = np.asarray(catalog["mag_g"] - catalog["mag_r"])[::-1]
+    np.testing.assert_allclose(table["g_r"], expected_colour)
+    np.testing.assert_allclose(table["calibrated.pit"], calibrated.pit())
+    np.testing.assert_allclose(table["calibrated.z_phot"], calibrated.point_estimate())
+    assert sum(row["n"] for row in result["by_g_r"]) == 400
+    # The table is written only with --overwrite, like metrics.json.
+    with pytest.raises(OverwriteError, match=r"galaxies\.h5"):
+        evaluate_run(run, tmp_path / "elsewhere.json", catalog=catalog)
+
+
+def test_evaluate_run_refuses_methods_on_different_galaxies(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.save_pdfs("a", make_pdfs(seed=5))
+    run.save_pdfs("b", make_pdfs(seed=5, ids=np.arange(500, 550)))
+    with pytest.raises(ValidationError, match="differ"):
+        evaluate_run(run)
+
+
+def test_bin_variables_name_the_missing_galaxy():
+    catalog = Table({"id": [1, 2], "mag_r": [17.0, 16.0]})
+    assert list(bin_variables(catalog, np.array([2]))) == ["mag_r"]  # no colour without g
+    with pytest.raises(ValidationError, match="id 7"):
+        bin_variables(catalog, np.array([1, 7]))
+
+
+def test_the_data_path_moves_with_the_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    inside, outside = run.root / "data.h5", tmp_path / "data.h5"
+    assert run.data_path() is None
+    run.write_json("predict.json", {"data": run.relative_data_path(inside)})
+    moved = RunDir(tmp_path / "moved")
+    run.root.rename(moved.root)
+    assert moved.data_path() == moved.root / "data.h5"
+    moved.write_json("predict.json", {"data": moved.relative_data_path(outside)}, overwrite=True)
+    assert moved.data_path() == outside.resolve()

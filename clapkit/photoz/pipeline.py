@@ -36,6 +36,7 @@ from clapkit.h5files import mark_complete, open_checked, write_header
 from clapkit.metrics import PDFs
 from clapkit.photoz.baselines import KNNPhotoZ, select_k
 from clapkit.photoz.clap import STAGES, CLAPConfig, predict_clap, train_clap
+from clapkit.photoz.details import write_clap_details
 from clapkit.photoz.features import default_edges, photometry_features
 from clapkit.photoz.network_baselines import (
     NETWORK_BASELINES,
@@ -44,10 +45,10 @@ from clapkit.photoz.network_baselines import (
     train_baseline,
 )
 from clapkit.photoz.network_inputs import InputSpec, make_input_spec, network_inputs
+from clapkit.photoz.projection import PROJECTIONS, project_latent
 from clapkit.runs import RunDir
 
 METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry")
-DETAILS_FORMAT = "clapkit.CLAPDetails"
 
 #: Settings of the two network sizes; a ``--config`` file overrides any part of them.
 #: ``clap.loss`` weighs the SCL terms on images (the paper's c = 100 for the
@@ -66,6 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clap": {"n_realisations": 3, "refit": {"epochs": 60, "batch_size": 64}},
         "baselines": {"ensemble_size": 3, "mc_samples": 30, "dropout": 0.3},
         "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+        "projection": "umap",
     },
     "paper": {
         "crop": 64,
@@ -77,6 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clap": {"n_realisations": 10, "refit": {"epochs": 50, "batch_size": 128}},
         "baselines": {"ensemble_size": 5, "mc_samples": 50, "dropout": 0.3},
         "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+        "projection": "umap",
     },
 }
 
@@ -111,6 +114,10 @@ def resolve_config(override: dict[str, Any] | None = None) -> dict[str, Any]:
             f"unknown configuration keys {sorted(unknown)}; known: {sorted(PRESETS[preset])}"
         )
     config = {"preset": preset, **merge(PRESETS[preset], override)}
+    if config["projection"] not in PROJECTIONS:
+        raise ValidationError(
+            f"projection must be one of {PROJECTIONS}, got {config['projection']!r}"
+        )
     _method_configs(config, "images")  # validate early
     _method_configs(config, "features")
     return config
@@ -418,7 +425,10 @@ def predict_run(
         if method == "clap":
             prediction = predict_clap(folder, spec, clap_config, inputs, progress)
             results = prediction.pdfs
-            _save_clap_details(run.root / "clap" / "knn.h5", prediction, inputs.ids)
+            projection = project_latent(
+                prediction.latent, config.get("projection", "umap"), seed=seed
+            )
+            write_clap_details(run.root / "clap" / "knn.h5", prediction, inputs.ids, projection)
         elif method == "knn_photometry":
             results = {method: _predict_knn_photometry(folder, spec, galaxies)}
         else:
@@ -439,33 +449,8 @@ def predict_run(
         timings[method] = {"seconds": seconds, "galaxies_per_second": len(inputs) / seconds}
         log(f"{method}: {len(inputs)} galaxies in {seconds:.1f} s")
     run.write_json(
-        "predict.json", {"data": str(data), "split": split, "timings": timings}, overwrite=True
+        "predict.json",
+        {"data": run.relative_data_path(data), "split": split, "timings": timings},
+        overwrite=True,
     )
     return timings
-
-
-def _save_clap_details(path: Path, prediction, target_ids: np.ndarray) -> None:
-    """What the dashboards show of CLAP's first realisation (see :class:`CLAPPrediction`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    knn = prediction.knn
-    with atomic_path(path, overwrite=True) as tmp, h5py.File(tmp, "w") as f:
-        write_header(f, DETAILS_FORMAT, 1)
-        _ids(f, "id", target_ids)
-        f.create_dataset("k", data=knn.k)
-        f.create_dataset("k_grid", data=knn.k_grid)
-        f.create_dataset("neighbours", data=knn.neighbours, compression="gzip")
-        f.create_dataset("local_pit_hist", data=knn.local_pit_hist)
-        f.create_dataset("w1", data=knn.w1)
-        f.create_dataset("latent", data=prediction.latent)
-        f.create_dataset("train_latent", data=prediction.train_latent)
-        f.create_dataset("train_z", data=prediction.train_z)
-        _ids(f, "train_id", prediction.train_ids)
-        mark_complete(f)
-
-
-def _ids(f: h5py.File, name: str, ids: np.ndarray) -> None:
-    ids = np.asarray(ids)
-    if ids.dtype.kind in "UO":
-        f.create_dataset(name, data=ids.astype(object), dtype=h5py.string_dtype())
-    else:
-        f.create_dataset(name, data=ids)

@@ -1,55 +1,50 @@
-"""The landing page shows a run's stored metrics, or says what is missing."""
+"""The landing page shows a run's stored metrics and the dashboards, or what is missing."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import panel as pn
-import pytest
+from clapkit_app.landing import Landing
+from clapkit_app.store import method_label, read_run, run_from_args
 
 from clapkit.evaluation import evaluate_run
 from clapkit.metrics import PDFs
 from clapkit.runs import RunDir
 
-APP = Path(__file__).resolve().parents[2] / "app"
+
+def parts(viewer, kind):
+    return [obj for obj in viewer.__panel__().objects if isinstance(obj, kind)]
 
 
-@pytest.fixture(scope="module")
-def landing():
-    spec = importlib.util.spec_from_file_location("clapkit_app_landing", APP / "landing.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pn.cache keys its store on the module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
-
-
-def find(template, kind):
-    return [obj for obj in template.main.objects if isinstance(obj, kind)]
-
-
-def test_landing_shows_the_metrics_table_of_a_run(landing, tmp_path):
+def test_landing_shows_the_metrics_table_and_links(tmp_path):
     run = RunDir(tmp_path / "run")
     edges = np.linspace(0, 0.4, 41)
-    run.save_pdfs(
-        "knn", PDFs.from_gaussian([0.1, 0.2, 0.3], [0.02] * 3, edges, z_true=[0.1, 0.2, 0.31])
-    )
+    for method, width in (("softmax", 0.02), ("clap", 0.03)):
+        pdfs = PDFs.from_gaussian([0.1, 0.2, 0.3], [width] * 3, edges, z_true=[0.1, 0.2, 0.31])
+        run.save_pdfs(method, pdfs)
     evaluate_run(run, z_bins=1)
-    template = landing.Landing(run_root=str(run.root)).__panel__()
-    (table,) = find(template, pn.pane.DataFrame)
-    assert table.object["method"].tolist() == ["knn"]
-    assert table.object["N"].tolist() == [3]
-    assert not find(template, pn.pane.Alert)
+    landing = Landing(run=read_run(run.root))
+    (table,) = parts(landing, pn.widgets.Tabulator)
+    # CLAP first, whatever the file order; labelled for people.
+    assert table.value["method"].tolist() == [method_label("clap"), method_label("softmax")]
+    assert table.value["N"].tolist() == [3, 3]
+    text = " ".join(md.object for md in parts(landing, pn.pane.Markdown))
+    assert "(./calibration)" in text and "(./neighbours)" in text
+    # No clap/knn.h5 and no galaxy file: the page says so rather than failing.
+    (alert,) = parts(landing, pn.pane.Alert)
+    assert "clapkit train" in alert.object
 
 
-def test_landing_explains_a_missing_run(landing, tmp_path):
-    template = landing.Landing(run_root=str(tmp_path / "absent")).__panel__()
-    (alert,) = find(template, pn.pane.Alert)
+def test_landing_explains_a_missing_run(tmp_path):
+    landing = Landing(run=read_run(tmp_path / "absent"))
+    (alert,) = parts(landing, pn.pane.Alert)
     assert "make demo" in alert.object
+    assert not parts(landing, pn.widgets.Tabulator)
 
 
-def test_run_directory_from_arguments_and_environment(landing, monkeypatch):
-    assert landing.run_from_args(["app", "--run", "x/y"]) == Path("x/y")
+def test_run_directory_from_arguments_and_environment(monkeypatch):
+    assert run_from_args(["app", "--run", "x/y"]) == Path("x/y")
     monkeypatch.setenv("CLAPKIT_RUN", "elsewhere")
-    assert landing.run_from_args(["app"]) == Path("elsewhere")
+    assert run_from_args(["app"]) == Path("elsewhere")
+    monkeypatch.delenv("CLAPKIT_RUN")
+    assert run_from_args(["app"]) == Path("data/runs/demo")

@@ -68,6 +68,7 @@ def test_clap_keeps_its_neighbours_for_the_dashboards(trained_images):
         neighbours, hist = f["neighbours"][()], f["local_pit_hist"][()]
         train_z, train_ids = f["train_z"][()], f["train_id"][()]
         assert f["latent"].shape == (60, 16)
+        assert f["projection"].shape == (60, 2)
         assert f["id"][()].tolist() == pdfs.ids.tolist()
     assert np.isin(k, grid).all()
     assert neighbours.shape == (60, grid[-1])
@@ -208,6 +209,8 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path, make_galaxies, tiny_co
         train_run(no_split, tmp_path / "e", "clap,bogus", log=quiet)
     with pytest.raises(ValidationError, match="unknown configuration keys"):
         resolve_config({"epochs": 3})
+    with pytest.raises(ValidationError, match="projection must be one of"):
+        resolve_config({"projection": "tsne"})
 
 
 def test_output_methods_expand_clap_into_its_stages():

@@ -33,6 +33,7 @@ TINY_CONFIG = {
         "refit": {"epochs": 3, "batch_size": 32},
     },
     "baselines": {"ensemble_size": 2, "mc_samples": 4},
+    "projection": "pca",
 }
 
 

@@ -1,0 +1,1 @@
+"""clapkit's Panel dashboards."""

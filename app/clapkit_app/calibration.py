@@ -1,0 +1,529 @@
+"""The calibration explorer: two methods side by side, their calibration within any bin.
+
+It shows what ``clapkit evaluate`` stored (``metrics.json`` and the per-galaxy table) and
+computes nothing heavier than a histogram of the selected galaxies' PIT values: summary
+cards, PIT histograms with the sampling band of a calibrated method, coverage curves,
+metrics per bin of true redshift, magnitude or colour, and the galaxies of a chosen bin,
+one of which :class:`~clapkit_app.galaxy.GalaxyView` shows in full.
+
+Every plot is a ``DynamicMap`` bound to the widgets it depends on, so a widget change
+sends new data to the figures it affects and rebuilds nothing else; the galaxy table is
+paginated on the server, so a run of 100,000 galaxies sends 15 rows at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from clapkit_app.galaxy import GalaxyView
+from clapkit_app.page import problems_alert
+from clapkit_app.store import BASELINES, BIN_VARIABLES, RunData, method_label
+
+# Options are validated against a loaded plotting backend (see galaxy.py).
+hv.renderer("bokeh")
+
+#: Summary cards: key of ``metrics[m]["summary"]``, title, format.
+SUMMARY_CARDS = (
+    ("sigma_mad", "σ_MAD", "{value:.4f}"),
+    ("bias", "bias", "{value:+.4f}"),
+    ("outlier_fraction", "outlier fraction", "{value:.4f}"),
+    ("crps", "CRPS", "{value:.4f}"),
+)
+#: Per-bin metrics offered for the plot and shown in the table: label, key.
+BIN_METRICS = {
+    "σ_MAD": "sigma_mad",
+    "bias": "bias",
+    "outlier fraction": "outlier_fraction",
+    "CRPS": "crps",
+    "PIT W1": "pit_w1",
+    "cov68": "coverage_68",
+}
+#: Bins of the PIT histograms.
+PIT_BINS = 20
+#: Colours of method A and method B, in every plot.
+COLOURS = ("#1f77b4", "#ff7f0e")
+PLOT_HEIGHT = 260
+
+
+def pit_histogram(pit: np.ndarray, bins: int = PIT_BINS) -> tuple[np.ndarray, np.ndarray, float]:
+    """Density histogram of PIT values on [0, 1] and the half-width of its sampling band.
+
+    For a calibrated method the count in each of ``bins`` equal bins is binomial,
+    ``B(n, 1/bins)``: its density is 1 with standard deviation ``sqrt((1 - p) / (n p))``.
+    The band is two of those, the range a calibrated method's bars mostly stay in.
+
+    Parameters
+    ----------
+    pit : ndarray
+        PIT values; non-finite ones are ignored.
+    bins : int
+        Number of equal bins on [0, 1].
+
+    Returns
+    -------
+    edges : ndarray
+        ``bins + 1`` edges.
+    density : ndarray
+        Counts over ``n * width``: integrates to 1 (zeros when there is no value).
+    band : float
+        Two binomial standard deviations of the density (NaN without values).
+
+    Examples
+    --------
+    >>> edges, density, band = pit_histogram(np.array([0.1, 0.1, 0.6, 0.9]), bins=2)
+    >>> density.tolist(), round(band, 3)
+    ([1.0, 1.0], 1.0)
+    """
+    pit = pit[np.isfinite(pit)]
+    counts, edges = np.histogram(pit, bins=bins, range=(0.0, 1.0))
+    n = counts.sum()
+    if n == 0:
+        return edges, np.zeros(bins), float("nan")
+    density = counts / (n * np.diff(edges))
+    p = 1.0 / bins
+    return edges, density, float(2.0 * np.sqrt((1.0 - p) / (n * p)))
+
+
+def bin_mask(values: np.ndarray, lo: float, hi: float, last: bool = False) -> np.ndarray:
+    """Whether each value lies in the bin ``[lo, hi)``, or ``[lo, hi]`` for the last bin.
+
+    Examples
+    --------
+    >>> bin_mask(np.array([0.0, 0.1, 0.2]), 0.1, 0.2).tolist()
+    [False, True, False]
+    >>> bin_mask(np.array([0.0, 0.1, 0.2]), 0.1, 0.2, last=True).tolist()
+    [False, True, True]
+    """
+    upper = values <= hi if last else values < hi
+    return (values >= lo) & upper
+
+
+def default_methods(methods: list[str]) -> tuple[str | None, str | None]:
+    """Methods compared first: CLAP's ensemble and the first baseline present.
+
+    Examples
+    --------
+    >>> default_methods(["clap", "clap_raw", "softmax"])
+    ('clap', 'softmax')
+    >>> default_methods(["clap_raw", "clap_recal"])
+    ('clap_raw', 'clap_recal')
+    """
+    if not methods:
+        return None, None
+    a = "clap" if "clap" in methods else methods[0]
+    others = [m for m in methods if m != a]
+    baselines = [m for m in others if m in BASELINES]
+    b = baselines[0] if baselines else (others[0] if others else a)
+    return a, b
+
+
+def _number(value: Any) -> float:
+    """A metric for display: None (an empty bin) becomes NaN."""
+    return float("nan") if value is None else float(value)
+
+
+class CalibrationExplorer(pn.viewable.Viewer):
+    """Calibration of two methods side by side, overall and within a bin.
+
+    Pick methods A and B; pick a bin (a row of the per-bin table) to restrict the PIT
+    histograms and the galaxy table to its galaxies; pick a galaxy to see its images and
+    PDFs. Create one per session: it keeps the session's selection, while ``run`` is
+    shared and never modified.
+    """
+
+    run = param.ClassSelector(class_=RunData, doc="the run shown (shared, read-only)")
+    selected_bin = param.Integer(
+        default=None, allow_None=True, doc="row of the per-bin table selected, None for all"
+    )
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        run = self.run
+        options = {method_label(m): m for m in run.methods} if run is not None else {}
+        a, b = default_methods(list(options.values()))
+        self.method_a = pn.widgets.Select(
+            label="Method A", options=options, value=a, css_classes=["ck-method-a"]
+        )
+        self.method_b = pn.widgets.Select(
+            label="Method B", options=options, value=b, css_classes=["ck-method-b"]
+        )
+        variables = self._bin_variables()
+        self.bin_variable = pn.widgets.Select(
+            label="Bins of",
+            options=variables,
+            value=next(iter(variables.values()), None),
+            css_classes=["ck-bin-variable"],
+            width=200,
+        )
+        self.bin_metric = pn.widgets.Select(
+            label="Metric",
+            options=BIN_METRICS,
+            value="sigma_mad",
+            css_classes=["ck-bin-metric"],
+            width=200,
+        )
+        self.status = pn.pane.Markdown(css_classes=["ck-selection-status"], margin=(0, 10))
+        self.galaxy_view = GalaxyView(run=run)
+        # The mask of the selected bin, kept while the selection does not change.
+        self._mask_cache: tuple[Any, np.ndarray | None] = (None, None)
+        self._layout = self._build()
+
+    def __panel__(self) -> pn.Column:
+        return self._layout
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> pn.Column:
+        alert = problems_alert(self.run) if self.run is not None else None
+        if self.run is None or not self.run.ok:
+            if alert is None:  # no run given at all
+                alert = pn.pane.Alert("No run to show.", alert_type="warning")
+            return pn.Column(alert, sizing_mode="stretch_width")
+        self.summary_a = self._summary_cards(self.method_a, "ck-summary-a")
+        self.summary_b = self._summary_cards(self.method_b, "ck-summary-b")
+        self.bin_table = pn.widgets.Tabulator(
+            self._bin_frame(),
+            selectable=1,
+            disabled=True,
+            show_index=False,
+            layout="fit_data_table",
+            css_classes=["ck-bin-table"],
+            formatters=self._formatters(),
+            sizing_mode="stretch_width",
+            max_height=360,
+        )
+        self.galaxy_table = pn.widgets.Tabulator(
+            self._galaxy_frame(),
+            pagination="remote",
+            page_size=15,
+            disabled=True,
+            selectable=1,
+            show_index=False,
+            layout="fit_data_table",
+            css_classes=["ck-galaxy-table"],
+            # Fixed titles: new titles rebuild every column's definition, a cost each
+            # time the methods change; the selects above name A and B.
+            titles={
+                "z_phot_a": "z_phot A",
+                "pit_a": "PIT A",
+                "z_phot_b": "z_phot B",
+                "pit_b": "PIT B",
+            },
+            formatters={
+                "id": NumberFormatter(format="0"),  # no thousands separators in ids
+                **{
+                    name: NumberFormatter(format="0.0000")
+                    for name in ("z_true", "mag_r", "g_r", "z_phot_a", "pit_a", "z_phot_b", "pit_b")
+                },
+            },
+        )
+        self._update_bin_titles()
+        self._update_status()
+        self.bin_table.param.watch(self._on_bin_row, "selection")
+        self.galaxy_table.param.watch(self._on_galaxy_row, "selection")
+        self.method_a.param.watch(self._on_methods, "value")
+        self.method_b.param.watch(self._on_methods, "value")
+        self.bin_variable.param.watch(self._on_bin_variable, "value")
+        # The first galaxy, selected: the page opens with a galaxy to look at.
+        if len(self.galaxy_table.value):
+            self.galaxy_table.selection = [0]
+
+        sides = [
+            pn.Column(
+                select,
+                cards,
+                self._plot(self._pit_plot, select, self.param.selected_bin, colour=colour),
+                self._plot(self._coverage_plot, select),
+                sizing_mode="stretch_width",
+            )
+            for select, cards, colour in (
+                (self.method_a, self.summary_a, COLOURS[0]),
+                (self.method_b, self.summary_b, COLOURS[1]),
+            )
+        ]
+        bin_plot = self._plot(
+            self._bin_plot, self.method_a, self.method_b, self.bin_variable, self.bin_metric
+        )
+        return pn.Column(
+            *([alert] if alert is not None else []),
+            pn.Row(*sides, sizing_mode="stretch_width"),
+            pn.pane.Markdown("### Metrics per bin — select a row to look inside that bin"),
+            pn.Row(
+                pn.Column(self.bin_variable, self.bin_metric, width=230),
+                bin_plot,
+                sizing_mode="stretch_width",
+            ),
+            self.bin_table,
+            self.status,
+            pn.Row(self.galaxy_table, self.galaxy_view, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+    @staticmethod
+    def _plot(function, *widgets: Any, **fixed: Any) -> pn.pane.HoloViews:
+        """A plot redrawn in place (a DynamicMap) when one of ``widgets`` changes."""
+        values = [w if isinstance(w, param.Parameter) else w.param.value for w in widgets]
+        bound = pn.bind(function, *values, **fixed)
+        return pn.pane.HoloViews(
+            hv.DynamicMap(bound, cache_size=1),
+            sizing_mode="stretch_width",
+            height=PLOT_HEIGHT,
+            # Linking axes walks every plot of the page at each session start (seconds);
+            # these plots share no axis that should pan together.
+            linked_axes=False,
+        )
+
+    def _summary_cards(self, select: pn.widgets.Select, css: str) -> pn.Row:
+        cards = [
+            pn.indicators.Number(
+                label=title, format=fmt, font_size="18pt", title_size="10pt", margin=(0, 12)
+            )
+            for _, title, fmt in SUMMARY_CARDS
+        ]
+
+        def update(method: str | None) -> None:
+            summary = self.run.metrics.get(method, {}).get("summary", {})
+            for card, (key, _, _) in zip(cards, SUMMARY_CARDS, strict=True):
+                card.value = _number(summary.get(key))
+
+        update(select.value)
+        select.param.watch(lambda event: update(event.new), "value")
+        return pn.Row(*cards, css_classes=[css])
+
+    # ------------------------------------------------------------------ selection
+
+    def _bin_variables(self) -> dict[str, str]:
+        """Label -> variable of the per-bin tables ``metrics.json`` holds."""
+        if self.run is None or not self.run.ok or not self.run.methods:
+            return {}
+        tables = self.run.metrics[self.run.methods[0]]
+        found = [key[3:] for key in tables if key.startswith("by_")]
+        ordered = [v for v in BIN_VARIABLES if v in found] + [
+            v for v in found if v not in BIN_VARIABLES
+        ]
+        return {BIN_VARIABLES.get(v, v): v for v in ordered}
+
+    def _bins(self, variable: str | None) -> list[dict[str, Any]]:
+        """Rows of the per-bin table of ``variable`` (the first method's: bins are the
+        same for every method of a run)."""
+        if variable is None:
+            return []
+        return self.run.metrics[self.run.methods[0]].get(f"by_{variable}", [])
+
+    def _selected(self) -> tuple[str, float, float, bool] | None:
+        """Variable, lo, hi and whether it is the last bin, of the selected bin."""
+        bins = self._bins(self.bin_variable.value)
+        index = self.selected_bin
+        if index is None or not 0 <= index < len(bins):
+            return None
+        return self.bin_variable.value, bins[index]["lo"], bins[index]["hi"], index == len(bins) - 1
+
+    def _mask(self) -> np.ndarray | None:
+        """Which galaxies are in the selected bin; None for all (or a variable the galaxy
+        table lacks)."""
+        key = self._selected()
+        if key is None or key[0] not in self.run.galaxies:
+            return None
+        if self._mask_cache[0] != key:
+            variable, lo, hi, last = key
+            self._mask_cache = (key, bin_mask(self.run.galaxies[variable].to_numpy(), lo, hi, last))
+        return self._mask_cache[1]
+
+    def _on_bin_row(self, event: param.parameterized.Event) -> None:
+        self.selected_bin = event.new[0] if event.new else None
+
+    def _on_bin_variable(self, event: param.parameterized.Event) -> None:
+        with pn.io.hold():
+            self.bin_table.selection = []  # bin i of another variable is another bin
+            self.bin_table.value = self._bin_frame()
+            self._update_bin_titles()
+
+    def _on_methods(self, event: param.parameterized.Event) -> None:
+        with pn.io.hold():
+            self.bin_table.value = self._bin_frame()  # keeps the selected row (same index)
+            self._refresh_galaxies()
+
+    @param.depends("selected_bin", watch=True)
+    def _on_selected_bin(self) -> None:
+        with pn.io.hold():
+            self._update_status()
+            self._refresh_galaxies()
+
+    def _update_status(self) -> None:
+        key, mask = self._selected(), self._mask()
+        total = len(self.run.galaxies)
+        if key is None:
+            self.status.object = f"Showing all {total} galaxies."
+        elif mask is None:
+            self.status.object = (
+                f"The galaxy table has no column `{key[0]}`: showing all {total} galaxies."
+            )
+        else:
+            variable, lo, hi, last = key
+            label = BIN_VARIABLES.get(variable, variable)
+            self.status.object = (
+                f"Showing {int(mask.sum())} galaxies with "
+                f"{lo:.4g} ≤ {label} {'≤' if last else '<'} {hi:.4g}."
+            )
+
+    # ------------------------------------------------------------------ tables
+
+    def _bin_frame(self) -> pd.DataFrame:
+        """One row per bin: its range, its galaxies and both methods' metrics."""
+        variable = self.bin_variable.value
+        bins = self._bins(variable)
+        frame = {
+            "bin": [
+                f"[{row['lo']:.4g}, {row['hi']:.4g}{']' if i == len(bins) - 1 else ')'}"
+                for i, row in enumerate(bins)
+            ],
+            "n": [int(row["n"] or 0) for row in bins],
+        }
+        for suffix, method in (("a", self.method_a.value), ("b", self.method_b.value)):
+            rows = self.run.metrics.get(method, {}).get(f"by_{variable}", [])
+            for key in BIN_METRICS.values():
+                values = [_number(row.get(key)) for row in rows[: len(bins)]]
+                frame[f"{key}_{suffix}"] = values + [np.nan] * (len(bins) - len(values))
+        return pd.DataFrame(frame)
+
+    def _formatters(self) -> dict[str, NumberFormatter]:
+        return {
+            f"{key}_{suffix}": NumberFormatter(format="0.0000")
+            for key in BIN_METRICS.values()
+            for suffix in "ab"
+        }
+
+    def _galaxy_frame(self) -> pd.DataFrame:
+        """The selected galaxies with both methods' estimates; indexed by row in
+        ``run.galaxies``. Only the selected rows are copied (none when all are shown)."""
+        galaxies = self.run.galaxies
+        mask = self._mask()
+        rows = None if mask is None else np.flatnonzero(mask)
+        columns = {name: name for name in ("id", "z_true", "mag_r", "g_r") if name in galaxies}
+        for suffix, method in (("a", self.method_a.value), ("b", self.method_b.value)):
+            for quantity in ("z_phot", "pit"):
+                if f"{method}.{quantity}" in galaxies:
+                    columns[f"{quantity}_{suffix}"] = f"{method}.{quantity}"
+        data = {
+            name: galaxies[source].to_numpy() if rows is None else galaxies[source].to_numpy()[rows]
+            for name, source in columns.items()
+        }
+        index = galaxies.index if rows is None else galaxies.index[rows]
+        return pd.DataFrame(data, index=index, copy=False)
+
+    def _refresh_galaxies(self) -> None:
+        """New galaxy table; the galaxy shown stays selected if it is still listed."""
+        frame = self._galaxy_frame()
+        self.galaxy_table.value = frame
+        shown = self.galaxy_view.galaxy_id
+        row = self.run.row_of(shown) if shown is not None else None
+        position = frame.index.get_indexer([row])[0] if row is not None else -1
+        self.galaxy_table.selection = [int(position)] if position >= 0 else []
+
+    def _on_galaxy_row(self, event: param.parameterized.Event) -> None:
+        # An emptied selection (a new table) keeps the galaxy shown.
+        if event.new:
+            galaxy_id = self.galaxy_table.value["id"].iat[event.new[0]]
+            self.galaxy_view.galaxy_id = (
+                galaxy_id.item() if hasattr(galaxy_id, "item") else galaxy_id
+            )
+
+    def _update_bin_titles(self) -> None:
+        """Column titles of the per-bin table: the variable binned, metric of A or B."""
+        self.bin_table.titles = {
+            "bin": BIN_VARIABLES.get(self.bin_variable.value, "bin"),
+            **{f"{key}_a": f"{label} A" for label, key in BIN_METRICS.items()},
+            **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
+        }
+
+    # ------------------------------------------------------------------ plots
+
+    def _pit_plot(self, method: str, selected_bin: int | None, colour: str) -> hv.Overlay:
+        column = f"{method}.pit"
+        pit = self.run.galaxies[column].to_numpy() if column in self.run.galaxies else np.array([])
+        mask = self._mask()
+        if mask is not None and pit.size:
+            pit = pit[mask]
+        edges, density, band = pit_histogram(pit)
+        n = int(np.isfinite(pit).sum())
+        where = "all galaxies" if mask is None else "selected bin"
+        spread = hv.Spread(
+            ([0.0, 1.0], [1.0, 1.0], [band, band]), "PIT", ["density", "band"], label="±2σ"
+        ).opts(color="gray", alpha=0.25, line_alpha=0)
+        # framewise: the y range follows the new histogram (an element option; on the
+        # overlay it would be ignored).
+        histogram = hv.Histogram((edges, density), kdims="PIT", vdims="density").opts(
+            color=colour, alpha=0.7, line_color="white", framewise=True
+        )
+        uniform = hv.HLine(1.0).opts(color="black", line_dash="dashed", line_width=1)
+        return (spread * histogram * uniform).opts(
+            title=f"PIT of {method_label(method)} · {where} (n = {n})",
+            height=PLOT_HEIGHT,
+            responsive=True,
+            show_legend=False,
+            ylim=(0, None),
+            xlim=(0, 1),
+        )
+
+    def _coverage_plot(self, method: str) -> hv.Overlay:
+        curve = self.run.metrics.get(method, {}).get("coverage_curve", {})
+        levels = np.asarray(curve.get("levels", []), dtype=float)
+        ideal = hv.Curve(([0, 1], [0, 1]), "nominal", "observed", label="ideal").opts(
+            color="black", line_dash="dashed", line_width=1
+        )
+        lines = [
+            hv.Curve(
+                (levels, np.asarray(curve.get(kind, [np.nan] * len(levels)), dtype=float)),
+                "nominal",
+                "observed",
+                label=label,
+            ).opts(color=colour, line_width=2)
+            for kind, label, colour in (
+                ("central", "central", "#2ca02c"),
+                ("hpd", "HPD", "#9467bd"),
+            )
+        ]
+        return hv.Overlay([ideal, *lines]).opts(
+            title=f"Coverage of {method_label(method)} · all galaxies",
+            height=PLOT_HEIGHT,
+            responsive=True,
+            legend_position="bottom_right",
+            xlabel="nominal credibility",
+            ylabel="observed coverage",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+        )
+
+    def _bin_plot(self, a: str, b: str, variable: str | None, metric: str) -> hv.Overlay:
+        label = next((k for k, v in BIN_METRICS.items() if v == metric), metric)
+        x_label = BIN_VARIABLES.get(variable, variable or "bin")
+        elements = []
+        # Legend entries stay "A" and "B" (the methods are in the title): a changed label
+        # would make HoloViews build new glyphs instead of updating the old ones.
+        for name, method, colour in (("A", a, COLOURS[0]), ("B", b, COLOURS[1])):
+            rows = self.run.metrics.get(method, {}).get(f"by_{variable}", [])
+            x = np.array([0.5 * (r["lo"] + r["hi"]) for r in rows], dtype=float)
+            y = np.array([_number(r.get(metric)) for r in rows], dtype=float)
+            elements.append(
+                hv.Curve((x, y), "x", "y", label=name).opts(color=colour, framewise=True)
+            )
+            elements.append(
+                hv.Scatter((x, y), "x", "y", label=name).opts(color=colour, size=6, framewise=True)
+            )
+        return hv.Overlay(elements).opts(
+            title=f"{label} per bin of {x_label} · A: {method_label(a)} · B: {method_label(b)}",
+            xlabel=x_label,
+            ylabel=label,
+            height=PLOT_HEIGHT,
+            responsive=True,
+            legend_position="top_left",
+            show_grid=True,
+            padding=0.08,  # points at the first and last bin stay whole
+        )

@@ -1,0 +1,67 @@
+"""The landing page: the run in use, what is in it, and links to the dashboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import panel as pn
+import param
+
+from clapkit.evaluation import TABLE_COLUMNS
+from clapkit_app.page import DASHBOARDS, problems_alert
+from clapkit_app.store import RunData, method_label
+
+#: One line on what each dashboard is for.
+DESCRIPTIONS = {
+    "calibration": "PIT histograms, coverage curves and metrics of every method, overall "
+    "and in bins of redshift, magnitude and colour; the galaxies of a bin.",
+    "neighbours": "CLAP's latent space in 2-D; a galaxy's nearest neighbours, their "
+    "images and redshifts, and the local PIT histogram that chose k.",
+}
+
+
+class Landing(pn.viewable.Viewer):
+    """The run directory in use, its methods with their headline metrics, the dashboards."""
+
+    run = param.ClassSelector(class_=RunData, doc="the run shown")
+
+    def __panel__(self) -> pn.Column:
+        run = self.run
+        items: list = [pn.pane.Markdown(f"## Run `{run.root}`", css_classes=["ck-run"])]
+        alert = problems_alert(run)
+        if alert is not None:
+            items.append(alert)
+        links = "\n".join(
+            f"- **[{title}](./{path})** — {DESCRIPTIONS[path]}"
+            for path, title in DASHBOARDS.items()
+        )
+        items.append(pn.pane.Markdown(f"### Dashboards\n{links}", css_classes=["ck-dashboards"]))
+        if run.metrics:
+            rows = {
+                method_label(m): {
+                    title: run.metrics[m]["summary"][key] for key, title, _ in TABLE_COLUMNS
+                }
+                for m in run.methods
+            }
+            table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+            items.append(pn.pane.Markdown("### Methods on the held-out galaxies"))
+            items.append(
+                pn.widgets.Tabulator(
+                    table.reset_index(),
+                    disabled=True,
+                    show_index=False,
+                    formatters={title: _number(fmt) for _, title, fmt in TABLE_COLUMNS},
+                    css_classes=["ck-metrics"],
+                )
+            )
+        figure = Path(run.root) / "calibration.png"
+        if figure.is_file():
+            items.append(pn.pane.PNG(str(figure), width=900))
+        return pn.Column(*items, sizing_mode="stretch_width")
+
+
+def _number(fmt: str) -> dict:
+    """A Tabulator number formatter matching a Python format's precision."""
+    digits = int(fmt.split(".")[1][0]) if "." in fmt else 0
+    return {"type": "money", "precision": digits, "thousand": ""}

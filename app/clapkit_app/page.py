@@ -1,0 +1,57 @@
+"""The frame of every served page: a template with the run in use and links to the
+other dashboards. The dashboards themselves are plain ``Viewer`` objects, so the same
+object shows inline in a notebook and inside this frame when served."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from clapkit_app.store import RunData
+
+#: URL path and title of every dashboard, in the order of the navigation.
+DASHBOARDS = {
+    "calibration": "Calibration explorer",
+    "neighbours": "Neighbour browser",
+}
+
+
+def problems_alert(run: RunData) -> pn.pane.Alert | None:
+    """A warning listing what the run lacks and how to make it, or None."""
+    if not run.problems:
+        return None
+    text = "\n".join(f"- {problem}" for problem in run.problems)
+    return pn.pane.Alert(text, alert_type="warning", sizing_mode="stretch_width")
+
+
+def navigation(current: str | None = None) -> pn.pane.Markdown:
+    """Links to the landing page and every dashboard (the current one in bold)."""
+    links = ["[Home](./)"]
+    for path, title in DASHBOARDS.items():
+        links.append(f"**{title}**" if path == current else f"[{title}](./{path})")
+    return pn.pane.Markdown("\n\n".join(links))
+
+
+def page(content, title: str, run_root: str, current: str | None = None):
+    """``content`` in the page template of the served app.
+
+    Parameters
+    ----------
+    content : Viewable
+        The dashboard.
+    title : str
+        Browser tab and header title.
+    run_root : str
+        Shown in the sidebar.
+    current : str, optional
+        URL path of this dashboard, highlighted in the navigation.
+    """
+    # Bootstrap rather than Fast: the Fast design fetches its font from Google, which a
+    # machine without internet reports as a console error on every page.
+    template = pn.template.BootstrapTemplate(
+        title=f"clapkit · {title}",
+        sidebar=[navigation(current), pn.pane.Markdown(f"**Run:** `{run_root}`")],
+        sidebar_width=220,
+        main_max_width="1500px",
+    )
+    template.main.append(content)
+    return template

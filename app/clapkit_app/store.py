@@ -1,0 +1,328 @@
+"""The data store of the dashboards: one run directory, read once per server process.
+
+Everything here reads what the library wrote (see ``clapkit.runs``): ``metrics.json`` and
+``galaxies.h5`` (``clapkit evaluate``), ``pdfs/<method>.h5`` and ``clap/knn.h5``
+(``clapkit predict``) and the galaxy file the run predicted on (its images and catalog).
+The small arrays are loaded once per process by :func:`load_run` (``pn.cache``) and
+shared, read-only, by every session; one galaxy's PDFs, images and neighbours are read
+from disk when asked for. Nothing is computed here beyond looking rows up.
+
+A run that lacks something does not raise: :attr:`RunData.problems` says what is
+missing and which command makes it, and the dashboards show that on the page.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from clapkit.data import GalaxySet
+from clapkit.errors import ClapkitError
+from clapkit.evaluation import GALAXY_TABLE, read_galaxy_table
+from clapkit.photoz.details import CLAPDetails, read_clap_details
+from clapkit.runs import RunDir
+
+#: The run the app shows when none is named: the one ``make demo`` builds.
+DEFAULT_RUN = Path("data") / "runs" / "demo"
+#: CLAP's stages, in pipeline order: the ensemble first.
+CLAP_STAGES = ("clap", "clap_refit", "clap_recal", "clap_raw")
+#: How the dashboards name each method.
+METHOD_LABELS = {
+    "clap": "CLAP (harmonic ensemble)",
+    "clap_refit": "CLAP refitted",
+    "clap_recal": "CLAP recalibrated",
+    "clap_raw": "CLAP raw KNN",
+    "softmax": "softmax CNN",
+    "mcdropout": "MC dropout",
+    "ensemble": "deep ensemble",
+    "temperature": "temperature scaling",
+    "knn_photometry": "KNN on photometry",
+}
+BASELINES = ("softmax", "mcdropout", "ensemble", "temperature", "knn_photometry")
+#: Per-bin tables the calibration explorer offers: metrics.json key, label.
+BIN_VARIABLES = {"z_true": "true redshift", "mag_r": "r magnitude", "g_r": "colour g − r"}
+
+
+def run_from_args(argv: Sequence[str]) -> Path:
+    """The run directory from ``--run DIR``, else ``CLAPKIT_RUN``, else the demo run.
+
+    Examples
+    --------
+    >>> run_from_args(["app.py", "--run", "runs/x"])
+    PosixPath('runs/x')
+    """
+    argv = list(argv)
+    if "--run" in argv and argv.index("--run") + 1 < len(argv):
+        return Path(argv[argv.index("--run") + 1])
+    return Path(os.environ.get("CLAPKIT_RUN", DEFAULT_RUN))
+
+
+def method_label(method: str) -> str:
+    """The name a dashboard shows for ``method``."""
+    return METHOD_LABELS.get(method, method)
+
+
+@dataclass
+class RunData:
+    """What the dashboards read of one run directory.
+
+    Attributes
+    ----------
+    root : Path
+    problems : list of str
+        What is missing and how to make it (Markdown); empty for a complete run.
+    metrics : dict or None
+        ``metrics.json``'s ``methods``: per method ``summary``, ``coverage_curve`` and
+        ``by_<variable>`` tables.
+    methods : list of str
+        Methods with PDFs, CLAP's stages first, then the baselines.
+    galaxies : DataFrame or None
+        ``galaxies.h5``: one row per galaxy (``id``, ``z_true``, ``mag_r``, ``g_r``,
+        ``<method>.z_phot``, ``<method>.pit``, ``<method>.crps``), in PDF-file order.
+    details : CLAPDetails or None
+        ``clap/knn.h5``: chosen k, local PIT histograms, 2-D projection, training ids.
+    data_path : Path or None
+        The galaxy file (images and catalog), when it can be opened.
+    """
+
+    root: Path
+    problems: list[str] = field(default_factory=list)
+    # repr=False: HoloViews names callbacks by printing them, and printing the tables of
+    # 100,000 galaxies takes seconds.
+    metrics: dict[str, Any] | None = field(default=None, repr=False)
+    methods: list[str] = field(default_factory=list)
+    galaxies: pd.DataFrame | None = field(default=None, repr=False)
+    details: CLAPDetails | None = field(default=None, repr=False)
+    data_path: Path | None = None
+    edges: np.ndarray | None = field(default=None, repr=False)
+    _rows: pd.Index | None = field(default=None, repr=False)
+    _data: GalaxySet | None = field(default=None, repr=False)
+    _data_rows: pd.Index | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ lookups
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run has PDFs and their evaluation (the calibration explorer's needs)."""
+        return self.metrics is not None and self.galaxies is not None
+
+    def has_galaxy(self, galaxy_id: Any) -> bool:
+        """Whether ``galaxy_id`` is one of the run's evaluated galaxies."""
+        return self.row_of(galaxy_id) is not None
+
+    def row_of(self, galaxy_id: Any) -> int | None:
+        """Row of ``galaxy_id`` in ``galaxies`` (and the PDF files), None if absent."""
+        if self._rows is None:
+            return None
+        key = _as_id(galaxy_id, self._rows)
+        if key is None or key not in self._rows:
+            return None
+        return int(self._rows.get_loc(key))
+
+    def parse_id(self, text: str) -> Any | None:
+        """A galaxy id typed by a user, as stored in the run, or None if it is not there."""
+        key = _as_id(text.strip(), self._rows) if self._rows is not None else None
+        return key if key is not None and self.row_of(key) is not None else None
+
+    def pdfs(self, galaxy_id: Any) -> dict[str, np.ndarray]:
+        """Probabilities per bin of ``galaxy_id`` for every method (on :attr:`edges`)."""
+        row = self.row_of(galaxy_id)
+        if row is None:
+            raise KeyError(f"galaxy {galaxy_id!r} is not in {self.root}")
+        run = RunDir(self.root)
+        out = {}
+        for method in self.methods:
+            with h5py.File(run.pdf_path(method), "r") as f:
+                out[method] = f["p"][row]
+        return out
+
+    def catalog_row(self, galaxy_id: Any) -> dict[str, Any]:
+        """The galaxy's row of the data catalog (empty without the galaxy file)."""
+        row = self._data_row(galaxy_id)
+        if row is None:
+            return {}
+        record = self._data.catalog[row]
+        return {name: _plain(record[name]) for name in self._data.catalog.colnames}
+
+    def images(self, galaxy_ids: Sequence[Any]) -> tuple[tuple[str, ...], np.ndarray] | None:
+        """Band names and images ``(len(galaxy_ids), bands, H, W)`` of the first stack,
+        None without the galaxy file or when an id is not in it."""
+        if self._data is None or not self._data.instruments:
+            return None
+        rows = [self._data_row(i) for i in galaxy_ids]
+        if any(r is None for r in rows):
+            return None
+        stack = self._data.stacks[self._data.instruments[0]]
+        rows = np.asarray(rows)
+        order = np.argsort(rows)
+        # h5py reads fancy indices in increasing order, without repeats.
+        unique, inverse = np.unique(rows[order], return_inverse=True)
+        block = np.asarray(stack.images[unique], dtype=np.float32)[inverse]
+        out = np.empty_like(block)
+        out[order] = block
+        return tuple(stack.bands), out
+
+    def neighbours(self, galaxy_id: Any) -> dict[str, Any] | None:
+        """CLAP's chosen neighbours of ``galaxy_id``: training ids and redshifts (nearest
+        first), chosen k, the local PIT histogram that chose it, its W1 to uniform; None
+        without ``clap/knn.h5`` or for a galaxy that is not in it."""
+        if self.details is None:
+            return None
+        row = _details_row(self.details, galaxy_id)
+        if row is None:
+            return None
+        index = self.details.neighbours(row)
+        return {
+            "ids": self.details.train_ids[index],
+            "z": self.details.train_z[index],
+            "k": int(self.details.k[row]),
+            "local_pit_hist": self.details.local_pit_hist[row],
+            "w1": float(self.details.w1[row]),
+        }
+
+    def _data_row(self, galaxy_id: Any) -> int | None:
+        if self._data_rows is None:
+            return None
+        key = _as_id(galaxy_id, self._data_rows)
+        if key is None or key not in self._data_rows:
+            return None
+        return int(self._data_rows.get_loc(key))
+
+
+def _as_id(value: Any, index: pd.Index) -> Any | None:
+    """``value`` converted to the dtype of the stored ids (typed text becomes an int)."""
+    if index.dtype.kind in "iu":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    return str(value)
+
+
+def _details_row(details: CLAPDetails, galaxy_id: Any) -> int | None:
+    matches = np.flatnonzero(details.ids == galaxy_id)
+    return int(matches[0]) if matches.size else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _readonly(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        values = frame[column].to_numpy()
+        if isinstance(values, np.ndarray):
+            values.flags.writeable = False
+    return frame
+
+
+def ordered_methods(methods: Sequence[str]) -> list[str]:
+    """CLAP's stages first (ensemble, refit, recal, raw), then the rest in order given."""
+    return [m for m in CLAP_STAGES if m in methods] + [m for m in methods if m not in CLAP_STAGES]
+
+
+def read_run(root: str | os.PathLike) -> RunData:
+    """Read what the dashboards need of a run; never raises for a broken run (see
+    :attr:`RunData.problems`)."""
+    root = Path(root)
+    data = RunData(root=root)
+    if not root.is_dir():
+        data.problems.append(
+            f"The run directory `{root}` does not exist. Build the demo run with "
+            "`make demo` (or `clapkit demo --no-serve`), or name a run with "
+            "`--args --run DIR` (`clapkit serve --run DIR`) or `CLAPKIT_RUN`."
+        )
+        return data
+    run = RunDir(root)
+    data.methods = ordered_methods(run.methods())
+    if not data.methods:
+        data.problems.append(
+            f"`{root}` has no PDFs (`pdfs/*.h5`). Train and predict: "
+            f"`clapkit train --data DATA --run {root}` then "
+            f"`clapkit predict --run {root} --data DATA`."
+        )
+        return data
+    try:
+        data.metrics = run.read_json("metrics.json")["methods"]
+        table = read_galaxy_table(root / GALAXY_TABLE)
+    except (ClapkitError, OSError, KeyError) as err:
+        data.metrics = None
+        data.problems.append(
+            f"`{root}` has PDFs but no complete evaluation ({err}). "
+            f"Run `clapkit evaluate --run {root} --overwrite`."
+        )
+    else:
+        missing = [m for m in data.methods if m not in data.metrics]
+        if missing:
+            data.problems.append(
+                f"The evaluation of `{root}` is older than its PDFs (no metrics for "
+                f"{missing}). Run `clapkit evaluate --run {root} --overwrite`."
+            )
+            data.methods = [m for m in data.methods if m in data.metrics]
+        frame = table.to_pandas()
+        data.galaxies = _readonly(frame)
+        data._rows = pd.Index(frame["id"])
+    with h5py.File(run.pdf_path(data.methods[0]), "r") as f:
+        data.edges = f["edges"][()]
+    missing_baselines = [m for m in BASELINES if m not in data.methods]
+    if len(missing_baselines) == len(BASELINES):
+        data.problems.append(
+            f"`{root}` has no baselines to compare CLAP with. Train them with "
+            f"`clapkit train --data DATA --run {root} --method all`, then predict."
+        )
+    try:
+        data.details = read_clap_details(root / "clap" / "knn.h5")
+    except (ClapkitError, OSError) as err:
+        data.problems.append(
+            f"No CLAP neighbours in `{root}` ({err}): the neighbour browser needs CLAP. "
+            f"Run `clapkit train --data DATA --run {root} --method clap` and "
+            f"`clapkit predict --run {root} --data DATA`."
+        )
+    path = run.data_path()
+    if path is None:
+        data.problems.append(
+            f"`{root}/predict.json` names no galaxy file, so no images or catalog rows "
+            "are shown. Predict with `clapkit predict`."
+        )
+    else:
+        try:
+            data._data = GalaxySet.load(path)
+        except (ClapkitError, OSError) as err:
+            data.problems.append(
+                f"The galaxy file of this run cannot be opened ({err}); images and "
+                "catalog rows are not shown."
+            )
+        else:
+            data.data_path = path
+            data._data_rows = pd.Index(np.asarray(data._data.catalog["id"]))
+    return data
+
+
+def _signature(root: Path) -> tuple:
+    """Modification times of what :func:`read_run` reads: a new prediction or evaluation
+    while the server runs is picked up by the next session."""
+    names = ("metrics.json", GALAXY_TABLE, "predict.json", "clap/knn.h5")
+    return tuple(
+        (root / name).stat().st_mtime_ns if (root / name).exists() else 0 for name in names
+    )
+
+
+@pn.cache(max_items=4)
+def _cached_run(root: str, signature: tuple) -> RunData:
+    return read_run(root)
+
+
+def load_run(root: str | os.PathLike) -> RunData:
+    """:func:`read_run`, cached per process and shared read-only by every session."""
+    root = Path(root)
+    return _cached_run(str(root.resolve()), _signature(root))

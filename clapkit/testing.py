@@ -1,0 +1,169 @@
+"""Synthetic run directories, for tests and benchmarks of the dashboards.
+
+Training CLAP on 100,000 galaxies takes hours; serving the dashboards on that many
+galaxies takes a run of that size, not a trained one. :func:`synthetic_run` writes a run
+directory with every artefact the app reads, through the library's own writers, in
+seconds to minutes: a GalaxySet of blob images whose colours encode the redshift, 16-d
+latent vectors that do too, CLAP's KNN stages computed for real by
+:class:`~clapkit.photoz.adaptive_knn.AdaptiveKNN` on those latents (chosen k, neighbours,
+local PIT histograms, recalibration, harmonic ensemble), Gaussian PDFs standing in for
+the network baselines (over-confident softmax, wider ensembles), and the evaluation
+(``metrics.json``, ``galaxies.h5``). Only the network training is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+from tqdm.auto import tqdm
+
+from clapkit.data import ImageStack
+from clapkit.data.hdf5 import GalaxySetWriter
+from clapkit.evaluation import evaluate_run
+from clapkit.metrics import PDFs, gaussian_pdfs
+from clapkit.photoz.adaptive_knn import AdaptiveKNN, default_k_grid
+from clapkit.photoz.clap import CLAPPrediction
+from clapkit.photoz.details import write_clap_details
+from clapkit.photoz.ensemble import ensemble_pdfs
+from clapkit.photoz.projection import project_latent
+from clapkit.photoz.recalibrate import recalibrate
+from clapkit.runs import RunDir
+
+BANDS = ("u", "g", "r", "i", "z")
+#: Colour of each band relative to r, at z = 0 and its change per unit redshift.
+_COLOUR = {"u": (1.6, 6.0), "g": (0.6, 4.0), "r": (0.0, 0.0), "i": (-0.3, -1.5), "z": (-0.5, -2.0)}
+#: Stand-ins for the network baselines: (bias, scatter of the mean, width / scatter).
+BASELINES = {
+    "softmax": (0.002, 0.02, 0.6),
+    "mcdropout": (0.002, 0.02, 0.8),
+    "ensemble": (0.001, 0.018, 0.9),
+    "temperature": (0.002, 0.02, 1.0),
+    "knn_photometry": (0.0, 0.017, 1.1),
+}
+
+
+@dataclass(frozen=True)
+class SyntheticRunConfig:
+    """Sizes of a synthetic run.
+
+    ``n_test`` galaxies get PDFs (the galaxies the dashboards show); ``n_train`` are
+    the KNN's training set (the neighbours); images are ``image_size`` pixels square.
+    """
+
+    n_test: int = 200
+    n_train: int = 400
+    image_size: int = 16
+    n_bins: int = 40
+    z_max: float = 0.4
+    latent_dim: int = 16
+    projection: str = "pca"
+    seed: int = 0
+    block: int = 2048
+
+
+def synthetic_run(
+    root: str | os.PathLike,
+    config: SyntheticRunConfig | None = None,
+    *,
+    progress: bool = False,
+) -> RunDir:
+    """Write a synthetic run directory (see the module docstring) and return it.
+
+    The galaxy file is ``<root>/galaxies_data.h5`` (recorded in ``predict.json``); the
+    run holds ``pdfs/*.h5`` for CLAP's four stages and the five baselines,
+    ``clap/knn.h5``, ``metrics.json`` and ``galaxies.h5``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = synthetic_run(tempfile.mkdtemp(), SyntheticRunConfig(n_test=60, n_train=90))
+    >>> sorted(run.methods())[:3], (run.root / "galaxies.h5").is_file()
+    (['clap', 'clap_raw', 'clap_recal'], True)
+    """
+    config = config or SyntheticRunConfig()
+    run = RunDir(root)
+    run.root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    n = config.n_test + config.n_train
+    z = rng.uniform(0.02, 0.95 * config.z_max, n)
+    split = np.array(["test"] * config.n_test + ["train"] * config.n_train)
+    ids = np.arange(1, n + 1) * 7 + 100_000  # not row numbers, as in real catalogs
+    catalog = Table({"id": ids, "z": z, "split": split, "ebv": rng.uniform(0, 0.1, n)})
+    mag_r = rng.uniform(14.5, 17.7, n)
+    for band in BANDS:
+        zero, slope = _COLOUR[band]
+        catalog[f"mag_{band}"] = mag_r + zero + slope * z + rng.normal(0, 0.03, n)
+        catalog[f"magerr_{band}"] = rng.uniform(0.01, 0.05, n)
+    data = run.root / "galaxies_data.h5"
+    _write_images(data, catalog, config, rng, progress)
+
+    test, train = slice(0, config.n_test), slice(config.n_test, n)
+    direction = rng.normal(size=config.latent_dim)
+    latent = (z[:, None] * direction * 20.0 + rng.normal(0, 1.0, (n, config.latent_dim))).astype(
+        np.float32
+    )
+    edges = np.linspace(0.0, config.z_max, config.n_bins + 1)
+    k_max = min(2000, max(20, config.n_train // 50), config.n_train - 1)
+    knn = AdaptiveKNN(edges, default_k_grid(2, k_max, min(30, k_max - 1)), n_pit_bins=20)
+    knn.fit(latent[train], z[train], progress=progress)
+    result = knn.predict(latent[test], progress=progress)
+    stages = {
+        "clap_raw": result.p,
+    }
+    with warnings.catch_warnings():
+        # Tiny neighbourhoods make some PIT polynomials vanish; recalibrate keeps those
+        # galaxies' raw PDFs and says so, which is expected here.
+        warnings.simplefilter("ignore", UserWarning)
+        stages["clap_recal"] = recalibrate(result.p, edges, result.local_pit_hist)
+    stages["clap_refit"] = ensemble_pdfs([stages["clap_recal"]])
+    stages["clap"] = ensemble_pdfs([stages["clap_raw"], stages["clap_recal"]])
+    test_ids, z_test = ids[test], z[test]
+    for name, p in stages.items():
+        run.save_pdfs(name, PDFs(p, edges, z_true=z_test, ids=test_ids), {"synthetic": True})
+    for name, (bias, scatter, width) in BASELINES.items():
+        mean = z_test + bias + rng.normal(0, scatter, config.n_test) * (1 + z_test)
+        p = gaussian_pdfs(mean, np.full(config.n_test, width * scatter) * (1 + z_test), edges)
+        run.save_pdfs(name, PDFs(p, edges, z_true=z_test, ids=test_ids), {"synthetic": True})
+    prediction = CLAPPrediction(
+        pdfs=stages,
+        knn=result,
+        latent=latent[test],
+        train_latent=latent[train],
+        train_z=z[train],
+        train_ids=ids[train],
+    )
+    projection = project_latent(latent[test], config.projection, seed=config.seed)
+    write_clap_details(run.root / "clap" / "knn.h5", prediction, test_ids, projection)
+    run.write_json(
+        "predict.json",
+        {"data": run.relative_data_path(data), "split": "test", "synthetic": True},
+        overwrite=True,
+    )
+    evaluate_run(run, catalog=catalog, z_bins=4, extra_bins=4, overwrite=True)
+    return run
+
+
+def _write_images(
+    path: Path, catalog: Table, config: SyntheticRunConfig, rng, progress: bool
+) -> None:
+    """Round blobs with the catalog's fluxes plus sky noise, block by block."""
+    size, n = config.image_size, len(catalog)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    template = ImageStack(
+        np.zeros((1, len(BANDS), size, size), np.float32), BANDS, 0.396, (22.5,) * 5, "nanomaggy"
+    )
+    fluxes = 10 ** (-0.4 * (np.column_stack([catalog[f"mag_{b}"] for b in BANDS]) - 22.5))
+    with GalaxySetWriter(path, n, {"sdss": template}, overwrite=True) as writer:
+        for start in tqdm(range(0, n, config.block), desc="images", disable=not progress):
+            stop = min(n, start + config.block)
+            radius = rng.uniform(1.0, size / 8, stop - start)[:, None, None, None]
+            blob = np.exp(-(xx**2 + yy**2) / (2 * radius**2)) / (2 * np.pi * radius**2)
+            block = fluxes[start:stop, :, None, None] * blob
+            block += rng.normal(0, 0.01, block.shape)
+            writer.write_rows(start, {"sdss": block.astype(np.float32)})
+        writer.finish(catalog, {"source": "clapkit.testing.synthetic_run"})

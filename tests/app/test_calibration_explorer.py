@@ -1,0 +1,232 @@
+"""The calibration explorer compares two methods, overall and within a selected bin."""
+
+import shutil
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+from clapkit_app.calibration import (
+    PIT_BINS,
+    SUMMARY_CARDS,
+    CalibrationExplorer,
+    bin_mask,
+    pit_histogram,
+)
+from clapkit_app.store import BASELINES, BIN_VARIABLES, read_run
+
+from clapkit.testing import SyntheticRunConfig, synthetic_run
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calibration") / "run"
+    synthetic_run(root, SyntheticRunConfig(n_test=120, n_train=240))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(run_root):
+    return read_run(run_root)
+
+
+def hook(explorer, css_class):
+    """The one object of the explorer with ``css_class`` (the browser tests' hooks)."""
+    found = [
+        obj
+        for obj in explorer.__panel__().select()
+        if css_class in (getattr(obj, "css_classes", None) or [])
+    ]
+    assert len(found) == 1, f"{len(found)} objects with class {css_class}"
+    return found[0]
+
+
+def pit_frames(explorer):
+    """The current PIT overlays of method A and method B."""
+    panes = [
+        pane
+        for pane in explorer.__panel__().select(pn.pane.HoloViews)
+        if "PIT of" in pane.object[()].opts.get().kwargs.get("title", "")
+    ]
+    assert len(panes) == 2
+    return [pane.object[()] for pane in panes]
+
+
+def expected_bin(run, variable, index):
+    """Ids of the galaxies in bin ``index`` of ``variable``, from the stored table."""
+    rows = run.metrics[run.methods[0]][f"by_{variable}"]
+    lo, hi = rows[index]["lo"], rows[index]["hi"]
+    x = run.galaxies[variable].to_numpy()
+    last = index == len(rows) - 1
+    inside = (x >= lo) & ((x <= hi) if last else (x < hi))
+    return run.galaxies["id"].to_numpy()[inside], rows[index]
+
+
+def test_full_run_renders_inline_without_an_alert(run):
+    explorer = CalibrationExplorer(run=run)
+    assert not explorer.__panel__().select(pn.pane.Alert)
+    pn.panel(explorer).get_root()  # what a notebook does to show it
+
+
+def test_defaults_compare_clap_with_the_first_baseline(run):
+    explorer = CalibrationExplorer(run=run)
+    assert explorer.method_a.value == "clap"
+    assert explorer.method_b.value == next(m for m in run.methods if m in BASELINES)
+    assert set(explorer.method_a.options.values()) == set(run.methods)
+    assert explorer.bin_variable.options == {
+        label: var for var, label in BIN_VARIABLES.items() if f"by_{var}" in run.metrics["clap"]
+    }
+
+
+def test_summary_cards_follow_the_method(run):
+    explorer = CalibrationExplorer(run=run)
+    cards = hook(explorer, "ck-summary-a").objects
+    for method in ("clap", "softmax", "clap_raw"):
+        explorer.method_a.value = method
+        summary = run.metrics[method]["summary"]
+        assert [card.value for card in cards] == pytest.approx(
+            [summary[key] for key, _, _ in SUMMARY_CARDS]
+        )
+    # The page text shows σ_MAD with four decimals (what the browser tests read).
+    model = cards[0].get_root()
+    assert f"{run.metrics['clap_raw']['summary']['sigma_mad']:.4f}" in model.text
+    other = hook(explorer, "ck-summary-b").objects[0]
+    assert other.value == pytest.approx(
+        run.metrics[explorer.method_b.value]["summary"]["sigma_mad"]
+    )
+
+
+@pytest.mark.parametrize("variable", ["z_true", "mag_r", "g_r"])
+def test_selecting_a_bin_filters_the_galaxies_to_it(run, variable):
+    explorer = CalibrationExplorer(run=run)
+    explorer.bin_variable.value = variable
+    table = hook(explorer, "ck-galaxy-table")
+    status = hook(explorer, "ck-selection-status")
+    n_bins = len(run.metrics["clap"][f"by_{variable}"])
+    for index in range(n_bins):
+        explorer.bin_table.selection = [index]
+        ids, row = expected_bin(run, variable, index)
+        assert len(ids) > 0
+        np.testing.assert_array_equal(np.sort(table.value["id"].to_numpy()), np.sort(ids))
+        assert len(ids) == row["n"]  # the app's bin is the one the evaluation used
+        assert f"Showing {len(ids)} galaxies with" in status.object
+        assert BIN_VARIABLES[variable] in status.object
+    explorer.bin_table.selection = []
+    assert len(table.value) == len(run.galaxies)
+    assert f"all {len(run.galaxies)} galaxies" in status.object
+
+
+def test_pit_histograms_are_of_the_selected_galaxies(run):
+    explorer = CalibrationExplorer(run=run)
+    explorer.method_b.value = "softmax"
+    explorer.bin_table.selection = [1]
+    ids, _ = expected_bin(run, "z_true", 1)
+    selected = run.galaxies["id"].isin(ids).to_numpy()
+    for overlay, method in zip(pit_frames(explorer), ("clap", "softmax"), strict=True):
+        (histogram,) = [el for el in overlay if isinstance(el, hv.Histogram)]
+        edges = histogram.interface.coords(histogram, "PIT", edges=True)
+        density = histogram.dimension_values("density")
+        assert len(density) == PIT_BINS
+        assert np.sum(density * np.diff(edges)) == pytest.approx(1.0)
+        counts, _ = np.histogram(run.galaxies[f"{method}.pit"][selected], PIT_BINS, (0, 1))
+        np.testing.assert_allclose(density * np.diff(edges) * len(ids), counts)
+        # The band of a calibrated method, for this many galaxies.
+        (band,) = [el for el in overlay if isinstance(el, hv.Spread)]
+        p = 1 / PIT_BINS
+        half = 2 * np.sqrt((1 - p) / (len(ids) * p))
+        assert band.dimension_values("band") == pytest.approx([half, half])
+        assert f"n = {len(ids)}" in overlay.opts.get().kwargs["title"]
+
+
+def test_pit_histogram_integrates_to_one_and_handles_no_values():
+    rng = np.random.default_rng(1)
+    edges, density, band = pit_histogram(rng.uniform(size=500))
+    assert np.sum(density * np.diff(edges)) == pytest.approx(1.0)
+    assert band == pytest.approx(2 * np.sqrt((1 - 1 / PIT_BINS) / (500 / PIT_BINS)))
+    edges, density, band = pit_histogram(np.array([np.nan]))
+    assert not density.any() and np.isnan(band)
+
+
+def test_last_bin_includes_its_upper_edge():
+    x = np.array([0.0, 0.5, 1.0])
+    assert bin_mask(x, 0.5, 1.0).tolist() == [False, True, False]
+    assert bin_mask(x, 0.5, 1.0, last=True).tolist() == [False, True, True]
+
+
+def test_another_bin_variable_clears_the_selection(run):
+    explorer = CalibrationExplorer(run=run)
+    explorer.bin_table.selection = [0]
+    explorer.bin_variable.value = "mag_r"
+    assert explorer.selected_bin is None
+    assert len(hook(explorer, "ck-galaxy-table").value) == len(run.galaxies)
+    assert hook(explorer, "ck-bin-table").value["bin"].iloc[0].startswith("[")
+    assert hook(explorer, "ck-bin-table").titles["bin"] == BIN_VARIABLES["mag_r"]
+
+
+def test_bin_table_shows_both_methods_metrics(run):
+    explorer = CalibrationExplorer(run=run)
+    explorer.method_b.value = "ensemble"
+    table = hook(explorer, "ck-bin-table").value
+    rows_a, rows_b = run.metrics["clap"]["by_z_true"], run.metrics["ensemble"]["by_z_true"]
+    assert table["sigma_mad_a"].tolist() == pytest.approx([r["sigma_mad"] for r in rows_a])
+    assert table["crps_b"].tolist() == pytest.approx([r["crps"] for r in rows_b])
+    assert table["n"].tolist() == [r["n"] for r in rows_a]
+
+
+def test_galaxy_table_pages_and_follows_the_methods(run):
+    explorer = CalibrationExplorer(run=run)
+    table = hook(explorer, "ck-galaxy-table")
+    assert table.pagination == "remote" and table.page_size == 15
+    explorer.method_a.value = "clap_recal"
+    np.testing.assert_array_equal(
+        table.value["z_phot_a"].to_numpy(), run.galaxies["clap_recal.z_phot"].to_numpy()
+    )
+    np.testing.assert_array_equal(
+        table.value["pit_b"].to_numpy(), run.galaxies[f"{explorer.method_b.value}.pit"]
+    )
+
+
+def test_picking_a_row_shows_that_galaxy(run):
+    explorer = CalibrationExplorer(run=run)
+    table = hook(explorer, "ck-galaxy-table")
+    first = run.galaxies["id"].iat[0]
+    assert table.selection == [0] and explorer.galaxy_view.galaxy_id == first
+    assert f"Galaxy {first}" in hook(explorer, "ck-galaxy-title").object
+    explorer.bin_table.selection = [2]  # a bin without the first galaxy
+    table.selection = [3]
+    galaxy_id = table.value["id"].iat[3]
+    assert explorer.galaxy_view.galaxy_id == galaxy_id
+    assert f"Galaxy {galaxy_id}" in hook(explorer, "ck-galaxy-title").object
+    # Back to all galaxies: the galaxy shown stays, selected where it now is.
+    explorer.bin_table.selection = []
+    assert explorer.galaxy_view.galaxy_id == galaxy_id
+    assert table.value["id"].iat[table.selection[0]] == galaxy_id
+
+
+def test_sessions_are_independent_and_leave_the_run_untouched(run):
+    before = run.galaxies.copy()
+    one, two = CalibrationExplorer(run=run), CalibrationExplorer(run=run)
+    one.bin_table.selection = [1]
+    one.method_a.value = "softmax"
+    assert two.selected_bin is None and two.method_a.value == "clap"
+    assert len(hook(two, "ck-galaxy-table").value) == len(run.galaxies)
+    assert run.galaxies.equals(before)
+    assert not run.galaxies["z_true"].to_numpy().flags.writeable
+
+
+def test_a_run_without_evaluation_says_how_to_make_it(run_root, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(run_root, root)
+    (root / "metrics.json").unlink()
+    explorer = CalibrationExplorer(run=read_run(root))
+    (alert,) = explorer.__panel__().select(pn.pane.Alert)
+    assert "clapkit evaluate" in alert.object
+    assert not explorer.__panel__().select(pn.widgets.Tabulator)
+    pn.panel(explorer).get_root()
+
+
+def test_a_missing_run_directory_says_how_to_make_one(tmp_path):
+    explorer = CalibrationExplorer(run=read_run(tmp_path / "absent"))
+    (alert,) = explorer.__panel__().select(pn.pane.Alert)
+    assert "make demo" in alert.object
+    pn.panel(explorer).get_root()

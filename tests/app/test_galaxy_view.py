@@ -1,0 +1,140 @@
+"""One galaxy's view: its title, every method's PDF, its images and catalog row."""
+
+import shutil
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+from clapkit_app.galaxy import GalaxyView
+from clapkit_app.store import method_label, read_run
+
+from clapkit.testing import SyntheticRunConfig, synthetic_run
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("galaxy") / "run"
+    synthetic_run(root, SyntheticRunConfig(n_test=120, n_train=240))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(run_root):
+    return read_run(run_root)
+
+
+@pytest.fixture(scope="module")
+def run_without_images(run_root, tmp_path_factory):
+    """The run with its galaxy file (images and catalog) gone."""
+    root = tmp_path_factory.mktemp("galaxy-noimages") / "run"
+    shutil.copytree(run_root, root)
+    (root / "galaxies_data.h5").unlink()
+    return read_run(root)
+
+
+def hook(view, css_class):
+    """The one object of the view with ``css_class`` (the browser tests' hooks)."""
+    found = [
+        obj
+        for obj in view.__panel__().select()
+        if css_class in (getattr(obj, "css_classes", None) or [])
+    ]
+    assert len(found) == 1, f"{len(found)} objects with class {css_class}"
+    return found[0]
+
+
+def frame(view, css_class):
+    """The current frame of the DynamicMap shown by the pane with ``css_class``."""
+    return hook(view, css_class).object[()]
+
+
+def test_without_a_galaxy_it_asks_for_one(run):
+    view = GalaxyView(run=run)
+    assert "Pick a galaxy" in hook(view, "ck-galaxy-title").object
+    assert not hook(view, "ck-galaxy-pdfs").visible
+    pn.panel(view).get_root()  # renders inline, as in a notebook
+
+
+def test_title_names_the_galaxy_and_its_true_redshift(run):
+    row = 7
+    galaxy_id = run.galaxies["id"].iat[row]
+    view = GalaxyView(run=run, galaxy_id=galaxy_id)
+    title = hook(view, "ck-galaxy-title").object
+    assert f"Galaxy {galaxy_id}" in title
+    assert f"{run.galaxies['z_true'].iat[row]:.4f}" in title
+    pn.panel(view).get_root()
+
+
+def test_one_pdf_curve_per_method_each_a_normalised_density(run):
+    galaxy_id = run.galaxies["id"].iat[3]
+    view = GalaxyView(run=run, galaxy_id=galaxy_id)
+    overlay = frame(view, "ck-galaxy-pdfs")
+    curves = [el for el in overlay if isinstance(el, hv.Curve)]
+    assert [c.label for c in curves] == [method_label(m) for m in run.methods]
+    widths = np.diff(run.edges)
+    stored = run.pdfs(galaxy_id)
+    for method, curve in zip(run.methods, curves, strict=True):
+        density = curve.dimension_values(1)[::2]  # each bin drawn as a step: two points
+        np.testing.assert_allclose(density * widths, stored[method], rtol=1e-6)
+    (line,) = [el for el in overlay if isinstance(el, hv.VLine)]
+    assert line.data == pytest.approx(run.galaxies["z_true"].iat[3])
+
+
+def test_picking_another_galaxy_updates_the_plots_in_place(run):
+    ids = run.galaxies["id"]
+    view = GalaxyView(run=run, galaxy_id=ids.iat[0])
+    pn.panel(view).get_root()
+    plot_before = hook(view, "ck-galaxy-pdfs").object
+    view.galaxy_id = ids.iat[1]
+    # Same DynamicMap (new data streamed into it, no new figure), showing the new galaxy.
+    assert hook(view, "ck-galaxy-pdfs").object is plot_before
+    (line,) = [el for el in frame(view, "ck-galaxy-pdfs") if isinstance(el, hv.VLine)]
+    assert line.data == pytest.approx(run.galaxies["z_true"].iat[1])
+    assert f"Galaxy {ids.iat[1]}" in hook(view, "ck-galaxy-title").object
+
+
+def test_images_show_every_band_and_a_colour_composite(run):
+    galaxy_id = run.galaxies["id"].iat[2]
+    bands, images = run.images([galaxy_id])
+    view = GalaxyView(run=run, galaxy_id=galaxy_id)
+    assert hook(view, "ck-galaxy-images").visible
+    assert not hook(view, "ck-galaxy-no-images").visible
+    overlay = frame(view, "ck-galaxy-images")
+    gray = [el for el in overlay if type(el) is hv.Image]
+    assert len(gray) == len(bands) == images.shape[1]
+    assert len([el for el in overlay if isinstance(el, hv.RGB)]) == 1
+    for tile in gray:  # asinh-stretched to [0, 1]
+        values = tile.dimension_values(2)
+        assert values.min() >= 0.0 and values.max() <= 1.0
+
+
+def test_catalog_row_lists_the_galaxy(run):
+    galaxy_id = run.galaxies["id"].iat[4]
+    view = GalaxyView(run=run, galaxy_id=galaxy_id)
+    table = hook(view, "ck-galaxy-catalog").object
+    assert list(table.columns) == ["name", "value"]
+    assert table.set_index("name").loc["id", "value"] == str(galaxy_id)
+
+
+def test_a_run_without_images_shows_a_note_and_still_the_pdfs(run_without_images):
+    run = run_without_images
+    assert run.images(run.galaxies["id"].iloc[:1].tolist()) is None
+    galaxy_id = run.galaxies["id"].iat[0]
+    view = GalaxyView(run=run, galaxy_id=galaxy_id)
+    note = hook(view, "ck-galaxy-no-images")
+    assert note.visible and "No images" in note.object
+    assert not hook(view, "ck-galaxy-images").visible
+    assert hook(view, "ck-galaxy-pdfs").visible
+    # Without the galaxy file the catalog falls back to the evaluated columns.
+    table = hook(view, "ck-galaxy-catalog").object
+    assert "z_true" in set(table["name"])
+    pn.panel(view).get_root()
+
+
+def test_an_unknown_galaxy_is_reported_not_raised(run):
+    view = GalaxyView(run=run, galaxy_id=-12345)
+    assert "not among the galaxies" in hook(view, "ck-galaxy-title").object
+    assert not hook(view, "ck-galaxy-pdfs").visible
+    view.galaxy_id = None
+    assert "Pick a galaxy" in hook(view, "ck-galaxy-title").object

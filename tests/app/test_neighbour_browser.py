@@ -1,0 +1,175 @@
+"""The neighbour browser selects galaxies by id and by click, and shows CLAP's choice."""
+
+import shutil
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+from clapkit_app.neighbours import NeighbourBrowser
+from clapkit_app.store import read_run
+
+from clapkit.testing import SyntheticRunConfig, synthetic_run
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("neighbours") / "run"
+    synthetic_run(root, SyntheticRunConfig(n_test=120, n_train=240))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(run_root):
+    return read_run(run_root)
+
+
+def hook(browser, css_class):
+    """The one object of the browser's layout with ``css_class`` (the browser tests'
+    selectors name the same classes)."""
+    found = [
+        obj
+        for obj in browser.__panel__().select()
+        if css_class in (getattr(obj, "css_classes", None) or [])
+    ]
+    assert len(found) == 1, f"{len(found)} objects with class {css_class}"
+    return found[0]
+
+
+def map_layers(browser):
+    """The map's current frame: (colour layer, marker)."""
+    overlay = hook(browser, "ck-latent-map").object[()]
+    return overlay.get(0), overlay.get(1)
+
+
+def test_first_galaxy_is_selected_and_inline_display_works(run):
+    browser = NeighbourBrowser(run=run)
+    assert browser.galaxy_id == run.details.ids[0]
+    assert f"Galaxy {run.details.ids[0]}" in hook(browser, "ck-neighbour-title").object
+    pn.panel(browser).get_root()  # what a notebook does to show it
+
+
+def test_search_selects_a_galaxy_and_titles_it_with_its_k(run):
+    browser = NeighbourBrowser(run=run)
+    row = 17
+    galaxy_id, k = run.details.ids[row], int(run.details.k[row])
+    hook(browser, "ck-search").value = f" {galaxy_id} "
+    assert browser.galaxy_id == galaxy_id
+    title = hook(browser, "ck-neighbour-title").object
+    assert f"Galaxy {galaxy_id}" in title
+    assert f"k = {k}" in title
+    assert not hook(browser, "ck-search-message").visible
+    _, marker = map_layers(browser)
+    np.testing.assert_array_equal(marker.array(["x", "y"]), run.details.projection[[row]])
+
+
+def test_neighbour_redshift_histogram_holds_the_chosen_k(run):
+    browser = NeighbourBrowser(run=run)
+    for row in (3, 40):
+        browser.galaxy_id = run.details.ids[row]
+        overlay = hook(browser, "ck-neighbour-z").object[()]
+        counts = overlay.Histogram.I.dimension_values("neighbours")
+        assert counts.sum() == run.details.k[row]
+        # The dashed line is the galaxy's true redshift.
+        z_true = run.galaxies["z_true"].to_numpy()[run.galaxies["id"] == run.details.ids[row]]
+        assert overlay.VLine.I.data == pytest.approx(z_true[0])
+
+
+def test_local_pit_histogram_is_the_one_that_chose_k(run):
+    browser = NeighbourBrowser(run=run)
+    browser.galaxy_id = run.details.ids[5]
+    overlay = hook(browser, "ck-local-pit").object[()]
+    np.testing.assert_allclose(
+        overlay.Histogram.I.dimension_values("fraction"), run.details.local_pit_hist[5]
+    )
+    n_bins = run.details.local_pit_hist.shape[1]
+    assert overlay.HLine.I.data == pytest.approx(1.0 / n_bins)
+
+
+def test_tap_at_a_galaxy_position_selects_it(run):
+    browser = NeighbourBrowser(run=run)
+    row = 42
+    x, y = run.details.projection[row]
+    browser.tap.event(x=float(x), y=float(y))
+    assert browser.galaxy_id == run.details.ids[row]
+    assert f"Galaxy {run.details.ids[row]}" in hook(browser, "ck-neighbour-title").object
+
+
+def test_unknown_id_shows_a_message_and_keeps_the_galaxy(run):
+    browser = NeighbourBrowser(run=run)
+    browser.galaxy_id = run.details.ids[9]
+    title = hook(browser, "ck-neighbour-title").object
+    hook(browser, "ck-search").value = "no-such-galaxy"
+    message = hook(browser, "ck-search-message")
+    assert message.visible
+    assert "No galaxy with id 'no-such-galaxy' in this run" in message.object
+    assert browser.galaxy_id == run.details.ids[9]
+    assert hook(browser, "ck-neighbour-title").object == title
+
+
+def test_grid_shows_the_nearest_neighbours_images(run):
+    browser = NeighbourBrowser(run=run)
+    rgb = hook(browser, "ck-neighbour-grid").object[()]
+    assert isinstance(rgb, hv.RGB)
+    side = 4 * run.images(run.details.train_ids[:1])[1].shape[-1] + 3 * 2  # tiles and gaps
+    assert rgb.dimension_values(2, flat=False).shape == (side, side)
+    nearest = run.neighbours(browser.galaxy_id)["ids"][0]
+    assert str(nearest) in hook(browser, "ck-neighbour-caption").object
+
+
+def test_map_is_points_below_and_an_image_above_the_threshold(run, monkeypatch):
+    browser = NeighbourBrowser(run=run)
+    points, _ = map_layers(browser)
+    assert isinstance(points, hv.Points)
+    np.testing.assert_array_equal(points.dimension_values("id"), run.details.ids)
+    browser.colour_by = "k"
+    points, _ = map_layers(browser)
+    np.testing.assert_array_equal(points.dimension_values("value"), run.details.k)
+    monkeypatch.setattr(NeighbourBrowser, "RASTERIZE_ABOVE", 50)
+    browser = NeighbourBrowser(run=run)
+    image, _ = map_layers(browser)
+    assert isinstance(image, hv.Image)  # aggregated on the server: no points are sent
+    z = image.dimension_values(2)
+    assert np.nanmin(z) > 0 and np.nanmax(z) <= run.galaxies["z_true"].max()
+    browser.colour_by = "k"
+    image, _ = map_layers(browser)
+    k = image.dimension_values(2)  # pixels are means of the chosen k of their galaxies
+    assert run.details.k.min() <= np.nanmin(k) and np.nanmax(k) <= run.details.k.max()
+    assert np.nanmax(k) > 1
+
+
+def test_recolouring_reads_nothing_and_a_selection_reads_once(run, monkeypatch):
+    browser = NeighbourBrowser(run=run)
+    pn.panel(browser).get_root()
+    calls = {"neighbours": 0, "images": 0}
+
+    def counting(name):
+        method = getattr(run, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return method(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(run, "neighbours", counting("neighbours"))
+    monkeypatch.setattr(run, "images", counting("images"))
+    for colour in browser.param.colour_by.objects.values():
+        browser.colour_by = colour
+    assert calls == {"neighbours": 0, "images": 0}
+    browser.select(run.details.ids[30])
+    # The neighbour row and the grid's images, read once for every panel; the galaxy
+    # view reads the selected galaxy's own images.
+    assert calls["neighbours"] == 1
+    assert calls["images"] <= 2
+
+
+def test_run_without_neighbours_shows_only_an_alert(run_root, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(run_root, root)
+    (root / "clap" / "knn.h5").unlink()
+    browser = NeighbourBrowser(run=read_run(root))
+    (alert,) = browser.__panel__().objects
+    assert isinstance(alert, pn.pane.Alert)
+    assert "clapkit train" in alert.object
+    pn.panel(browser).get_root()

@@ -1,0 +1,138 @@
+"""Each dashboard, served with ``panel serve`` and driven in Chromium.
+
+Expected values come from the run's own files (``metrics.json``, ``galaxies.h5``,
+``clap/knn.h5``), so the tests hold for any run (``CLAPKIT_UI_RUN``). A console error
+or a server traceback fails the test (see conftest).
+"""
+
+import json
+
+import numpy as np
+import pytest
+from clapkit_app.serving import served_app
+from clapkit_app.store import method_label, read_run
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def run(ui_run):
+    return read_run(ui_run)
+
+
+def wait_for_plots(page, scope: str, at_least: int) -> None:
+    """Wait until ``scope`` holds ``at_least`` rendered Bokeh canvases."""
+    expect(page.locator(f"{scope} canvas").nth(at_least - 1)).to_be_attached()
+
+
+def test_landing_lists_the_run_and_the_dashboards(page, app_url, run, screenshot):
+    page.goto(app_url + "/")
+    expect(page.locator(".ck-run h2")).to_contain_text(run.root.name)
+    expect(page.get_by_role("link", name="Calibration explorer").first).to_be_visible()
+    expect(page.get_by_role("link", name="Neighbour browser").first).to_be_visible()
+    # One row per method in the metrics table, CLAP's ensemble first.
+    rows = page.locator(".ck-metrics .tabulator-row")
+    expect(rows).to_have_count(len(run.methods))
+    expect(rows.first).to_contain_text(method_label("clap"))
+    screenshot(page, "landing")
+    page.get_by_role("link", name="Calibration explorer").first.click()
+    expect(page).to_have_url(app_url + "/calibration")
+
+
+def test_calibration_explorer_follows_methods_bins_and_galaxies(page, app_url, run, screenshot):
+    page.goto(app_url + "/calibration")
+    expect(page.locator(".ck-galaxy-table .tabulator-row").first).to_be_visible()
+    wait_for_plots(page, ".ck-galaxy-view", 1)
+    cards_a = page.locator(".ck-summary-a")
+    sigma = {m: f"{run.metrics[m]['summary']['sigma_mad']:.4f}" for m in run.methods}
+    expect(cards_a).to_contain_text(sigma["clap"])
+
+    # Changing method A changes its cards to that method's stored metrics.
+    page.locator(".ck-method-a select").select_option(label=method_label("softmax"))
+    expect(cards_a).to_contain_text(sigma["softmax"])
+    expect(page.locator(".ck-summary-b")).to_contain_text(sigma[_method_b(run)])
+
+    # Selecting a bin of true redshift filters the galaxies below to that bin.
+    bins = run.metrics["clap"]["by_z_true"]
+    status = page.locator(".ck-selection-status p")
+    expect(status).to_contain_text(f"all {len(run.galaxies)} galaxies")
+    page.locator(".ck-bin-table .tabulator-row").nth(1).click()
+    expect(status).to_contain_text(f"Showing {bins[1]['n']} galaxies with")
+    id_cells = page.locator('.ck-galaxy-table .tabulator-row [tabulator-field="id"]')
+    z_true = dict(zip(run.galaxies["id"].astype(str), run.galaxies["z_true"], strict=True))
+    shown = [text.strip() for text in id_cells.all_inner_texts()]
+    assert shown and all(bins[1]["lo"] <= z_true[i] < bins[1]["hi"] for i in shown)
+
+    # Clicking a galaxy shows it in the galaxy view.
+    galaxy = shown[2]
+    page.locator(".ck-galaxy-table .tabulator-row").nth(2).click()
+    expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {galaxy}")
+    page.wait_for_timeout(500)  # let the PDF plot redraw before the picture
+    screenshot(page, "calibration", height=2000)
+
+
+def _method_b(run) -> str:
+    baselines = [m for m in run.methods if not m.startswith("clap")]
+    return baselines[0] if baselines else run.methods[1]
+
+
+def test_neighbour_browser_search_click_and_neighbours(page, app_url, run, screenshot):
+    page.goto(app_url + "/neighbours")
+    title = page.locator(".ck-neighbour-title h3")
+    expect(title).to_contain_text("Galaxy")
+    wait_for_plots(page, ".ck-latent-map", 1)
+
+    # Search the galaxy farthest from the middle of the map: its neighbours and PDFs show.
+    xy = run.details.projection
+    centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
+    far = run.details.ids[int(np.argmax(np.linalg.norm(xy - centre, axis=1)))]
+    search = page.locator(".ck-search input")
+    search.fill(str(far))
+    search.press("Enter")
+    expect(title).to_contain_text(f"Galaxy {far}")
+    chosen = run.neighbours(far)
+    expect(page.locator(".ck-neighbour-title")).to_contain_text(f"k = {chosen['k']}")
+    caption = page.locator(".ck-neighbour-caption")
+    expect(caption).to_contain_text(str(chosen["ids"][0]))
+    expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {far}")
+
+    # A click in the middle of the map picks another galaxy and updates everything.
+    box = page.locator(".ck-latent-map canvas").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(title).not_to_contain_text(f"Galaxy {far}")
+    picked = title.inner_text().split()[1]
+    other = run.neighbours(run.parse_id(picked))
+    expect(caption).to_contain_text(str(other["ids"][0]))
+    expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {picked}")
+
+    # An unknown id says so and changes nothing.
+    search.fill("no-such-galaxy")
+    search.press("Enter")
+    expect(page.locator(".ck-search-message")).to_contain_text("No galaxy with id 'no-such-galaxy'")
+    expect(title).to_contain_text(f"Galaxy {picked}")
+
+    page.locator(".ck-colour-by select").select_option(label="chosen k")
+    page.wait_for_timeout(1000)  # the map recolours; console errors would fail the test
+    screenshot(page, "neighbours", height=1500)
+
+
+@pytest.fixture(scope="module")
+def broken_app_url(tmp_path_factory, ui_run):
+    """The app on a run with PDFs but no evaluation and no CLAP neighbours."""
+    root = tmp_path_factory.mktemp("broken") / "run"
+    (root / "pdfs").mkdir(parents=True)
+    for method in ("softmax", "clap_raw"):
+        source = ui_run / "pdfs" / f"{method}.h5"
+        (root / "pdfs" / source.name).write_bytes(source.read_bytes())
+    (root / "notes.json").write_text(json.dumps({"why": "incomplete on purpose"}))
+    with served_app(root) as (url, _process):
+        yield url
+
+
+@pytest.mark.parametrize("path", ["/", "/calibration", "/neighbours"])
+def test_an_incomplete_run_explains_what_is_missing(page, broken_app_url, path):
+    page.goto(broken_app_url + path)
+    alert = page.locator(".alert-warning").first
+    expect(alert).to_contain_text("clapkit evaluate")
+    expect(page.locator("body")).not_to_contain_text("Traceback")
