@@ -6,28 +6,28 @@ cards, PIT histograms with the sampling band of a calibrated method, coverage cu
 metrics per bin of true redshift, magnitude or colour, and the galaxies of a chosen bin,
 one of which :class:`~clapkit_app.galaxy.GalaxyView` shows in full.
 
-Every plot is a ``DynamicMap`` bound to the widgets it depends on, so a widget change
-sends new data to the figures it affects and rebuilds nothing else; the galaxy table is
-paginated on the server, so a run of 100,000 galaxies sends 15 rows at a time.
+Every plot is a plain Bokeh figure built once per session; a widget change assigns new
+arrays (and titles) to the figures it affects, in one document message, and rebuilds
+nothing: HoloViews re-rendered a plot in a few hundred milliseconds of server time, this
+takes a few. The galaxy table is paginated on the server, so a run of 100,000 galaxies
+sends 15 rows at a time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import ColumnDataSource, Range1d, Span
 from bokeh.models.widgets.tables import NumberFormatter
+from bokeh.plotting import figure
 
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.page import problems_alert
 from clapkit_app.store import BASELINES, BIN_VARIABLES, RunData, method_label
-
-# Options are validated against a loaded plotting backend (see galaxy.py).
-hv.renderer("bokeh")
 
 #: Summary cards: key of ``metrics[m]["summary"]``, title, format.
 SUMMARY_CARDS = (
@@ -50,6 +50,10 @@ PIT_BINS = 20
 #: Colours of method A and method B, in every plot.
 COLOURS = ("#1f77b4", "#ff7f0e")
 PLOT_HEIGHT = 260
+#: Tools of every plot (Bokeh's defaults less the ones that change nothing here).
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+#: Coverage curves of ``metrics[m]["coverage_curve"]``: key, legend label, colour.
+COVERAGE_CURVES = (("central", "central", "#2ca02c"), ("hpd", "HPD", "#9467bd"))
 
 
 def pit_histogram(pit: np.ndarray, bins: int = PIT_BINS) -> tuple[np.ndarray, np.ndarray, float]:
@@ -129,6 +133,150 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _figure(title: str, **options: Any) -> Any:
+    """An empty figure of the explorer's size, as wide as its column."""
+    return figure(
+        title=title, height=PLOT_HEIGHT, sizing_mode="stretch_width", tools=TOOLS, **options
+    )
+
+
+class PitPlot:
+    """PIT histogram of one method, with the sampling band of a calibrated method and the
+    uniform density; :meth:`update` sends new bars to the same figure.
+
+    Parameters
+    ----------
+    colour : str
+        Colour of the bars (the method's side).
+    """
+
+    def __init__(self, colour: str) -> None:
+        self.figure = _figure(
+            "PIT",
+            x_range=Range1d(0.0, 1.0),
+            y_range=Range1d(0.0, 1.0),
+            x_axis_label="PIT",
+            y_axis_label="density",
+        )
+        self.band = ColumnDataSource(
+            {"x": [0.0, 1.0], "lower": [np.nan] * 2, "upper": [np.nan] * 2}
+        )
+        self.bars = ColumnDataSource({"left": [], "right": [], "top": []})
+        self.figure.varea(x="x", y1="lower", y2="upper", source=self.band, color="gray", alpha=0.25)
+        self.figure.quad(
+            left="left",
+            right="right",
+            top="top",
+            bottom=0.0,
+            source=self.bars,
+            fill_color=colour,
+            fill_alpha=0.7,
+            line_color="white",
+        )
+        self.figure.add_layout(
+            Span(location=1.0, dimension="width", line_color="black", line_dash="dashed")
+        )
+
+    def update(self, pit: np.ndarray, title: str) -> None:
+        """Show the histogram of ``pit`` under ``title``.
+
+        Parameters
+        ----------
+        pit : ndarray
+            PIT values of the galaxies shown; non-finite ones are ignored.
+        title : str
+            The figure's new title.
+        """
+        edges, density, band = pit_histogram(pit)
+        self.bars.data = {"left": edges[:-1], "right": edges[1:], "top": density}
+        self.band.data = {"x": [0.0, 1.0], "lower": [1.0 - band] * 2, "upper": [1.0 + band] * 2}
+        # The y range follows the histogram (and its band), from zero.
+        top = max(float(density.max(initial=0.0)), 1.0 + band if np.isfinite(band) else 1.0)
+        self.figure.y_range.end = 1.05 * top
+        self.figure.title.text = title
+
+
+class CoveragePlot:
+    """Observed coverage of central and HPD credible intervals against their nominal
+    credibility, and the ideal diagonal."""
+
+    def __init__(self) -> None:
+        self.figure = _figure(
+            "Coverage",
+            x_range=Range1d(0.0, 1.0),
+            y_range=Range1d(0.0, 1.02),
+            x_axis_label="nominal credibility",
+            y_axis_label="observed coverage",
+        )
+        self.figure.line(
+            [0.0, 1.0], [0.0, 1.0], color="black", line_dash="dashed", legend_label="ideal"
+        )
+        self.curves = {}
+        for kind, label, colour in COVERAGE_CURVES:
+            self.curves[kind] = ColumnDataSource({"x": [], "y": []})
+            self.figure.line(
+                "x", "y", source=self.curves[kind], color=colour, line_width=2, legend_label=label
+            )
+        self.figure.legend.location = "bottom_right"
+
+    def update(self, curve: dict[str, Any], title: str) -> None:
+        """Show a method's coverage curves under ``title``.
+
+        Parameters
+        ----------
+        curve : dict
+            ``metrics[m]["coverage_curve"]``: ``levels`` and the observed coverage of
+            each kind of interval; missing ones draw nothing.
+        title : str
+            The figure's new title.
+        """
+        levels = np.asarray(curve.get("levels", []), dtype=float)
+        for kind, source in self.curves.items():
+            observed = np.asarray(curve.get(kind, [np.nan] * len(levels)), dtype=float)
+            source.data = {"x": levels, "y": observed}
+        self.figure.title.text = title
+
+
+class BinPlot:
+    """A metric per bin for methods A and B: a line with points each."""
+
+    def __init__(self) -> None:
+        self.figure = _figure("")
+        # Padding: the points at the first and last bin stay whole.
+        self.figure.x_range.range_padding = self.figure.y_range.range_padding = 0.08
+        self.sources = []
+        for name, colour in zip("AB", COLOURS, strict=True):
+            source = ColumnDataSource({"x": [], "y": []})
+            self.figure.line("x", "y", source=source, color=colour, legend_label=name)
+            self.figure.scatter("x", "y", source=source, color=colour, size=6, legend_label=name)
+            self.sources.append(source)
+        self.figure.legend.location = "top_left"
+
+    def update(
+        self, rows: list[list[dict[str, Any]]], metric: str, title: str, x_label: str, y_label: str
+    ) -> None:
+        """Show ``metric`` of the per-bin rows of A and of B at their bins' centres.
+
+        Parameters
+        ----------
+        rows : list of two lists of dict
+            The per-bin tables of ``metrics.json`` (``lo``, ``hi`` and the metrics) of
+            method A and of method B.
+        metric : str
+            Key of the metric drawn.
+        title, x_label, y_label : str
+            The figure's new title and axis labels.
+        """
+        for source, table in zip(self.sources, rows, strict=True):
+            source.data = {
+                "x": np.array([0.5 * (r["lo"] + r["hi"]) for r in table], dtype=float),
+                "y": np.array([_number(r.get(metric)) for r in table], dtype=float),
+            }
+        self.figure.title.text = title
+        self.figure.xaxis.axis_label = x_label
+        self.figure.yaxis.axis_label = y_label
+
+
 class CalibrationExplorer(pn.viewable.Viewer):
     """Calibration of two methods side by side, overall and within a bin.
 
@@ -186,8 +334,12 @@ class CalibrationExplorer(pn.viewable.Viewer):
             if alert is None:  # no run given at all
                 alert = pn.pane.Alert("No run to show.", alert_type="warning")
             return pn.Column(alert, sizing_mode="stretch_width")
-        self.summary_a = self._summary_cards(self.method_a, "ck-summary-a")
-        self.summary_b = self._summary_cards(self.method_b, "ck-summary-b")
+        self.summary_a = self._summary_cards("ck-summary-a")
+        self.summary_b = self._summary_cards("ck-summary-b")
+        # Figures built once; the updates below send them data.
+        self._pit_plots = (PitPlot(COLOURS[0]), PitPlot(COLOURS[1]))
+        self._coverage_plots = (CoveragePlot(), CoveragePlot())
+        self._bin_plot = BinPlot()
         self.bin_table = pn.widgets.Tabulator(
             self._bin_frame(),
             selectable=1,
@@ -226,11 +378,15 @@ class CalibrationExplorer(pn.viewable.Viewer):
         )
         self._update_bin_titles()
         self._update_status()
+        for side in (0, 1):
+            self._update_side(side)
+        self._update_bin_plot()
         self.bin_table.param.watch(self._on_bin_row, "selection")
         self.galaxy_table.param.watch(self._on_galaxy_row, "selection")
-        self.method_a.param.watch(self._on_methods, "value")
-        self.method_b.param.watch(self._on_methods, "value")
+        self.method_a.param.watch(lambda event: self._on_method(0), "value")
+        self.method_b.param.watch(lambda event: self._on_method(1), "value")
         self.bin_variable.param.watch(self._on_bin_variable, "value")
+        self.bin_metric.param.watch(lambda event: self._update_bin_plot(), "value")
         # The first galaxy, selected: the page opens with a galaxy to look at.
         if len(self.galaxy_table.value):
             self.galaxy_table.selection = [0]
@@ -239,18 +395,16 @@ class CalibrationExplorer(pn.viewable.Viewer):
             pn.Column(
                 select,
                 cards,
-                self._plot(self._pit_plot, select, self.param.selected_bin, colour=colour),
-                self._plot(self._coverage_plot, select),
+                self._plot(self._pit_plots[side].figure),
+                self._plot(self._coverage_plots[side].figure),
                 sizing_mode="stretch_width",
             )
-            for select, cards, colour in (
-                (self.method_a, self.summary_a, COLOURS[0]),
-                (self.method_b, self.summary_b, COLOURS[1]),
+            for side, select, cards in (
+                (0, self.method_a, self.summary_a),
+                (1, self.method_b, self.summary_b),
             )
         ]
-        bin_plot = self._plot(
-            self._bin_plot, self.method_a, self.method_b, self.bin_variable, self.bin_metric
-        )
+        bin_plot = self._plot(self._bin_plot.figure)
         return pn.Column(
             *([alert] if alert is not None else []),
             pn.Row(*sides, sizing_mode="stretch_width"),
@@ -267,34 +421,17 @@ class CalibrationExplorer(pn.viewable.Viewer):
         )
 
     @staticmethod
-    def _plot(function, *widgets: Any, **fixed: Any) -> pn.pane.HoloViews:
-        """A plot redrawn in place (a DynamicMap) when one of ``widgets`` changes."""
-        values = [w if isinstance(w, param.Parameter) else w.param.value for w in widgets]
-        bound = pn.bind(function, *values, **fixed)
-        return pn.pane.HoloViews(
-            hv.DynamicMap(bound, cache_size=1),
-            sizing_mode="stretch_width",
-            height=PLOT_HEIGHT,
-            # Linking axes walks every plot of the page at each session start (seconds);
-            # these plots share no axis that should pan together.
-            linked_axes=False,
-        )
+    def _plot(plot: Any) -> pn.pane.Bokeh:
+        """A pane of a figure that keeps its models: updates go to its data sources."""
+        return pn.pane.Bokeh(plot, sizing_mode="stretch_width", height=PLOT_HEIGHT)
 
-    def _summary_cards(self, select: pn.widgets.Select, css: str) -> pn.Row:
+    def _summary_cards(self, css: str) -> pn.Row:
         cards = [
             pn.indicators.Number(
                 label=title, format=fmt, font_size="18pt", title_size="10pt", margin=(0, 12)
             )
             for _, title, fmt in SUMMARY_CARDS
         ]
-
-        def update(method: str | None) -> None:
-            summary = self.run.metrics.get(method, {}).get("summary", {})
-            for card, (key, _, _) in zip(cards, SUMMARY_CARDS, strict=True):
-                card.value = _number(summary.get(key))
-
-        update(select.value)
-        select.param.watch(lambda event: update(event.new), "value")
         return pn.Row(*cards, css_classes=[css])
 
     # ------------------------------------------------------------------ selection
@@ -344,16 +481,23 @@ class CalibrationExplorer(pn.viewable.Viewer):
             self.bin_table.selection = []  # bin i of another variable is another bin
             self.bin_table.value = self._bin_frame()
             self._update_bin_titles()
+            self._update_bin_plot()
 
-    def _on_methods(self, event: param.parameterized.Event) -> None:
+    def _on_method(self, side: int) -> None:
+        """Method A (side 0) or B changed: its cards and plots, and what shows both."""
         with pn.io.hold():
+            self._update_side(side)
             self.bin_table.value = self._bin_frame()  # keeps the selected row (same index)
+            self._update_bin_plot()
             self._refresh_galaxies()
 
     @param.depends("selected_bin", watch=True)
     def _on_selected_bin(self) -> None:
+        # Only what shows the selected galaxies: the metrics and curves are of all.
         with pn.io.hold():
             self._update_status()
+            for side in (0, 1):
+                self._update_pit(side)
             self._refresh_galaxies()
 
     def _update_status(self) -> None:
@@ -445,85 +589,44 @@ class CalibrationExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ plots
 
-    def _pit_plot(self, method: str, selected_bin: int | None, colour: str) -> hv.Overlay:
+    def _methods(self) -> tuple[str | None, str | None]:
+        return self.method_a.value, self.method_b.value
+
+    def _update_side(self, side: int) -> None:
+        """Summary cards, PIT histogram and coverage curves of method A (0) or B (1)."""
+        method = self._methods()[side]
+        metrics = self.run.metrics.get(method, {})
+        summary = metrics.get("summary", {})
+        cards = (self.summary_a, self.summary_b)[side].objects
+        for card, (key, _, _) in zip(cards, SUMMARY_CARDS, strict=True):
+            card.value = _number(summary.get(key))
+        self._update_pit(side)
+        self._coverage_plots[side].update(
+            metrics.get("coverage_curve", {}), f"Coverage of {method_label(method)} · all galaxies"
+        )
+
+    def _update_pit(self, side: int) -> None:
+        """PIT histogram of method A (0) or B (1), of the selected bin's galaxies."""
+        method = self._methods()[side]
         column = f"{method}.pit"
         pit = self.run.galaxies[column].to_numpy() if column in self.run.galaxies else np.array([])
         mask = self._mask()
         if mask is not None and pit.size:
             pit = pit[mask]
-        edges, density, band = pit_histogram(pit)
         n = int(np.isfinite(pit).sum())
         where = "all galaxies" if mask is None else "selected bin"
-        spread = hv.Spread(
-            ([0.0, 1.0], [1.0, 1.0], [band, band]), "PIT", ["density", "band"], label="±2σ"
-        ).opts(color="gray", alpha=0.25, line_alpha=0)
-        # framewise: the y range follows the new histogram (an element option; on the
-        # overlay it would be ignored).
-        histogram = hv.Histogram((edges, density), kdims="PIT", vdims="density").opts(
-            color=colour, alpha=0.7, line_color="white", framewise=True
-        )
-        uniform = hv.HLine(1.0).opts(color="black", line_dash="dashed", line_width=1)
-        return (spread * histogram * uniform).opts(
-            title=f"PIT of {method_label(method)} · {where} (n = {n})",
-            height=PLOT_HEIGHT,
-            responsive=True,
-            show_legend=False,
-            ylim=(0, None),
-            xlim=(0, 1),
-        )
+        self._pit_plots[side].update(pit, f"PIT of {method_label(method)} · {where} (n = {n})")
 
-    def _coverage_plot(self, method: str) -> hv.Overlay:
-        curve = self.run.metrics.get(method, {}).get("coverage_curve", {})
-        levels = np.asarray(curve.get("levels", []), dtype=float)
-        ideal = hv.Curve(([0, 1], [0, 1]), "nominal", "observed", label="ideal").opts(
-            color="black", line_dash="dashed", line_width=1
-        )
-        lines = [
-            hv.Curve(
-                (levels, np.asarray(curve.get(kind, [np.nan] * len(levels)), dtype=float)),
-                "nominal",
-                "observed",
-                label=label,
-            ).opts(color=colour, line_width=2)
-            for kind, label, colour in (
-                ("central", "central", "#2ca02c"),
-                ("hpd", "HPD", "#9467bd"),
-            )
-        ]
-        return hv.Overlay([ideal, *lines]).opts(
-            title=f"Coverage of {method_label(method)} · all galaxies",
-            height=PLOT_HEIGHT,
-            responsive=True,
-            legend_position="bottom_right",
-            xlabel="nominal credibility",
-            ylabel="observed coverage",
-            xlim=(0, 1),
-            ylim=(0, 1.02),
-        )
-
-    def _bin_plot(self, a: str, b: str, variable: str | None, metric: str) -> hv.Overlay:
+    def _update_bin_plot(self) -> None:
+        a, b = self._methods()
+        variable, metric = self.bin_variable.value, self.bin_metric.value
         label = next((k for k, v in BIN_METRICS.items() if v == metric), metric)
         x_label = BIN_VARIABLES.get(variable, variable or "bin")
-        elements = []
-        # Legend entries stay "A" and "B" (the methods are in the title): a changed label
-        # would make HoloViews build new glyphs instead of updating the old ones.
-        for name, method, colour in (("A", a, COLOURS[0]), ("B", b, COLOURS[1])):
-            rows = self.run.metrics.get(method, {}).get(f"by_{variable}", [])
-            x = np.array([0.5 * (r["lo"] + r["hi"]) for r in rows], dtype=float)
-            y = np.array([_number(r.get(metric)) for r in rows], dtype=float)
-            elements.append(
-                hv.Curve((x, y), "x", "y", label=name).opts(color=colour, framewise=True)
-            )
-            elements.append(
-                hv.Scatter((x, y), "x", "y", label=name).opts(color=colour, size=6, framewise=True)
-            )
-        return hv.Overlay(elements).opts(
-            title=f"{label} per bin of {x_label} · A: {method_label(a)} · B: {method_label(b)}",
-            xlabel=x_label,
-            ylabel=label,
-            height=PLOT_HEIGHT,
-            responsive=True,
-            legend_position="top_left",
-            show_grid=True,
-            padding=0.08,  # points at the first and last bin stay whole
+        rows = [self.run.metrics.get(m, {}).get(f"by_{variable}", []) for m in (a, b)]
+        self._bin_plot.update(
+            rows,
+            metric,
+            f"{label} per bin of {x_label} · A: {method_label(a)} · B: {method_label(b)}",
+            x_label,
+            label,
         )

@@ -1,42 +1,41 @@
 """One galaxy as the dashboards show it: its images, every method's PDF and its catalog row.
 
 :class:`GalaxyView` is shared by the calibration explorer (the galaxy picked in its table)
-and the neighbour browser (the galaxy whose neighbours are shown). Its plots are built once
-per run as HoloViews ``DynamicMap`` objects that stream ``galaxy_id``: picking another
-galaxy sends new data to the existing figures instead of building new ones, and nothing
-else on the page re-renders.
+and the neighbour browser (the galaxy whose neighbours are shown). Its two figures are
+plain Bokeh figures built once per run and session: picking another galaxy assigns new
+arrays to their data sources (one document message) instead of re-rendering a HoloViews
+plot, which cost a few hundred milliseconds of server time per galaxy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import cycle
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d, Span
+from bokeh.palettes import Category10_10, Greys256
+from bokeh.plotting import figure
 
 from clapkit_app.images import colour_composite, stretch_band
 from clapkit_app.store import RunData, method_label
-
-# Options are validated against a loaded plotting backend; load bokeh's without the
-# notebook machinery of ``hv.extension``.
-hv.renderer("bokeh")
 
 #: Side of one band's thumbnail, in screen pixels.
 THUMBNAIL = 76
 #: Height of the PDF plot and the most the catalog table takes, in screen pixels.
 PDF_HEIGHT = 300
-#: The value axis of the PDF curves.
-DENSITY = hv.Dimension("density", label="p(z)")
+#: Title of the PDF plot.
+PDF_TITLE = "PDF of every method (dashed: true redshift)"
+#: Tools of the PDF plot (Bokeh's defaults less the ones that change nothing here).
+PDF_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
-def pdf_curves(
-    pdfs: dict[str, np.ndarray], edges: np.ndarray, z_true: float | None = None
-) -> hv.Overlay:
-    """Every method's PDF of one galaxy as a density curve, and the true redshift.
+def pdf_steps(pdfs: dict[str, np.ndarray], edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Every method's PDF of one galaxy as a step curve of its density.
 
     Parameters
     ----------
@@ -44,30 +43,28 @@ def pdf_curves(
         Probability of each redshift bin, per method (:meth:`RunData.pdfs`).
     edges : ndarray
         The bins' edges (``len(p) + 1``).
-    z_true : float, optional
-        Marked by a vertical dashed line; NaN or None draws the line out of sight, so
-        that the overlay keeps the same elements for every galaxy.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``"z"``: the steps' x (each inner edge twice), and per method its density at
+        those points (probability over bin width: comparable across binnings).
 
     Examples
     --------
     >>> edges = np.linspace(0.0, 1.0, 5)
-    >>> plot = pdf_curves({"clap": np.array([0.0, 0.5, 0.5, 0.0])}, edges, z_true=0.4)
-    >>> [type(el).__name__ for el in plot]
-    ['Curve', 'VLine']
-    >>> float(plot.get(0).dimension_values("density").max())  # 0.5 per bin of width 0.25
+    >>> steps = pdf_steps({"clap": np.array([0.0, 0.5, 0.5, 0.0])}, edges)
+    >>> steps["z"].tolist()
+    [0.0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0]
+    >>> float(steps["clap"].max())  # 0.5 per bin of width 0.25
     2.0
     """
     widths = np.diff(edges)
-    # Steps drawn here rather than by HoloViews' interpolation: one array op per curve.
-    x = np.repeat(edges, 2)[1:-1]
-    elements: list[Any] = [
-        # Probability per bin over bin width: a density, comparable across binnings.
-        hv.Curve((x, np.repeat(np.asarray(p) / widths, 2)), "z", DENSITY, label=method_label(m))
-        for m, p in pdfs.items()
-    ]
-    z = float(z_true) if z_true is not None else np.nan
-    elements.append(hv.VLine(z))
-    return hv.Overlay(elements)
+    # Steps drawn here, one array op per curve: a line glyph draws them as they are.
+    steps = {"z": np.repeat(np.asarray(edges, dtype=float), 2)[1:-1]}
+    for method, p in pdfs.items():
+        steps[method] = np.repeat(np.asarray(p, dtype=float) / widths, 2)
+    return steps
 
 
 def catalog_frame(row: dict[str, Any]) -> pd.DataFrame:
@@ -85,6 +82,14 @@ def catalog_frame(row: dict[str, Any]) -> pd.DataFrame:
 def _gap(width: int) -> int:
     """Pixels between two thumbnails of images ``width`` pixels wide."""
     return max(1, width // 8)
+
+
+def _show_pane(pane: pn.viewable.Viewable, visible: bool) -> None:
+    """Show or hide ``pane``. A Bokeh pane copies its figure's ``visible`` back onto
+    itself when that differs from its own default, so the figure's is set first."""
+    if isinstance(pane, pn.pane.Bokeh) and pane.object is not None:
+        pane.object.visible = visible
+    pane.visible = visible
 
 
 @dataclass(frozen=True)
@@ -110,23 +115,23 @@ class GalaxyView(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        # The galaxy read last: every plot's callback asks for the same one.
+        # The galaxy read last: asked for again when the same galaxy is shown again.
         self._loaded: tuple[Any, _Galaxy | None] = (None, None)
         self._bands: tuple[str, ...] = ()
         self._image_shape: tuple[int, int] = (1, 1)
+        # The data sources the figures draw, replaced (their ``data``) for each galaxy.
+        self._pdf_source: ColumnDataSource | None = None
+        self._truth: Span | None = None
+        self._tile_source: ColumnDataSource | None = None
+        self._rgb_source: ColumnDataSource | None = None
         self._title = pn.pane.Markdown(css_classes=["ck-galaxy-title"], margin=(0, 10))
-        # No axis linking: it walks every plot of the page when a session starts, and
-        # would tie the PDFs' z axis to other plots of a dashboard.
-        self._images = pn.pane.HoloViews(
-            None, visible=False, linked_axes=False, css_classes=["ck-galaxy-images"]
-        )
+        self._images = pn.pane.Bokeh(None, visible=False, css_classes=["ck-galaxy-images"])
         self._images_note = pn.pane.Markdown(visible=False, css_classes=["ck-galaxy-no-images"])
-        self._pdfs = pn.pane.HoloViews(
+        self._pdfs = pn.pane.Bokeh(
             None,
             visible=False,
             sizing_mode="stretch_width",
             height=PDF_HEIGHT,
-            linked_axes=False,
             css_classes=["ck-galaxy-pdfs"],
         )
         self._catalog = pn.pane.DataFrame(
@@ -160,29 +165,56 @@ class GalaxyView(pn.viewable.Viewer):
 
     @param.depends("run", watch=True)
     def _build(self) -> None:
-        """The plots, built once per run; a new galaxy only streams new data into them."""
+        """The figures, built once per run; a new galaxy only sends new data to them."""
         self._loaded = (None, None)
+        self._pdf_source = self._truth = self._tile_source = self._rgb_source = None
         run = self.run
         self._images.object = self._pdfs.object = None
         if run is not None and run.ok and run.methods and run.edges is not None:
-            stream = hv.streams.Params(parameterized=self, parameters=["galaxy_id"])
-            # Options set once on the DynamicMap, not on every frame: cheaper updates.
-            self._pdfs.object = hv.DynamicMap(self._pdf_plot, streams=[stream], cache_size=1).opts(
-                hv.opts.Curve(line_width=1.8, framewise=True),  # each galaxy's own range
-                hv.opts.VLine(color="black", line_dash="dashed", line_width=1.5),
-                hv.opts.Overlay(
-                    responsive=True,
-                    height=PDF_HEIGHT,
-                    legend_position="right",
-                    title="PDF of every method (dashed: true redshift)",
-                    show_grid=True,
-                ),
-            )
-            self._images.object = self._image_plots(stream)
+            self._pdfs.object = self._pdf_figure()
+            self._images.object = self._image_figure()
         self._update()
 
-    def _image_plots(self, stream: hv.streams.Stream) -> hv.DynamicMap | None:
-        """The thumbnails' plot, or None when the run has no images."""
+    def _pdf_figure(self) -> Any:
+        """One step line per method (one source, a column each) and the true redshift."""
+        empty = np.full(len(self.run.edges) - 1, np.nan)
+        self._pdf_source = ColumnDataSource(
+            pdf_steps(dict.fromkeys(self.run.methods, empty), self.run.edges)
+        )
+        plot = figure(
+            title=PDF_TITLE,
+            height=PDF_HEIGHT,
+            sizing_mode="stretch_width",
+            tools=PDF_TOOLS,
+            x_axis_label="z",
+            y_axis_label="p(z)",
+        )
+        for method, colour in zip(self.run.methods, cycle(Category10_10), strict=False):
+            # The ranges follow each galaxy's curves: Bokeh's automatic data ranges.
+            plot.line(
+                "z",
+                method,
+                source=self._pdf_source,
+                line_width=1.8,
+                color=colour,
+                legend_label=method_label(method),
+            )
+        self._truth = Span(
+            location=None,
+            dimension="height",
+            line_color="black",
+            line_dash="dashed",
+            line_width=1.5,
+        )
+        plot.add_layout(self._truth)
+        legend = plot.legend[0]
+        legend.click_policy = "hide"
+        plot.add_layout(legend, "right")
+        return plot
+
+    def _image_figure(self) -> Any:
+        """The thumbnails' figure, or None when the run has no images: each band, gray,
+        and the colour composite, side by side in one figure (lighter than one each)."""
         try:
             found = self.run.images(self.run.galaxies["id"].iloc[:1].tolist())
         except (OSError, KeyError, ValueError):
@@ -192,25 +224,50 @@ class GalaxyView(pn.viewable.Viewer):
         self._bands = tuple(found[0])
         self._image_shape = found[1].shape[-2:]
         height, width = self._image_shape
-        tiles = len(self._bands) + 1
+        step = width + _gap(width)
+        n = len(self._bands)
         # Screen size from the data's extent (tiles and gaps), so that pixels stay square.
-        extent = tiles * (width + _gap(width)) - _gap(width)
-        return hv.DynamicMap(self._thumbnails, streams=[stream], cache_size=1).opts(
-            hv.opts.Image(cmap="gray", clim=(0.0, 1.0)),
-            hv.opts.Labels(
-                text_color="yellow", text_font_size="9pt", text_align="left", text_baseline="top"
-            ),
-            hv.opts.Overlay(
-                width=round(THUMBNAIL * extent / height),
-                height=THUMBNAIL,
-                border=0,
-                xaxis=None,
-                yaxis=None,
-                toolbar=None,
-                show_frame=False,
-                title="",
-            ),
+        extent = (n + 1) * step - _gap(width)
+        plot = figure(
+            width=round(THUMBNAIL * extent / height),
+            height=THUMBNAIL,
+            x_range=Range1d(0, extent),
+            y_range=Range1d(0, height),
+            toolbar_location=None,
+            tools="",
+            min_border=0,
+            outline_line_color=None,
         )
+        plot.axis.visible = False
+        plot.grid.visible = False
+        x = [b * step for b in range(n)]
+        self._tile_source = ColumnDataSource(
+            {"image": [np.zeros((height, width), np.float32)] * n, "x": x}
+        )
+        plot.image(
+            image="image",
+            x="x",
+            y=0,
+            dw=width,
+            dh=height,
+            source=self._tile_source,
+            color_mapper=LinearColorMapper(palette=Greys256, low=0.0, high=1.0),
+        )
+        self._rgb_source = ColumnDataSource({"image": [np.zeros((height, width), np.uint32)]})
+        plot.image_rgba(
+            image="image", x=n * step, y=0, dw=width, dh=height, source=self._rgb_source
+        )
+        names = [*self._bands, "colour"]
+        plot.text(
+            x=[i * step + 1 for i in range(len(names))],
+            y=[height - 1] * len(names),
+            text=names,
+            text_color="yellow",
+            text_font_size="9pt",
+            text_align="left",
+            text_baseline="top",
+        )
+        return plot
 
     # ------------------------------------------------------------------ data
 
@@ -236,40 +293,22 @@ class GalaxyView(pn.viewable.Viewer):
         self._loaded = (galaxy_id, galaxy)
         return galaxy
 
-    def _pdf_plot(self, galaxy_id: Any) -> hv.Overlay:
-        galaxy = self._galaxy(galaxy_id)
-        edges = self.run.edges
-        if galaxy is None:  # the pane is hidden; same elements keep the figure reusable
-            empty = np.full(len(edges) - 1, np.nan)
-            return pdf_curves(dict.fromkeys(self.run.methods, empty), edges)
-        return pdf_curves(galaxy.pdfs, edges, galaxy.z_true)
+    def _show_pdfs(self, galaxy: _Galaxy) -> None:
+        # Every method's column, even one the galaxy lacks: the lines read fixed columns.
+        empty = np.full(len(self.run.edges) - 1, np.nan)
+        pdfs = {m: galaxy.pdfs.get(m, empty) for m in self.run.methods}
+        self._pdf_source.data = pdf_steps(pdfs, self.run.edges)
+        self._truth.location = galaxy.z_true if np.isfinite(galaxy.z_true) else None
 
-    def _thumbnails(self, galaxy_id: Any) -> hv.Overlay:
-        """Each band, gray, and the colour composite, side by side in one figure: one
-        figure rather than one per band keeps the page light."""
-        height, width = self._image_shape
-        galaxy = self._galaxy(galaxy_id)
-        images = None if galaxy is None else galaxy.images
-        step = width + _gap(width)
-        elements: list[Any] = []
-        for b in range(len(self._bands)):
-            image = np.zeros((height, width), np.float32) if images is None else images[b]
-            tile = image if images is None else stretch_band(image)
-            elements.append(hv.Image(tile, bounds=(b * step, 0, b * step + width, height)))
-        rgb = (
-            np.zeros((height, width, 3), np.uint8)
-            if images is None
-            else colour_composite(images, self._bands)
-        )
-        x0 = len(self._bands) * step
-        elements.append(hv.RGB(rgb, bounds=(x0, 0, x0 + width, height)))
-        names = [*self._bands, "colour"]
-        labels = hv.Labels(
-            ([i * step + 1 for i in range(len(names))], [height - 1] * len(names), names),
-            ["x", "y"],
-            "band",
-        )
-        return hv.Overlay([*elements, labels])
+    def _show_images(self, images: np.ndarray) -> None:
+        """Stretched bands and composite of ``images`` (B, H, W). Rows are flipped: Bokeh
+        draws an image's first row at the bottom, an astronomer's viewer at the top."""
+        tiles = [stretch_band(images[b])[::-1] for b in range(len(self._bands))]
+        self._tile_source.data = {"image": tiles, "x": self._tile_source.data["x"]}
+        rgb = colour_composite(images, self._bands)[::-1]
+        rgba = np.empty((*rgb.shape[:2], 4), np.uint8)
+        rgba[..., :3], rgba[..., 3] = rgb, 255
+        self._rgb_source.data = {"image": [rgba.view(np.uint32)[..., 0]]}
 
     # ------------------------------------------------------------------ updating
 
@@ -288,11 +327,11 @@ class GalaxyView(pn.viewable.Viewer):
             else:
                 self._title.object = f"Galaxy {galaxy_id} is not among the galaxies of this run."
             for pane in (self._images, self._images_note, self._pdfs, self._catalog):
-                pane.visible = False
+                _show_pane(pane, False)
             return
         self._title.object = f"### Galaxy {galaxy_id} · true redshift z = {galaxy.z_true:.4f}"
         has_images = galaxy.images is not None and self._images.object is not None
-        self._images.visible = has_images
+        _show_pane(self._images, has_images)
         self._images_note.visible = not has_images
         if not has_images:
             reason = (
@@ -301,7 +340,10 @@ class GalaxyView(pn.viewable.Viewer):
                 else "the run's galaxy file does not have them (see the warning above)"
             )
             self._images_note.object = f"*No images of galaxy {galaxy_id}: {reason}.*"
-        self._pdfs.visible = True
+        if has_images:
+            self._show_images(galaxy.images)
+        self._show_pdfs(galaxy)
+        _show_pane(self._pdfs, True)
         catalog = run.catalog_row(galaxy_id)
         if not catalog:
             # No galaxy file: the evaluated columns are all the run knows of the galaxy.

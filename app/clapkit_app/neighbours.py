@@ -12,35 +12,56 @@ Everything shown was computed by ``clapkit predict``; a selection reads one gala
 neighbour row and at most :attr:`NeighbourBrowser.GRID_SIZE` images from disk. Large
 runs are rasterized by datashader on the server, so the browser never receives more
 than :attr:`NeighbourBrowser.RASTERIZE_ABOVE` points.
+
+The plots are plain Bokeh figures built once per session; a selection or a recolouring
+assigns new arrays to their data sources (one document message), which costs a few
+milliseconds of server time where re-rendering HoloViews plots cost hundreds. What
+depends on the run only (the map's columns, colour ranges, rasterized maps) is computed
+once per process and shared by all sessions.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import threading
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import colorcet
 import datashader as ds
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from holoviews.operation.datashader import rasterize
+from bokeh.events import Tap
+from bokeh.models import (
+    ColorBar,
+    ColumnDataSource,
+    HoverTool,
+    LinearColorMapper,
+    Range1d,
+    Span,
+    TapTool,
+)
+from bokeh.palettes import Plasma256, Viridis256
+from bokeh.plotting import figure
 
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.images import colour_composite, mosaic
 from clapkit_app.page import problems_alert
 from clapkit_app.store import RunData, method_label
 
-# Options are validated against a loaded plotting backend; load bokeh's without the
-# notebook machinery of ``hv.extension``.
-hv.renderer("bokeh")
-
 #: Height of the latent map, in screen pixels.
 MAP_HEIGHT = 480
 #: Side of the neighbour mosaic and height of the histograms, in screen pixels.
 PANEL_SIZE = 340
+#: Pixels (height, width) of the rasterized map: about the plot's frame on a wide screen.
+RASTER_SHAPE = (400, 800)
+#: Tools of the histograms (Bokeh's defaults less the ones that change nothing here).
+PLOT_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+#: Colour maps of the map's variables.
+PALETTES = {"viridis": Viridis256, "plasma": Plasma256, "coolwarm": tuple(colorcet.coolwarm)}
 
 
 def nearest(positions: np.ndarray, x: float, y: float) -> int:
@@ -70,6 +91,27 @@ def padded_mosaic(tiles: np.ndarray, size: int, columns: int) -> np.ndarray:
     return mosaic(full, columns)
 
 
+def rgba_image(rgb: np.ndarray) -> np.ndarray:
+    """An RGB image (H, W, 3) uint8, top row first, as Bokeh's ``image_rgba`` wants it:
+    (H, W) uint32 of packed RGBA, bottom row first.
+
+    Examples
+    --------
+    >>> rgb = np.zeros((2, 3, 3), np.uint8)
+    >>> rgb[0] = 255  # a white top row
+    >>> out = rgba_image(rgb)
+    >>> out.shape, out.dtype.name
+    ((2, 3), 'uint32')
+    >>> bool(out[1, 0] == np.array([255, 255, 255, 255], np.uint8).view(np.uint32)[0])
+    True
+    """
+    h, w, _ = rgb.shape
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb[::-1]
+    rgba[..., 3] = 255
+    return rgba.view(np.uint32).reshape(h, w)
+
+
 @dataclass(frozen=True)
 class Selection:
     """What the browser shows of one selected galaxy (computed once per selection)."""
@@ -87,6 +129,94 @@ class Selection:
     grid_note: str = ""
 
 
+@dataclass
+class MapData:
+    """What the latent map needs of a run, computed once per process and shared by all
+    sessions (read only).
+
+    Attributes
+    ----------
+    frame : DataFrame
+        One row per galaxy of ``run.details`` (see :func:`_map_frame`).
+    colours : dict of str to str
+        Colour variables: label shown -> column of ``frame``.
+    styles : dict of str to dict
+        Per column of ``colours``: ``palette``, ``clim`` and ``label``.
+    extent : tuple of float
+        (x0, x1, y0, y1): the projection's range with a margin, the map's initial view.
+    rows : Index
+        ``run.details.ids``: a galaxy's row in ``frame`` (its hash table is built once).
+    """
+
+    frame: pd.DataFrame
+    colours: dict[str, str]
+    styles: dict[str, dict[str, Any]]
+    extent: tuple[float, float, float, float]
+    rows: pd.Index
+    _rasters: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def raster(self, colour_by: str) -> np.ndarray:
+        """Mean of ``colour_by`` per pixel of the map's full extent (NaN where empty),
+        (height, width) float32 with the lowest y first, as Bokeh's ``image`` wants it.
+        Computed on first use, then shared."""
+        with self._lock:
+            if colour_by not in self._rasters:
+                x0, x1, y0, y1 = self.extent
+                canvas = ds.Canvas(
+                    plot_width=RASTER_SHAPE[1],
+                    plot_height=RASTER_SHAPE[0],
+                    x_range=(x0, x1),
+                    y_range=(y0, y1),
+                )
+                # One column name for every variable: datashader compiles its
+                # aggregation once per column name (a second or two each).
+                points = pd.DataFrame(
+                    {"x": self.frame["x"], "y": self.frame["y"], "value": self.frame[colour_by]}
+                )
+                agg = canvas.points(points, "x", "y", agg=ds.mean("value"))
+                self._rasters[colour_by] = np.asarray(agg.data, dtype=np.float32)
+            return self._rasters[colour_by]
+
+
+_shared: dict[int, tuple[weakref.ref, MapData]] = {}
+_shared_lock = threading.Lock()
+
+
+def map_data(run: RunData) -> MapData:
+    """The run's :class:`MapData`, computed by the first session that shows the run.
+
+    Keyed by the run object (``load_run`` gives every session the same one); a weak
+    reference checks that a key is not the id of a run since collected, and drops the
+    entry with its run.
+    """
+    with _shared_lock:
+        entry = _shared.get(id(run))
+        if entry is not None and entry[0]() is run:
+            return entry[1]
+        data = _map_data(run)
+        key = id(run)
+        _shared[key] = (weakref.ref(run, lambda _ref, key=key: _shared.pop(key, None)), data)
+        return data
+
+
+def _map_data(run: RunData) -> MapData:
+    frame = _map_frame(run)
+    colours = _colour_options(run, frame)
+    styles = {column: _colour_style(frame, column, label) for label, column in colours.items()}
+    x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+    extent = (*_padded(x), *_padded(y)) if x.size else (0.0, 1.0, 0.0, 1.0)
+    return MapData(
+        frame=frame, colours=colours, styles=styles, extent=extent, rows=pd.Index(run.details.ids)
+    )
+
+
+def _padded(values: np.ndarray, margin: float = 0.05) -> tuple[float, float]:
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = margin * (hi - lo) if hi > lo else 0.5
+    return lo - pad, hi + pad
+
+
 class NeighbourBrowser(pn.viewable.Viewer):
     """CLAP's latent map and the chosen neighbours of a selected galaxy.
 
@@ -94,11 +224,6 @@ class NeighbourBrowser(pn.viewable.Viewer):
     ----------
     run : RunData
         The run shown (shared with other sessions; never modified here).
-
-    Attributes
-    ----------
-    tap : holoviews.streams.Tap
-        Clicks on the latent map; each selects the galaxy nearest to the click.
 
     Notes
     -----
@@ -108,6 +233,11 @@ class NeighbourBrowser(pn.viewable.Viewer):
     Changing ``colour_by`` recolours the map and reads nothing from disk; selecting a
     galaxy moves the map's marker (the map itself is not redrawn) and updates the
     neighbour panels, which read that galaxy's neighbour row and its images.
+
+    Above :attr:`RASTERIZE_ABOVE` galaxies the map is one image of the full extent
+    (:data:`RASTER_SHAPE` pixels, each the mean of the colour variable over its
+    galaxies), computed once per colour variable per process: zooming in enlarges its
+    pixels rather than re-aggregating, which keeps pan and zoom free of server work.
     """
 
     #: Above this many galaxies the map is rasterized on the server (datashader, mean of
@@ -129,12 +259,13 @@ class NeighbourBrowser(pn.viewable.Viewer):
             # Nothing to browse: say why (the store's problems name the command to run).
             self._layout = pn.Column(alert or _no_neighbours_alert(), sizing_mode="stretch_width")
             return
-        self._frame = _map_frame(run)
+        self._data = map_data(run)
+        self._frame = self._data.frame
         self._positions = run.details.projection  # (N, 2), shared: read only
-        self._rows = pd.Index(run.details.ids)
-        self._colours = _colour_options(run, self._frame)
-        self.param.colour_by.objects = self._colours
+        self._rows = self._data.rows
+        self.param.colour_by.objects = self._data.colours
         self._selection: Selection | None = None
+        self._rasterized = len(self._frame) > self.RASTERIZE_ABOVE
 
         self._colour_select = pn.widgets.Select.from_param(
             self.param.colour_by, label="Colour by", css_classes=["ck-colour-by"], width=260
@@ -146,43 +277,16 @@ class NeighbourBrowser(pn.viewable.Viewer):
         self._message = pn.pane.Markdown(
             "", visible=False, css_classes=["ck-search-message"], styles={"color": "#b00020"}
         )
-        self._base = self._latent_map()
-        self.tap = hv.streams.Tap(source=self._base, x=None, y=None)
-        self.tap.add_subscriber(self._on_tap)
-        marker = hv.DynamicMap(pn.bind(self._marker, self.param.galaxy_id))
-        self._map = pn.pane.HoloViews(
-            (self._base * marker).opts(
-                responsive=True,
-                height=MAP_HEIGHT,
-                title="Latent space of the test galaxies (click to select; ★ selected)",
-                xlabel="projection 1",
-                ylabel="projection 2",
-            ),
-            css_classes=["ck-latent-map"],
-            sizing_mode="stretch_width",
-            height=MAP_HEIGHT,
-            # Its x and y are the projection's, not the images' pixels of other panes.
-            linked_axes=False,
+        self._map = _bokeh_pane(
+            self._map_figure(), "ck-latent-map", sizing_mode="stretch_width", height=MAP_HEIGHT
         )
 
         self._title = pn.pane.Markdown(css_classes=["ck-neighbour-title"], margin=(0, 10))
-        self._grid = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._grid_image, self.param.galaxy_id)),
-            css_classes=["ck-neighbour-grid"],
-            linked_axes=False,
-        )
+        self._grid = _bokeh_pane(self._grid_figure(), "ck-neighbour-grid")
         self._grid_note = pn.pane.Markdown(visible=False, css_classes=["ck-neighbour-no-images"])
         self._caption = pn.pane.HTML(css_classes=["ck-neighbour-caption"], margin=(0, 10))
-        self._z_hist = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._z_histogram, self.param.galaxy_id)),
-            css_classes=["ck-neighbour-z"],
-            linked_axes=False,
-        )
-        self._pit_hist = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._pit_histogram, self.param.galaxy_id)),
-            css_classes=["ck-local-pit"],
-            linked_axes=False,
-        )
+        self._z_hist = _bokeh_pane(self._z_figure(), "ck-neighbour-z")
+        self._pit_hist = _bokeh_pane(self._pit_figure(), "ck-local-pit")
         self._galaxy = GalaxyView(run=run)
 
         controls = pn.Row(self._colour_select, pn.Column(self._search, self._message))
@@ -200,6 +304,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             css_classes=["ck-neighbour-browser"],
         )
+        self._recolour()
         if self.galaxy_id is None and run.details.ids.size:
             self.galaxy_id = _plain(run.details.ids[0])
         else:
@@ -215,6 +320,12 @@ class NeighbourBrowser(pn.viewable.Viewer):
         with pn.io.hold():
             self.galaxy_id = galaxy_id
 
+    def tap(self, x: float | None, y: float | None) -> None:
+        """Select the galaxy nearest to (x, y), in the map's coordinates (a click)."""
+        if x is None or y is None or not self._positions.shape[0]:
+            return
+        self.select(_plain(self.run.details.ids[nearest(self._positions, x, y)]))
+
     def _on_search(self, event: param.parameterized.Event) -> None:
         text = (event.new or "").strip()
         if not text:
@@ -229,11 +340,6 @@ class NeighbourBrowser(pn.viewable.Viewer):
         self._message.visible = False
         self.select(galaxy_id)
 
-    def _on_tap(self, x: float | None = None, y: float | None = None, **_: Any) -> None:
-        if x is None or y is None:
-            return
-        self.select(_plain(self.run.details.ids[nearest(self._positions, x, y)]))
-
     @param.depends("galaxy_id", watch=True)
     def _show(self) -> None:
         if self.run is None or self.run.details is None or self.run.galaxies is None:
@@ -242,14 +348,16 @@ class NeighbourBrowser(pn.viewable.Viewer):
         with pn.io.hold():
             self._title.object = _title(selection)
             has_grid = selection.grid is not None
-            self._grid.visible, self._grid_note.visible = has_grid, not has_grid
+            # A Bokeh pane copies its figure's ``visible`` onto itself: set both.
+            self._grid.object.visible = self._grid.visible = has_grid
+            self._grid_note.visible = not has_grid
             self._grid_note.object = selection.grid_note
             self._caption.object = _caption(selection, self.GRID_SIZE, self.GRID_COLUMNS)
+            self._update_plots(selection)
             self._galaxy.galaxy_id = selection.galaxy_id
 
     def _selected(self) -> Selection:
-        """The current galaxy's :class:`Selection`, computed on its first use only: the
-        panels each ask for it, and it reads from disk."""
+        """The current galaxy's :class:`Selection`, computed on its first use only."""
         if self._selection is None or self._selection.galaxy_id != self.galaxy_id:
             self._selection = self._select(self.galaxy_id)
         return self._selection
@@ -297,138 +405,220 @@ class NeighbourBrowser(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ plots
 
-    def _latent_map(self) -> hv.DynamicMap:
-        """The map without the marker: a DynamicMap on ``colour_by`` only."""
-        frame = self._frame
-        rasterized = len(frame) > self.RASTERIZE_ABOVE
-        # The colour variable is always the column "value": HoloViews does not re-map a
-        # plot's colours to another column on update, and datashader compiles its
-        # aggregation once per column name (a second or two each).
-        hover = [c for c in ("id", "z_true", "z_phot") if c in frame and not rasterized]
-        frames: dict[str, pd.DataFrame] = {}
-
-        def values(colour_by: str) -> hv.Points:
-            if colour_by not in frames:
-                columns = {"x": frame["x"], "y": frame["y"], "value": frame[colour_by]}
-                frames[colour_by] = pd.DataFrame(columns | {c: frame[c] for c in hover})
-            value = hv.Dimension("value", label=self._colour_style(colour_by)["label"])
-            return hv.Points(frames[colour_by], ["x", "y"], [value, *hover])
-
-        def styled(element: hv.Element, colour_by: str) -> hv.Element:
-            s = self._colour_style(colour_by)
-            if rasterized:  # rasterize names the aggregate "x_y value"; hover shows this
-                element = element.redim.label(**{element.vdims[0].name: f"mean {s['label']}"})
-            return element.opts(
-                cmap=s["cmap"],
-                clim=s["clim"],
-                clabel=s["label"],
-                colorbar=True,
-                tools=["hover"],
-                hooks=[self._colorbar_title],
-            )
-
-        points = hv.DynamicMap(pn.bind(values, self.param.colour_by))
-        if rasterized:
-            # The server aggregates (mean of the colour variable per pixel); the browser
-            # gets an image of the plot's size, whatever the number of galaxies.
-            return rasterize(points, aggregator=ds.mean("value")).apply(
-                styled, colour_by=self.param.colour_by
-            )
-        return points.apply(styled, colour_by=self.param.colour_by).opts(
-            color="value",
-            size=4,
-            hover_tooltips=[
-                ("id", "@id"),
-                ("true z", "@z_true{0.000}"),
-                *([("photo-z", "@z_phot{0.000}")] if "z_phot" in frame else []),
-            ],
-            # The tap tool selects glyphs; keep the map unchanged when it does.
-            nonselection_alpha=1.0,
-            selection_alpha=1.0,
+    def _map_figure(self) -> Any:
+        """The latent map: the galaxies (points, or one image above
+        :attr:`RASTERIZE_ABOVE`), a colour bar and the selected galaxy's marker."""
+        x0, x1, y0, y1 = self._data.extent
+        fig = figure(
+            title="Latent space of the test galaxies (click to select; ★ selected)",
+            x_axis_label="projection 1",
+            y_axis_label="projection 2",
+            x_range=Range1d(x0, x1),
+            y_range=Range1d(y0, y1),
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            active_scroll="wheel_zoom",
+            sizing_mode="stretch_width",
+            height=MAP_HEIGHT,
         )
-
-    def _colorbar_title(self, plot: Any, element: hv.Element) -> None:
-        # HoloViews titles the colour bar when it draws the plot only; hooks also run on
-        # updates, so the title follows ``colour_by``.
-        for name, handle in plot.handles.items():
-            if name.endswith("colorbar"):
-                handle.title = self._colour_style(self.colour_by)["label"]
-
-    def _colour_style(self, colour_by: str) -> dict[str, Any]:
-        """Colour map, range and label of a colour variable; both redshifts share a range
-        so that true and photometric redshifts compare by eye."""
-        label = next(k for k, v in self._colours.items() if v == colour_by)
-        values = self._frame[colour_by].to_numpy()
-        if colour_by in ("z_true", "z_phot"):
-            clim = (0.0, float(np.nanmax(self._frame["z_true"])))
-            return {"cmap": "viridis", "clim": clim, "label": label}
-        if colour_by == "pit":
-            return {"cmap": "coolwarm", "clim": (0.0, 1.0), "label": label}
-        return {
-            "cmap": "plasma",
-            "clim": (float(np.nanmin(values)), float(np.nanmax(values))),
-            "label": label,
-        }
-
-    def _marker(self, galaxy_id: Any) -> hv.Points:
-        row = self._details_row(galaxy_id)
-        xy = self._positions[[row]] if row is not None else np.empty((0, 2))
-        return hv.Points(xy, ["x", "y"]).opts(
-            marker="star", size=24, color="white", line_color="black", line_width=2
+        self._mapper = LinearColorMapper(palette=Viridis256, nan_color=(0, 0, 0, 0))
+        colours = {"field": "value", "transform": self._mapper}
+        if self._rasterized:
+            # The image's pixels, not its galaxies, go to the browser.
+            self._points = ColumnDataSource({"image": [self._data.raster(self.colour_by)]})
+            galaxies = fig.image(
+                image="image",
+                x=x0,
+                y=y0,
+                dw=x1 - x0,
+                dh=y1 - y0,
+                source=self._points,
+                color_mapper=self._mapper,
+                name="galaxies",
+            )
+        else:
+            frame = self._frame
+            columns = ["x", "y", "id", "z_true", *(["z_phot"] if "z_phot" in frame else [])]
+            data = {c: frame[c].to_numpy() for c in columns}
+            self._points = ColumnDataSource(data | {"value": frame[self.colour_by].to_numpy()})
+            galaxies = fig.scatter(
+                "x",
+                "y",
+                source=self._points,
+                size=4,
+                fill_color=colours,
+                line_color=colours,
+                name="galaxies",
+            )
+        self._hover = HoverTool(renderers=[galaxies])
+        fig.add_tools(self._hover)
+        self._colorbar = ColorBar(color_mapper=self._mapper)
+        fig.add_layout(self._colorbar, "right")
+        self._marker = ColumnDataSource({"x": [], "y": []})
+        marker = fig.scatter(
+            "x",
+            "y",
+            source=self._marker,
+            marker="star",
+            size=24,
+            fill_color="white",
+            line_color="black",
+            line_width=2,
+            name="marker",
         )
+        # An inspecting tap tool shows that the map takes clicks and selects no glyph;
+        # the click itself arrives as a Tap event, in data coordinates.
+        fig.add_tools(TapTool(renderers=[marker], behavior="inspect"))
+        fig.on_event(Tap, self._on_tap)
+        return fig
 
-    def _grid_image(self, galaxy_id: Any) -> hv.RGB:
-        grid = self._selected().grid
-        if grid is None:  # hidden, but a DynamicMap needs a frame of the same type
-            grid = np.full((2, 2, 3), 255, dtype=np.uint8)
-        height, width, _ = grid.shape
-        return hv.RGB(grid, bounds=(0, 0, width, height)).opts(
+    def _on_tap(self, event: Tap) -> None:
+        self.tap(event.x, event.y)
+
+    @param.depends("colour_by", watch=True)
+    def _recolour(self) -> None:
+        """Recolour the map: new values (points) or image (rasterized), colour map and
+        labels; the positions stay in the browser."""
+        style = self._data.styles[self.colour_by]
+        with pn.io.hold():
+            if self._rasterized:
+                self._points.data.update(image=[self._data.raster(self.colour_by)])
+                self._hover.tooltips = [(f"mean {style['label']}", "@image{0.000}")]
+            else:
+                self._points.data.update(value=self._frame[self.colour_by].to_numpy())
+                self._hover.tooltips = [
+                    ("id", "@id"),
+                    ("true z", "@z_true{0.000}"),
+                    *([("photo-z", "@z_phot{0.000}")] if "z_phot" in self._frame else []),
+                    (style["label"], "@value{0.000}"),
+                ]
+            self._mapper.update(
+                palette=style["palette"], low=style["clim"][0], high=style["clim"][1]
+            )
+            self._colorbar.title = style["label"]
+
+    def _grid_figure(self) -> Any:
+        fig = figure(
+            title=f"{self.GRID_SIZE} nearest neighbours",
             width=PANEL_SIZE,
             height=PANEL_SIZE,
-            xaxis=None,
-            yaxis=None,
-            toolbar=None,
-            framewise=True,
-            title=f"{self.GRID_SIZE} nearest neighbours",
+            x_range=Range1d(0, 1),
+            y_range=Range1d(0, 1),
+            tools="",
+            toolbar_location=None,
         )
+        fig.axis.visible = False
+        fig.grid.visible = False
+        self._grid_source = ColumnDataSource({"image": [], "dw": [], "dh": []})
+        fig.image_rgba(
+            image="image", x=0, y=0, dw="dw", dh="dh", source=self._grid_source, name="grid"
+        )
+        self._grid_ranges = fig.x_range, fig.y_range
+        return fig
 
-    def _z_histogram(self, galaxy_id: Any) -> hv.Overlay:
-        selection = self._selected()
-        edges = self.run.edges
-        z = selection.neighbour_z if selection.neighbour_z is not None else np.empty(0)
-        counts, _ = np.histogram(z, bins=edges)
-        bars = hv.Histogram((edges, counts), kdims="z", vdims="neighbours").opts(
-            color="#4c72b0", line_color=None, framewise=True
-        )
-        z_true = selection.z_true if np.isfinite(selection.z_true) else float(edges[0])
-        line = hv.VLine(z_true).opts(
-            color="#d62728",
-            line_dash="dashed",
-            line_width=2,
-            alpha=1.0 if np.isfinite(selection.z_true) else 0.0,
-        )
-        return (bars * line).opts(
+    def _z_figure(self) -> Any:
+        fig = figure(
+            title="Spec-z of the k chosen neighbours (dashed: true z)",
             width=2 * PANEL_SIZE,
             height=PANEL_SIZE,
-            title="Spec-z of the k chosen neighbours (dashed: true z)",
-            show_grid=True,
+            x_axis_label="z",
+            y_axis_label="neighbours",
+            tools=PLOT_TOOLS,
         )
+        edges = self.run.edges
+        self._z_source = ColumnDataSource(
+            {"left": edges[:-1], "right": edges[1:], "top": np.zeros(edges.size - 1)}
+        )
+        fig.quad(
+            left="left",
+            right="right",
+            top="top",
+            bottom=0,
+            source=self._z_source,
+            fill_color="#4c72b0",
+            line_color=None,
+            name="neighbour_z",
+        )
+        self._z_line = Span(
+            location=float(edges[0]),
+            dimension="height",
+            line_color="#d62728",
+            line_dash="dashed",
+            line_width=2,
+            name="true_z",
+        )
+        fig.add_layout(self._z_line)
+        fig.y_range.start = 0
+        return fig
 
-    def _pit_histogram(self, galaxy_id: Any) -> hv.Overlay:
-        selection = self._selected()
+    def _pit_figure(self) -> Any:
         n_bins = self.run.details.local_pit_hist.shape[1]
-        hist = selection.local_pit_hist
-        hist = hist if hist is not None else np.zeros(n_bins)
-        bars = hv.Histogram(
-            (np.linspace(0.0, 1.0, n_bins + 1), hist), kdims="PIT", vdims="fraction"
-        ).opts(color="#8172b2", line_color=None, framewise=True)
-        uniform = hv.HLine(1.0 / n_bins).opts(color="black", line_dash="dashed", line_width=2)
-        return (bars * uniform).opts(
+        fig = figure(
+            title="Local PIT histogram that chose k",
             width=PANEL_SIZE + 60,
             height=PANEL_SIZE,
-            title="Local PIT histogram that chose k",
-            show_grid=True,
+            x_axis_label="PIT",
+            y_axis_label="fraction",
+            tools=PLOT_TOOLS,
         )
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        self._pit_source = ColumnDataSource(
+            {"left": edges[:-1], "right": edges[1:], "top": np.zeros(n_bins)}
+        )
+        fig.quad(
+            left="left",
+            right="right",
+            top="top",
+            bottom=0,
+            source=self._pit_source,
+            fill_color="#8172b2",
+            line_color=None,
+            name="local_pit",
+        )
+        fig.add_layout(
+            Span(
+                location=1.0 / n_bins,
+                dimension="width",
+                line_color="black",
+                line_dash="dashed",
+                line_width=2,
+                name="uniform",
+            )
+        )
+        fig.y_range.start = 0
+        return fig
+
+    def _update_plots(self, selection: Selection) -> None:
+        """Give the plots ``selection``'s arrays; only the changed columns are sent."""
+        row = selection.row
+        xy = self._positions[[row]] if row is not None else np.empty((0, 2))
+        self._marker.data = {"x": xy[:, 0], "y": xy[:, 1]}
+
+        if selection.grid is not None:
+            height, width, _ = selection.grid.shape
+            x_range, y_range = self._grid_ranges
+            if (x_range.end, y_range.end) != (width, height):
+                x_range.update(start=0, end=width)
+                y_range.update(start=0, end=height)
+            image = rgba_image(selection.grid)
+            self._grid_source.data = {"image": [image], "dw": [width], "dh": [height]}
+
+        z = selection.neighbour_z if selection.neighbour_z is not None else np.empty(0)
+        self._z_source.data.update(top=np.histogram(z, bins=self.run.edges)[0])
+        known = np.isfinite(selection.z_true)
+        self._z_line.update(
+            location=selection.z_true if known else float(self.run.edges[0]), visible=known
+        )
+
+        hist = selection.local_pit_hist
+        n_bins = self._pit_source.data["top"].size
+        self._pit_source.data.update(top=hist if hist is not None else np.zeros(n_bins))
+
+
+def _bokeh_pane(fig: Any, css_class: str, **params: Any) -> pn.pane.Bokeh:
+    """``fig`` in a pane with the CSS class ``css_class``, on the figure itself too: the
+    pane renders as the figure's own element, which takes its classes from the figure."""
+    fig.css_classes = [css_class]
+    return pn.pane.Bokeh(fig, css_classes=[css_class], **params)
 
 
 def _map_frame(run: RunData) -> pd.DataFrame:
@@ -476,6 +666,25 @@ def _colour_options(run: RunData, frame: pd.DataFrame) -> dict[str, str]:
     if "pit" in frame:
         options[f"PIT ({method_label('clap')})"] = "pit"
     return options
+
+
+def _colour_style(frame: pd.DataFrame, colour_by: str, label: str) -> dict[str, Any]:
+    """Palette, range and label of a colour variable; both redshifts share a range so
+    that true and photometric redshifts compare by eye."""
+    if colour_by in ("z_true", "z_phot"):
+        clim = (0.0, _finite_max(frame["z_true"]))
+        return {"palette": PALETTES["viridis"], "clim": clim, "label": label}
+    if colour_by == "pit":
+        return {"palette": PALETTES["coolwarm"], "clim": (0.0, 1.0), "label": label}
+    values = frame[colour_by].to_numpy()
+    finite = values[np.isfinite(values)]
+    clim = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return {"palette": PALETTES["plasma"], "clim": clim, "label": label}
+
+
+def _finite_max(values: pd.Series) -> float:
+    finite = values.to_numpy()[np.isfinite(values.to_numpy())]
+    return float(finite.max()) if finite.size else 1.0
 
 
 def _title(selection: Selection) -> str:

@@ -161,13 +161,9 @@ class RunData:
         if any(r is None for r in rows):
             return None
         stack = self._data.stacks[self._data.instruments[0]]
-        rows = np.asarray(rows)
-        order = np.argsort(rows)
-        # h5py reads fancy indices in increasing order, without repeats.
-        unique, inverse = np.unique(rows[order], return_inverse=True)
-        block = np.asarray(stack.images[unique], dtype=np.float32)[inverse]
-        out = np.empty_like(block)
-        out[order] = block
+        # One read per galaxy: h5py's fancy indexing of a few scattered rows costs ~30 ms
+        # for 16 galaxies, plain row reads ~0.2 ms (the file is chunked per galaxy).
+        out = np.stack([np.asarray(stack.images[row], dtype=np.float32) for row in rows])
         return tuple(stack.bands), out
 
     def neighbours(self, galaxy_id: Any) -> dict[str, Any] | None:

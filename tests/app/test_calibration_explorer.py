@@ -2,10 +2,10 @@
 
 import shutil
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import pytest
+from bokeh.document import Document
 from clapkit_app.calibration import (
     PIT_BINS,
     SUMMARY_CARDS,
@@ -13,7 +13,7 @@ from clapkit_app.calibration import (
     bin_mask,
     pit_histogram,
 )
-from clapkit_app.store import BASELINES, BIN_VARIABLES, read_run
+from clapkit_app.store import BASELINES, BIN_VARIABLES, method_label, read_run
 
 from clapkit.testing import SyntheticRunConfig, synthetic_run
 
@@ -41,15 +41,20 @@ def hook(explorer, css_class):
     return found[0]
 
 
-def pit_frames(explorer):
-    """The current PIT overlays of method A and method B."""
-    panes = [
-        pane
-        for pane in explorer.__panel__().select(pn.pane.HoloViews)
-        if "PIT of" in pane.object[()].opts.get().kwargs.get("title", "")
+def figures(explorer, title):
+    """The explorer's Bokeh figures whose title starts with ``title``, in page order."""
+    found = [
+        pane.object
+        for pane in explorer.__panel__().select(pn.pane.Bokeh)
+        if pane.object.title.text.startswith(title)
     ]
-    assert len(panes) == 2
-    return [pane.object[()] for pane in panes]
+    return found
+
+
+def glyph_data(plot, glyph):
+    """The data of the one renderer of ``plot`` drawing a ``glyph`` (a Bokeh glyph name)."""
+    (renderer,) = [r for r in plot.renderers if type(r.glyph).__name__ == glyph]
+    return renderer.data_source.data
 
 
 def expected_bin(run, variable, index):
@@ -122,20 +127,55 @@ def test_pit_histograms_are_of_the_selected_galaxies(run):
     explorer.bin_table.selection = [1]
     ids, _ = expected_bin(run, "z_true", 1)
     selected = run.galaxies["id"].isin(ids).to_numpy()
-    for overlay, method in zip(pit_frames(explorer), ("clap", "softmax"), strict=True):
-        (histogram,) = [el for el in overlay if isinstance(el, hv.Histogram)]
-        edges = histogram.interface.coords(histogram, "PIT", edges=True)
-        density = histogram.dimension_values("density")
+    plots = figures(explorer, "PIT of")
+    assert len(plots) == 2
+    for plot, method in zip(plots, ("clap", "softmax"), strict=True):
+        bars = glyph_data(plot, "Quad")
+        edges = np.append(bars["left"], bars["right"][-1:])
+        density = np.asarray(bars["top"])
         assert len(density) == PIT_BINS
         assert np.sum(density * np.diff(edges)) == pytest.approx(1.0)
         counts, _ = np.histogram(run.galaxies[f"{method}.pit"][selected], PIT_BINS, (0, 1))
         np.testing.assert_allclose(density * np.diff(edges) * len(ids), counts)
-        # The band of a calibrated method, for this many galaxies.
-        (band,) = [el for el in overlay if isinstance(el, hv.Spread)]
+        # The band of a calibrated method, for this many galaxies, around density 1.
+        band = glyph_data(plot, "VArea")
         p = 1 / PIT_BINS
         half = 2 * np.sqrt((1 - p) / (len(ids) * p))
-        assert band.dimension_values("band") == pytest.approx([half, half])
-        assert f"n = {len(ids)}" in overlay.opts.get().kwargs["title"]
+        assert np.subtract(band["upper"], 1) == pytest.approx([half, half])
+        assert np.subtract(1, band["lower"]) == pytest.approx([half, half])
+        assert f"n = {len(ids)}" in plot.title.text
+        assert plot.title.text.startswith(f"PIT of {method_label(method)} · selected bin")
+        assert plot.y_range.end >= max(density.max(), 1 + half)
+
+
+def test_plots_follow_the_methods_and_the_bin_variable(run):
+    explorer = CalibrationExplorer(run=run)
+    doc = Document()
+    doc.add_root(pn.panel(explorer).get_root(doc))  # updates with a document attached
+    (pit_a, _) = figures(explorer, "PIT of")
+    (coverage_a, _) = figures(explorer, "Coverage of")
+    (per_bin,) = figures(explorer, "σ_MAD per bin")
+    explorer.method_a.value = "softmax"
+    assert pit_a.title.text.startswith(f"PIT of {method_label('softmax')} · all galaxies")
+    assert coverage_a.title.text.startswith(f"Coverage of {method_label('softmax')}")
+    curve = run.metrics["softmax"]["coverage_curve"]
+    (central,) = [
+        r.data_source.data for r in coverage_a.renderers if r.glyph.line_color == "#2ca02c"
+    ]
+    np.testing.assert_allclose(central["x"], curve["levels"])
+    np.testing.assert_allclose(central["y"], curve["central"])
+    assert f"A: {method_label('softmax')}" in per_bin.title.text
+    explorer.bin_metric.value = "crps"
+    explorer.bin_variable.value = "mag_r"
+    assert per_bin.title.text.startswith(f"CRPS per bin of {BIN_VARIABLES['mag_r']}")
+    rows = run.metrics["softmax"]["by_mag_r"]
+    (line_a, _) = [
+        r.data_source.data for r in per_bin.renderers if type(r.glyph).__name__ == "Line"
+    ]
+    np.testing.assert_allclose(line_a["y"], [r["crps"] for r in rows])
+    np.testing.assert_allclose(line_a["x"], [(r["lo"] + r["hi"]) / 2 for r in rows])
+    # The same figures all along: updates send data, they build nothing.
+    assert figures(explorer, "PIT of")[0] is pit_a
 
 
 def test_pit_histogram_integrates_to_one_and_handles_no_values():

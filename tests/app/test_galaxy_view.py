@@ -2,7 +2,6 @@
 
 import shutil
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import pytest
@@ -44,9 +43,20 @@ def hook(view, css_class):
     return found[0]
 
 
-def frame(view, css_class):
-    """The current frame of the DynamicMap shown by the pane with ``css_class``."""
-    return hook(view, css_class).object[()]
+def figure_of(view, css_class):
+    """The Bokeh figure shown by the pane with ``css_class``."""
+    return hook(view, css_class).object
+
+
+def renderers(plot, glyph):
+    """The renderers of ``plot`` drawing a ``glyph`` (a Bokeh glyph's class name)."""
+    return [r for r in plot.renderers if type(r.glyph).__name__ == glyph]
+
+
+def truth(plot):
+    """Where the dashed line of the true redshift is, None when hidden."""
+    (span,) = [m for m in plot.center if type(m).__name__ == "Span"]
+    return span.location
 
 
 def test_without_a_galaxy_it_asks_for_one(run):
@@ -69,28 +79,34 @@ def test_title_names_the_galaxy_and_its_true_redshift(run):
 def test_one_pdf_curve_per_method_each_a_normalised_density(run):
     galaxy_id = run.galaxies["id"].iat[3]
     view = GalaxyView(run=run, galaxy_id=galaxy_id)
-    overlay = frame(view, "ck-galaxy-pdfs")
-    curves = [el for el in overlay if isinstance(el, hv.Curve)]
-    assert [c.label for c in curves] == [method_label(m) for m in run.methods]
+    plot = figure_of(view, "ck-galaxy-pdfs")
+    lines = renderers(plot, "Line")
+    labels = [item.label.value for item in plot.legend[0].items]
+    assert labels == [method_label(m) for m in run.methods]
+    assert len(lines) == len(run.methods)
     widths = np.diff(run.edges)
     stored = run.pdfs(galaxy_id)
-    for method, curve in zip(run.methods, curves, strict=True):
-        density = curve.dimension_values(1)[::2]  # each bin drawn as a step: two points
+    for method, line in zip(run.methods, lines, strict=True):
+        density = np.asarray(line.data_source.data[line.glyph.y])[::2]  # steps: two points
         np.testing.assert_allclose(density * widths, stored[method], rtol=1e-6)
-    (line,) = [el for el in overlay if isinstance(el, hv.VLine)]
-    assert line.data == pytest.approx(run.galaxies["z_true"].iat[3])
+    assert truth(plot) == pytest.approx(run.galaxies["z_true"].iat[3])
 
 
 def test_picking_another_galaxy_updates_the_plots_in_place(run):
     ids = run.galaxies["id"]
     view = GalaxyView(run=run, galaxy_id=ids.iat[0])
     pn.panel(view).get_root()
-    plot_before = hook(view, "ck-galaxy-pdfs").object
+    plot_before = figure_of(view, "ck-galaxy-pdfs")
+    images_before = figure_of(view, "ck-galaxy-images")
     view.galaxy_id = ids.iat[1]
-    # Same DynamicMap (new data streamed into it, no new figure), showing the new galaxy.
-    assert hook(view, "ck-galaxy-pdfs").object is plot_before
-    (line,) = [el for el in frame(view, "ck-galaxy-pdfs") if isinstance(el, hv.VLine)]
-    assert line.data == pytest.approx(run.galaxies["z_true"].iat[1])
+    # Same figures (new data sent to them, no new figure), showing the new galaxy.
+    assert figure_of(view, "ck-galaxy-pdfs") is plot_before
+    assert figure_of(view, "ck-galaxy-images") is images_before
+    assert truth(plot_before) == pytest.approx(run.galaxies["z_true"].iat[1])
+    line = renderers(plot_before, "Line")[0]
+    stored = run.pdfs(ids.iat[1])[run.methods[0]]
+    density = np.asarray(line.data_source.data[line.glyph.y])[::2]
+    np.testing.assert_allclose(density * np.diff(run.edges), stored, rtol=1e-6)
     assert f"Galaxy {ids.iat[1]}" in hook(view, "ck-galaxy-title").object
 
 
@@ -100,13 +116,18 @@ def test_images_show_every_band_and_a_colour_composite(run):
     view = GalaxyView(run=run, galaxy_id=galaxy_id)
     assert hook(view, "ck-galaxy-images").visible
     assert not hook(view, "ck-galaxy-no-images").visible
-    overlay = frame(view, "ck-galaxy-images")
-    gray = [el for el in overlay if type(el) is hv.Image]
-    assert len(gray) == len(bands) == images.shape[1]
-    assert len([el for el in overlay if isinstance(el, hv.RGB)]) == 1
-    for tile in gray:  # asinh-stretched to [0, 1]
-        values = tile.dimension_values(2)
-        assert values.min() >= 0.0 and values.max() <= 1.0
+    plot = figure_of(view, "ck-galaxy-images")
+    (gray,) = renderers(plot, "Image")
+    tiles = gray.data_source.data["image"]
+    assert len(tiles) == len(bands) == images.shape[1]
+    for tile in tiles:  # asinh-stretched to [0, 1]
+        assert tile.shape == images.shape[-2:]
+        assert tile.min() >= 0.0 and tile.max() <= 1.0 and tile.max() > 0.0
+    (colour,) = renderers(plot, "ImageRGBA")
+    (rgba,) = colour.data_source.data["image"]
+    assert rgba.shape == images.shape[-2:] and rgba.dtype == np.uint32
+    (labels,) = renderers(plot, "Text")
+    assert list(labels.data_source.data[labels.glyph.text]) == [*bands, "colour"]
 
 
 def test_catalog_row_lists_the_galaxy(run):

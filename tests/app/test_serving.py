@@ -21,6 +21,7 @@ def test_serve_command_serves_every_page_with_the_run():
     assert command[command.index("--index") + 1] == "landing"
     assert command[command.index("--port") + 1] == "5123"
     assert command[command.index("--allow-websocket-origin") + 1] == "0.0.0.0:5123"
+    assert "--warm" in command  # the first visitor does not pay for loading and compiling
     assert command[-3:] == ["--args", "--run", "runs/x"]
 
 
