@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 import clapkit
 from clapkit.errors import OverwriteError
-from clapkit.evaluation import evaluate_run, format_table
+from clapkit.evaluation import evaluate_run, format_table, ordered_methods
 from clapkit.photoz.pipeline import predict_run, train_run
 from clapkit.plots import plot_calibration
 from clapkit.runs import RunDir
@@ -102,12 +102,6 @@ def _build(run: RunDir, config: DemoConfig, progress: bool, log: Callable[[str],
     run.write_json("manifest.json", {"kind": "demo", "config": config.to_json(), "complete": True})
 
 
-def _ordered(methods: list[str]) -> list[str]:
-    """CLAP's stages first, in pipeline order, then the baselines."""
-    stages = ["clap", "clap_refit", "clap_recal", "clap_raw"]
-    return [m for m in stages if m in methods] + [m for m in methods if m not in stages]
-
-
 def build_demo(
     run_root: str | os.PathLike = DEFAULT_RUN,
     config: DemoConfig | None = None,
@@ -174,7 +168,7 @@ def report(metrics: dict[str, Any], run_root: str | os.PathLike) -> str:
     lines = [
         "",
         "Photometric-redshift PDFs of the held-out mock-survey test split",
-        format_table({name: methods[name] for name in _ordered(list(methods))}),
+        format_table({name: methods[name] for name in ordered_methods(list(methods))}),
     ]
     for name in [m for m in ("clap", "softmax") if m in methods]:
         for key, rows in methods[name].items():

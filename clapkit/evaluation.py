@@ -7,7 +7,7 @@ The glue between stored PDFs (:mod:`clapkit.runs`) and the pure metrics
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,6 @@ from clapkit.runs import RunDir, load_pdfs
 
 #: Credibility levels of the stored coverage curves (the calibration explorer draws them).
 COVERAGE_LEVELS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
-#: Per-galaxy quantities of every method in ``galaxies.h5``; column ``<method>.<name>``.
-GALAXY_QUANTITIES = ("z_phot", "pit", "crps")
 GALAXY_TABLE = "galaxies.h5"
 
 #: Columns of the printed table: metric key, header, format.
@@ -38,6 +36,21 @@ TABLE_COLUMNS = (
     ("coverage_68", "cov68", ".3f"),
     ("coverage_95", "cov95", ".3f"),
 )
+
+
+#: CLAP's stages in the order a reader compares them: the ensemble first, the raw KNN last.
+CLAP_STAGES = ("clap", "clap_refit", "clap_recal", "clap_raw")
+
+
+def ordered_methods(methods: Sequence[str]) -> list[str]:
+    """CLAP's stages first (ensemble, refit, recal, raw), then the others in the order given.
+
+    Examples
+    --------
+    >>> ordered_methods(["softmax", "clap_raw", "clap"])
+    ['clap', 'clap_raw', 'softmax']
+    """
+    return [m for m in CLAP_STAGES if m in methods] + [m for m in methods if m not in CLAP_STAGES]
 
 
 def table_rows(table: Table) -> list[dict[str, Any]]:
@@ -251,11 +264,11 @@ def evaluate_run(
         if table is None:
             variables = bin_variables(catalog, pdfs.ids, id_column) if catalog is not None else {}
             table = Table({"id": pdfs.ids, "z_true": pdfs.z_true, **variables})
+            extra = {name: (values, extra_bins) for name, values in variables.items()}
         elif not np.array_equal(np.asarray(table["id"]), pdfs.ids):
             raise ValidationError(
                 f"{path}: its galaxies (ids, in order) differ from those of {methods[0]!r}"
             )
-        extra = {name: (np.asarray(table[name]), extra_bins) for name in variables}
         results[method] = evaluate_pdfs(
             pdfs, outlier_threshold=outlier_threshold, z_bins=z_bins, extra_bins=extra
         )

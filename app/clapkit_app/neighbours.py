@@ -144,15 +144,12 @@ class MapData:
         Per column of ``colours``: ``palette``, ``clim`` and ``label``.
     extent : tuple of float
         (x0, x1, y0, y1): the projection's range with a margin, the map's initial view.
-    rows : Index
-        ``run.details.ids``: a galaxy's row in ``frame`` (its hash table is built once).
     """
 
     frame: pd.DataFrame
     colours: dict[str, str]
     styles: dict[str, dict[str, Any]]
     extent: tuple[float, float, float, float]
-    rows: pd.Index
     _rasters: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -206,9 +203,7 @@ def _map_data(run: RunData) -> MapData:
     styles = {column: _colour_style(frame, column, label) for label, column in colours.items()}
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     extent = (*_padded(x), *_padded(y)) if x.size else (0.0, 1.0, 0.0, 1.0)
-    return MapData(
-        frame=frame, colours=colours, styles=styles, extent=extent, rows=pd.Index(run.details.ids)
-    )
+    return MapData(frame=frame, colours=colours, styles=styles, extent=extent)
 
 
 def _padded(values: np.ndarray, margin: float = 0.05) -> tuple[float, float]:
@@ -262,7 +257,6 @@ class NeighbourBrowser(pn.viewable.Viewer):
         self._data = map_data(run)
         self._frame = self._data.frame
         self._positions = run.details.projection  # (N, 2), shared: read only
-        self._rows = self._data.rows
         self.param.colour_by.objects = self._data.colours
         self._selection: Selection | None = None
         self._rasterized = len(self._frame) > self.RASTERIZE_ABOVE
@@ -395,13 +389,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
         )
 
     def _details_row(self, galaxy_id: Any) -> int | None:
-        if galaxy_id is None:
-            return None
-        try:
-            row = self._rows.get_indexer([galaxy_id])[0]
-        except (TypeError, ValueError):  # an id of another type than the stored ones
-            return None
-        return int(row) if row >= 0 else None
+        return None if galaxy_id is None else self.run.details_row(galaxy_id)
 
     # ------------------------------------------------------------------ plots
 

@@ -26,14 +26,12 @@ import panel as pn
 
 from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError
-from clapkit.evaluation import GALAXY_TABLE, read_galaxy_table
+from clapkit.evaluation import GALAXY_TABLE, ordered_methods, read_galaxy_table
 from clapkit.photoz.details import CLAPDetails, read_clap_details
 from clapkit.runs import RunDir
 
 #: The run the app shows when none is named: the one ``make demo`` builds.
 DEFAULT_RUN = Path("data") / "runs" / "demo"
-#: CLAP's stages, in pipeline order: the ensemble first.
-CLAP_STAGES = ("clap", "clap_refit", "clap_recal", "clap_raw")
 #: How the dashboards name each method.
 METHOD_LABELS = {
     "clap": "CLAP (harmonic ensemble)",
@@ -106,6 +104,7 @@ class RunData:
     _rows: pd.Index | None = field(default=None, repr=False)
     _data: GalaxySet | None = field(default=None, repr=False)
     _data_rows: pd.Index | None = field(default=None, repr=False)
+    _details_rows: pd.Index | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ lookups
 
@@ -120,12 +119,7 @@ class RunData:
 
     def row_of(self, galaxy_id: Any) -> int | None:
         """Row of ``galaxy_id`` in ``galaxies`` (and the PDF files), None if absent."""
-        if self._rows is None:
-            return None
-        key = _as_id(galaxy_id, self._rows)
-        if key is None or key not in self._rows:
-            return None
-        return int(self._rows.get_loc(key))
+        return _lookup(self._rows, galaxy_id)
 
     def parse_id(self, text: str) -> Any | None:
         """A galaxy id typed by a user, as stored in the run, or None if it is not there."""
@@ -172,7 +166,7 @@ class RunData:
         without ``clap/knn.h5`` or for a galaxy that is not in it."""
         if self.details is None:
             return None
-        row = _details_row(self.details, galaxy_id)
+        row = self.details_row(galaxy_id)
         if row is None:
             return None
         index = self.details.neighbours(row)
@@ -184,13 +178,22 @@ class RunData:
             "w1": float(self.details.w1[row]),
         }
 
+    def details_row(self, galaxy_id: Any) -> int | None:
+        """Row of ``galaxy_id`` in ``details`` (``clap/knn.h5``), None if absent."""
+        return _lookup(self._details_rows, galaxy_id)
+
     def _data_row(self, galaxy_id: Any) -> int | None:
-        if self._data_rows is None:
-            return None
-        key = _as_id(galaxy_id, self._data_rows)
-        if key is None or key not in self._data_rows:
-            return None
-        return int(self._data_rows.get_loc(key))
+        return _lookup(self._data_rows, galaxy_id)
+
+
+def _lookup(index: pd.Index | None, galaxy_id: Any) -> int | None:
+    """Position of ``galaxy_id`` in an index of ids, None if absent (or no index)."""
+    if index is None:
+        return None
+    key = _as_id(galaxy_id, index)
+    if key is None or key not in index:
+        return None
+    return int(index.get_loc(key))
 
 
 def _as_id(value: Any, index: pd.Index) -> Any | None:
@@ -201,11 +204,6 @@ def _as_id(value: Any, index: pd.Index) -> Any | None:
         except (TypeError, ValueError):
             return None
     return str(value)
-
-
-def _details_row(details: CLAPDetails, galaxy_id: Any) -> int | None:
-    matches = np.flatnonzero(details.ids == galaxy_id)
-    return int(matches[0]) if matches.size else None
 
 
 def _plain(value: Any) -> Any:
@@ -220,11 +218,6 @@ def _readonly(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(values, np.ndarray):
             values.flags.writeable = False
     return frame
-
-
-def ordered_methods(methods: Sequence[str]) -> list[str]:
-    """CLAP's stages first (ensemble, refit, recal, raw), then the rest in order given."""
-    return [m for m in CLAP_STAGES if m in methods] + [m for m in methods if m not in CLAP_STAGES]
 
 
 def read_run(root: str | os.PathLike) -> RunData:
@@ -278,6 +271,7 @@ def read_run(root: str | os.PathLike) -> RunData:
         )
     try:
         data.details = read_clap_details(root / "clap" / "knn.h5")
+        data._details_rows = pd.Index(data.details.ids)
     except (ClapkitError, OSError) as err:
         data.problems.append(
             f"No CLAP neighbours in `{root}` ({err}): the neighbour browser needs CLAP. "
