@@ -4,7 +4,8 @@ Sub-commands follow the data flow of ``design.md``: ``demo`` runs the main job o
 embedded data; ``simulate`` writes a mock survey and ``sdss`` the real SDSS catalog as
 GalaxySet files; ``train`` and ``predict`` run CLAP and the baselines through a run
 directory; ``evaluate`` scores PDF files or a whole run; ``serve`` serves the dashboards
-on a run (``demo`` does too, once built); ``import-fits`` turns users' FITS cutouts and
+on a run (``demo`` does too, once built); ``translate train|apply|evaluate`` translates
+galaxy images between surveys and judges the result; ``import-fits`` turns users' FITS cutouts and
 catalogs into a GalaxySet file. Errors caused by input print one line
 and exit with status 2; nothing is overwritten without ``--overwrite``.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import clapkit
 from clapkit.errors import ClapkitError, FileFormatError
+from clapkit.translate.cli import add_translate_parser
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -225,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve the dashboards (calibration explorer, neighbour browser) on a run",
+        help="serve the dashboards (calibration explorer, neighbour browser, translation "
+        "compare) on a run",
         description="Serve the Panel app on a run directory: / (landing), /calibration, "
-        "/neighbours. Same as `panel serve app/*.py --index landing --args --run DIR`.",
+        "/neighbours, /translation. Same as `panel serve app/*.py --index landing --args "
+        "--run DIR`.",
     )
     serve.add_argument(
         "--run", default="data/runs/demo", help="run directory (default: %(default)s)"
@@ -352,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="replace existing PDF files")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(func=_cmd_predict)
+
+    add_translate_parser(commands)
     return parser
 
 

@@ -18,6 +18,7 @@ from clapkit.evaluation import read_galaxy_table
 from clapkit.metrics import PDFs
 from clapkit.photoz.details import read_clap_details
 from clapkit.runs import RunDir, save_pdfs
+from clapkit.translate.evaluate import read_evaluation
 
 EDGES = np.linspace(0, 0.4, 81)
 
@@ -35,6 +36,7 @@ def test_help_lists_the_subcommands():
         "predict",
         "evaluate",
         "import-fits",
+        "translate",
     ):
         assert command in out
 
@@ -57,6 +59,14 @@ TINY_DEMO = DemoConfig(
         },
         "baselines": {"ensemble_size": 2, "mc_samples": 3},
         "projection": "pca",
+    },
+    translation={
+        "n_galaxies": 40,
+        "seed": 1,
+        "task": "s2c",
+        "preset": "tiny",
+        "epochs": {"nrgan": 1, "swin": 1},
+        "probe_epochs": 1,
     },
 )
 
@@ -101,6 +111,11 @@ def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
     details = read_clap_details(demo_run / "clap" / "knn.h5")
     assert details.projection.shape == (n_test, 2)
     assert RunDir(demo_run).data_path() == demo_run / "mock_survey.h5"  # moved with the run
+    # The translation stage: NR-GAN (with and without its noise) and Swin, evaluated.
+    evaluation = read_evaluation(demo_run, "s2c")
+    assert set(evaluation["models"]) == {"nrgan", "nrgan_smooth", "swin", "real"}
+    assert evaluation["data"] == str(demo_run / "translation_survey.h5")  # moved with the run
+    assert "Image translation" in text and "nrgan_smooth" in text
 
 
 def test_demo_serves_the_app_unless_told_not_to(demo_run, monkeypatch, capsys):

@@ -15,16 +15,25 @@ from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterv
 COMPOSITE_BANDS = (("i", "r", "g"), ("z", "r", "g"), ("r", "g", "u"))
 
 
-def stretch_band(image: np.ndarray, percentile: float = 99.5, a: float = 0.1) -> np.ndarray:
-    """One band scaled to [0, 1] by an asinh stretch between robust limits.
+def stretch_band(
+    image: np.ndarray,
+    percentile: float = 99.5,
+    a: float = 0.1,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """One band scaled to [0, 1] by an asinh stretch between robust limits: those of
+    ``image``, or of ``reference`` when given (two images shown on one scale).
 
     Examples
     --------
     >>> out = stretch_band(np.arange(16.0).reshape(4, 4))
     >>> float(out.min()), float(out.max())
     (0.0, 1.0)
+    >>> float(stretch_band(np.full((2, 2), 30.0), reference=np.arange(16.0)).max())
+    1.0
     """
-    norm = ImageNormalize(image, interval=PercentileInterval(percentile), stretch=AsinhStretch(a))
+    limits = image if reference is None else reference
+    norm = ImageNormalize(limits, interval=PercentileInterval(percentile), stretch=AsinhStretch(a))
     return np.clip(np.ma.filled(norm(image), 0.0), 0.0, 1.0).astype(np.float32)
 
 
@@ -83,3 +92,24 @@ def mosaic(tiles: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
         r, col = divmod(i, columns)
         out[r * (h + gap) : r * (h + gap) + h, col * (w + gap) : col * (w + gap) + w] = tiles[i]
     return out
+
+
+def rgba_image(rgb: np.ndarray) -> np.ndarray:
+    """An RGB image (H, W, 3) uint8, top row first, as Bokeh's ``image_rgba`` wants it:
+    (H, W) uint32 of packed RGBA, bottom row first.
+
+    Examples
+    --------
+    >>> rgb = np.zeros((2, 3, 3), np.uint8)
+    >>> rgb[0] = 255  # a white top row
+    >>> out = rgba_image(rgb)
+    >>> out.shape, out.dtype.name
+    ((2, 3), 'uint32')
+    >>> bool(out[1, 0] == np.array([255, 255, 255, 255], np.uint8).view(np.uint32)[0])
+    True
+    """
+    h, w, _ = rgb.shape
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb[::-1]
+    rgba[..., 3] = 255
+    return rgba.view(np.uint32).reshape(h, w)

@@ -18,6 +18,9 @@ DESCRIPTIONS = {
     "and in bins of redshift, magnitude and colour; the galaxies of a bin.",
     "neighbours": "CLAP's latent space in 2-D; a galaxy's nearest neighbours, their "
     "images and redshifts, and the local PIT histogram that chose k.",
+    "translation": "Translated galaxy images against the real ones, per model: bands, "
+    "residuals and composites, noise power spectra, morphology and photo-z over the test "
+    "set, and every model's redshift information.",
 }
 
 

@@ -48,7 +48,7 @@ from bokeh.palettes import Plasma256, Viridis256
 from bokeh.plotting import figure
 
 from clapkit_app.galaxy import GalaxyView
-from clapkit_app.images import colour_composite, mosaic
+from clapkit_app.images import colour_composite, mosaic, rgba_image
 from clapkit_app.page import problems_alert
 from clapkit_app.store import RunData, method_label
 
@@ -89,27 +89,6 @@ def padded_mosaic(tiles: np.ndarray, size: int, columns: int) -> np.ndarray:
     full = np.full((size, h, w, c), 255, dtype=np.uint8)
     full[:n] = tiles[:size]
     return mosaic(full, columns)
-
-
-def rgba_image(rgb: np.ndarray) -> np.ndarray:
-    """An RGB image (H, W, 3) uint8, top row first, as Bokeh's ``image_rgba`` wants it:
-    (H, W) uint32 of packed RGBA, bottom row first.
-
-    Examples
-    --------
-    >>> rgb = np.zeros((2, 3, 3), np.uint8)
-    >>> rgb[0] = 255  # a white top row
-    >>> out = rgba_image(rgb)
-    >>> out.shape, out.dtype.name
-    ((2, 3), 'uint32')
-    >>> bool(out[1, 0] == np.array([255, 255, 255, 255], np.uint8).view(np.uint32)[0])
-    True
-    """
-    h, w, _ = rgb.shape
-    rgba = np.empty((h, w, 4), dtype=np.uint8)
-    rgba[..., :3] = rgb[::-1]
-    rgba[..., 3] = 255
-    return rgba.view(np.uint32).reshape(h, w)
 
 
 @dataclass(frozen=True)

@@ -4,19 +4,23 @@ object shows inline in a notebook and inside this frame when served."""
 
 from __future__ import annotations
 
-import panel as pn
+from typing import Any
 
-from clapkit_app.store import RunData
+import panel as pn
 
 #: URL path and title of every dashboard, in the order of the navigation.
 DASHBOARDS = {
     "calibration": "Calibration explorer",
     "neighbours": "Neighbour browser",
+    "translation": "Translation compare",
 }
 
 
-def problems_alert(run: RunData) -> pn.pane.Alert | None:
-    """A warning listing what the run lacks and how to make it, or None."""
+def problems_alert(run: Any) -> pn.pane.Alert | None:
+    """A warning listing what the run lacks and how to make it, or None.
+
+    ``run`` is what a store read (``RunData``, ``TranslationData``): its ``problems``.
+    """
     if not run.problems:
         return None
     text = "\n".join(f"- {problem}" for problem in run.problems)

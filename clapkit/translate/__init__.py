@@ -1,19 +1,22 @@
-"""Image translation between surveys: the models and their evaluation.
+"""Image translation between surveys: the models and what their translations preserve.
 
-This first slice holds the image-level fidelity metrics of :mod:`clapkit.translate.image_metrics`
-(pure-array functions on ``(N, B, H, W)`` stacks); the translation models and the
-``evaluate`` workflow that compares every model against the real target images come on top.
+- :mod:`~clapkit.translate.pixels`: tasks (``s2s``, ``s2c``), the flux-conserving move to
+  the target grid, the per-band pixel scaling;
+- :mod:`~clapkit.translate.models`: NR-GAN and the SwinIR-like, SRGAN, capsule and
+  diffusion models, built by name with :func:`clapkit.translate.registry.build_model`;
+- :mod:`~clapkit.translate.training` and :mod:`~clapkit.translate.apply`: train, resume,
+  load and apply a model;
+- :mod:`~clapkit.translate.image_metrics` (pure arrays), :mod:`~clapkit.translate.probe`
+  (the photo-z probe) and :mod:`~clapkit.translate.evaluate` (the evaluation table).
+
+The image metrics are re-exported here; they are imported on first use, so that the
+command line (which reads only the model names) starts without GalSim and PyTorch.
 """
 
-from clapkit.translate.image_metrics import (
-    background_std,
-    morphology,
-    noise_power_spectrum,
-    peak_flux_ratios,
-    pixel_metrics,
-    relative_errors,
-    source_mask,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "background_std",
@@ -24,3 +27,9 @@ __all__ = [
     "relative_errors",
     "source_mask",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("clapkit.translate.image_metrics"), name)
+    raise AttributeError(f"module 'clapkit.translate' has no attribute {name!r}")

@@ -29,7 +29,7 @@ def test_landing_shows_the_metrics_table_and_links(tmp_path):
     assert table.value["method"].tolist() == [method_label("clap"), method_label("softmax")]
     assert table.value["N"].tolist() == [3, 3]
     text = " ".join(md.object for md in parts(landing, pn.pane.Markdown))
-    assert "(./calibration)" in text and "(./neighbours)" in text
+    assert all(f"(./{path})" in text for path in ("calibration", "neighbours", "translation"))
     # No clap/knn.h5 and no galaxy file: the page says so rather than failing.
     (alert,) = parts(landing, pn.pane.Alert)
     assert "clapkit train" in alert.object

@@ -41,7 +41,7 @@ def test_clapkit_serve_answers_on_every_dashboard_path(tmp_path):
     try:
         base = f"http://localhost:{port}"
         wait_until_up(f"{base}/landing", server, timeout=120)
-        for path in ("/", "/calibration", "/neighbours"):
+        for path in ("/", "/calibration", "/neighbours", "/translation"):
             with urllib.request.urlopen(base + path, timeout=60) as response:
                 assert response.status == 200
                 assert b"bokeh" in response.read().lower()

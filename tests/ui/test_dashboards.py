@@ -1,8 +1,8 @@
 """Each dashboard, served with ``panel serve`` and driven in Chromium.
 
 Expected values come from the run's own files (``metrics.json``, ``galaxies.h5``,
-``clap/knn.h5``), so the tests hold for any run (``CLAPKIT_UI_RUN``). A console error
-or a server traceback fails the test (see conftest).
+``clap/knn.h5``, ``translate/<task>/evaluation.json``), so the tests hold for any run
+(``CLAPKIT_UI_RUN``). A console error or a server traceback fails the test (see conftest).
 """
 
 import json
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from clapkit_app.serving import served_app
 from clapkit_app.store import method_label, read_run
+from clapkit_app.translation_store import read_translation
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
@@ -31,6 +32,7 @@ def test_landing_lists_the_run_and_the_dashboards(page, app_url, run, screenshot
     expect(page.locator(".ck-run h2")).to_contain_text(run.root.name)
     expect(page.get_by_role("link", name="Calibration explorer").first).to_be_visible()
     expect(page.get_by_role("link", name="Neighbour browser").first).to_be_visible()
+    expect(page.get_by_role("link", name="Translation compare").first).to_be_visible()
     # One row per method in the metrics table, CLAP's ensemble first.
     rows = page.locator(".ck-metrics .tabulator-row")
     expect(rows).to_have_count(len(run.methods))
@@ -117,6 +119,48 @@ def test_neighbour_browser_search_click_and_neighbours(page, app_url, run, scree
     screenshot(page, "neighbours", height=1500)
 
 
+def test_translation_compare_follows_models_rows_and_galaxies(page, app_url, ui_run, screenshot):
+    data = read_translation(ui_run)
+    if not data.ok:
+        pytest.skip(f"{ui_run} has no evaluated translation")
+    task = data.tasks["s2c"] if "s2c" in data.tasks else next(iter(data.tasks.values()))
+    names = ["real", *task.sets]
+    page.goto(app_url + "/translation")
+    title = page.locator(".ck-translation-title h3")
+    expect(title).to_contain_text(f"{task.sets[0]} · task {task.name}")
+    wait_for_plots(page, ".ck-image-grid", 1)
+    wait_for_plots(page, ".ck-noise-power", 1)
+
+    # One row per set, the real images included, with the stored σ_MAD.
+    table = page.locator(".ck-redshift-table")
+    expect(table.locator('.tabulator-row [tabulator-field="set"]')).to_have_text(names)
+    sigma = [f"{task.metric(name, 'photoz_sigma_mad'):.4f}" for name in names]
+    expect(table.locator('.tabulator-row [tabulator-field="photoz_sigma_mad"]')).to_have_text(sigma)
+
+    # The model select and the table's rows both change the model shown.
+    model = task.sets[-1]
+    page.locator(".ck-model select").select_option(model)
+    expect(title).to_contain_text(f"{model} · task {task.name}")
+    table.locator(".tabulator-row").nth(1).click()
+    expect(title).to_contain_text(f"{task.sets[0]} · task {task.name}")
+    expect(page.locator(".ck-model select")).to_have_value(task.sets[0])
+
+    # Searching an id shows that galaxy; an unknown one says so and changes nothing.
+    galaxy = str(task.ids[-1])
+    search = page.locator(".ck-galaxy input")
+    search.fill(galaxy)
+    search.press("Enter")
+    expect(title).to_contain_text(f"galaxy {galaxy}")
+    search.fill("no-such-galaxy")
+    search.press("Enter")
+    expect(page.locator(".ck-galaxy-message")).to_contain_text("No galaxy with id 'no-such-galaxy'")
+    expect(title).to_contain_text(f"galaxy {galaxy}")
+
+    page.locator(".ck-band select").select_option(task.bands[0])
+    page.wait_for_timeout(1000)  # the spectra redraw; console errors would fail the test
+    screenshot(page, "translation", height=1700)
+
+
 @pytest.fixture(scope="module")
 def broken_app_url(tmp_path_factory, ui_run):
     """The app on a run with PDFs but no evaluation and no CLAP neighbours."""
@@ -130,9 +174,17 @@ def broken_app_url(tmp_path_factory, ui_run):
         yield url
 
 
-@pytest.mark.parametrize("path", ["/", "/calibration", "/neighbours"])
-def test_an_incomplete_run_explains_what_is_missing(page, broken_app_url, path):
+@pytest.mark.parametrize(
+    ("path", "command"),
+    [
+        ("/", "clapkit evaluate"),
+        ("/calibration", "clapkit evaluate"),
+        ("/neighbours", "clapkit evaluate"),
+        ("/translation", "clapkit translate evaluate"),
+    ],
+)
+def test_an_incomplete_run_explains_what_is_missing(page, broken_app_url, path, command):
     page.goto(broken_app_url + path)
     alert = page.locator(".alert-warning").first
-    expect(alert).to_contain_text("clapkit evaluate")
+    expect(alert).to_contain_text(command)
     expect(page.locator("body")).not_to_contain_text("Traceback")

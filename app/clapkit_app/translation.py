@@ -1,0 +1,345 @@
+"""The translation dashboard: what a model's translated images keep of the real ones.
+
+For one task (``s2c``: SDSS into CFHTLS; ``s2s``: SDSS reconstructed), one translated set
+and one test galaxy: the galaxy's source input, translation, real target and residual per
+band with colour composites; the noise power spectra of the real images, the model and
+NR-GAN without its noise, in one band; translated against real morphology (flux, peak
+flux, HSM size) and probe photo-z over the test set; and every set's redshift information
+and fidelity metrics, whose rows select the model.
+
+Everything shown was computed by ``clapkit translate evaluate`` (see
+:mod:`clapkit_app.translation_store`); the figures (:mod:`clapkit_app.translation_plots`)
+are plain Bokeh figures built once per session and sent new data on each change, as in
+the other dashboards.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from clapkit_app.page import problems_alert
+from clapkit_app.translation_plots import ImageGrid, MorphologyPlots, NoisePowerPlot
+from clapkit_app.translation_store import REAL, TaskData, TranslationData
+
+#: Columns of the redshift-information table: metric key, title, number format.
+TABLE_COLUMNS = (
+    ("photoz_sigma_mad", "σ_MAD", "0.0000"),
+    ("photoz_bias", "bias", "0.0000"),
+    ("photoz_outlier_fraction", "outliers", "0.000"),
+    ("photoz_crps", "CRPS", "0.0000"),
+    ("photoz_pit_w1", "PIT W1", "0.000"),
+    ("psnr", "PSNR (dB)", "0.00"),
+    ("ssim", "SSIM", "0.000"),
+    ("size_rel_error", "size err", "0.000"),
+    ("flux_rel_error", "flux err", "0.000"),
+    ("peak_flux_rel_error", "peak err", "0.000"),
+    ("noise_power_max_rel_error", "noise P err", "0.000"),
+)
+#: Band of the morphology plots: the evaluation's reference band.
+MORPHOLOGY_BAND = "r"
+#: NR-GAN's translation without its emulated noise, drawn with every model's spectrum.
+SMOOTH = "nrgan_smooth"
+
+
+def task_label(data: TaskData) -> str:
+    """How the task select names a task."""
+    return f"{data.name}: {data.source} → {data.target}"
+
+
+def default_band(bands: list[str]) -> str | None:
+    """The r band if there is one, else the middle band.
+
+    Examples
+    --------
+    >>> default_band(["u", "g", "r", "i", "z"]), default_band(["g", "i"]), default_band([])
+    ('r', 'i', None)
+    """
+    if not bands:
+        return None
+    return MORPHOLOGY_BAND if MORPHOLOGY_BAND in bands else bands[len(bands) // 2]
+
+
+def metrics_frame(data: TaskData) -> pd.DataFrame:
+    """One row per set (``real`` first, then the translated sets): the stored metrics."""
+    names = [REAL, *data.sets]
+    frame = {"set": names}
+    for key, _, _ in TABLE_COLUMNS:
+        frame[key] = [data.metric(name, key) for name in names]
+    return pd.DataFrame(frame)
+
+
+class TranslationCompare(pn.viewable.Viewer):
+    """Translated images against real ones: one galaxy in full, every galaxy's
+    morphology and photo-z, every set's metrics.
+
+    Pick a task, a model (or a row of the table) and a galaxy (by id); the band select
+    chooses the band of the noise spectra. Create one per session: ``data`` is shared
+    with other sessions and never modified.
+    """
+
+    data = param.ClassSelector(class_=TranslationData, doc="the run's translations")
+    galaxy_id = param.Parameter(default=None, doc="id of the galaxy shown")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._quiet = False  # set while one change updates several widgets
+        data = self.data
+        alert = problems_alert(data) if data is not None else None
+        if data is None or not data.ok:
+            alert = alert or pn.pane.Alert("No run to show.", alert_type="warning")
+            self._layout = pn.Column(alert, sizing_mode="stretch_width")
+            return
+        tasks = list(data.tasks)
+        first = "s2c" if "s2c" in tasks else tasks[0]
+        self.task_select = pn.widgets.Select(
+            label="Task",
+            options={task_label(data.tasks[t]): t for t in tasks},
+            value=first,
+            css_classes=["ck-task"],
+            width=200,
+        )
+        self.model_select = pn.widgets.Select(label="Model", css_classes=["ck-model"], width=180)
+        self.band_select = pn.widgets.Select(
+            label="Band of the noise spectra", css_classes=["ck-band"], width=180
+        )
+        self.galaxy_search = pn.widgets.TextInput(
+            label="Galaxy id", placeholder="id, then Enter", css_classes=["ck-galaxy"], width=200
+        )
+        self.galaxy_message = pn.pane.Markdown(
+            "", visible=False, css_classes=["ck-galaxy-message"], styles={"color": "#b00020"}
+        )
+        self.title = pn.pane.Markdown(css_classes=["ck-translation-title"], margin=(0, 10))
+        self.image_note = pn.pane.Markdown(visible=False, css_classes=["ck-image-note"])
+        self._grid = ImageGrid(len(data.tasks[first].bands))
+        self._noise = NoisePowerPlot()
+        self._morphology = MorphologyPlots()
+        self.table = pn.widgets.Tabulator(
+            metrics_frame(data.tasks[first]),
+            disabled=True,
+            selectable=1,
+            show_index=False,
+            # Columns as wide as their data; the table scrolls sideways when narrower.
+            layout="fit_data_table",
+            frozen_columns=["set"],
+            sizing_mode="stretch_width",
+            titles={key: title for key, title, _ in TABLE_COLUMNS},
+            formatters={
+                key: NumberFormatter(format=fmt, nan_format="—") for key, _, fmt in TABLE_COLUMNS
+            },
+            css_classes=["ck-redshift-table"],
+        )
+        self._set_task(first)
+        self.task_select.param.watch(lambda event: self._set_task(event.new), "value")
+        self.model_select.param.watch(lambda event: self._on_model(), "value")
+        self.band_select.param.watch(lambda event: self._on_band(), "value")
+        self.galaxy_search.param.watch(self._on_search, "value")
+        self.table.param.watch(self._on_row, "selection")
+
+        controls = pn.Row(
+            self.task_select,
+            self.model_select,
+            pn.Column(self.galaxy_search, self.galaxy_message),
+            self.band_select,
+        )
+        morphology = pn.Row(
+            *(_pane(fig, f"ck-morphology-{key}") for key, fig in self._morphology.figures.items()),
+            css_classes=["ck-morphology"],
+        )
+        self._layout = pn.Column(
+            *([alert] if alert is not None else []),
+            controls,
+            self.title,
+            self.image_note,
+            pn.Row(
+                _pane(self._grid.figure, "ck-image-grid"),
+                _pane(self._noise.figure, "ck-noise-power", sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            ),
+            pn.pane.Markdown(
+                f"### Translated against real over the {self._task.evaluation['split']} "
+                f"galaxies ({MORPHOLOGY_BAND} band; ★ the galaxy shown; dashed: 1:1)"
+            ),
+            morphology,
+            pn.pane.Markdown(
+                "### Redshift information and fidelity of every set — select a row to show "
+                "that model"
+            ),
+            self.table,
+            sizing_mode="stretch_width",
+            css_classes=["ck-translation-compare"],
+        )
+
+    def __panel__(self) -> pn.Column:
+        return self._layout
+
+    # ------------------------------------------------------------------ selection
+
+    @property
+    def _task(self) -> TaskData:
+        return self.data.tasks[self.task_select.value]
+
+    def _set_task(self, name: str) -> None:
+        """Show task ``name``: its models, bands, galaxies and metrics; the model, band
+        and galaxy shown stay when the task has them."""
+        task = self.data.tasks[name]
+        with pn.io.hold():
+            self._quiet = True
+            try:
+                model = self.model_select.value
+                self.model_select.options = list(task.sets)
+                fallback = task.sets[0] if task.sets else None
+                self.model_select.value = model if model in task.sets else fallback
+                band = self.band_select.value
+                self.band_select.options = task.bands
+                self.band_select.value = band if band in task.bands else default_band(task.bands)
+                if self.galaxy_id is None or task.row_of(self.galaxy_id) is None:
+                    self.galaxy_id = _plain(task.ids[0]) if len(task.ids) else None
+                self.table.value = metrics_frame(task)
+            finally:
+                self._quiet = False
+            self._show_all()
+
+    def select(self, galaxy_id: Any) -> None:
+        """Show galaxy ``galaxy_id`` (one message to the browser for every figure)."""
+        with pn.io.hold():
+            self.galaxy_id = galaxy_id
+
+    def _on_search(self, event: param.parameterized.Event) -> None:
+        text = (event.new or "").strip()
+        if not text:
+            self.galaxy_message.visible = False
+            return
+        galaxy_id = self._task.parse_id(text)
+        if galaxy_id is None:
+            # An unknown id changes nothing but the message: the user keeps their galaxy.
+            self.galaxy_message.object = (
+                f"No galaxy with id '{html.escape(text)}' among the "
+                f"{self._task.evaluation['split']} galaxies of task {self._task.name}"
+            )
+            self.galaxy_message.visible = True
+            return
+        self.galaxy_message.visible = False
+        self.select(galaxy_id)
+
+    def _on_row(self, event: param.parameterized.Event) -> None:
+        if self._quiet or not event.new:
+            return
+        name = self.table.value["set"].iat[event.new[0]]
+        if name in self.model_select.options:
+            self.model_select.value = name
+        else:  # the real images: the model shown stays, and stays selected
+            self._select_row()
+
+    def _select_row(self) -> None:
+        names = self.table.value["set"].tolist()
+        model = self.model_select.value
+        selection = [names.index(model)] if model in names else []
+        if self.table.selection != selection:
+            self.table.selection = selection
+
+    # ------------------------------------------------------------------ updating
+
+    def _on_model(self) -> None:
+        if self._quiet:
+            return
+        with pn.io.hold():
+            self._show_images()
+            self._show_noise()
+            self._show_morphology()
+            self._select_row()
+
+    def _on_band(self) -> None:
+        if not self._quiet:
+            self._show_noise()
+
+    @param.depends("galaxy_id", watch=True)
+    def _on_galaxy(self) -> None:
+        if self._quiet or self.data is None or not self.data.ok:
+            return
+        with pn.io.hold():
+            self._show_images()
+            self._show_morphology()
+
+    def _show_all(self) -> None:
+        self._show_images()
+        self._show_noise()
+        self._show_morphology()
+        self._select_row()
+
+    def _show_images(self) -> None:
+        task, model, galaxy_id = self._task, self.model_select.value, self.galaxy_id
+        found = task.images(galaxy_id, model) if galaxy_id is not None else None
+        if found is None:
+            self.title.object = f"Galaxy {galaxy_id} is not among the evaluated galaxies."
+            return
+        row = task.row_of(galaxy_id)
+        z_true = _value(task.morphology.get(REAL), "z_true", row)
+        redshift = f" · true redshift z = {z_true:.4f}" if np.isfinite(z_true) else ""
+        self.title.object = (
+            f"### {model} · task {task.name} ({task.source} → {task.target}) · "
+            f"galaxy {galaxy_id}{redshift}"
+        )
+        missing = [key for key in ("source", "translated", "real") if found[key] is None]
+        self.image_note.visible = bool(missing)
+        if missing:
+            self.image_note.object = (
+                f"*No {', '.join(missing)} images of this galaxy: see the warning above.*"
+            )
+        # Short: each titles a column one tile wide.
+        titles = [f"source ({task.source})", model, f"real ({task.target})", "residual"]
+        self._grid.update(found, task.bands, titles)
+
+    def _show_noise(self) -> None:
+        task, model, band = self._task, self.model_select.value, self.band_select.value
+        real = task.noise_power(REAL, band)
+        if real is None:
+            return
+        k, power = real
+        spectra = {"real": power, "model": _power(task, model, band)}
+        spectra["smooth"] = _power(task, SMOOTH, band) if model != SMOOTH else None
+        self._noise.update(
+            k,
+            spectra,
+            {"real": "real", "model": model, "smooth": SMOOTH},
+            f"Noise power spectrum · {band} band · {task.name}",
+        )
+
+    def _show_morphology(self) -> None:
+        task, model = self._task, self.model_select.value
+        real = task.morphology.get(REAL)
+        translated = task.morphology.get(model)
+        band = MORPHOLOGY_BAND if MORPHOLOGY_BAND in task.bands else default_band(task.bands)
+        row = task.row_of(self.galaxy_id) if self.galaxy_id is not None else None
+        self._morphology.update(
+            real if real is not None else translated, translated, band, model, row
+        )
+
+
+def _power(task: TaskData, name: str, band: str) -> np.ndarray | None:
+    found = task.noise_power(name, band)
+    return None if found is None else found[1]
+
+
+def _value(frame: pd.DataFrame | None, column: str, row: int | None) -> float:
+    if frame is None or row is None or column not in frame:
+        return float("nan")
+    return float(frame[column].iat[row])
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar id as a Python one (it prints and compares as users type it)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _pane(fig: Any, css_class: str, **params: Any) -> pn.pane.Bokeh:
+    """``fig`` in a pane with the CSS class ``css_class``, on the figure itself too: the
+    pane renders as the figure's own element, which takes its classes from the figure."""
+    fig.css_classes = [css_class]
+    return pn.pane.Bokeh(fig, css_classes=[css_class], **params)

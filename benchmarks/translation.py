@@ -1,0 +1,170 @@
+"""Five translation models side by side: what survives SDSS→SDSS and SDSS→CFHTLS.
+
+On one mock survey (``clapkit simulate`` with both instruments: the same galaxies drawn
+by GalSim on the SDSS and the CFHTLS grid, depth and PSF), for both tasks and every model
+(NR-GAN, SwinIR-like, SRGAN, capsule network, conditional diffusion), exactly as the
+command line does it (``clapkit translate train``, ``apply``, ``evaluate``):
+
+1. train on the ``train`` split (NR-GAN semi-supervised with half of the galaxies paired;
+   the other families supervised on pairs);
+2. translate the ``test`` split; NR-GAN a second time without its emulated noise
+   (``nrgan_smooth``, the smooth autoencoder-only variant);
+3. evaluate against the real target images, with the real images themselves as the
+   reference row ``real`` (the photo-z probe is trained on real target images).
+
+Output: JSON shaped ``{task: {model: {metric: value}}}`` (tasks ``s2s`` and ``s2c``;
+rows ``nrgan``, ``nrgan_smooth``, ``swin``, ``srgan``, ``capsule``, ``diffusion``,
+``real``; metrics of :data:`clapkit.translate.evaluate.HEADLINE_METRICS` plus
+``train_seconds`` and ``translate_seconds``). The goal checks go to stderr.
+
+Usage: ``python benchmarks/translation.py [--quick] [--out FILE] [--workdir DIR]
+[--n N] [--preset cpu|gpu] [--tasks s2s,s2c] [--models ...]``. ``--quick`` (CPU
+presets, 800 galaxies, few epochs) finishes within 30 minutes on 2 cores; without it the
+GPU presets train for longer on 4,000 galaxies (meant for a GPU machine). A work
+directory is reused: finished models are not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _report import emit
+
+from clapkit.sim import simulate_to_file
+from clapkit.translate.apply import apply_translator
+from clapkit.translate.evaluate import HEADLINE_METRICS, evaluate_task, format_evaluation, task_dir
+from clapkit.translate.models import MODEL_NAMES
+from clapkit.translate.probe import ProbeConfig
+from clapkit.translate.training import default_options, train_translator
+
+TASKS = ("s2s", "s2c")
+#: Epochs per model and task in the quick mode, sized to the 30-minute budget on 2 cores.
+QUICK_EPOCHS = {
+    "s2s": {"nrgan": 8, "swin": 6, "srgan": 6, "capsule": 6, "diffusion": 8},
+    "s2c": {"nrgan": 6, "swin": 4, "srgan": 4, "capsule": 4, "diffusion": 6},
+}
+FULL_EPOCHS = {"nrgan": 60, "swin": 40, "srgan": 40, "capsule": 40, "diffusion": 80}
+MODES = {
+    "quick": {"n": 800, "preset": "cpu", "probe": ProbeConfig(epochs=12, crop=48)},
+    "full": {"n": 4000, "preset": "gpu", "probe": ProbeConfig(epochs=30, crop=64)},
+}
+
+
+def log(message: str) -> None:
+    print(f"[translation] {message}", file=sys.stderr, flush=True)
+
+
+def train_and_apply(data: Path, run: Path, task: str, model: str, epochs: int, preset: str) -> dict:
+    """Train (unless already trained) and translate the test split; returns the timings."""
+    model_dir = task_dir(run, task) / model
+    timings = {}
+    start = time.perf_counter()
+    if not (model_dir / "model.pt").is_file():
+        train_translator(
+            data,
+            model_dir,
+            model,
+            task,
+            preset=preset,
+            options=default_options(model, epochs=epochs),
+            progress=True,
+        )
+        timings["train_seconds"] = time.perf_counter() - start
+    else:
+        timings["train_seconds"] = json.loads((model_dir / "timings.json").read_text())[
+            "train_seconds"
+        ]
+    variants = {model: None}
+    if model == "nrgan":
+        variants["nrgan_smooth"] = {"add_noise": False}
+    for name, overrides in variants.items():
+        start = time.perf_counter()
+        apply_translator(
+            model_dir,
+            data,
+            task_dir(run, task) / name / "translated.h5",
+            model=model,
+            overrides=overrides,
+            overwrite=True,
+        )
+        timings.setdefault("translate_seconds", time.perf_counter() - start)
+    (model_dir / "timings.json").write_text(json.dumps(timings))
+    return timings
+
+
+def goals(report: dict) -> dict:
+    """The issue's goals, checked on the report."""
+    out = {}
+    for task, rows in report.items():
+        real = rows["real"]
+        out[task] = {
+            "nrgan_noise_power_within_10pct": rows["nrgan"]["noise_power_max_rel_error"] <= 0.10,
+            "nrgan_smooth_noise_power_within_10pct": rows["nrgan_smooth"][
+                "noise_power_max_rel_error"
+            ]
+            <= 0.10,
+            "photoz_sigma_mad_ratio_to_real": {
+                name: row["photoz_sigma_mad"] / real["photoz_sigma_mad"]
+                for name, row in rows.items()
+                if name != "real"
+            },
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU presets, 800 galaxies")
+    parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--workdir", default="data/runs/bench_translation")
+    parser.add_argument("--n", type=int, help="galaxies to simulate")
+    parser.add_argument("--preset", choices=["tiny", "cpu", "gpu"])
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--models", default=",".join(MODEL_NAMES))
+    parser.add_argument(
+        "--epochs-scale", type=float, default=1.0, help="multiply every epoch count"
+    )
+    args = parser.parse_args(argv)
+    mode = MODES["quick" if args.quick else "full"]
+    n = args.n or mode["n"]
+    preset = args.preset or mode["preset"]
+    workdir = Path(args.workdir) / f"{'quick' if args.quick else 'full'}_n{n}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    data = workdir / "mock_survey.h5"
+    started = time.perf_counter()
+    if not data.is_file():
+        log(f"simulating {n} galaxies in SDSS and CFHTLS")
+        simulate_to_file(data, n, seed=7, instruments=("sdss", "cfhtls"), workers=2, progress=True)
+    report: dict = {}
+    for task in args.tasks.split(","):
+        timings = {}
+        for model in args.models.split(","):
+            epochs = QUICK_EPOCHS[task][model] if args.quick else FULL_EPOCHS[model]
+            epochs = max(1, round(epochs * args.epochs_scale))
+            log(f"{task} {model}: {epochs} epochs ({preset})")
+            timing = train_and_apply(data, workdir, task, model, epochs, preset)
+            timings[model] = timing
+            if model == "nrgan":
+                timings["nrgan_smooth"] = timing
+        result = evaluate_task(workdir, task, data, probe=mode["probe"], overwrite=True)
+        log("\n" + format_evaluation(result))
+        report[task] = {
+            name: {
+                **{key: row.get(key) for key in HEADLINE_METRICS},
+                **timings.get(name, {}),
+            }
+            for name, row in result["models"].items()
+        }
+    log(f"goals: {json.dumps(goals(report), indent=1, default=float)}")
+    log(f"total {time.perf_counter() - started:.0f} s")
+    return emit(report, args.out)
+
+
+if __name__ == "__main__":
+    main()

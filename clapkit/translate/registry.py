@@ -1,0 +1,69 @@
+"""The translation models by name: NR-GAN and the four families it is compared with.
+
+Every model subclasses :class:`~clapkit.translate.models.base.Translator` and is built by
+name through :func:`build_model` from a preset (``"tiny"`` for tests, ``"cpu"``,
+``"gpu"``) or a full config recorded with a trained model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clapkit.errors import ValidationError
+from clapkit.translate.models import MODEL_NAMES
+from clapkit.translate.models.base import Translator
+from clapkit.translate.models.capsule import CapsuleConfig, CapsuleTranslator
+from clapkit.translate.models.diffusion import DiffusionConfig, DiffusionTranslator
+from clapkit.translate.models.nrgan import NRGANConfig, NRGANTranslator
+from clapkit.translate.models.srgan import SRGANConfig, SRGANTranslator
+from clapkit.translate.models.swin import SwinConfig, SwinTranslator
+
+__all__ = [
+    "MODELS",
+    "CapsuleConfig",
+    "CapsuleTranslator",
+    "DiffusionConfig",
+    "DiffusionTranslator",
+    "NRGANConfig",
+    "NRGANTranslator",
+    "SRGANConfig",
+    "SRGANTranslator",
+    "SwinConfig",
+    "SwinTranslator",
+    "build_model",
+]
+
+#: Model classes by the name the CLI takes (``--model``), in the order tables list them.
+MODELS: dict[str, type[Translator]] = {
+    cls.name: cls
+    for cls in (
+        NRGANTranslator,
+        SwinTranslator,
+        SRGANTranslator,
+        CapsuleTranslator,
+        DiffusionTranslator,
+    )
+}
+assert tuple(MODELS) == MODEL_NAMES, "the registry and MODEL_NAMES must list the same models"
+
+
+def build_model(
+    name: str, *, preset: str | None, config: dict[str, Any], n_bands: int, size: int
+) -> Translator:
+    """A fresh model ``name``: ``preset`` with ``config`` overrides, or (``preset=None``) the
+    complete ``config`` recorded with a trained model.
+
+    Examples
+    --------
+    >>> net = build_model("swin", preset="tiny", config={}, n_bands=5, size=16)
+    >>> net.name, net.size
+    ('swin', 16)
+    """
+    if name not in MODELS:
+        raise ValidationError(f"unknown translation model {name!r}; expected one of {list(MODELS)}")
+    cls = MODELS[name]
+    if preset is None:
+        model_config = cls.config_class.from_dict(config)
+    else:
+        model_config = cls.config_class.preset(preset, **config)
+    return cls(model_config, n_bands, size)

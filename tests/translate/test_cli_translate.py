@@ -1,0 +1,68 @@
+"""``clapkit translate train|apply|evaluate`` from the command line."""
+
+import json
+
+import pytest
+
+from clapkit.cli import main
+from clapkit.testing import synthetic_translation_survey
+
+
+@pytest.fixture(scope="module")
+def survey_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("survey") / "survey.h5"
+    synthetic_translation_survey(40, seed=2).save(path)
+    return path
+
+
+def test_train_apply_evaluate_through_the_command_line(tmp_path, survey_file, capsys):
+    run = tmp_path / "run"
+    base = ["--task", "s2c", "--data", str(survey_file), "--run", str(run), "--quiet"]
+    assert (
+        main(["translate", "train", "--model", "nrgan", *base, "--preset", "tiny", "--epochs", "2"])
+        == 0
+    )
+    assert "trained nrgan (s2c)" in capsys.readouterr().out
+    assert main(["translate", "apply", "--model", "nrgan", *base]) == 0
+    assert main(["translate", "apply", "--model", "nrgan", "--no-noise", *base]) == 0
+    folder = run / "translate" / "s2c"
+    assert (folder / "nrgan" / "translated.h5").is_file()
+    assert (folder / "nrgan_smooth" / "translated.h5").is_file()
+    spec = json.loads((folder / "nrgan" / "model.json").read_text())
+    assert spec["training"]["paired_fraction"] == 0.5 and spec["training"]["epochs"] == 2
+    capsys.readouterr()
+    assert main(["translate", "evaluate", *base]) == 0
+    table = capsys.readouterr().out
+    assert "nrgan_smooth" in table and "real" in table
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    assert set(evaluation["models"]) == {"nrgan", "nrgan_smooth", "real"}
+
+
+def test_bad_requests_exit_2_with_one_line(tmp_path, survey_file, capsys):
+    run = tmp_path / "run"
+    base = ["--task", "s2c", "--data", str(survey_file), "--run", str(run), "--quiet"]
+    # Nothing trained yet.
+    assert main(["translate", "apply", "--model", "swin", *base]) == 2
+    assert "no trained translation model" in capsys.readouterr().err
+    # A supervised model cannot train semi-supervised.
+    args = [
+        "translate",
+        "train",
+        "--model",
+        "swin",
+        *base,
+        "--preset",
+        "tiny",
+        "--paired-fraction",
+        "0.5",
+    ]
+    assert main(args) == 2
+    assert "paired_fraction must be 1" in capsys.readouterr().err
+    # An unknown model option in the JSON config names the option.
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"embed_dimension": 8}))
+    assert main(["translate", "train", "--model", "swin", *base, "--config", str(config)]) == 2
+    assert "embed_dimension" in capsys.readouterr().err
+    # Only NR-GAN has emulated noise to leave out.
+    assert main(["translate", "apply", "--model", "swin", "--no-noise", *base]) == 2
+    assert "--no-noise applies to nrgan only" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""The evaluation table: pixel, morphology and noise fidelity, and the photo-z probe."""
+
+import json
+
+import numpy as np
+import pytest
+
+from clapkit.data import GalaxySet, ImageStack
+from clapkit.errors import FileFormatError, ValidationError
+from clapkit.testing import synthetic_translation_survey
+from clapkit.translate.evaluate import (
+    HEADLINE_METRICS,
+    compare_images,
+    evaluate_task,
+    format_evaluation,
+    read_evaluation,
+    task_dir,
+)
+from clapkit.translate.probe import ProbeConfig
+
+BANDS = ["g", "r"]
+
+
+def _galaxies(n=30, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:24, :24] - 11.5
+    widths = rng.uniform(1.5, 3.0, n)
+    blob = 200 * np.exp(-(xx**2 + yy**2)[None] / (2 * widths[:, None, None] ** 2))
+    clean = np.repeat(blob[:, None], 2, axis=1)
+    return clean, clean + rng.normal(0, noise, clean.shape)
+
+
+def test_identical_images_score_perfectly():
+    _, real = _galaxies()
+    metrics, table, power = compare_images(real, real, BANDS, 0.2)
+    assert metrics["psnr"] == np.inf and metrics["ssim"] == pytest.approx(1.0)
+    for key in ("size_rel_error", "flux_rel_error", "noise_power_max_rel_error"):
+        assert metrics[key] == pytest.approx(0.0, abs=1e-12)
+    assert len(table) == 30 and power.shape == (2, 16)
+
+
+def test_brighter_translation_shows_in_flux_not_in_size():
+    clean, real = _galaxies(noise=0.5)
+    rng = np.random.default_rng(1)
+    brighter = 1.25 * clean + rng.normal(0, 0.5, clean.shape)
+    metrics, _, _ = compare_images(brighter, real, BANDS, 0.2)
+    assert metrics["flux_rel_error"] == pytest.approx(0.25, abs=0.03)
+    assert metrics["peak_flux_rel_error"] == pytest.approx(0.25, abs=0.03)
+    assert metrics["size_rel_error"] < 0.05
+    # Same noise: the spectra agree up to sampling error and the brighter wings that
+    # leak past the source mask into the lowest frequencies (twice the noise gives 3).
+    assert metrics["noise_power_max_rel_error"] < 0.4
+
+
+def test_noise_free_translation_fails_the_noise_test():
+    clean, real = _galaxies()
+    metrics, _, _ = compare_images(clean + 1e-3 * real, real, BANDS, 0.2)
+    assert metrics["noise_power_max_rel_error"] > 0.9
+    assert metrics["noise_std_rel_error"] > 0.9
+
+
+def test_compare_refuses_mismatched_sets():
+    _, real = _galaxies()
+    with pytest.raises(ValidationError, match="differ in shape"):
+        compare_images(real[:, :1], real, BANDS, 0.2)
+    with pytest.raises(ValidationError, match="band names"):
+        compare_images(real, real, ["r"], 0.2)
+
+
+@pytest.fixture(scope="module")
+def survey_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("survey") / "survey.h5"
+    synthetic_translation_survey(60, seed=4).save(path)
+    return path
+
+
+def _write_translated(run, survey_file, name, factor):
+    with GalaxySet.load(survey_file) as galaxies:
+        test = galaxies.split("test")
+        real = test.stacks["cfhtls"]
+        images = np.asarray(real.images[:]) * factor
+        stack = ImageStack(images, real.bands, real.pixel_scale, real.zero_points, real.units)
+        out = task_dir(run, "s2c") / name / "translated.h5"
+        GalaxySet(test.catalog, {"cfhtls": stack}).save(out)
+
+
+def test_evaluate_task_scores_every_set_against_the_real_images(tmp_path, survey_file):
+    run = tmp_path / "run"
+    _write_translated(run, survey_file, "copy", 1.0)
+    _write_translated(run, survey_file, "bright", 1.5)
+    probe = ProbeConfig(epochs=2, n_bins=20, crop=None, batch_size=16)
+    result = evaluate_task(run, "s2c", survey_file, probe=probe)
+    assert set(result["models"]) == {"copy", "bright", "real"}
+    assert set(HEADLINE_METRICS) <= set(result["models"]["bright"])
+    copy, real = result["models"]["copy"], result["models"]["real"]
+    # An exact copy is the real images: same photo-z, perfect pixels (PSNR stored as null).
+    assert copy["photoz_sigma_mad"] == pytest.approx(real["photoz_sigma_mad"])
+    assert copy["psnr"] is None and real["flux_rel_error"] == 0.0
+    assert result["models"]["bright"]["flux_rel_error"] == pytest.approx(0.5, abs=0.05)
+    assert result["n_galaxies"] == 12 and set(result["noise_power"]["real"]) == set("ugriz")
+    # Stored, readable, refused without overwrite, and printable.
+    assert read_evaluation(run, "s2c")["models"]["bright"] == result["models"]["bright"]
+    json.loads((task_dir(run, "s2c") / "evaluation.json").read_text())
+    with pytest.raises(FileFormatError, match="already exists"):
+        evaluate_task(run, "s2c", survey_file, probe=probe)
+    assert "bright" in format_evaluation(result)
+    # A probe trained with another configuration is not silently reused.
+    with pytest.raises(ValidationError, match="another configuration"):
+        evaluate_task(run, "s2c", survey_file, probe=ProbeConfig(epochs=3), overwrite=True)
+
+
+def test_evaluate_task_needs_translations_of_the_same_galaxies(tmp_path, survey_file):
+    run = tmp_path / "run"
+    with pytest.raises(FileFormatError, match="clapkit translate apply"):
+        evaluate_task(run, "s2c", survey_file)
+    with GalaxySet.load(survey_file) as galaxies:
+        train = galaxies.split("train")
+        GalaxySet(train.catalog, {"cfhtls": train.stacks["cfhtls"]}).save(
+            task_dir(run, "s2c") / "wrong" / "translated.h5"
+        )
+    with pytest.raises(ValidationError, match="differ from the 'test' split"):
+        evaluate_task(run, "s2c", survey_file, probe=ProbeConfig(epochs=1, crop=None))
+    with pytest.raises(FileFormatError, match="no translated images for"):
+        evaluate_task(run, "s2c", survey_file, models=["swin"])
