@@ -45,8 +45,8 @@ from clapkit.translate.training import default_options, train_translator
 TASKS = ("s2s", "s2c")
 #: Epochs per model and task in the quick mode, sized to the 30-minute budget on 2 cores.
 QUICK_EPOCHS = {
-    "s2s": {"nrgan": 8, "swin": 6, "srgan": 6, "capsule": 6, "diffusion": 8},
-    "s2c": {"nrgan": 6, "swin": 4, "srgan": 4, "capsule": 4, "diffusion": 6},
+    "s2s": {"nrgan": 16, "swin": 10, "srgan": 10, "capsule": 10, "diffusion": 14},
+    "s2c": {"nrgan": 12, "swin": 8, "srgan": 8, "capsule": 8, "diffusion": 10},
 }
 FULL_EPOCHS = {"nrgan": 60, "swin": 40, "srgan": 40, "capsule": 40, "diffusion": 80}
 MODES = {

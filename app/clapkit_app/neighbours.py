@@ -50,7 +50,7 @@ from bokeh.plotting import figure
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.images import colour_composite, mosaic, rgba_image
 from clapkit_app.page import problems_alert
-from clapkit_app.store import RunData, method_label
+from clapkit_app.store import RunData, method_label, plain_id
 
 #: Height of the latent map, in screen pixels.
 MAP_HEIGHT = 480
@@ -279,7 +279,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
         )
         self._recolour()
         if self.galaxy_id is None and run.details.ids.size:
-            self.galaxy_id = _plain(run.details.ids[0])
+            self.galaxy_id = plain_id(run.details.ids[0])
         else:
             self._show()
 
@@ -297,7 +297,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
         """Select the galaxy nearest to (x, y), in the map's coordinates (a click)."""
         if x is None or y is None or not self._positions.shape[0]:
             return
-        self.select(_plain(self.run.details.ids[nearest(self._positions, x, y)]))
+        self.select(plain_id(self.run.details.ids[nearest(self._positions, x, y)]))
 
     def _on_search(self, event: param.parameterized.Event) -> None:
         text = (event.new or "").strip()
@@ -674,7 +674,7 @@ def _caption(selection: Selection, size: int, columns: int) -> str:
     if selection.neighbour_ids is None:
         return ""
     cells = [
-        f"<td><b>{i + 1}</b> {html.escape(str(_plain(gid)))}<br>z = {z:.3f}</td>"
+        f"<td><b>{i + 1}</b> {html.escape(str(plain_id(gid)))}<br>z = {z:.3f}</td>"
         for i, (gid, z) in enumerate(
             zip(selection.neighbour_ids[:size], selection.neighbour_z[:size], strict=True)
         )
@@ -686,11 +686,6 @@ def _caption(selection: Selection, size: int, columns: int) -> str:
     tail = f"<p>… and {more} more of the k = {selection.k}.</p>" if more > 0 else ""
     head = "<p>Nearest first, row by row: id and spec-z.</p>"
     return head + "<table style='font-size: 0.8em'>" + "".join(rows) + "</table>" + tail
-
-
-def _plain(value: Any) -> Any:
-    """A NumPy scalar id as a Python one (it prints and compares as users type it)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def _no_neighbours_alert() -> pn.pane.Alert:

@@ -123,7 +123,7 @@ class RunData:
 
     def parse_id(self, text: str) -> Any | None:
         """A galaxy id typed by a user, as stored in the run, or None if it is not there."""
-        key = _as_id(text.strip(), self._rows) if self._rows is not None else None
+        key = as_id(text.strip(), self._rows) if self._rows is not None else None
         return key if key is not None and self.row_of(key) is not None else None
 
     def pdfs(self, galaxy_id: Any) -> dict[str, np.ndarray]:
@@ -144,7 +144,7 @@ class RunData:
         if row is None:
             return {}
         record = self._data.catalog[row]
-        return {name: _plain(record[name]) for name in self._data.catalog.colnames}
+        return {name: plain_id(record[name]) for name in self._data.catalog.colnames}
 
     def images(self, galaxy_ids: Sequence[Any]) -> tuple[tuple[str, ...], np.ndarray] | None:
         """Band names and images ``(len(galaxy_ids), bands, H, W)`` of the first stack,
@@ -190,13 +190,13 @@ def _lookup(index: pd.Index | None, galaxy_id: Any) -> int | None:
     """Position of ``galaxy_id`` in an index of ids, None if absent (or no index)."""
     if index is None:
         return None
-    key = _as_id(galaxy_id, index)
+    key = as_id(galaxy_id, index)
     if key is None or key not in index:
         return None
     return int(index.get_loc(key))
 
 
-def _as_id(value: Any, index: pd.Index) -> Any | None:
+def as_id(value: Any, index: pd.Index) -> Any | None:
     """``value`` converted to the dtype of the stored ids (typed text becomes an int)."""
     if index.dtype.kind in "iu":
         try:
@@ -206,7 +206,8 @@ def _as_id(value: Any, index: pd.Index) -> Any | None:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
+def plain_id(value: Any) -> Any:
+    """A stored id or catalog value (NumPy scalar or bytes) as a plain Python value."""
     if isinstance(value, bytes):
         return value.decode()
     return value.item() if hasattr(value, "item") else value

@@ -25,6 +25,7 @@ import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from clapkit_app.page import problems_alert
+from clapkit_app.store import plain_id
 from clapkit_app.translation_plots import ImageGrid, MorphologyPlots, NoisePowerPlot
 from clapkit_app.translation_store import REAL, TaskData, TranslationData
 
@@ -200,7 +201,7 @@ class TranslationCompare(pn.viewable.Viewer):
                 self.band_select.options = task.bands
                 self.band_select.value = band if band in task.bands else default_band(task.bands)
                 if self.galaxy_id is None or task.row_of(self.galaxy_id) is None:
-                    self.galaxy_id = _plain(task.ids[0]) if len(task.ids) else None
+                    self.galaxy_id = plain_id(task.ids[0]) if len(task.ids) else None
                 self.table.value = metrics_frame(task)
             finally:
                 self._quiet = False
@@ -331,11 +332,6 @@ def _value(frame: pd.DataFrame | None, column: str, row: int | None) -> float:
     if frame is None or row is None or column not in frame:
         return float("nan")
     return float(frame[column].iat[row])
-
-
-def _plain(value: Any) -> Any:
-    """A NumPy scalar id as a Python one (it prints and compares as users type it)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def _pane(fig: Any, css_class: str, **params: Any) -> pn.pane.Bokeh:

@@ -29,6 +29,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError, FileFormatError
 from clapkit.translate.evaluate import read_evaluation, read_morphology, task_dir
 from clapkit.translate.pixels import TASKS, task
+from clapkit_app.store import as_id, plain_id
 
 #: The translated sets in the order the dashboard lists them (others follow, sorted).
 SET_ORDER = ("nrgan", "nrgan_smooth", "swin", "srgan", "capsule", "diffusion")
@@ -100,7 +101,7 @@ class TaskData:
         """Row of ``galaxy_id`` among the evaluated galaxies, None if absent."""
         if self._rows is None:
             return None
-        key = _as_id(galaxy_id, self._rows)
+        key = as_id(galaxy_id, self._rows)
         if key is None or key not in self._rows:
             return None
         return int(self._rows.get_loc(key))
@@ -109,8 +110,8 @@ class TaskData:
         """A galaxy id typed by a user, as stored, or None if it is not evaluated here."""
         if self._rows is None:
             return None
-        key = _as_id(text.strip(), self._rows)
-        return _plain(key) if key is not None and self.row_of(key) is not None else None
+        key = as_id(text.strip(), self._rows)
+        return plain_id(key) if key is not None and self.row_of(key) is not None else None
 
     def metric(self, name: str, key: str) -> float:
         """A stored metric of set ``name`` (NaN where None: not finite or not measured)."""
@@ -172,20 +173,6 @@ class TranslationData:
 
 def _read(stack: Any, row: int) -> np.ndarray:
     return np.asarray(stack.images[row], dtype=np.float32)
-
-
-def _as_id(value: Any, index: pd.Index) -> Any | None:
-    """``value`` converted to the dtype of the stored ids (typed text becomes an int)."""
-    if index.dtype.kind in "iu":
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def _commands(root: Path, what: str = "train, apply and evaluate") -> str:

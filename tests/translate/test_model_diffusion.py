@@ -257,8 +257,9 @@ def test_state_dict_round_trip_gives_the_same_translation():
     assert torch.equal(_translate(fresh, source, 5), _translate(model, source, 5))
 
 
-def test_training_lowers_the_noise_prediction_error():
-    model = _model()
+@pytest.mark.parametrize("prediction", ["v", "epsilon"])
+def test_training_lowers_the_noise_prediction_error(prediction):
+    model = _model(prediction=prediction)
     optimizers = model.make_optimizers(3e-3)
     source, target = _toy_pairs(4)
     generator = _gen(0)
@@ -266,8 +267,9 @@ def test_training_lowers_the_noise_prediction_error():
         model.train_step(_batch(source, target), optimizers, 0, generator)["mse"] for _ in range(30)
     ]
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    # An untrained ε̂ = 0 scores E[ε²] = 1.
-    assert 0.8 < first < 1.2
+    if prediction == "epsilon":
+        # An untrained ε̂ = 0 scores E[ε²] = 1.
+        assert 0.8 < first < 1.2
     assert last < 0.85 * first
 
 
@@ -303,36 +305,42 @@ def test_diffusing_the_target_instead_of_the_residual():
 
 
 class _PairOracle(torch.nn.Module):
-    """A stand-in denoiser that knows the target and returns the exact noise.
+    """A stand-in denoiser that knows the target and returns the exact noise (or velocity).
 
     It reads the condition from the input's second half, so it only works when the model
     concatenates the source there, and it only scores zero when the model diffuses what
-    ``residual`` says (target − source, or the target).
+    ``residual`` says (target − source, or the target) and predicts what ``prediction``
+    says (ε, or v = √ᾱ ε − √(1 − ᾱ) x0).
     """
 
-    def __init__(self, target: torch.Tensor, alpha_bars: torch.Tensor, residual: bool):
+    def __init__(self, target, alpha_bars, residual: bool, prediction: str = "epsilon"):
         super().__init__()
         self.target, self.alpha_bars, self.residual = target, alpha_bars, residual
+        self.prediction = prediction
         self.dummy = torch.nn.Parameter(torch.zeros(()))  # the optimiser needs a parameter
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x_t, source = x[:, :BANDS], x[:, BANDS:]
         x0 = self.target - source if self.residual else self.target
         a = self.alpha_bars[t].reshape(-1, 1, 1, 1)
-        return (x_t - a.sqrt() * x0) / (1 - a).sqrt() + self.dummy
+        eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        if self.prediction == "v":
+            return a.sqrt() * eps - (1 - a).sqrt() * x0 + self.dummy
+        return eps + self.dummy
 
 
+@pytest.mark.parametrize("prediction", ["v", "epsilon"])
 @pytest.mark.parametrize("residual", [True, False])
-def test_a_perfect_denoiser_translates_exactly_and_scores_zero(residual):
+def test_a_perfect_denoiser_translates_exactly_and_scores_zero(residual, prediction):
     source, target = _toy_pairs(3)
-    model = _model(residual=residual)
-    model.denoiser = _PairOracle(target, model.alpha_bars, residual)
+    model = _model(residual=residual, prediction=prediction)
+    model.denoiser = _PairOracle(target, model.alpha_bars, residual, prediction)
     assert _close(_translate(model, source, 0), target, atol=1e-3)
     model.train()
     mse = model.train_step(_batch(source, target), model.make_optimizers(1e-3), 0, _gen(1))["mse"]
     assert mse < 1e-6
     # The same oracle misled about what is diffused scores badly: the check can fail.
-    model.denoiser = _PairOracle(target, model.alpha_bars, not residual)
+    model.denoiser = _PairOracle(target, model.alpha_bars, not residual, prediction)
     mse = model.train_step(_batch(source, target), model.make_optimizers(1e-3), 0, _gen(1))["mse"]
     assert mse > 1e-2
 
@@ -411,6 +419,7 @@ def test_unknown_config_key_is_refused():
         ({"attention_levels": 5}, "attention_levels"),
         ({"dropout": 1.0}, "dropout"),
         ({"residual": "yes"}, "residual"),
+        ({"prediction": "x0"}, "prediction"),
         ({"clip_x0": -1.0}, "clip_x0"),
         ({"grad_clip": float("nan")}, "grad_clip"),
     ],
