@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from clapkit.metrics import summarize
 from clapkit.photoz.features import default_edges
 from clapkit.photoz.network_baselines import BaselineConfig, predict_baseline, train_softmax_net
 from clapkit.photoz.network_inputs import InputSpec, make_input_spec, network_inputs
+from clapkit.translate.models.base import strict_from_dict
 
 __all__ = ["PROBE_METRICS", "ProbeConfig", "probe_metrics", "probe_pdfs", "train_probe"]
 
@@ -68,13 +69,7 @@ class ProbeConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeConfig:
         """Build from JSON data; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown probe options {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**data)
+        return strict_from_dict(cls, data, "probe")
 
     def baseline(self) -> BaselineConfig:
         """The softmax network's configuration."""

@@ -27,7 +27,7 @@ from clapkit.atomic import atomic_path, write_json
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.augment import random_dihedral
-from clapkit.translate.models.base import TranslationBatch, Translator
+from clapkit.translate.models.base import TranslationBatch, Translator, strict_from_dict
 from clapkit.translate.pixels import PixelScaler, check_finite, resample, task, task_stacks
 from clapkit.translate.registry import MODELS, build_model
 
@@ -92,13 +92,7 @@ class TrainOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
         """Build from JSON data; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown training options {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**data)
+        return strict_from_dict(cls, data, "training")
 
     def lr(self, epoch: int) -> float:
         """Learning rate of ``epoch`` (0-based)."""

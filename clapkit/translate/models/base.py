@@ -25,12 +25,12 @@ import torch.nn as nn
 
 from clapkit.errors import ValidationError
 
-__all__ = ["ModelConfig", "TranslationBatch", "Translator", "check_size"]
+__all__ = ["ModelConfig", "TranslationBatch", "Translator", "check_size", "strict_from_dict"]
 
 #: Every model accepts square images whose side is a multiple of this (64 and 136 are).
 SIZE_MULTIPLE = 8
 
-C = TypeVar("C", bound="ModelConfig")
+C = TypeVar("C")
 
 
 @dataclass
@@ -64,6 +64,29 @@ class TranslationBatch:
             )
 
 
+def strict_from_dict(cls: type[C], data: dict[str, Any], what: str = "") -> C:
+    """``cls(**data)`` for a dataclass, refusing keys that are not its fields by name.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Options:
+    ...     epochs: int = 1
+    >>> strict_from_dict(Options, {"epoch": 3}, "training")
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: unknown training options ['epoch']; expected some of ['epochs']
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValidationError(
+            f"unknown {what or cls.__name__} options {unknown}; expected some of {sorted(known)}"
+        )
+    return cls(**data)
+
+
 @dataclass
 class ModelConfig:
     """Base of the model configs: JSON round trip that refuses unknown keys.
@@ -77,13 +100,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         """Build from JSON data; unknown keys raise :class:`ValidationError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown {cls.__name__} options {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
     @classmethod
     def preset(cls: type[C], name: str, **overrides: Any) -> C:
