@@ -379,21 +379,23 @@ def format_evaluation(result: dict[str, Any]) -> str:
     Examples
     --------
     >>> row = {key: 0.5 for key, _, _ in _TABLE_COLUMNS}
-    >>> print(format_evaluation({"task": "s2c", "n_galaxies": 3, "models": {"swin": row}}))
-    ... # doctest: +NORMALIZE_WHITESPACE
+    >>> result = {"task": "s2c", "n_galaxies": 3, "models": {"nrgan_smooth": row}}
+    >>> print(format_evaluation(result))
     s2c (3 test galaxies)
-    model     PSNR  SSIM  size err  flux err  peak err  noise P err   σ_MAD  outliers  PIT W1
-    swin      0.50 0.500     0.500     0.500     0.500        0.500  0.5000     0.500   0.500
+    model           PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
+    nrgan_smooth    0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
     """
-    header = f"{'model':<8}" + "".join(
-        f" {title:>{len(fmt.format(0.0))}}" for _, title, fmt in _TABLE_COLUMNS
+    first = max([len("model"), *(len(name) for name in result["models"])])
+    widths = [max(len(title), len(fmt.format(0.0))) for _, title, fmt in _TABLE_COLUMNS]
+    header = f"{'model':<{first}}" + "".join(
+        f"  {title:>{w}}" for (_, title, _), w in zip(_TABLE_COLUMNS, widths, strict=True)
     )
     lines = [f"{result['task']} ({result['n_galaxies']} test galaxies)", header]
     for name, row in result["models"].items():
         cells = []
-        for key, _, fmt in _TABLE_COLUMNS:
+        for (key, _, fmt), width in zip(_TABLE_COLUMNS, widths, strict=True):
             value = row.get(key)
-            width = len(fmt.format(0.0))
-            cells.append(f" {'—':>{width}}" if value is None else " " + fmt.format(value))
-        lines.append(f"{name:<8}" + "".join(cells))
+            text = "—" if value is None else fmt.format(value).strip()
+            cells.append(f"  {text:>{width}}")
+        lines.append(f"{name:<{first}}" + "".join(cells))
     return "\n".join(lines)
