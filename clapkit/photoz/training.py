@@ -118,7 +118,8 @@ class Interrupt(Exception):
     """Raised by a ``stop_after`` hook to end training as a killed process would."""
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint (weights only); a corrupt file raises :class:`FileFormatError`."""
     try:
         return torch.load(path, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt file
@@ -174,7 +175,7 @@ def fit(
     best_score, best_state, first_epoch = math.inf, None, 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = _load_checkpoint(path)
+        state = load_checkpoint(path)
         if state.get("config") != config_json:
             raise ValidationError(
                 f"{path}: checkpoint of a different training config; "
@@ -281,7 +282,7 @@ def load_state(path: str | os.PathLike, module: nn.Module) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: missing model weights")
-    state = _load_checkpoint(path)
+    state = load_checkpoint(path)
     try:
         module.load_state_dict(state)
     except RuntimeError as err:

@@ -27,6 +27,7 @@ from clapkit.atomic import atomic_path, write_json
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.augment import random_dihedral
+from clapkit.photoz.training import Interrupt, load_checkpoint
 from clapkit.translate.models.base import TranslationBatch, Translator, strict_from_dict
 from clapkit.translate.pixels import PixelScaler, check_finite, resample, task, task_stacks
 from clapkit.translate.registry import MODELS, build_model
@@ -271,13 +272,6 @@ def _batches(
         yield TranslationBatch(pair[:, :bands], pair[:, bands:], src, tgt)
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt file
-        raise FileFormatError(f"{path}: not a readable checkpoint ({err})") from err
-
-
 def _set_lr(optimizers: dict[str, torch.optim.Optimizer], base: dict, factor: float) -> None:
     for name, optimizer in optimizers.items():
         for group, lr in zip(optimizer.param_groups, base[name], strict=True):
@@ -375,7 +369,7 @@ def train_translator(
     checkpoint = model_dir / "checkpoint.pt"
     first_epoch = 0
     if checkpoint.exists():
-        state = _load_checkpoint(checkpoint)
+        state = load_checkpoint(checkpoint)
         if state.get("identity") != identity and overwrite:
             state = None
         elif state.get("identity") != identity:
@@ -435,10 +429,6 @@ def train_translator(
     write_json(model_dir / "model.json", spec.to_dict(), overwrite=True)
     checkpoint.unlink(missing_ok=True)
     return spec
-
-
-class Interrupt(Exception):
-    """Raised by ``stop_after`` to end training as a killed process would."""
 
 
 def read_spec(model_dir: str | os.PathLike) -> TranslationSpec:
