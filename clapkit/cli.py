@@ -273,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--out", required=True, help="GalaxySet HDF5 file to write")
     simulate.add_argument(
-        "--instruments", default="sdss,cfhtls", help="image stacks (default: %(default)s)"
+        "--instruments",
+        default="sdss,cfhtls",
+        help="image stacks among sdss, cfhtls and sdss_repeat, a second SDSS exposure with "
+        "new noise (the target of the s2s translation control) (default: %(default)s)",
     )
     simulate.add_argument("--workers", type=int, help="processes (default: all cores)")
     simulate.add_argument("--overwrite", action="store_true")

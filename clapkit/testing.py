@@ -183,7 +183,8 @@ def synthetic_translation_survey(
     Each galaxy is an elliptical Gaussian whose band fluxes follow :data:`_COLOUR` at its
     redshift, drawn on an ``sdss`` grid (coarse pixels, wide PSF, noisy) and a ``cfhtls``
     grid covering the same field (``cfhtls_size`` pixels, sharper and deeper), in
-    nanomaggies. Splits: 60% train, 20% valid, 20% test.
+    nanomaggies, and again on the ``sdss`` grid with new noise (``sdss_repeat``, as in
+    :data:`clapkit.sim.survey.REPEATS`). Splits: 60% train, 20% valid, 20% test.
 
     Examples
     --------
@@ -207,6 +208,8 @@ def synthetic_translation_survey(
     for name, pixels, psf, noise in (
         ("sdss", sdss_size, 1.3, 0.25),
         ("cfhtls", cfhtls_size, 0.7, 0.03),
+        # A second SDSS exposure: the same galaxies, another noise draw (the s2s target).
+        ("sdss_repeat", sdss_size, 1.3, 0.25),
     ):
         scale = field / pixels
         centre = (np.arange(pixels) - (pixels - 1) / 2) * scale

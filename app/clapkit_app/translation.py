@@ -1,6 +1,6 @@
 """The translation dashboard: what a model's translated images keep of the real ones.
 
-For one task (``s2c``: SDSS into CFHTLS; ``s2s``: SDSS reconstructed), one translated set
+For one task (``s2c``: SDSS into CFHTLS; ``s2s``: SDSS onto a second SDSS exposure), one translated set
 and one test galaxy: the galaxy's source input, translation, real target and residual per
 band with colour composites; the noise power spectra of the real images, the model and
 NR-GAN without its noise, in one band; translated against real morphology (flux, peak

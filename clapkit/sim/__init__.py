@@ -19,6 +19,8 @@ from clapkit.sim.graph import true_graph
 from clapkit.sim.instruments import INSTRUMENTS, instrument
 from clapkit.sim.survey import (
     CHUNK_SIZE,
+    REPEATS,
+    STACKS,
     simulate,
     simulate_chunk,
     simulate_to_file,
@@ -28,6 +30,8 @@ from clapkit.sim.survey import (
 __all__ = [
     "CHUNK_SIZE",
     "INSTRUMENTS",
+    "REPEATS",
+    "STACKS",
     "instrument",
     "simulate",
     "simulate_chunk",

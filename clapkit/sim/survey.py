@@ -10,6 +10,11 @@ Inside a chunk: draw galaxies from the population prior, give them morphology, d
 fluxes, observe their SDSS photometry with noise, keep those that pass the SDSS
 main-sample selection (extinction-corrected Petrosian r < 17.77) until the chunk is
 full, then compute CFHTLS and WISE photometry and render the images.
+
+Besides one stack per instrument, a survey can hold *repeat* stacks (:data:`REPEATS`):
+``sdss_repeat`` is a second SDSS exposure of every galaxy, the same noiseless stamp with
+an independent noise realisation, which is what an SDSS→SDSS translation should be
+compared with (otherwise the control task would be the identity).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from clapkit.sim.instruments import INSTRUMENTS, NANOMAGGY_ZEROPOINT, instrument
 from clapkit.sim.morphology import draw_morphology, mean_log_inverse_axis_ratio
 from clapkit.sim.photometry import component_fluxes, magnitudes, observe
 from clapkit.sim.population import draw_population, population_prior
-from clapkit.sim.render import Components, render
+from clapkit.sim.render import Components, add_noise, render
 from clapkit.sim.seds import BAND_NAMES, BAND_SETS, kcorrect_model
 
 CHUNK_SIZE = 256
@@ -46,6 +51,17 @@ CENTROID_SCATTER = 0.2
 #: Catalog column prefix of each band set's magnitudes: SDSS bands keep the plain names
 #: of the real catalog (mag_r), the others are qualified (mag_cfhtls_r, mag_w1).
 COLUMN_PREFIX = {"sdss": "", "cfhtls": "cfhtls_", "wise": ""}
+#: Repeat stacks: another noise realisation of the named instrument's noiseless stamps.
+REPEATS = {"sdss_repeat": "sdss"}
+#: Every image stack a survey can hold, in the order stacks are stored. Each draws its
+#: noise from its own child seed; repeats come last so that adding them left the other
+#: stacks' seeds, and hence their pixels, unchanged.
+STACKS = (*INSTRUMENTS, *REPEATS)
+
+
+def camera_of(stack: str) -> str:
+    """The instrument that took the images of ``stack`` (``"sdss_repeat"`` → ``"sdss"``)."""
+    return REPEATS.get(stack, stack)
 
 
 def dust_strength(log_mstar: np.ndarray) -> np.ndarray:
@@ -62,7 +78,7 @@ class Chunk:
 
 
 def _seeds(seed: int, chunk: int) -> list[np.random.SeedSequence]:
-    return np.random.SeedSequence(seed, spawn_key=(chunk,)).spawn(1 + len(INSTRUMENTS))
+    return np.random.SeedSequence(seed, spawn_key=(chunk,)).spawn(1 + len(STACKS))
 
 
 def _select_galaxies(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
@@ -206,10 +222,8 @@ def simulate_chunk(
         columns[f"petromag_{band}"] = columns[f"mag_{band}"] + g["_petro_offset"][:, b]
     columns["bulge_sersic_n"] = np.full(size, 4.0)
     columns["disk_sersic_n"] = np.full(size, 1.0)
-    images = {}
-    for name, render_seed in zip(INSTRUMENTS, render_seeds, strict=True):
-        if name not in instruments:
-            continue
+    noiseless = {}
+    for name in dict.fromkeys(camera_of(stack) for stack in instruments):
         bulge, disk = fluxes[name]
         components = Components(
             bulge_flux=bulge,
@@ -222,7 +236,16 @@ def simulate_chunk(
             offset_x=columns["offset_x"],
             offset_y=columns["offset_y"],
         )
-        images[name] = render(components, instrument(name), render_seed)
+        noiseless[name] = render(components, instrument(name), None, noise=False)
+    images = {}
+    for name, render_seed in zip(STACKS, render_seeds, strict=True):
+        if name in instruments:
+            camera = instrument(camera_of(name))
+            # The same child seed as a one-step render(), so the pixels do not depend on
+            # whether a repeat of the same instrument was asked for too.
+            images[name] = add_noise(
+                noiseless[camera_of(name)], camera, np.random.default_rng(render_seed)
+            )
     columns["_n_drawn"] = g["_n_drawn"]
     columns["_n_passed"] = g["_n_passed"]
     return Chunk(columns, images)
@@ -307,10 +330,10 @@ def _check_arguments(
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         raise ValidationError(f"workers must be a positive integer, got {workers!r}")
     instruments = tuple(instruments)
-    unknown = [name for name in instruments if name not in INSTRUMENTS]
+    unknown = [name for name in instruments if name not in STACKS]
     if unknown or not instruments or len(set(instruments)) != len(instruments):
         raise ValidationError(
-            f"instruments must be distinct names among {INSTRUMENTS}, got {list(instruments)}"
+            f"instruments must be distinct names among {STACKS}, got {list(instruments)}"
         )
     return instruments
 
@@ -377,7 +400,7 @@ def _merge_columns(
 
 
 def _stack(name: str, images: np.ndarray) -> ImageStack:
-    camera = instrument(name)
+    camera = instrument(camera_of(name))
     zero_points = (NANOMAGGY_ZEROPOINT,) * len(camera.bands)
     return ImageStack(images, camera.band_names, camera.pixel_scale, zero_points, "nanomaggy")
 
@@ -414,8 +437,9 @@ def simulate(
     seed : int
         Same seed, same survey, bit for bit.
     instruments : sequence of str
-        Image stacks to render, among ``("sdss", "cfhtls")``; every galaxy is rendered in
-        each (paired images).
+        Image stacks to render, among :data:`STACKS` (``"sdss"``, ``"cfhtls"`` and the
+        second SDSS exposure ``"sdss_repeat"``); every galaxy is rendered in each
+        (paired images).
     workers : int
         Processes to use.
 
@@ -465,7 +489,7 @@ def simulate_to_file(
             writer.write_rows(start, chunk.images)
             chunk_columns.append(chunk.columns)
         columns, counts = _merge_columns(chunk_columns)
-        # The stacks follow INSTRUMENTS order whatever order was asked for; so does meta.
+        # The stacks follow STACKS order whatever order was asked for; so does meta.
         writer.finish(_catalog(columns), _meta(n, seed, list(templates), counts))
     finally:
         if writer is not None:

@@ -12,9 +12,10 @@ translation and the dashboard:
    is the band's sky noise: the CLAP paper's range compression, in units of the noise so
    that every band and both instruments weigh alike in a loss.
 
-A translation *task* names the source and target instruments (:data:`TASKS`): ``s2s``
-reconstructs SDSS images (the control that measures model error alone) and ``s2c``
-translates SDSS into CFHTLS.
+A translation *task* names the source and target image stacks (:data:`TASKS`): ``s2s``
+maps SDSS images onto a second SDSS exposure of the same galaxies (the control that
+measures model error alone: the target differs from the input only by its noise) and
+``s2c`` translates SDSS into CFHTLS.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ FIELD_TOLERANCE = 0.02
 
 @dataclass(frozen=True)
 class Task:
-    """A translation task: which instrument's images become which.
+    """A translation task: which image stack becomes which.
 
     Examples
     --------
@@ -54,7 +55,9 @@ class Task:
 
 
 TASKS = {
-    "s2s": Task("s2s", "sdss", "sdss"),
+    # The control's target is a second SDSS exposure (another noise draw of the same
+    # galaxies): with the source itself as target the task would be the identity.
+    "s2s": Task("s2s", "sdss", "sdss_repeat"),
     "s2c": Task("s2c", "sdss", "cfhtls"),
 }
 
@@ -204,7 +207,8 @@ def task_stacks(galaxies: GalaxySet, name: str, *, what: str) -> tuple[ImageStac
     if missing:
         raise ValidationError(
             f"{what}: task {name!r} needs the {missing} image stacks; the data has "
-            f"{sorted(galaxies.stacks)}"
+            f"{sorted(galaxies.stacks)} (simulate them with clapkit simulate --instruments "
+            f"{','.join(dict.fromkeys((spec.source, spec.target)))})"
         )
     source, target = galaxies.stacks[spec.source], galaxies.stacks[spec.target]
     check_grids(source, target, what=what)

@@ -252,6 +252,38 @@ def test_choosing_instruments_changes_no_galaxy_and_no_pixel(
     assert_same_galaxies(cfhtls_only, reference)
 
 
+def test_a_repeat_exposure_is_the_same_galaxy_with_independent_noise(
+    small_chunks, chunked_survey, assert_same_galaxies
+):
+    with_repeat = simulate(20, seed=77, instruments=("sdss", "cfhtls", "sdss_repeat"))
+    assert with_repeat.instruments == ["sdss", "cfhtls", "sdss_repeat"]
+    # Asking for the repeat changes no pixel of the other stacks.
+    reference = GalaxySet(
+        with_repeat.catalog,
+        {name: with_repeat.stacks[name] for name in ("sdss", "cfhtls")},
+        chunked_survey.meta,
+    )
+    assert_same_galaxies(chunked_survey, reference)
+    first = np.asarray(with_repeat.stacks["sdss"].images, dtype=np.float64)
+    repeat = with_repeat.stacks["sdss_repeat"]
+    second = np.asarray(repeat.images, dtype=np.float64)
+    assert repeat.pixel_scale == with_repeat.stacks["sdss"].pixel_scale
+    assert repeat.bands == with_repeat.stacks["sdss"].bands
+    # Same galaxies: the stamp sums agree to within the noise of a difference of two
+    # exposures; independent noise: the difference of two sky corners has √2 times the
+    # single-exposure scatter, and the two noise fields are uncorrelated.
+    corner = (slice(None), slice(None), slice(0, 12), slice(0, 12))
+    noise_a, noise_b = first[corner], second[corner]
+    sigma = noise_a.std(axis=(0, 2, 3))
+    np.testing.assert_allclose(
+        (noise_a - noise_b).std(axis=(0, 2, 3)), np.sqrt(2) * sigma, rtol=0.1
+    )
+    assert abs(np.corrcoef(noise_a.ravel(), noise_b.ravel())[0, 1]) < 0.05
+    sums_a, sums_b = first.sum(axis=(2, 3)), second.sum(axis=(2, 3))
+    tolerance = 5 * np.sqrt(2 * 64 * 64) * sigma
+    assert np.all(np.abs(sums_a - sums_b) < tolerance[None, :])
+
+
 # -- unpaired subsets --------------------------------------------------------------------
 
 

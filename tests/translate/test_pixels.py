@@ -16,7 +16,7 @@ def _stack(size: int, scale: float, bands=("g", "r")) -> ImageStack:
 
 
 def test_tasks_name_their_instruments_and_refuse_unknown():
-    assert (task("s2s").source, task("s2s").target) == ("sdss", "sdss")
+    assert (task("s2s").source, task("s2s").target) == ("sdss", "sdss_repeat")
     assert (task("s2c").source, task("s2c").target) == ("sdss", "cfhtls")
     with pytest.raises(ValidationError, match="c2s"):
         task("c2s")
