@@ -5,7 +5,8 @@ embedded data; ``simulate`` writes a mock survey and ``sdss`` the real SDSS cata
 GalaxySet files; ``train`` and ``predict`` run CLAP and the baselines through a run
 directory; ``evaluate`` scores PDF files or a whole run; ``serve`` serves the dashboards
 on a run (``demo`` does too, once built); ``translate train|apply|evaluate`` translates
-galaxy images between surveys and judges the result; ``import-fits`` turns users' FITS cutouts and
+galaxy images between surveys and judges the result; ``interpret
+train|causal|pid|attribute`` asks why networks estimate stellar mass as they do; ``import-fits`` turns users' FITS cutouts and
 catalogs into a GalaxySet file. Errors caused by input print one line
 and exit with status 2; nothing is overwritten without ``--overwrite``.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import clapkit
 from clapkit.errors import ClapkitError, FileFormatError
+from clapkit.interpret.cli import add_interpret_parser
 from clapkit.translate.cli import add_translate_parser
 
 
@@ -361,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_cmd_predict)
 
     add_translate_parser(commands)
+    add_interpret_parser(commands)
     return parser
 
 

@@ -1,18 +1,22 @@
 """The demo: CLAP and the methods it must beat, side by side on a small mock survey;
-and image translation SDSS→CFHTLS, judged by what it preserves.
+image translation SDSS→CFHTLS, judged by what it preserves; and why networks estimate
+stellar mass as they do.
 
 Simulates a small mock survey (SDSS-like ugriz images of galaxies drawn from kcorrect's
 real SDSS fits), trains CLAP and the baselines in the compact configuration on its
 ``train`` split, predicts PDFs for the held-out ``test`` split and evaluates every
 method. A second, smaller survey drawn in both SDSS and CFHTLS trains NR-GAN and the
 SwinIR-like translator, whose test translations are evaluated (pixels, morphology,
-noise, redshift information). Everything lands in a run directory (``data/runs/demo``
+noise, redshift information). On the first survey, stellar-mass models for four input
+sets are trained and interpreted (local causal tests, PC, the MI decomposition,
+attributions). Everything lands in a run directory (``data/runs/demo``
 by default); a second call with the same configuration and clapkit version reuses it
 at once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -25,6 +29,13 @@ from tqdm.auto import tqdm
 import clapkit
 from clapkit.errors import FileFormatError, OverwriteError
 from clapkit.evaluation import evaluate_run, format_table, ordered_methods
+from clapkit.interpret.pipeline import (
+    attribute_stage,
+    causal_stage,
+    interpret_dir,
+    pid_stage,
+    train_stage,
+)
 from clapkit.photoz.pipeline import predict_run, train_run
 from clapkit.plots import plot_calibration
 from clapkit.runs import RunDir
@@ -74,6 +85,21 @@ class DemoConfig:
         }
     )
 
+    #: The stellar-mass stage, on the demo survey: CLAP mass models for four input sets
+    #: (CPU preset, few epochs), local tests in the image model's latent space, PC, the MI
+    #: decomposition of every input pair and attributions of a few test galaxies.
+    interpretation: dict[str, Any] = field(
+        default_factory=lambda: {
+            "input_sets": ["photometry", "photometry_wise", "images", "images_wise"],
+            "preset": "cpu",
+            "epochs": 8,
+            "k": 20,
+            "permutations": 499,
+            "bootstrap": 10,
+            "attributions": 16,
+        }
+    )
+
     def to_json(self) -> dict[str, Any]:
         """The configuration as JSON-ready data (tuples become lists)."""
         return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
@@ -92,6 +118,7 @@ def _is_current(run: RunDir, config: DemoConfig) -> bool:
         # Runs from before the dashboards lack the per-galaxy table they read.
         and (run.root / "galaxies.h5").is_file()
         and (task_dir(run.root, config.translation["task"]) / "evaluation.json").is_file()
+        and (interpret_dir(run.root) / "attributions" / "summary.json").is_file()
     )
 
 
@@ -122,6 +149,7 @@ def _build(run: RunDir, config: DemoConfig, progress: bool, log: Callable[[str],
     figure = plot_calibration(loaded)
     figure.savefig(run.root / "calibration.png", dpi=120)
     _build_translation(run, config, progress, log)
+    _build_interpretation(run, data, config, progress, log)
     run.write_json("manifest.json", {"kind": "demo", "config": config.to_json(), "complete": True})
 
 
@@ -160,6 +188,34 @@ def _build_translation(
     log("evaluating the translations (pixels, morphology, noise, photo-z probe)")
     probe = ProbeConfig(epochs=settings["probe_epochs"], seed=config.seed)
     evaluate_task(run.root, task, data, probe=probe, progress=progress)
+
+
+def _build_interpretation(
+    run: RunDir, data: Path, config: DemoConfig, progress: bool, log: Callable[[str], None]
+) -> None:
+    settings = config.interpretation
+    train_stage(
+        data,
+        run.root,
+        settings["input_sets"],
+        preset=settings["preset"],
+        overrides={"train": {"epochs": settings["epochs"]}},
+        seed=config.seed,
+        progress=progress,
+        log=log,
+    )
+    causal_stage(
+        data,
+        run.root,
+        k=settings["k"],
+        n_permutations=settings["permutations"],
+        n_bootstrap=settings["bootstrap"],
+        seed=config.seed,
+        progress=progress,
+        log=log,
+    )
+    pid_stage(data, run.root, seed=config.seed, progress=progress, log=log)
+    attribute_stage(data, run.root, n_galaxies=settings["attributions"], seed=config.seed, log=log)
 
 
 def build_demo(
@@ -246,7 +302,17 @@ def report(metrics: dict[str, Any], run_root: str | os.PathLike) -> str:
             continue
         lines += ["", "Image translation, judged against the real target images:"]
         lines.append(format_evaluation(evaluation))
-    lines += ["", f"run directory: {run_root} (PDFs, metrics.json, calibration.png, translate/)"]
+    mass_metrics = interpret_dir(run_root) / "mass" / "metrics.json"
+    if mass_metrics.is_file():
+        rows = json.loads(mass_metrics.read_text())["input_sets"]
+        lines += ["", "Stellar mass from each input set (test split, dex):"]
+        lines.append(f"{'input set':<16} {'sigma':>7} {'bias':>7} {'CRPS':>7}")
+        for name, row in rows.items():
+            lines.append(f"{name:<16} {row['sigma']:7.3f} {row['bias']:+7.3f} {row['crps']:7.3f}")
+    lines += [
+        "",
+        f"run directory: {run_root} (PDFs, metrics.json, calibration.png, translate/, interpret/)",
+    ]
     return "\n".join(lines)
 
 

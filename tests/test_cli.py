@@ -68,6 +68,15 @@ TINY_DEMO = DemoConfig(
         "epochs": {"nrgan": 1, "swin": 1},
         "probe_epochs": 1,
     },
+    interpretation={
+        "input_sets": ["photometry", "images"],
+        "preset": "tiny",
+        "epochs": 2,
+        "k": 5,
+        "permutations": 99,
+        "bootstrap": 2,
+        "attributions": 4,
+    },
 )
 
 
@@ -116,6 +125,13 @@ def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
     assert set(evaluation["models"]) == {"nrgan", "nrgan_smooth", "swin", "real"}
     assert evaluation["data"] == str(demo_run / "translation_survey.h5")  # moved with the run
     assert "Image translation" in text and "nrgan_smooth" in text
+    # The stellar-mass stage: both models scored, every analysis written.
+    mass = json.loads((demo_run / "interpret" / "mass" / "metrics.json").read_text())
+    assert set(mass["input_sets"]) == {"photometry", "images"}
+    for name in ("causal/local_tests.json", "causal/pc.json", "pid/pid.json"):
+        assert (demo_run / "interpret" / name).is_file()
+    assert (demo_run / "interpret" / "attributions" / "attributions.h5").is_file()
+    assert "Stellar mass from each input set" in text and "images" in text
 
 
 def test_demo_serves_the_app_unless_told_not_to(demo_run, monkeypatch, capsys):

@@ -21,6 +21,10 @@ DESCRIPTIONS = {
     "translation": "Translated galaxy images against the real ones, per model: bands, "
     "residuals and composites, noise power spectra, morphology and photo-z over the test "
     "set, and every model's redshift information.",
+    "stellar_mass": "Stellar mass from each input set against the truth; the causal graph "
+    "of the local tests and PC beside the true graph; the MI decomposition of input pairs "
+    "per galaxy type and per galaxy; attribution maps per band with the randomisation "
+    "check.",
 }
 
 

@@ -13,13 +13,15 @@ DASHBOARDS = {
     "calibration": "Calibration explorer",
     "neighbours": "Neighbour browser",
     "translation": "Translation compare",
+    "stellar_mass": "Stellar mass",
 }
 
 
 def problems_alert(run: Any) -> pn.pane.Alert | None:
     """A warning listing what the run lacks and how to make it, or None.
 
-    ``run`` is what a store read (``RunData``, ``TranslationData``): its ``problems``.
+    ``run`` is what a store read (``RunData``, ``TranslationData``,
+    ``StellarMassData``): its ``problems``.
     """
     if not run.problems:
         return None

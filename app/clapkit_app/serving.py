@@ -3,9 +3,9 @@
 ``clapkit serve``, the browser tests and the load benchmark all start the same command
 (:func:`serve_command`), so what is tested is what users run. Each page script is one
 dashboard; its file name is its URL path (``/calibration``, ``/neighbours``,
-``/translation``), and the landing page is also the site's index (``/``). The server
-warms up (``--warm``): each page is built once at start-up, so the first visitor waits
-no longer than the next.
+``/translation``, ``/stellar_mass``), and the landing page is also the site's index
+(``/``). The server warms up (``--warm``): each page is built once at start-up, so the
+first visitor waits no longer than the next.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 #: The page scripts, in navigation order; ``landing`` is the index.
-PAGES = ("landing", "calibration", "neighbours", "translation")
+PAGES = ("landing", "calibration", "neighbours", "translation", "stellar_mass")
 #: Chromium flags for headless runs on servers and CI machines (no GPU, no sandbox as
 #: root, nothing fetched from the network).
 CHROMIUM_ARGS = (

@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 from clapkit_app.serving import CHROMIUM_ARGS, CHROMIUM_PATH, served_app
 
-from clapkit.testing import SyntheticRunConfig, synthetic_run, synthetic_translation_run
+from clapkit.testing import (
+    SyntheticRunConfig,
+    synthetic_interpret_run,
+    synthetic_run,
+    synthetic_translation_run,
+)
 
 REQUIRE_BROWSER = os.environ.get("CLAPKIT_REQUIRE_BROWSER") == "1"
 
@@ -39,14 +44,14 @@ def require_chromium() -> None:
 
 @pytest.fixture(scope="session")
 def ui_run(tmp_path_factory) -> Path:
-    """The run the app serves: a synthetic one (photo-z and translation), or
-    ``CLAPKIT_UI_RUN``."""
+    """The run the app serves: a synthetic one (photo-z, translation and stellar mass),
+    or ``CLAPKIT_UI_RUN``."""
     require_chromium()
     if os.environ.get("CLAPKIT_UI_RUN"):
         return Path(os.environ["CLAPKIT_UI_RUN"])
     config = SyntheticRunConfig(n_test=300, n_train=600, image_size=32, seed=1)
     root = synthetic_run(tmp_path_factory.mktemp("ui") / "run", config).root
-    return synthetic_translation_run(root)
+    return synthetic_interpret_run(synthetic_translation_run(root))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Each dashboard, served with ``panel serve`` and driven in Chromium.
 
 Expected values come from the run's own files (``metrics.json``, ``galaxies.h5``,
-``clap/knn.h5``, ``translate/<task>/evaluation.json``), so the tests hold for any run
+``clap/knn.h5``, ``translate/<task>/evaluation.json``, ``interpret/``), so the tests hold
+for any run
 (``CLAPKIT_UI_RUN``). A console error or a server traceback fails the test (see conftest).
 """
 
@@ -10,6 +11,7 @@ import json
 import numpy as np
 import pytest
 from clapkit_app.serving import served_app
+from clapkit_app.stellar_mass_store import read_stellar_mass
 from clapkit_app.store import method_label, read_run
 from clapkit_app.translation_store import read_translation
 from playwright.sync_api import expect
@@ -33,6 +35,7 @@ def test_landing_lists_the_run_and_the_dashboards(page, app_url, run, screenshot
     expect(page.get_by_role("link", name="Calibration explorer").first).to_be_visible()
     expect(page.get_by_role("link", name="Neighbour browser").first).to_be_visible()
     expect(page.get_by_role("link", name="Translation compare").first).to_be_visible()
+    expect(page.get_by_role("link", name="Stellar mass").first).to_be_visible()
     # One row per method in the metrics table, CLAP's ensemble first.
     rows = page.locator(".ck-metrics .tabulator-row")
     expect(rows).to_have_count(len(run.methods))
@@ -161,6 +164,57 @@ def test_translation_compare_follows_models_rows_and_galaxies(page, app_url, ui_
     screenshot(page, "translation", height=1700)
 
 
+def test_stellar_mass_follows_input_sets_tests_pairs_and_galaxies(
+    page, app_url, ui_run, screenshot
+):
+    data = read_stellar_mass(ui_run)
+    if not (data.mass and data.causal and data.pid and data.attributions):
+        pytest.skip(f"{ui_run} has no complete stellar-mass analysis")
+    names = list(data.mass)
+    page.goto(app_url + "/stellar_mass")
+    wait_for_plots(page, ".ck-mass-scatter", 1)
+    wait_for_plots(page, ".ck-causal-graph", 1)
+
+    # One row per input set with its stored σ; the select and the rows agree.
+    table = page.locator(".ck-mass-table")
+    expect(table.locator('.tabulator-row [tabulator-field="input set"]')).to_have_text(names)
+    sigma = [f"{data.mass[name].metrics['sigma']:.3f}" for name in names]
+    expect(table.locator('.tabulator-row [tabulator-field="sigma"]')).to_have_text(sigma)
+    selected = table.locator(".tabulator-row.tabulator-selected")
+    expect(selected).to_contain_text(names[-1])
+    table.locator(".tabulator-row").nth(0).click()
+    expect(selected).to_contain_text(names[0])
+    expect(page.locator(".ck-input-set select option:checked")).to_contain_text(names[0])
+    caption = page.locator(".ck-mass-caption")
+    expect(caption).to_contain_text(f"the {len(data.test_ids)} test-split galaxies")
+
+    # A row of the local tests draws the tests of its conditioning.
+    tests = page.locator(".ck-local-tests")
+    rows = data.causal.edges
+    expect(tests.locator(".tabulator-row")).to_have_count(len(rows))
+    unconditional = next(i for i, row in enumerate(rows) if not row["conditioned_on"])
+    tests.locator(".tabulator-row").nth(unconditional).click()
+    expect(page.locator(".ck-conditioning select")).to_have_value("—")
+
+    # The pair select shows that pair's per-galaxy terms.
+    pair = data.pid_pairs()[-1]
+    first, second = data.pid["pairs"][pair]["inputs"]
+    page.locator(".ck-pair select").select_option(label=f"{first} vs {second}")
+    expect(page.locator(".ck-pid-caption")).to_contain_text(f"{first} vs {second}")
+
+    # The galaxy select shows that galaxy's maps; the randomisation verdict beside them.
+    arrays = data.attributions
+    galaxy = data.attribution_ids[-1]
+    label = f"{galaxy} · {arrays['galaxy_type'][-1]} · log M* {arrays['log_mstar'][-1]:.2f}"
+    page.locator(".ck-attribution-galaxy select").select_option(label=label)
+    expect(page.locator(".ck-attribution-title h3")).to_contain_text(f"Galaxy {galaxy}")
+    verdict = data.attribution_summary["randomisation"]["verdict"]
+    expect(page.locator(".ck-randomisation")).to_contain_text(f"Randomisation check: {verdict}")
+    wait_for_plots(page, ".ck-attribution-grid", 1)
+    page.wait_for_timeout(1000)  # the maps redraw; console errors would fail the test
+    screenshot(page, "stellar_mass", height=3600)
+
+
 @pytest.fixture(scope="module")
 def broken_app_url(tmp_path_factory, ui_run):
     """The app on a run with PDFs but no evaluation and no CLAP neighbours."""
@@ -181,6 +235,7 @@ def broken_app_url(tmp_path_factory, ui_run):
         ("/calibration", "clapkit evaluate"),
         ("/neighbours", "clapkit evaluate"),
         ("/translation", "clapkit translate evaluate"),
+        ("/stellar_mass", "clapkit interpret train"),
     ],
 )
 def test_an_incomplete_run_explains_what_is_missing(page, broken_app_url, path, command):

@@ -1,0 +1,378 @@
+"""What the stellar-mass dashboard reads of a run: ``clapkit interpret``'s output.
+
+Everything comes from ``RUN/interpret/`` as :mod:`clapkit.interpret.pipeline` wrote it:
+the mass estimates of each input set (``mass/metrics.json`` and ``mass/<input
+set>/prediction.h5``: point estimates and true masses of every galaxy), the local tests
+(``causal/local_tests.json``) and the PC graph (``causal/pc.json``, with its score
+against the mock survey's true graph), the MI decomposition (``pid/pid.json`` and the
+per-galaxy terms of ``pid/per_galaxy.h5``) and the attribution maps
+(``attributions/attributions.h5`` and ``summary.json``). :func:`load_stellar_mass` reads
+them once per server process (``pn.cache``) and shares them, read-only, with every
+session. Nothing is computed here beyond the PDF means (the library's
+:attr:`~clapkit.interpret.mass.MassPrediction.point`) and looking rows up.
+
+A run without these results does not raise: :attr:`StellarMassData.problems` says what
+is missing and which ``clapkit interpret`` command makes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from clapkit.errors import ClapkitError
+from clapkit.interpret import pipeline
+from clapkit.interpret.discovery import DiscoveryResult
+from clapkit.interpret.local_tests import CausalGraph
+from clapkit.interpret.mass import INPUT_SETS
+from clapkit_app.store import as_id, plain_id
+
+#: The stages of ``clapkit interpret``, in the order they run.
+STAGES = ("train", "causal", "pid", "attribute")
+#: Magnitude columns of the mock survey's true graph that PC may be run over.
+TRUE_GRAPH_BANDS = ("sdss", "wise")
+
+
+def ordered_input_sets(names: list[str]) -> list[str]:
+    """Input sets in the library's order (others follow, sorted).
+
+    Examples
+    --------
+    >>> ordered_input_sets(["images", "zeta", "photometry"])
+    ['photometry', 'images', 'zeta']
+    """
+    known = [name for name in INPUT_SETS if name in names]
+    return known + sorted(n for n in names if n not in INPUT_SETS)
+
+
+@dataclass
+class MassEstimates:
+    """One input set's stellar-mass estimates.
+
+    Attributes
+    ----------
+    name : str
+        The input set.
+    ids, true, point : ndarray, shape (N,)
+        Every galaxy the model predicted, its catalog log M* and the PDF mean.
+    metrics : dict
+        ``mass/metrics.json``'s row of this input set (test split); empty if absent.
+    test_rows : ndarray of int or None
+        Rows of the test-split galaxies, when the run lists them (see
+        :attr:`StellarMassData.test_ids`); None otherwise.
+    """
+
+    name: str
+    ids: np.ndarray = field(repr=False)
+    true: np.ndarray = field(repr=False)
+    point: np.ndarray = field(repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)
+    test_rows: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def description(self) -> str:
+        """What the input set reads, as the library describes it."""
+        chosen = INPUT_SETS.get(self.name)
+        return chosen.description if chosen is not None else self.name
+
+
+@dataclass
+class StellarMassData:
+    """What the stellar-mass dashboard reads of one run directory.
+
+    Attributes
+    ----------
+    root : Path
+    problems : list of str
+        What is missing and how to make it (Markdown); empty for a complete run.
+    split : str
+        The split ``mass/metrics.json`` was scored on.
+    mass : dict of str to MassEstimates
+        Each trained input set, in the library's order.
+    test_ids : ndarray or None
+        The test-split galaxies listed by ``pid/per_galaxy.h5``: where the predictions
+        lack their ``split`` (files written before it was stored), these pick the
+        test galaxies of the mass scatter.
+    causal : CausalGraph or None
+        ``causal/local_tests.json``.
+    pc : DiscoveryResult or None
+        The PC graph of ``causal/pc.json``; ``pc_score`` its stored score against the
+        true graph (None unless the data was the mock survey).
+    truth : networkx.DiGraph or None
+        :func:`clapkit.sim.graph.true_graph` restricted to the PC columns, on the mock
+        survey only.
+    pid : dict or None
+        ``pid/pid.json``; ``pid_galaxies`` the per-galaxy terms
+        (:func:`~clapkit.interpret.pipeline.read_pid_per_galaxy`).
+    attributions : dict or None
+        :func:`~clapkit.interpret.pipeline.read_attributions`; ``attribution_summary``
+        ``attributions/summary.json``.
+    """
+
+    root: Path
+    problems: list[str] = field(default_factory=list)
+    split: str = "test"
+    mass: dict[str, MassEstimates] = field(default_factory=dict)
+    test_ids: np.ndarray | None = field(default=None, repr=False)
+    causal: CausalGraph | None = None
+    pc: DiscoveryResult | None = field(default=None, repr=False)
+    pc_score: dict[str, Any] | None = None
+    truth: nx.DiGraph | None = field(default=None, repr=False)
+    pid: dict[str, Any] | None = field(default=None, repr=False)
+    pid_galaxies: dict[str, Any] | None = field(default=None, repr=False)
+    attributions: dict[str, Any] | None = field(default=None, repr=False)
+    attribution_summary: dict[str, Any] | None = field(default=None, repr=False)
+    _attribution_rows: pd.Index | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether any stellar-mass result is there to show."""
+        return bool(self.mass) or any(
+            part is not None for part in (self.causal, self.pc, self.pid, self.attributions)
+        )
+
+    @property
+    def attribution_ids(self) -> list[Any]:
+        """The galaxies with attribution maps, as plain values."""
+        if self.attributions is None:
+            return []
+        return [plain_id(i) for i in self.attributions["ids"]]
+
+    def attribution_row(self, galaxy_id: Any) -> int | None:
+        """Row of ``galaxy_id`` in the attribution arrays, None if it has no maps."""
+        if self._attribution_rows is None:
+            return None
+        key = as_id(galaxy_id, self._attribution_rows)
+        if key is None or key not in self._attribution_rows:
+            return None
+        return int(self._attribution_rows.get_loc(key))
+
+    def pid_pairs(self) -> list[str]:
+        """The input pairs of the MI decomposition, as stored."""
+        return list(self.pid["pairs"]) if self.pid is not None else []
+
+
+def command(stage: str, root: Path, *extra: str) -> str:
+    """The ``clapkit interpret`` command line of ``stage`` on run ``root``.
+
+    Examples
+    --------
+    >>> command("pid", Path("runs/x"), "--overwrite")
+    'clapkit interpret pid --data DATA --run runs/x --overwrite'
+    """
+    return " ".join(["clapkit interpret", stage, "--data DATA --run", str(root), *extra])
+
+
+def _commands(root: Path) -> str:
+    first, *rest = (f"`{command(stage, root)}`" for stage in STAGES)
+    return (
+        f"The stellar-mass analysis is made by {first}, then {', '.join(rest[:-1])} and {rest[-1]}."
+    )
+
+
+def read_stellar_mass(root: str | os.PathLike) -> StellarMassData:
+    """Read what the dashboard needs of a run's stellar-mass analysis; never raises for
+    a broken run (see :attr:`StellarMassData.problems`)."""
+    root = Path(root)
+    out = StellarMassData(root=root)
+    if not root.is_dir():
+        out.problems.append(
+            f"The run directory `{root}` does not exist. Name a run with `--args --run DIR` "
+            f"(`clapkit serve --run DIR`) or `CLAPKIT_RUN`. {_commands(root)}"
+        )
+        return out
+    if not pipeline.interpret_dir(root).is_dir():
+        out.problems.append(
+            f"`{root}` has no stellar-mass results (`interpret/`). {_commands(root)}"
+        )
+        return out
+    _read_pid(out)  # first: its per-galaxy file lists the test galaxies
+    _read_mass(out)
+    _read_causal(out)
+    _read_attributions(out)
+    return out
+
+
+def _unreadable(out: StellarMassData, what: str, err: Exception, stage: str) -> None:
+    out.problems.append(
+        f"The {what} cannot be read ({err}). Run `{command(stage, out.root, '--overwrite')}`."
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ClapkitError(f"{path}: not a readable result file ({err})") from err
+
+
+def _read_mass(out: StellarMassData) -> None:
+    root = out.root
+    path = pipeline.interpret_dir(root) / "mass" / "metrics.json"
+    if not path.is_file():
+        out.problems.append(
+            f"No stellar-mass model is trained in `{root}` (no `interpret/mass/metrics.json`). "
+            f"Run `{command('train', root)}`."
+        )
+        return
+    try:
+        stored = _read_json(path)
+        metrics = dict(stored["input_sets"])
+    except (ClapkitError, KeyError, TypeError) as err:
+        _unreadable(out, "stellar-mass metrics", err, "train")
+        return
+    out.split = str(stored.get("split", "test"))
+    for name in ordered_input_sets(list(metrics)):
+        try:
+            prediction = pipeline.read_mass_prediction(root, name)
+        except (ClapkitError, OSError, KeyError) as err:
+            out.problems.append(
+                f"The estimates of input set `{name}` cannot be read ({err}). Run "
+                f"`{command('train', root, '--input-sets', name)}`."
+            )
+            continue
+        estimates = MassEstimates(
+            name=name,
+            ids=_readonly(np.asarray(prediction.ids)),
+            true=_readonly(np.asarray(prediction.true, dtype=float)),
+            point=_readonly(np.asarray(prediction.point, dtype=float)),
+            metrics={k: float(v) for k, v in metrics[name].items()},
+        )
+        if prediction.split is not None:
+            estimates.test_rows = _readonly(np.flatnonzero(prediction.split == out.split))
+        elif out.test_ids is not None:
+            index = pd.Index(estimates.ids)
+            if index.is_unique and np.isin(out.test_ids, estimates.ids).all():
+                estimates.test_rows = _readonly(index.get_indexer(out.test_ids))
+        out.mass[name] = estimates
+
+
+def _read_causal(out: StellarMassData) -> None:
+    root = out.root
+    folder = pipeline.interpret_dir(root) / "causal"
+    missing = [name for name in ("local_tests.json", "pc.json") if not (folder / name).is_file()]
+    if missing:
+        out.problems.append(
+            f"No causal analysis in `{root}` (no `interpret/causal/{missing[0]}`). Run "
+            f"`{command('causal', root)}`."
+        )
+    if (folder / "local_tests.json").is_file():
+        try:
+            out.causal = CausalGraph.load(folder / "local_tests.json")
+        except ClapkitError as err:
+            _unreadable(out, "causal graph of the local tests", err, "causal")
+    if not (folder / "pc.json").is_file():
+        return
+    try:
+        stored = _read_json(folder / "pc.json")
+        out.pc = DiscoveryResult.from_dict(stored["graph"])
+        out.pc_score = stored.get("score")
+    except (ClapkitError, KeyError, TypeError) as err:
+        _unreadable(out, "PC graph", err, "causal")
+        return
+    if out.pc_score is not None:
+        out.truth = _true_graph(out)
+
+
+def _true_graph(out: StellarMassData) -> nx.DiGraph | None:
+    """The mock survey's generative graph over the PC columns (the induced subgraph)."""
+    from clapkit.sim.graph import true_graph
+
+    columns = list(out.pc.columns)
+    full = true_graph(TRUE_GRAPH_BANDS)
+    unknown = [name for name in columns if name not in full]
+    if unknown:
+        out.problems.append(
+            f"PC was run over columns that the mock survey's true graph lacks ({unknown}); "
+            "the true graph is not drawn."
+        )
+        return None
+    truth = nx.DiGraph()
+    truth.add_nodes_from(columns)
+    truth.add_edges_from(full.subgraph(columns).edges)
+    return truth
+
+
+def _read_pid(out: StellarMassData) -> None:
+    root = out.root
+    folder = pipeline.interpret_dir(root) / "pid"
+    if not (folder / "pid.json").is_file():
+        out.problems.append(
+            f"No MI decomposition in `{root}` (no `interpret/pid/pid.json`). Run "
+            f"`{command('pid', root)}`."
+        )
+        return
+    try:
+        pid = _read_json(folder / "pid.json")
+        pairs = pid["pairs"]
+        if not isinstance(pairs, dict):
+            raise TypeError("'pairs' is not a mapping")
+        galaxies = pipeline.read_pid_per_galaxy(root)
+    except (ClapkitError, OSError, KeyError, TypeError) as err:
+        _unreadable(out, "MI decomposition", err, "pid")
+        return
+    out.pid, out.pid_galaxies = pid, galaxies
+    out.test_ids = _readonly(np.asarray(galaxies["ids"]))
+
+
+def _read_attributions(out: StellarMassData) -> None:
+    root = out.root
+    folder = pipeline.interpret_dir(root) / "attributions"
+    if not (folder / "summary.json").is_file():
+        out.problems.append(
+            f"No attribution maps in `{root}` (no `interpret/attributions/summary.json`). "
+            f"Run `{command('attribute', root)}`."
+        )
+        return
+    try:
+        summary = _read_json(folder / "summary.json")
+        arrays = pipeline.read_attributions(root)
+    except (ClapkitError, OSError, KeyError) as err:
+        _unreadable(out, "attribution maps", err, "attribute")
+        return
+    for key in ("images", "maps", "randomised_maps", "profiles", "radii"):
+        _readonly(arrays[key])
+    out.attributions, out.attribution_summary = arrays, summary
+    out._attribution_rows = pd.Index(arrays["ids"])
+
+
+def _readonly(values: np.ndarray) -> np.ndarray:
+    values.flags.writeable = False
+    return values
+
+
+def _signature(root: Path) -> tuple:
+    """Modification times of what :func:`read_stellar_mass` reads: new results while the
+    server runs are picked up by the next session."""
+    folder = pipeline.interpret_dir(root)
+    if not folder.is_dir():
+        return ()
+    paths = sorted(
+        [
+            *folder.glob("mass/metrics.json"),
+            *folder.glob("mass/*/prediction.h5"),
+            *folder.glob("causal/*.json"),
+            *folder.glob("pid/*"),
+            *folder.glob("attributions/*"),
+        ]
+    )
+    return tuple((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in paths)
+
+
+@pn.cache(max_items=4)
+def _cached_stellar_mass(root: str, signature: tuple) -> StellarMassData:
+    return read_stellar_mass(root)
+
+
+def load_stellar_mass(root: str | os.PathLike) -> StellarMassData:
+    """:func:`read_stellar_mass`, cached per process and shared read-only by every session."""
+    root = Path(root)
+    return _cached_stellar_mass(str(root.resolve()), _signature(root))

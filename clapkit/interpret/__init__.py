@@ -1,0 +1,15 @@
+"""Interpreting stellar-mass estimation, scored against the mock survey's known truth.
+
+- :mod:`~clapkit.interpret.mass`: CLAP with log M* as the target, one model per input set
+  (photometry, + WISE, images, + WISE, + redshift);
+- :mod:`~clapkit.interpret.galaxy_types`: the early/late split every summary is averaged by;
+- :mod:`~clapkit.interpret.information`: per-galaxy mutual information from classifiers and
+  its decomposition into redundant, unique and synergistic parts;
+- :mod:`~clapkit.interpret.discovery`: global causal discovery (PC) over catalog columns,
+  scored against :func:`clapkit.sim.graph.true_graph`;
+- :mod:`~clapkit.interpret.local_tests`: conditional-dependence tests in each galaxy's
+  neighbourhood of the latent space, collected in a :class:`CausalGraph`;
+- :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band;
+- :mod:`~clapkit.interpret.pipeline` and :mod:`~clapkit.interpret.cli`: the stages of
+  ``clapkit interpret train|causal|pid|attribute`` over a run directory.
+"""

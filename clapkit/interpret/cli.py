@@ -1,0 +1,186 @@
+"""``clapkit interpret train|causal|pid|attribute``: the stellar-mass analysis of a run.
+
+Results go to ``RUN/interpret/`` (see :mod:`clapkit.interpret.pipeline`): ``train`` the
+mass models of the input sets (resumable), then ``causal`` (local tests in a model's
+latent space, PC over catalog columns), ``pid`` (MI decomposition of input pairs) and
+``attribute`` (captum maps of an image model), each refusing to replace its results
+without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _log(args: argparse.Namespace):
+    return (lambda message: None) if args.quiet else print
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from clapkit.interpret.mass import INPUT_SETS
+    from clapkit.interpret.pipeline import train_stage
+
+    overrides = {}
+    if args.epochs is not None:
+        overrides["train"] = {"epochs": args.epochs}
+    metrics = train_stage(
+        args.data,
+        args.run,
+        _names(args.input_sets) or list(INPUT_SETS),
+        preset=args.preset,
+        overrides=overrides,
+        seed=args.seed,
+        progress=not args.quiet,
+        log=_log(args),
+    )
+    print(f"{'input set':<16} {'sigma':>7} {'bias':>7}  (dex, test split)")
+    for name, row in metrics.items():
+        print(f"{name:<16} {row['sigma']:7.3f} {row['bias']:+7.3f}")
+    return 0
+
+
+def _cmd_causal(args: argparse.Namespace) -> int:
+    from clapkit.interpret.pipeline import EXTERNAL, causal_stage
+
+    result = causal_stage(
+        args.data,
+        args.run,
+        latent_of=args.latent_of,
+        external=_names(args.external) or EXTERNAL,
+        conditioning=args.conditioning or None,
+        k=args.k,
+        n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        log=_log(args),
+    )
+    for edge in result["local_tests"]["tests"]:
+        conditioned = ",".join(edge["result"]["conditioned_on"]) or "-"
+        row = edge["result"]
+        print(
+            f"{edge['source']:<16} | {conditioned:<4} effect {row['effect']:+.3f} ± "
+            f"{row['effect_err']:.3f}  p {row['p_value']:.3g}  {row['verdict']}"
+        )
+    if result["pc"]["score"] is not None:
+        print("PC vs the true graph:", json.dumps(_rounded(result["pc"]["score"])))
+    return 0
+
+
+def _rounded(score: dict) -> dict:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in score.items()}
+
+
+def _cmd_pid(args: argparse.Namespace) -> int:
+    from clapkit.interpret.pipeline import PAIRS, pid_stage
+
+    result = pid_stage(
+        args.data,
+        args.run,
+        _names(args.pairs) or list(PAIRS),
+        n_bins=args.bins,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        log=_log(args),
+    )
+    print(f"{'pair':<24} {'redund.':>8} {'unique1':>8} {'unique2':>8} {'synergy':>8}  (nats)")
+    for pair, row in result["pairs"].items():
+        print(
+            f"{pair:<24} {row['redundancy']:8.3f} {row['unique_1']:8.3f} "
+            f"{row['unique_2']:8.3f} {row['synergy']:8.3f}"
+        )
+    return 0
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    from clapkit.interpret.pipeline import attribute_stage
+
+    summary = attribute_stage(
+        args.data,
+        args.run,
+        model=args.model,
+        n_galaxies=args.galaxies,
+        method=args.method,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        log=_log(args),
+    )
+    check = summary["randomisation"]
+    print(
+        f"{summary['method']} maps of {summary['n_galaxies']} test galaxies; randomisation "
+        f"check: median |rho| {check['median_abs_rho']:.2f} -> {check['verdict']}"
+    )
+    return 0
+
+
+def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``interpret`` and its sub-commands to the ``clapkit`` parser.
+
+    Names (input sets, presets, methods) are checked by the stages, not here, so that the
+    command line starts without importing PyTorch.
+    """
+
+    interpret = commands.add_parser(
+        "interpret",
+        help="why networks estimate stellar mass as they do: train, causal, pid, attribute",
+        description="Stellar-mass models per input set, local causal tests and PC causal "
+        "discovery, mutual-information decomposition and attributions.",
+    )
+    steps = interpret.add_subparsers(dest="step", metavar="STEP", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--data", required=True, help="GalaxySet file (catalog + images)")
+        parser.add_argument("--run", required=True, help="run directory")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    train = steps.add_parser("train", help="train the stellar-mass models; a killed run resumes")
+    common(train)
+    train.add_argument(
+        "--input-sets",
+        help="comma-separated among photometry, photometry_wise, images, images_wise, "
+        "images_wise_z (default: all)",
+    )
+    train.add_argument("--preset", default="cpu", help="tiny, cpu or gpu (default: %(default)s)")
+    train.add_argument("--epochs", type=int, help="SCL epochs (default: the preset's)")
+    train.set_defaults(func=_cmd_train)
+
+    causal = steps.add_parser("causal", help="local causal tests and PC causal discovery")
+    common(causal)
+    causal.add_argument(
+        "--latent-of", default="images", help="input set whose latent space is searched"
+    )
+    causal.add_argument("--external", help="comma-separated catalog columns to test")
+    causal.add_argument("--conditioning", default="z", help="column to condition on ('' for none)")
+    causal.add_argument("--k", type=int, default=30, help="neighbourhood size")
+    causal.add_argument("--permutations", type=int, default=999)
+    causal.add_argument("--bootstrap", type=int, default=20, help="PC bootstrap resamples")
+    causal.add_argument("--overwrite", action="store_true", help="replace existing results")
+    causal.set_defaults(func=_cmd_causal)
+
+    pid = steps.add_parser("pid", help="mutual-information decomposition of input pairs")
+    common(pid)
+    pid.add_argument("--pairs", help="comma-separated input pairs (default: all)")
+    pid.add_argument("--bins", type=int, default=20, help="mass bins of the classifiers")
+    pid.add_argument("--overwrite", action="store_true", help="replace existing results")
+    pid.set_defaults(func=_cmd_pid)
+
+    attribute = steps.add_parser("attribute", help="captum attributions of an image model")
+    common(attribute)
+    attribute.add_argument("--model", default="images", help="image input set")
+    attribute.add_argument("--galaxies", type=int, default=32, help="test galaxies to map")
+    attribute.add_argument(
+        "--method", default="integrated_gradients", help="integrated_gradients or saliency"
+    )
+    attribute.add_argument("--overwrite", action="store_true", help="replace existing results")
+    attribute.set_defaults(func=_cmd_attribute)

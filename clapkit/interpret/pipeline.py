@@ -1,0 +1,506 @@
+"""The stellar-mass analysis through a run directory: train, causal, pid, attribute.
+
+Every stage reads the GalaxySet and what earlier stages left in ``RUN/interpret/``, and
+writes its results there (atomically, each file stamped with the clapkit version):
+
+- ``mass/<input set>/``: the model (:mod:`clapkit.interpret.mass`) and
+  ``prediction.h5`` (PDFs, point estimates and latent vectors of *every* galaxy, the
+  latent space being what the local tests search); ``mass/metrics.json``: σ, bias and
+  the PDF metrics of each input set on the test split;
+- ``causal/local_tests.json``: the :class:`~clapkit.interpret.local_tests.CausalGraph`
+  of the local tests in one model's latent space; ``causal/pc.json``: the PC graph over
+  catalog columns with bootstrap edge confidences and, on the mock survey, its score
+  against :func:`clapkit.sim.graph.true_graph`;
+- ``pid/pid.json``: the MI decomposition of every input pair (sample means, by galaxy
+  type) and ``pid/per_galaxy.h5`` (the per-galaxy terms);
+- ``attributions/attributions.h5`` and ``attributions/summary.json``: per-band maps of
+  test galaxies, their radial profiles and the model-randomisation check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+import clapkit
+from clapkit.atomic import atomic_path, check_writable, write_json
+from clapkit.data import GalaxySet
+from clapkit.errors import FileFormatError, ValidationError
+from clapkit.h5files import mark_complete, open_checked, write_header
+from clapkit.interpret.galaxy_types import galaxy_types
+from clapkit.interpret.mass import (
+    INPUT_SETS,
+    MassPrediction,
+    input_set,
+    mass_metrics,
+    predict_mass,
+    read_model,
+    read_prediction,
+    train_mass_model,
+)
+
+#: Feature sources of the MI decomposition: catalog columns, or ``latent:<input set>``,
+#: the v_A of that trained model (how the images enter: through their encoder).
+SOURCES: dict[str, tuple[str, ...]] = {
+    "photometry": tuple(f"mag_{b}" for b in "ugriz"),
+    "optical": tuple(f"mag_{b}" for b in "ugriz"),
+    "wise": ("mag_w1", "mag_w2", "mag_w3"),
+    "morphology": ("hlr", "disk_q", "bulge_fraction"),
+    "images": ("latent:images",),
+    "r_band": ("mag_r",),
+    "other_bands": ("mag_u", "mag_g", "mag_i", "mag_z"),
+}
+#: The published pairs: photometry vs images, vs morphology, optical vs WISE, images vs
+#: WISE, and a band ablation (r against the other optical bands).
+PAIRS: dict[str, tuple[str, str]] = {
+    "photometry_images": ("photometry", "images"),
+    "photometry_morphology": ("photometry", "morphology"),
+    "optical_wise": ("optical", "wise"),
+    "images_wise": ("images", "wise"),
+    "r_band_rest": ("r_band", "other_bands"),
+}
+#: External variables of the local tests: axis ratio, size, bulge fraction (the mock's
+#: Sérsic-like index), redshift, disk dust, and the position angle, independent of the
+#: mass by construction (the false-positive check).
+EXTERNAL = ("disk_q", "hlr", "bulge_fraction", "z", "disk_av", "position_angle")
+PID_FORMAT = "clapkit.interpret.pid"
+ATTRIBUTION_FORMAT = "clapkit.interpret.attributions"
+
+
+def interpret_dir(run: str | os.PathLike) -> Path:
+    """``RUN/interpret``."""
+    return Path(run) / "interpret"
+
+
+def mass_dir(run: str | os.PathLike, name: str) -> Path:
+    """The folder of input set ``name``'s stellar-mass model."""
+    return interpret_dir(run) / "mass" / input_set(name).name
+
+
+def load_data(path: str | os.PathLike) -> GalaxySet:
+    """The GalaxySet at ``path`` (lazy), with a clear error when it is missing."""
+    if not Path(path).is_file():
+        raise FileFormatError(f"{path}: no such GalaxySet file")
+    return GalaxySet.load(path)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _check_outputs(folder: Path, names: Sequence[str], overwrite: bool) -> None:
+    """Refuse, before any work, to replace results unless ``overwrite``."""
+    for name in names:
+        check_writable(folder / name, overwrite)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train_stage(
+    data: str | os.PathLike,
+    run: str | os.PathLike,
+    input_sets: Sequence[str] = tuple(INPUT_SETS),
+    *,
+    preset: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    log: Callable[[str], None] = _quiet,
+) -> dict[str, dict[str, float]]:
+    """Train (or resume) each input set's model, predict every galaxy, score the test split.
+
+    Returns ``{input_set: metrics}`` as written to ``mass/metrics.json``.
+    """
+    names = [input_set(name).name for name in input_sets]
+    galaxies = load_data(data)
+    test_rows = np.flatnonzero(np.asarray(galaxies.catalog["split"]) == "test")
+    if test_rows.size == 0:
+        raise ValidationError(f"{data}: the stellar-mass models are scored on a test split")
+    path = interpret_dir(run) / "mass" / "metrics.json"
+    metrics: dict[str, dict[str, float]] = {}
+    if path.is_file():
+        metrics = clapkit_json(path).get("input_sets", {})
+    for name in names:
+        log(f"stellar mass from {name}: training ({preset})")
+        folder = train_mass_model(
+            galaxies,
+            name,
+            mass_dir(run, name),
+            preset=preset,
+            overrides=overrides,
+            seed=seed,
+            progress=progress,
+        )
+        prediction = predict_mass(folder, galaxies, progress=progress)
+        prediction.save(folder / "prediction.h5", overwrite=True)
+        metrics[name] = mass_metrics(
+            prediction.pdfs[test_rows], prediction.edges, prediction.true[test_rows]
+        )
+        log(
+            f"stellar mass from {name}: σ {metrics[name]['sigma']:.3f} dex, bias "
+            f"{metrics[name]['bias']:+.3f} dex"
+        )
+    write_json(
+        path,
+        {"clapkit_version": clapkit.__version__, "split": "test", "input_sets": metrics},
+        overwrite=True,
+    )
+    return metrics
+
+
+def clapkit_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON result file of this pipeline, with a clear error when unreadable."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise FileFormatError(f"{path}: not a readable result file ({err})") from err
+
+
+def read_mass_prediction(run: str | os.PathLike, name: str) -> MassPrediction:
+    """The ``prediction.h5`` of a trained input set, or an error saying what to run."""
+    path = mass_dir(run, name) / "prediction.h5"
+    if not path.is_file():
+        raise ValidationError(
+            f"the {name!r} stellar-mass model is not trained in {run} (no {path}); run "
+            f"clapkit interpret train --input-sets {name} first"
+        )
+    return read_prediction(path)
+
+
+def _aligned(prediction: MassPrediction, galaxies: GalaxySet, what: str) -> None:
+    if not np.array_equal(np.asarray(prediction.ids), np.asarray(galaxies.ids)):
+        raise ValidationError(
+            f"the {what} predictions in the run were made for other galaxies than this data; "
+            "run clapkit interpret train on this data again"
+        )
+
+
+# ----------------------------------------------------------------------------- causal
+
+
+def causal_stage(
+    data: str | os.PathLike,
+    run: str | os.PathLike,
+    *,
+    latent_of: str = "images",
+    external: Sequence[str] = EXTERNAL,
+    conditioning: str | None = "z",
+    k: int = 30,
+    n_permutations: int = 999,
+    alpha: float = 0.05,
+    pc_columns: Sequence[str] | None = None,
+    pc_alpha: float = 0.01,
+    pc_depth: int | None = 3,
+    n_bootstrap: int = 20,
+    max_rows: int | None = 5000,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = _quiet,
+) -> dict[str, Any]:
+    """Local tests in one model's latent space and PC over catalog columns.
+
+    Returns ``{"local_tests": CausalGraph.to_dict(), "pc": {...}}`` as written.
+    """
+    from clapkit.interpret.discovery import pc_discovery, reference_graph, score_graph
+    from clapkit.interpret.local_tests import run_local_tests
+
+    folder = interpret_dir(run) / "causal"
+    _check_outputs(folder, ("local_tests.json", "pc.json"), overwrite)
+    galaxies = load_data(data)
+    prediction = read_mass_prediction(run, latent_of)
+    _aligned(prediction, galaxies, latent_of)
+    log(f"local tests in the latent space of the {latent_of} model (k = {k})")
+    graph = run_local_tests(
+        prediction.latent,
+        galaxies.catalog,
+        target="log_mstar",
+        external=list(external),
+        conditioning=conditioning,
+        k=k,
+        n_permutations=n_permutations,
+        alpha=alpha,
+        seed=seed,
+        input_name=latent_of,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    graph.save(folder / "local_tests.json", overwrite=True)
+    log("PC causal discovery over catalog columns")
+    found = pc_discovery(
+        galaxies.catalog,
+        pc_columns,
+        alpha=pc_alpha,
+        depth=pc_depth,
+        max_rows=max_rows,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        progress=progress,
+    )
+    pc = {"graph": found.to_dict(), "score": None, "reference": None}
+    if galaxies.meta.get("source") == "clapkit mock survey":
+        from clapkit.sim.graph import true_graph
+
+        truth = true_graph(("sdss", "wise"))
+        pc["score"] = score_graph(found, truth)
+        # What PC finds with a perfect test: the pattern the score compares with.
+        pc["reference"] = reference_graph(truth, found.columns).to_dict()
+    write_json(folder / "pc.json", {"clapkit_version": clapkit.__version__, **pc}, overwrite=True)
+    return {"local_tests": graph.to_dict(), "pc": pc}
+
+
+# ----------------------------------------------------------------------------- pid
+
+
+def _features(source: str, galaxies: GalaxySet, run: str | os.PathLike) -> NDArray:
+    columns = SOURCES[source]
+    parts = []
+    for column in columns:
+        if column.startswith("latent:"):
+            name = column.split(":", 1)[1]
+            prediction = read_mass_prediction(run, name)
+            _aligned(prediction, galaxies, name)
+            parts.append(np.asarray(prediction.latent, dtype=np.float64))
+            continue
+        if column not in galaxies.catalog.colnames:
+            raise ValidationError(
+                f"the {source!r} input reads catalog column {column!r}, which is missing"
+            )
+        values = np.asarray(galaxies.catalog[column], dtype=np.float64)[:, None]
+        if not np.all(np.isfinite(values)):
+            row = int(np.flatnonzero(~np.isfinite(values[:, 0]))[0])
+            raise ValidationError(f"column {column!r} is not finite at row {row}")
+        parts.append(values)
+    return np.hstack(parts)
+
+
+def pid_stage(
+    data: str | os.PathLike,
+    run: str | os.PathLike,
+    pairs: Sequence[str] = tuple(PAIRS),
+    *,
+    n_bins: int = 20,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = _quiet,
+) -> dict[str, Any]:
+    """MI decomposition of each input pair; classifiers trained on the train split, the
+    per-galaxy terms measured on the test split, in nats.
+
+    The mass is binned in ``n_bins`` equal bins over the training range (the MI of a
+    classifier is that of the binned mass); the images enter through the latent vectors
+    v_A of the trained ``images`` model.
+    """
+    from clapkit.interpret.information import ClassifierConfig, estimate_information
+
+    unknown = [pair for pair in pairs if pair not in PAIRS]
+    if unknown:
+        raise ValidationError(f"unknown input pairs {unknown}; expected some of {list(PAIRS)}")
+    folder = interpret_dir(run) / "pid"
+    _check_outputs(folder, ("pid.json", "per_galaxy.h5"), overwrite)
+    galaxies = load_data(data)
+    split = np.asarray(galaxies.catalog["split"])
+    train, test = split == "train", split == "test"
+    if train.sum() < 10 or test.sum() < 10:
+        raise ValidationError(
+            f"{data}: the MI decomposition needs train and test galaxies (has {int(train.sum())} "
+            f"and {int(test.sum())})"
+        )
+    mass = np.asarray(galaxies.catalog["log_mstar"], dtype=np.float64)
+    lo, hi = mass[train].min(), mass[train].max()
+    bins = np.clip(((mass - lo) / (hi - lo) * n_bins).astype(np.int64), 0, n_bins - 1)
+    types = galaxy_types(galaxies.catalog)[test]
+    classifier = ClassifierConfig(**{"seed": seed, **(config or {})})
+    summary: dict[str, Any] = {}
+    per_galaxy: dict[str, dict[str, NDArray]] = {}
+    for pair in pairs:
+        first, second = PAIRS[pair]
+        x1, x2 = _features(first, galaxies, run), _features(second, galaxies, run)
+        log(f"MI decomposition: {first} vs {second}")
+        decomposition = estimate_information(
+            x1[train],
+            x2[train],
+            bins[train],
+            x1[test],
+            x2[test],
+            bins[test],
+            n_bins,
+            config=classifier,
+            progress=progress,
+        )
+        summary[pair] = {
+            "inputs": [first, second],
+            **decomposition.mean(),
+            "by_type": decomposition.by_group(types),
+        }
+        per_galaxy[pair] = {
+            term: np.asarray(getattr(decomposition, term))
+            for term in ("mi_1", "mi_2", "mi_12", "redundancy", "unique_1", "unique_2", "synergy")
+        }
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "per_galaxy.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, PID_FORMAT, 1)
+        f.create_dataset("ids", data=np.asarray(galaxies.ids)[test])
+        f.create_dataset("galaxy_type", data=types.astype("S"))
+        for pair, terms in per_galaxy.items():
+            group = f.create_group(pair)
+            for term, values in terms.items():
+                group.create_dataset(term, data=values)
+        mark_complete(f)
+    result = {
+        "clapkit_version": clapkit.__version__,
+        "units": "nats",
+        "n_bins": n_bins,
+        "mass_range": [float(lo), float(hi)],
+        "pairs": summary,
+    }
+    write_json(folder / "pid.json", result, overwrite=True)
+    return result
+
+
+def read_pid_per_galaxy(run: str | os.PathLike) -> dict[str, Any]:
+    """The per-galaxy MI terms written by :func:`pid_stage`."""
+    path = interpret_dir(run) / "pid" / "per_galaxy.h5"
+    with open_checked(path, PID_FORMAT, 1, "per-galaxy MI terms") as f:
+        out: dict[str, Any] = {
+            "ids": f["ids"][()],
+            "galaxy_type": f["galaxy_type"][()].astype(str),
+        }
+        for pair in f:
+            if isinstance(f[pair], h5py.Group):
+                out[pair] = {term: f[pair][term][()] for term in f[pair]}
+    return out
+
+
+# ----------------------------------------------------------------------------- attribute
+
+
+def _image_model(run: str | os.PathLike, name: str):
+    """The first realisation's SCL network of an image model, and its input spec."""
+    from clapkit.photoz.clap import CLAPConfig, load_realisation
+    from clapkit.photoz.network_inputs import InputSpec
+
+    folder = mass_dir(run, name)
+    record = read_model(folder)
+    spec = InputSpec.from_dict(record["spec"])
+    if spec.kind != "images":
+        raise ValidationError(f"attributions need an image model; {name!r} reads {spec.kind}")
+    net, _, _, _ = load_realisation(folder / "r0", spec, CLAPConfig(**record["clap"]))
+    return net.eval(), spec
+
+
+def attribute_stage(
+    data: str | os.PathLike,
+    run: str | os.PathLike,
+    *,
+    model: str = "images",
+    n_galaxies: int = 32,
+    method: str = "integrated_gradients",
+    n_steps: int = 32,
+    internal_batch_size: int = 32,
+    centre_radius: float = 4.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = _quiet,
+) -> dict[str, Any]:
+    """Attribution maps of test galaxies for an image model, per band, with the checks.
+
+    The target of each galaxy is its true mass bin; the network is the first
+    realisation's SCL encoder and estimator (the logits over mass bins).
+    """
+    from clapkit.interpret.attributions import (
+        attribute,
+        centre_fraction,
+        mean_by_group,
+        radial_profiles,
+        randomisation_check,
+    )
+    from clapkit.photoz.network_inputs import network_inputs
+
+    folder = interpret_dir(run) / "attributions"
+    _check_outputs(folder, ("attributions.h5", "summary.json"), overwrite)
+    net, spec = _image_model(run, model)
+    galaxies = load_data(data)
+    test_rows = np.flatnonzero(np.asarray(galaxies.catalog["split"]) == "test")
+    if test_rows.size == 0:
+        raise ValidationError(f"{data}: attributions are computed for test galaxies; none here")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(test_rows, min(n_galaxies, test_rows.size), replace=False))
+    chosen = galaxies[rows]
+    inputs = network_inputs(spec, chosen)
+    edges = np.asarray(spec.edges)
+    mass = np.asarray(chosen.catalog["log_mstar"], dtype=np.float64)
+    target = np.clip(np.searchsorted(edges, mass, side="right") - 1, 0, edges.size - 2)
+    extra = inputs.extra if inputs.extra.shape[1] else None
+    options = {"extra": extra, "method": method, "n_steps": n_steps}
+    options["internal_batch_size"] = internal_batch_size
+    log(f"attributions ({method}) of {len(rows)} test galaxies")
+    with torch.no_grad():
+        predicted = net(
+            torch.from_numpy(inputs.x), None if extra is None else torch.from_numpy(extra)
+        )
+    maps = attribute(net, inputs.x, target, progress=progress, **options)
+    profiles, radii = radial_profiles(maps)
+    centre = centre_fraction(maps, centre_radius)
+    types = galaxy_types(chosen.catalog)
+    check = randomisation_check(net, inputs.x, target, seed=seed, **options)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "attributions.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, ATTRIBUTION_FORMAT, 1)
+        f.attrs["method"] = method
+        f.attrs["model"] = model
+        f.create_dataset("ids", data=np.asarray(chosen.ids))
+        f.create_dataset("bands", data=np.asarray(spec.bands, dtype="S"))
+        f.create_dataset("images", data=inputs.x)
+        f.create_dataset("maps", data=maps)
+        f.create_dataset("randomised_maps", data=check["randomised"])
+        f.create_dataset("profiles", data=profiles)
+        f.create_dataset("randomised_profiles", data=radial_profiles(check["randomised"])[0])
+        f.create_dataset("rho", data=np.asarray(check["rho"], dtype=np.float64))
+        f.create_dataset("edges", data=edges)
+        f.create_dataset("radii", data=radii)
+        f.create_dataset("galaxy_type", data=types.astype("S"))
+        f.create_dataset("log_mstar", data=mass)
+        f.create_dataset("predicted_bin", data=predicted.argmax(dim=1).numpy())
+        mark_complete(f)
+    summary = {
+        "clapkit_version": clapkit.__version__,
+        "model": model,
+        "method": method,
+        "bands": list(spec.bands),
+        "n_galaxies": len(rows),
+        "centre_radius_pixels": centre_radius,
+        "centre_fraction_by_type": {
+            label: [float(v) for v in np.atleast_1d(value)]
+            for label, value in mean_by_group(centre, types).items()
+        },
+        "randomisation": {
+            key: check[key] for key in ("median_rho", "median_abs_rho", "threshold", "verdict")
+        },
+    }
+    write_json(folder / "summary.json", summary, overwrite=True)
+    return summary
+
+
+def read_attributions(run: str | os.PathLike) -> dict[str, Any]:
+    """The arrays written by :func:`attribute_stage`."""
+    path = interpret_dir(run) / "attributions" / "attributions.h5"
+    with open_checked(path, ATTRIBUTION_FORMAT, 1, "attribution maps") as f:
+        out = {key: f[key][()] for key in f}
+        out["method"] = str(f.attrs["method"])
+        out["model"] = str(f.attrs["model"])
+    out["bands"] = out["bands"].astype(str)
+    out["galaxy_type"] = out["galaxy_type"].astype(str)
+    return out

@@ -1,0 +1,137 @@
+"""The stellar-mass analysis through a run directory, and ``clapkit interpret``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clapkit.cli import main
+from clapkit.errors import OverwriteError, ValidationError
+from clapkit.interpret import pipeline
+from clapkit.interpret.local_tests import CausalGraph
+from clapkit.testing import synthetic_mass_survey
+
+INPUT_SETS = ("photometry", "images")
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    """A tiny run with every stage done once (about 20 s on one thread)."""
+    root = tmp_path_factory.mktemp("interpret")
+    data = root / "survey.h5"
+    synthetic_mass_survey(400, seed=2).save(data)
+    run = root / "run"
+    pipeline.train_stage(data, run, INPUT_SETS, preset="tiny")
+    pipeline.causal_stage(data, run, k=8, n_permutations=99, n_bootstrap=2)
+    pipeline.pid_stage(data, run, ("photometry_images", "optical_wise"), config={"epochs": 15})
+    pipeline.attribute_stage(data, run, n_galaxies=6, n_steps=8)
+    return data, run
+
+
+def test_train_writes_models_predictions_and_test_metrics(analysed):
+    _, run = analysed
+    metrics = json.loads((run / "interpret" / "mass" / "metrics.json").read_text())
+    assert set(metrics["input_sets"]) == set(INPUT_SETS)
+    for name in INPUT_SETS:
+        row = metrics["input_sets"][name]
+        assert {"sigma", "bias", "crps", "pit_w1"} <= set(row)
+        prediction = pipeline.read_mass_prediction(run, name)
+        # Every galaxy is predicted: the local tests search the latent space of all.
+        assert prediction.pdfs.shape[0] == 400
+        assert (prediction.split == "test").sum() == 80
+
+
+def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
+    _, run = analysed
+    graph = CausalGraph.load(run / "interpret" / "causal" / "local_tests.json")
+    tested = {(edge["source"], tuple(edge["conditioned_on"])) for edge in graph.edges}
+    # Every external variable unconditionally and given z (z itself only unconditionally).
+    assert tested == {(name, ()) for name in pipeline.EXTERNAL} | {
+        (name, ("z",)) for name in pipeline.EXTERNAL if name != "z"
+    }
+    pc = json.loads((run / "interpret" / "causal" / "pc.json").read_text())
+    adjacency = np.asarray(pc["graph"]["adjacency"])
+    assert adjacency.shape == (len(pc["graph"]["columns"]),) * 2
+    # The synthetic survey is not the mock survey: there is no true graph to score against.
+    assert pc["score"] is None
+
+
+def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
+    _, run = analysed
+    summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
+    terms = pipeline.read_pid_per_galaxy(run)
+    for pair in ("photometry_images", "optical_wise"):
+        row = summary["pairs"][pair]
+        per = terms[pair]
+        np.testing.assert_allclose(per["redundancy"] + per["unique_1"], per["mi_1"])
+        np.testing.assert_allclose(
+            per["redundancy"] + per["unique_1"] + per["unique_2"] + per["synergy"], per["mi_12"]
+        )
+        assert row["redundancy"] == pytest.approx(float(per["redundancy"].mean()))
+        assert set(row["by_type"]) <= {"early", "late"}
+    assert len(terms["ids"]) == len(terms["galaxy_type"]) == 80
+
+
+def test_attributions_cover_every_band_and_report_the_sanity_check(analysed):
+    _, run = analysed
+    arrays = pipeline.read_attributions(run)
+    assert arrays["maps"].shape == arrays["images"].shape == (6, 5, 16, 16)
+    assert list(arrays["bands"]) == ["u", "g", "r", "i", "z"]
+    assert arrays["profiles"].shape[:2] == arrays["randomised_profiles"].shape[:2] == (6, 5)
+    assert arrays["rho"].shape == (6,) and np.all(np.abs(arrays["rho"]) <= 1)
+    assert arrays["edges"].size == 41  # the tiny preset's mass grid
+    summary = json.loads((run / "interpret" / "attributions" / "summary.json").read_text())
+    assert summary["randomisation"]["verdict"] in ("passed", "failed", "inconclusive")
+    assert not np.allclose(arrays["maps"], arrays["randomised_maps"])
+
+
+@pytest.mark.parametrize(
+    ("stage", "kwargs"),
+    [
+        (pipeline.causal_stage, {}),
+        (pipeline.pid_stage, {}),
+        (pipeline.attribute_stage, {}),
+    ],
+)
+def test_results_are_not_replaced_without_overwrite(analysed, stage, kwargs):
+    data, run = analysed
+    with pytest.raises(OverwriteError, match="already exists"):
+        stage(data, run, **kwargs)
+
+
+def test_stages_that_need_an_untrained_model_say_which(analysed, tmp_path):
+    data, _ = analysed
+    with pytest.raises(ValidationError, match="'images' stellar-mass model is not trained"):
+        pipeline.causal_stage(data, tmp_path / "empty")
+    with pytest.raises(ValidationError, match="'images' stellar-mass model is not trained"):
+        pipeline.pid_stage(data, tmp_path / "empty", ("images_wise",))
+    with pytest.raises(ValidationError, match="unknown input pairs"):
+        pipeline.pid_stage(data, tmp_path / "empty", ("images_spectra",))
+
+
+def test_variables_not_in_the_catalog_are_refused(analysed, tmp_path):
+    data, run = analysed
+    with pytest.raises(ValidationError, match="sersic_index"):
+        pipeline.causal_stage(
+            data, run, external=("sersic_index",), overwrite=True, n_permutations=99
+        )
+
+
+def test_too_few_galaxies_for_the_neighbourhood_size_is_refused(analysed):
+    data, run = analysed
+    with pytest.raises(ValidationError, match="galaxies"):
+        pipeline.causal_stage(data, run, k=200, overwrite=True, n_permutations=99)
+
+
+def test_the_command_line_runs_a_stage_and_refuses_to_overwrite(analysed, capsys):
+    data, run = analysed
+    argv = ["interpret", "pid", "--data", str(data), "--run", str(run), "--quiet"]
+    argv += ["--pairs", "optical_wise", "--bins", "10"]
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert "optical_wise" in capsys.readouterr().out
+    summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
+    assert summary["n_bins"] == 10
