@@ -29,7 +29,13 @@ from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 from clapkit_app.images import stretch_band
-from clapkit_app.translation_plots import GAP, TILE, TOOLS, robust_limit
+from clapkit_app.translation_plots import (
+    TOOLS,
+    TileGrid,
+    add_label,
+    blank_tile,
+    robust_limit,
+)
 
 #: Node colours by role in the causal graph (input, latent space, target, external).
 ROLE_COLOURS = {"X_in": "#1f77b4", "S": "#9467bd", "Y": "#2ca02c", "X_ex": "#ff7f0e"}
@@ -249,18 +255,6 @@ class GraphPlot:
             self.figure.title.text = title
 
 
-def _blank() -> np.ndarray:
-    """A tile drawn as nothing (NaN is transparent)."""
-    return np.full((2, 2), np.nan, dtype=np.float32)
-
-
-def _label(labels: dict[str, list], x: float, y: float, text: str, colour: str) -> None:
-    labels["x"].append(x)
-    labels["y"].append(y)
-    labels["text"].append(text)
-    labels["colour"].append(colour)
-
-
 class MassScatter:
     """Estimated against true log M*, one point per galaxy; the 1:1 line; one galaxy
     starred."""
@@ -436,19 +430,16 @@ class PIDHistograms:
             self.figures[term].title.text = term_label(term, inputs)
 
 
-class AttributionGrid:
+class AttributionGrid(TileGrid):
     """One galaxy per band: the network's input image, its attribution map and the map
     of the randomised model, each map on a symmetric colour scale of its own (blue
     negative, red positive; the scale in the column title)."""
 
     COLUMNS = 3
+    HEADER = HEADER
 
     def __init__(self, n_bands: int) -> None:
-        self.figure = figure(tools="", toolbar_location=None, min_border=0)
-        self.figure.outline_line_color = None
-        self.figure.x_range, self.figure.y_range = Range1d(0, 1), Range1d(0, 1)
-        self.figure.axis.visible = False
-        self.figure.grid.visible = False
+        super().__init__()
         grey = LinearColorMapper(palette=Greys256, low=0.0, high=1.0, nan_color=(0, 0, 0, 0))
         self.mappers = {
             name: LinearColorMapper(
@@ -457,45 +448,10 @@ class AttributionGrid:
             for name in ("maps", "randomised")
         }
         self.sources = {
-            name: ColumnDataSource({"image": [], "x": [], "y": []})
-            for name in ("images", "maps", "randomised")
+            name: self._layer(name, mapper)
+            for name, mapper in (("images", grey), *self.mappers.items())
         }
-        for name, mapper in (("images", grey), *self.mappers.items()):
-            self.figure.image(
-                image="image",
-                x="x",
-                y="y",
-                dw=1,
-                dh=1,
-                source=self.sources[name],
-                color_mapper=mapper,
-                name=name,
-            )
-        self.labels = ColumnDataSource({"x": [], "y": [], "text": [], "colour": []})
-        self.figure.text(
-            x="x",
-            y="y",
-            text="text",
-            text_color="colour",
-            source=self.labels,
-            text_font_size="9pt",
-            text_align="left",
-            text_baseline="top",
-            name="labels",
-        )
-        self._rows = 0
-        self._shape(n_bands)
-
-    def _shape(self, rows: int) -> None:
-        if rows == self._rows:
-            return
-        self._rows = rows
-        width = self.COLUMNS * (1 + GAP) - GAP
-        height = rows * (1 + GAP) - GAP + HEADER
-        self.figure.x_range.update(start=0, end=width)
-        self.figure.y_range.update(start=0, end=height)
-        self.figure.width = round(TILE * width)
-        self.figure.height = round(TILE * height)
+        self._finish(n_bands)
 
     def update(
         self, bands: Sequence[str], image: np.ndarray, maps: np.ndarray, randomised: np.ndarray
@@ -509,27 +465,26 @@ class AttributionGrid:
         for name, limit in limits.items():
             self.mappers[name].update(low=-limit, high=limit)
         for row, band in enumerate(bands):
-            y = (self._rows - 1 - row) * (1 + GAP)
             tiles = (
                 ("images", stretch_band(image[row]), "yellow"),
                 ("maps", maps[row], "black"),
                 ("randomised", randomised[row], "black"),
             )
             for column, (name, tile, colour) in enumerate(tiles):
-                x = column * (1 + GAP)
+                x, y = self._corner(column, row)
                 shown = np.asarray(tile, dtype=np.float32)
-                data[name]["image"].append(shown[::-1] if shown.size else _blank())
+                data[name]["image"].append(shown[::-1] if shown.size else blank_tile())
                 data[name]["x"].append(x)
                 data[name]["y"].append(y)
-                _label(labels, x + 0.04, y + 0.96, band, colour)
-        top = self._rows * (1 + GAP) - GAP + HEADER
-        titles = (
-            "input\n(scaled)",
-            f"attribution\n±{limits['maps']:.2g}",
-            f"randomised\n±{limits['randomised']:.2g}",
+                add_label(labels, x + 0.04, y + 0.96, band, colour)
+        self._titles(
+            labels,
+            (
+                "input\n(scaled)",
+                f"attribution\n±{limits['maps']:.2g}",
+                f"randomised\n±{limits['randomised']:.2g}",
+            ),
         )
-        for column, title in enumerate(titles):
-            _label(labels, column * (1 + GAP), top - 0.04, title, "black")
         for name, values in data.items():
             self.sources[name].data = values
         self.labels.data = labels

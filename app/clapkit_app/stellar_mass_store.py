@@ -30,8 +30,8 @@ import panel as pn
 
 from clapkit.errors import ClapkitError
 from clapkit.interpret import pipeline
+from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
-from clapkit.interpret.local_tests import CausalGraph
 from clapkit.interpret.mass import INPUT_SETS
 from clapkit_app.store import as_id, plain_id
 

@@ -9,6 +9,7 @@ with :mod:`clapkit_app.images`, everything else is drawn as stored by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import colorcet
@@ -68,9 +69,17 @@ def robust_limit(residuals: list[np.ndarray], percentile: float = 99.5) -> float
     return limit if limit > 0 else 1.0
 
 
-def _blank() -> np.ndarray:
+def blank_tile() -> np.ndarray:
     """A tile drawn as nothing (NaN is transparent): an image a file lacks."""
     return np.full((2, 2), np.nan, dtype=np.float32)
+
+
+def add_label(labels: dict[str, list], x: float, y: float, text: str, colour: str) -> None:
+    """Append one text label to the columns of a label source."""
+    labels["x"].append(x)
+    labels["y"].append(y)
+    labels["text"].append(text)
+    labels["colour"].append(colour)
 
 
 def _band(found: tuple[tuple[str, ...], np.ndarray] | None, band: str) -> np.ndarray | None:
@@ -80,44 +89,43 @@ def _band(found: tuple[tuple[str, ...], np.ndarray] | None, band: str) -> np.nda
     return found[1][found[0].index(band)]
 
 
-class ImageGrid:
-    """One galaxy per band: source input, translation, real target and their residual,
-    then a row of colour composites; every tile one square of ``TILE`` pixels, whatever
-    its instrument's pixel grid."""
+class TileGrid:
+    """A frame of square image tiles, ``COLUMNS`` wide, with titles above the columns:
+    one data unit per tile, every tile ``TILE`` pixels whatever its image's grid.
 
-    COLUMNS = 4
+    Subclasses add their image layers with :meth:`_layer`, then call :meth:`_finish`,
+    which draws the labels on top and sizes the frame.
+    """
 
-    def __init__(self, n_bands: int) -> None:
+    COLUMNS = 1
+    #: Height of the band of column titles, in tiles.
+    HEADER = HEADER
+
+    def __init__(self) -> None:
         self.figure = figure(tools="", toolbar_location=None, min_border=0)
         self.figure.outline_line_color = None
         self.figure.x_range, self.figure.y_range = Range1d(0, 1), Range1d(0, 1)
         self.figure.axis.visible = False
         self.figure.grid.visible = False
-        grey = LinearColorMapper(palette=Greys256, low=0.0, high=1.0, nan_color=(0, 0, 0, 0))
-        self.residual_mapper = LinearColorMapper(
-            palette=tuple(colorcet.coolwarm), low=-1.0, high=1.0, nan_color=(0, 0, 0, 0)
-        )
-        self.tiles = ColumnDataSource({"image": [], "x": [], "y": []})
-        self.residuals = ColumnDataSource({"image": [], "x": [], "y": []})
-        self.composites = ColumnDataSource({"image": [], "x": [], "y": []})
         self.labels = ColumnDataSource({"x": [], "y": [], "text": [], "colour": []})
-        for source, mapper, name in (
-            (self.tiles, grey, "tiles"),
-            (self.residuals, self.residual_mapper, "residuals"),
-        ):
-            self.figure.image(
-                image="image",
-                x="x",
-                y="y",
-                dw=1,
-                dh=1,
-                source=source,
-                color_mapper=mapper,
-                name=name,
-            )
-        self.figure.image_rgba(
-            image="image", x="x", y="y", dw=1, dh=1, source=self.composites, name="composites"
+        self._rows = 0
+
+    def _layer(self, name: str, mapper: LinearColorMapper) -> ColumnDataSource:
+        """A layer of colour-mapped tiles, drawn above the earlier ones."""
+        source = ColumnDataSource({"image": [], "x": [], "y": []})
+        self.figure.image(
+            image="image",
+            x="x",
+            y="y",
+            dw=1,
+            dh=1,
+            source=source,
+            color_mapper=mapper,
+            name=name,
         )
+        return source
+
+    def _finish(self, rows: int) -> None:
         self.figure.text(
             x="x",
             y="y",
@@ -129,8 +137,7 @@ class ImageGrid:
             text_baseline="top",
             name="labels",
         )
-        self._rows = 0
-        self._shape(n_bands + 1)
+        self._shape(rows)
 
     def _shape(self, rows: int) -> None:
         """Ranges and size for ``rows`` rows of tiles: one data unit per tile, square (no
@@ -139,7 +146,7 @@ class ImageGrid:
             return
         self._rows = rows
         width = self.COLUMNS * (1 + GAP) - GAP
-        height = rows * (1 + GAP) - GAP + HEADER
+        height = rows * (1 + GAP) - GAP + self.HEADER
         self.figure.x_range.update(start=0, end=width)
         self.figure.y_range.update(start=0, end=height)
         self.figure.width = round(TILE * width)
@@ -148,6 +155,34 @@ class ImageGrid:
     def _corner(self, column: int, row: int) -> tuple[float, float]:
         """Bottom-left corner of the tile in ``column``, ``row`` (row 0 at the top)."""
         return column * (1 + GAP), (self._rows - 1 - row) * (1 + GAP)
+
+    def _titles(self, labels: dict[str, list], titles: Sequence[str]) -> None:
+        """The column titles, in the header band."""
+        top = self._rows * (1 + GAP) - GAP + self.HEADER
+        for column, title in enumerate(titles):
+            add_label(labels, column * (1 + GAP), top - 0.04, title, "black")
+
+
+class ImageGrid(TileGrid):
+    """One galaxy per band: source input, translation, real target and their residual,
+    then a row of colour composites; every tile one square of ``TILE`` pixels, whatever
+    its instrument's pixel grid."""
+
+    COLUMNS = 4
+
+    def __init__(self, n_bands: int) -> None:
+        super().__init__()
+        grey = LinearColorMapper(palette=Greys256, low=0.0, high=1.0, nan_color=(0, 0, 0, 0))
+        self.residual_mapper = LinearColorMapper(
+            palette=tuple(colorcet.coolwarm), low=-1.0, high=1.0, nan_color=(0, 0, 0, 0)
+        )
+        self.tiles = self._layer("tiles", grey)
+        self.residuals = self._layer("residuals", self.residual_mapper)
+        self.composites = ColumnDataSource({"image": [], "x": [], "y": []})
+        self.figure.image_rgba(
+            image="image", x="x", y="y", dw=1, dh=1, source=self.composites, name="composites"
+        )
+        self._finish(n_bands + 1)
 
     def update(self, found: dict[str, Any], bands: list[str], titles: list[str]) -> None:
         """Show one galaxy's images.
@@ -165,7 +200,6 @@ class ImageGrid:
         tiles: dict[str, list] = {"image": [], "x": [], "y": []}
         residuals: dict[str, list] = {"image": [], "x": [], "y": []}
         labels: dict[str, list] = {"x": [], "y": [], "text": [], "colour": []}
-        top = self._rows * (1 + GAP) - GAP + HEADER
         for row, band in enumerate(bands):
             source = _band(found["source"], band)
             translated, real = _band(found["translated"], band), _band(found["real"], band)
@@ -179,12 +213,12 @@ class ImageGrid:
             shown.insert(0, stretch_band(source) if source is not None else None)
             for column, image in enumerate(shown):
                 x, y = self._corner(column, row)
-                tiles["image"].append(image[::-1] if image is not None else _blank())
+                tiles["image"].append(image[::-1] if image is not None else blank_tile())
                 tiles["x"].append(x)
                 tiles["y"].append(y)
-                _label(labels, x + 0.04, y + 0.96, band, "yellow")
+                add_label(labels, x + 0.04, y + 0.96, band, "yellow")
             x, y = self._corner(3, row)
-            residuals["image"].append(residual if residual is not None else _blank())
+            residuals["image"].append(residual if residual is not None else blank_tile())
             residuals["x"].append(x)
             residuals["y"].append(y)
         composites: dict[str, list] = {"image": [], "x": [], "y": []}
@@ -196,22 +230,13 @@ class ImageGrid:
             composites["image"].append(rgba_image(colour_composite(images, names)))
             composites["x"].append(x)
             composites["y"].append(y)
-            _label(labels, x + 0.04, y + 0.96, "colour", "yellow")
+            add_label(labels, x + 0.04, y + 0.96, "colour", "yellow")
         limit = robust_limit([r for r in residuals["image"] if np.isfinite(r).any()])
         self.residual_mapper.update(low=-limit, high=limit)
         # The residuals' colour scale in their title: blue −limit, white 0, red +limit.
-        titles = [*titles[:3], f"{titles[3]} (±{limit:.3g})"]
-        for column, title in enumerate(titles):
-            _label(labels, column * (1 + GAP), top - 0.04, title, "black")
+        self._titles(labels, [*titles[:3], f"{titles[3]} (±{limit:.3g})"])
         self.tiles.data, self.residuals.data = tiles, residuals
         self.composites.data, self.labels.data = composites, labels
-
-
-def _label(labels: dict[str, list], x: float, y: float, text: str, colour: str) -> None:
-    labels["x"].append(x)
-    labels["y"].append(y)
-    labels["text"].append(text)
-    labels["colour"].append(colour)
 
 
 class NoisePowerPlot:

@@ -8,7 +8,8 @@
 - :mod:`~clapkit.interpret.discovery`: global causal discovery (PC) over catalog columns,
   scored against :func:`clapkit.sim.graph.true_graph`;
 - :mod:`~clapkit.interpret.local_tests`: conditional-dependence tests in each galaxy's
-  neighbourhood of the latent space, collected in a :class:`CausalGraph`;
+  neighbourhood of the latent space, collected in a
+  :class:`~clapkit.interpret.causal_graph.CausalGraph`;
 - :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band;
 - :mod:`~clapkit.interpret.pipeline` and :mod:`~clapkit.interpret.cli`: the stages of
   ``clapkit interpret train|causal|pid|attribute`` over a run directory.

@@ -23,8 +23,8 @@ from clapkit_app.stellar_mass_store import load_stellar_mass, read_stellar_mass
 
 from clapkit.data import GalaxySet
 from clapkit.interpret import pipeline
+from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
-from clapkit.interpret.local_tests import CausalGraph
 from clapkit.sim.graph import true_graph
 from clapkit.testing import synthetic_interpret_run
 

@@ -10,7 +10,7 @@ import pytest
 from clapkit.cli import main
 from clapkit.errors import OverwriteError, ValidationError
 from clapkit.interpret import pipeline
-from clapkit.interpret.local_tests import CausalGraph
+from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.testing import synthetic_mass_survey
 
 INPUT_SETS = ("photometry", "images")
