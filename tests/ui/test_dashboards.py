@@ -161,6 +161,11 @@ def test_translation_compare_follows_models_rows_and_galaxies(page, app_url, ui_
 
     page.locator(".ck-band select").select_option(task.bands[0])
     page.wait_for_timeout(1000)  # the spectra redraw; console errors would fail the test
+    # The picture for the README: a valid galaxy again, so no error message shows.
+    search.fill(galaxy)
+    search.press("Enter")
+    expect(page.locator(".ck-galaxy-message")).to_be_hidden()
+    page.wait_for_timeout(500)
     screenshot(page, "translation", height=1700)
 
 
