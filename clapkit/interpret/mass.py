@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -430,11 +429,9 @@ def predict_mass(
         if TARGET in galaxies.catalog.colnames
         else np.full(len(galaxies), np.nan)
     )
-    with warnings.catch_warnings():
-        # CLAP's recalibrated stage warns about galaxies it leaves raw; the mass analysis
-        # reads only the final (refitted, ensembled) PDFs.
-        warnings.filterwarnings("ignore", message=".*PIT polynomial that vanishes")
-        result = predict_clap(model_dir, spec, config, _inputs(spec, galaxies, None), progress)
+    # The analysis reads only the final (refitted, ensembled) PDFs and the latent space.
+    inputs = _inputs(spec, galaxies, None)
+    result = predict_clap(model_dir, spec, config, inputs, progress, knn_stages=False)
     return MassPrediction(
         input_set=chosen.name,
         ids=np.asarray(galaxies.ids),

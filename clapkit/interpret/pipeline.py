@@ -19,6 +19,7 @@ writes its results there (atomically, each file stamped with the clapkit version
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -158,8 +159,6 @@ def train_stage(
 
 def clapkit_json(path: str | os.PathLike) -> dict[str, Any]:
     """A JSON result file of this pipeline, with a clear error when unreadable."""
-    import json
-
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -324,9 +323,13 @@ def pid_stage(
     classifier = ClassifierConfig(**{"seed": seed, **(config or {})})
     summary: dict[str, Any] = {}
     per_galaxy: dict[str, dict[str, NDArray]] = {}
+    features: dict[str, NDArray] = {}  # by source: several pairs share one
     for pair in pairs:
         first, second = PAIRS[pair]
-        x1, x2 = _features(first, galaxies, run), _features(second, galaxies, run)
+        for source in (first, second):
+            if source not in features:
+                features[source] = _features(source, galaxies, run)
+        x1, x2 = features[first], features[second]
         log(f"MI decomposition: {first} vs {second}")
         decomposition = estimate_information(
             x1[train],
@@ -421,7 +424,6 @@ def attribute_stage(
     realisation's SCL encoder and estimator (the logits over mass bins).
     """
     from clapkit.interpret.attributions import (
-        attribute,
         centre_fraction,
         mean_by_group,
         radial_profiles,
@@ -451,11 +453,12 @@ def attribute_stage(
         predicted = net(
             torch.from_numpy(inputs.x), None if extra is None else torch.from_numpy(extra)
         )
-    maps = attribute(net, inputs.x, target, progress=progress, **options)
+    # The check attributes the trained network too: its maps are the ones stored.
+    check = randomisation_check(net, inputs.x, target, seed=seed, progress=progress, **options)
+    maps = check["attributions"]
     profiles, radii = radial_profiles(maps)
     centre = centre_fraction(maps, centre_radius)
     types = galaxy_types(chosen.catalog)
-    check = randomisation_check(net, inputs.x, target, seed=seed, **options)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "attributions.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
         write_header(f, ATTRIBUTION_FORMAT, 1)

@@ -328,8 +328,9 @@ class CLAPPrediction:
     pdfs : dict
         ``clap_raw``, ``clap_recal``, ``clap_refit`` (first realisation) and ``clap``
         (harmonic-mean ensemble of the refitted PDFs), each (N, B).
-    knn : AdaptiveKNNResult
-        Chosen k, neighbours (indices into ``train_ids``), local PIT histograms.
+    knn : AdaptiveKNNResult or None
+        Chosen k, neighbours (indices into ``train_ids``), local PIT histograms; None
+        when the KNN stages were skipped.
     latent : ndarray, shape (N, latent_dim)
         Targets' v_A in the first realisation.
     train_latent, train_z, train_ids : ndarray
@@ -337,7 +338,7 @@ class CLAPPrediction:
     """
 
     pdfs: dict[str, np.ndarray]
-    knn: AdaptiveKNNResult
+    knn: AdaptiveKNNResult | None
     latent: np.ndarray
     train_latent: np.ndarray
     train_z: np.ndarray
@@ -361,8 +362,14 @@ def predict_clap(
     config: CLAPConfig,
     inputs: NetworkInputs,
     progress: bool = False,
+    knn_stages: bool = True,
 ) -> CLAPPrediction:
-    """PDFs of every CLAP stage for ``inputs``."""
+    """PDFs of every CLAP stage for ``inputs``.
+
+    ``knn_stages=False`` skips the first realisation's KNN search and recalibration
+    (``clap_raw``, ``clap_recal`` and ``knn`` are then absent / None), for callers that
+    read only the refitted networks' PDFs and the latent vectors.
+    """
     # Encoding reads no redshift: the targets are placeholders (z may be unknown).
     data = TensorData(
         torch.from_numpy(inputs.x),
@@ -376,13 +383,15 @@ def predict_clap(
         latent = encode(net, data)
         refits.append(F.softmax(head(torch.from_numpy(latent)).double(), dim=1).numpy())
         if r == 0:
-            result = knn.predict(latent, progress=progress)
-            first = CLAPPrediction(
-                pdfs={
+            result = knn.predict(latent, progress=progress) if knn_stages else None
+            knn_pdfs = {}
+            if result is not None:
+                knn_pdfs = {
                     "clap_raw": result.p,
                     "clap_recal": recalibrate(result.p, edges, result.local_pit_hist),
-                    "clap_refit": refits[0],
-                },
+                }
+            first = CLAPPrediction(
+                pdfs={**knn_pdfs, "clap_refit": refits[0]},
                 knn=result,
                 latent=latent,
                 train_latent=knn.state()["train_latent"],

@@ -181,3 +181,22 @@ def test_the_catalog_of_the_synthetic_survey_is_what_the_input_sets_read():
     assert isinstance(table, Table)
     for chosen in INPUT_SETS.values():
         assert set(chosen.columns) <= set(table.colnames)
+
+
+def test_skipping_clap_knn_stages_leaves_the_final_pdfs_and_latents_unchanged(
+    survey, photometry_model
+):
+    from clapkit.interpret.mass import _inputs
+    from clapkit.photoz.clap import CLAPConfig, predict_clap
+    from clapkit.photoz.network_inputs import InputSpec
+
+    record = read_model(photometry_model)
+    spec, config = InputSpec.from_dict(record["spec"]), CLAPConfig(**record["clap"])
+    inputs = _inputs(spec, survey.split("test"), None)
+    full = predict_clap(photometry_model, spec, config, inputs)
+    light = predict_clap(photometry_model, spec, config, inputs, knn_stages=False)
+    assert light.knn is None and set(light.pdfs) == {"clap_refit", "clap"}
+    assert {"clap_raw", "clap_recal"} <= set(full.pdfs)
+    for stage in ("clap_refit", "clap"):
+        np.testing.assert_array_equal(light.pdfs[stage], full.pdfs[stage])
+    np.testing.assert_array_equal(light.latent, full.latent)
