@@ -7,7 +7,7 @@ real SDSS fits), trains CLAP and the baselines in the compact configuration on i
 ``train`` split, predicts PDFs for the held-out ``test`` split and evaluates every
 method. A second, smaller survey drawn in both SDSS and CFHTLS trains NR-GAN and the
 SwinIR-like translator, whose test translations are evaluated (pixels, morphology,
-noise, redshift information). On the first survey, stellar-mass models for four input
+noise, redshift information). On the first survey, stellar-mass models for five input
 sets are trained and interpreted (local causal tests, PC, the MI decomposition,
 attributions). Everything lands in a run directory (``data/runs/demo``
 by default); a second call with the same configuration and clapkit version reuses it
@@ -85,14 +85,20 @@ class DemoConfig:
         }
     )
 
-    #: The stellar-mass stage, on the demo survey: CLAP mass models for four input sets
+    #: The stellar-mass stage, on the demo survey: CLAP mass models for five input sets
     #: (CPU preset, few epochs), local tests in the image model's latent space, PC, the MI
     #: decomposition of every input pair and attributions of a few test galaxies.
     interpretation: dict[str, Any] = field(
         default_factory=lambda: {
-            "input_sets": ["photometry", "photometry_wise", "images", "images_wise"],
+            "input_sets": [
+                "photometry",
+                "photometry_wise",
+                "images",
+                "images_normalised",
+                "images_wise",
+            ],
             "preset": "cpu",
-            "epochs": 8,
+            "epochs": 15,
             "k": 20,
             "permutations": 499,
             "bootstrap": 10,

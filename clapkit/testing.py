@@ -407,7 +407,12 @@ def synthetic_interpret_run(
     with single_thread_torch():
         if not (folder / "mass" / "metrics.json").is_file():
             pipeline.train_stage(
-                data, root, ("photometry", "images"), preset="tiny", seed=seed, progress=progress
+                data,
+                root,
+                ("photometry", "images", "images_normalised"),
+                preset="tiny",
+                seed=seed,
+                progress=progress,
             )
         if not (folder / "causal" / "pc.json").is_file():
             pipeline.causal_stage(

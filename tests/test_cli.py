@@ -69,7 +69,7 @@ TINY_DEMO = DemoConfig(
         "probe_epochs": 1,
     },
     interpretation={
-        "input_sets": ["photometry", "images"],
+        "input_sets": ["photometry", "images", "images_normalised"],
         "preset": "tiny",
         "epochs": 2,
         "k": 5,
@@ -125,9 +125,9 @@ def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
     assert set(evaluation["models"]) == {"nrgan", "nrgan_smooth", "swin", "real"}
     assert evaluation["data"] == str(demo_run / "translation_survey.h5")  # moved with the run
     assert "Image translation" in text and "nrgan_smooth" in text
-    # The stellar-mass stage: both models scored, every analysis written.
+    # The stellar-mass stage: every model scored, every analysis written.
     mass = json.loads((demo_run / "interpret" / "mass" / "metrics.json").read_text())
-    assert set(mass["input_sets"]) == {"photometry", "images"}
+    assert set(mass["input_sets"]) == {"photometry", "images", "images_normalised"}
     for name in ("causal/local_tests.json", "causal/pc.json", "pid/pid.json"):
         assert (demo_run / "interpret" / name).is_file()
     assert (demo_run / "interpret" / "attributions" / "attributions.h5").is_file()

@@ -48,6 +48,7 @@ from clapkit_app.stellar_mass_plots import (
     ProfilePlot,
     circle_layout,
     role_layout,
+    source_label,
 )
 from clapkit_app.stellar_mass_store import StellarMassData, command
 from clapkit_app.store import plain_id
@@ -182,7 +183,8 @@ class StellarMass(pn.viewable.Viewer):
         self.input_select = pn.widgets.Select(
             label="Input set",
             options={f"{n} ({data.mass[n].description})": n for n in names},
-            value=names[-1],
+            # The images model is the one the causal tests and attributions look inside.
+            value="images" if "images" in names else names[-1],
             css_classes=["ck-input-set"],
             width=260,
         )
@@ -530,7 +532,7 @@ class StellarMass(pn.viewable.Viewer):
         self._histograms.update({t: terms[t] for t in TERMS}, types, inputs)
         counts = ", ".join(f"{np.sum(types == t)} {t}" for t in np.unique(types))
         self.pid_caption.object = (
-            f"Per-galaxy terms of {inputs[0]} vs {inputs[1]} for the {len(types)} test "
+            f"Per-galaxy terms of {_pair_label(pid, pair)} for the {len(types)} test "
             f"galaxies ({counts}), {pid.get('units', 'nats')}; one bin width for all four."
         )
 
@@ -654,7 +656,7 @@ def _randomisation(summary: dict[str, Any], arrays: dict[str, Any]) -> str:
 
 def _pair_label(pid: dict[str, Any], pair: str) -> str:
     inputs = pid["pairs"][pair].get("inputs")
-    return f"{inputs[0]} vs {inputs[1]}" if inputs else pair
+    return f"{source_label(inputs[0])} vs {source_label(inputs[1])}" if inputs else pair
 
 
 def _alpha(graph: Any) -> str:

@@ -62,6 +62,21 @@ HEADER = 0.5
 NODE_SIZE = 20
 
 
+#: How figures name the MI sources whose key does not read well.
+SOURCE_LABELS = {"images_normalised": "flux-normalised images", "wise": "WISE"}
+
+
+def source_label(source: str) -> str:
+    """How a figure names an MI source.
+
+    Examples
+    --------
+    >>> source_label("images_normalised"), source_label("other_bands")
+    ('flux-normalised images', 'other bands')
+    """
+    return SOURCE_LABELS.get(source, source.replace("_", " "))
+
+
 def term_label(term: str, inputs: Sequence[str]) -> str:
     """How a figure names an MI term of the pair ``inputs``.
 
@@ -71,7 +86,7 @@ def term_label(term: str, inputs: Sequence[str]) -> str:
     ('unique to images', 'synergy')
     """
     if term in ("unique_1", "unique_2"):
-        return f"unique to {inputs[int(term[-1]) - 1]}"
+        return f"unique to {source_label(inputs[int(term[-1]) - 1])}"
     return term
 
 
@@ -364,7 +379,7 @@ class PIDBars:
             inputs = row.get("inputs", pair.split("_", 1))
             groups = [("all", row), *sorted(row.get("by_type", {}).items())]
             for group, values in groups:
-                x = (" vs ".join(inputs), group)
+                x = (" vs ".join(map(source_label, inputs)), group)
                 factors.append(x)
                 bottom, top = stacked([values[term] for term in TERMS])
                 for i, term in enumerate(TERMS):
@@ -373,7 +388,7 @@ class PIDBars:
                     data[term]["top"].append(top[i])
                     data[term]["value"].append(values[term])
                     data[term]["label"].append(
-                        f"{term_label(term, inputs)} · {' vs '.join(inputs)} · {group}"
+                        f"{term_label(term, inputs)} · {' vs '.join(map(source_label, inputs))} · {group}"
                     )
                 total["x"].append(x)
                 total["value"].append(values["mi_12"])

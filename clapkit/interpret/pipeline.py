@@ -55,13 +55,15 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "wise": ("mag_w1", "mag_w2", "mag_w3"),
     "morphology": ("hlr", "disk_q", "bulge_fraction"),
     "images": ("latent:images",),
+    "images_normalised": ("latent:images_normalised",),
     "r_band": ("mag_r",),
     "other_bands": ("mag_u", "mag_g", "mag_i", "mag_z"),
 }
-#: The published pairs: photometry vs images, vs morphology, optical vs WISE, images vs
+#: The published pairs: photometry vs images (normalised by their fluxes, so that the
+#: images add shape, not brightness or colour), vs morphology, optical vs WISE, images vs
 #: WISE, and a band ablation (r against the other optical bands).
 PAIRS: dict[str, tuple[str, str]] = {
-    "photometry_images": ("photometry", "images"),
+    "photometry_images": ("photometry", "images_normalised"),
     "photometry_morphology": ("photometry", "morphology"),
     "optical_wise": ("optical", "wise"),
     "images_wise": ("images", "wise"),

@@ -68,6 +68,15 @@ def _check_image_encoder(
         raise ValidationError(f"n_extra must be >= 0, got {n_extra}")
 
 
+def _conv_unit(conv: nn.Conv2d, act: nn.Module, batch_norm: bool) -> list[nn.Module]:
+    """``conv → act``, or ``conv → BatchNorm → act``.
+
+    Nothing is inserted without batch norm, so the parameter names of networks saved
+    before the option existed are unchanged.
+    """
+    return [conv, nn.BatchNorm2d(conv.out_channels), act] if batch_norm else [conv, act]
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -83,15 +92,18 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class DownBlock(nn.Module):
-    """A 3×3 convolution with stride 2 and a ReLU: halves H and W (rounding up)."""
+    """A 3×3 convolution with stride 2 (batch norm optional) and a ReLU: halves H and W
+    (rounding up)."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, batch_norm: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1)
+        # Identity has no parameters: without batch norm the state dict keeps its old keys.
+        self.norm = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x))  # (B, C_out, ceil(H/2), ceil(W/2))
+        return self.act(self.norm(self.conv(x)))  # (B, C_out, ceil(H/2), ceil(W/2))
 
 
 class CompactEncoder(nn.Module):
@@ -114,6 +126,10 @@ class CompactEncoder(nn.Module):
         Sizes of v_A and v_B.
     width : int
         Channels of the stem.
+    batch_norm : bool
+        Batch normalisation after every convolution. Targets that need the absolute flux
+        combined with colours (stellar mass) stay on the prior for tens of epochs without
+        it; see :data:`clapkit.interpret.mass.MASS_PRESETS`.
 
     Examples
     --------
@@ -131,6 +147,7 @@ class CompactEncoder(nn.Module):
         latent_dim: int = 16,
         rest_dim: int = 64,
         width: int = 32,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         _check_image_encoder(n_bands, image_size, n_extra, latent_dim, rest_dim, width)
@@ -140,13 +157,12 @@ class CompactEncoder(nn.Module):
         # Images larger than 16 pixels are halved by the stem already: the full-resolution
         # convolution would cost as much as the rest of the network.
         stride = 2 if image_size > 16 else 1
-        self.stem = nn.Sequential(
-            nn.Conv2d(n_bands, width, kernel_size=3, stride=stride, padding=1), nn.ReLU()
-        )
+        stem = nn.Conv2d(n_bands, width, kernel_size=3, stride=stride, padding=1)
+        self.stem = nn.Sequential(*_conv_unit(stem, nn.ReLU(), batch_norm))
         blocks: list[nn.Module] = []
         side, channels = (image_size + stride - 1) // stride, width
         while side > 4:
-            blocks.append(DownBlock(channels, 2 * width))
+            blocks.append(DownBlock(channels, 2 * width, batch_norm))
             side, channels = (side + 1) // 2, 2 * width
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -173,25 +189,25 @@ class CompactEncoder(nn.Module):
 class Inception(nn.Module):
     """Four parallel branches, concatenated: 1×1; 1×1 → 3×3; 1×1 → 5×5; 3×3 avg pool → 1×1.
 
-    Each branch has ``c_out // 4`` channels; H and W are unchanged.
+    Each branch has ``c_out // 4`` channels; H and W are unchanged. With ``batch_norm``
+    every convolution is followed by batch normalisation.
     """
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, batch_norm: bool = False) -> None:
         super().__init__()
         if c_out % 4:
             raise ValidationError(f"inception output channels must be a multiple of 4, got {c_out}")
         c = c_out // 4
-        self.branch1 = nn.Sequential(nn.Conv2d(c_in, c, 1), nn.PReLU(c))
-        self.branch3 = nn.Sequential(
-            nn.Conv2d(c_in, c, 1), nn.PReLU(c), nn.Conv2d(c, c, 3, padding=1), nn.PReLU(c)
-        )
-        self.branch5 = nn.Sequential(
-            nn.Conv2d(c_in, c, 1), nn.PReLU(c), nn.Conv2d(c, c, 5, padding=2), nn.PReLU(c)
-        )
+
+        def unit(c_from: int, size: int) -> list[nn.Module]:
+            conv = nn.Conv2d(c_from, c, size, padding=size // 2)
+            return _conv_unit(conv, nn.PReLU(c), batch_norm)
+
+        self.branch1 = nn.Sequential(*unit(c_in, 1))
+        self.branch3 = nn.Sequential(*unit(c_in, 1), *unit(c, 3))
+        self.branch5 = nn.Sequential(*unit(c_in, 1), *unit(c, 5))
         self.branch_pool = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
-            nn.Conv2d(c_in, c, 1),
-            nn.PReLU(c),
+            nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), *unit(c_in, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,7 +223,7 @@ class InceptionEncoder(nn.Module):
     ``16 * width`` units that also read ``extra``. PReLU activations throughout.
 
     Parameters are those of :class:`CompactEncoder`; the defaults follow the paper
-    (v_B of 512 values, 64 channels).
+    (v_B of 512 values, 64 channels, no batch norm).
 
     Examples
     --------
@@ -225,6 +241,7 @@ class InceptionEncoder(nn.Module):
         latent_dim: int = 16,
         rest_dim: int = 512,
         width: int = 64,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         _check_image_encoder(n_bands, image_size, n_extra, latent_dim, rest_dim, width)
@@ -232,15 +249,16 @@ class InceptionEncoder(nn.Module):
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
 
         c = 4 * ((2 * width + 3) // 4)  # inception channels: 2 × width, a multiple of 4
-        self.stem = nn.Sequential(nn.Conv2d(n_bands, width, 5, padding=2), nn.PReLU(width))
+        stem = nn.Conv2d(n_bands, width, 5, padding=2)
+        self.stem = nn.Sequential(*_conv_unit(stem, nn.PReLU(width), batch_norm))
         self.features = nn.Sequential(
-            Inception(width, c),
+            Inception(width, c, batch_norm),
             nn.AvgPool2d(2, ceil_mode=True),
-            Inception(c, c),
-            Inception(c, c),
+            Inception(c, c, batch_norm),
+            Inception(c, c, batch_norm),
             nn.AvgPool2d(2, ceil_mode=True),
-            Inception(c, c),
-            Inception(c, c),
+            Inception(c, c, batch_norm),
+            Inception(c, c, batch_norm),
             nn.AvgPool2d(2, ceil_mode=True),
         )
         self.pool = nn.AdaptiveAvgPool2d(4)

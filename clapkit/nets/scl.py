@@ -71,6 +71,8 @@ class NetConfig:
         Dropout before the estimator's output layer.
     decoder : bool
         Build a decoder (needed for the reconstruction view of the loss).
+    batch_norm : bool
+        Batch normalisation after every convolution of an image encoder (not for "mlp").
 
     Examples
     --------
@@ -92,6 +94,7 @@ class NetConfig:
     estimator_hidden: int = 1024
     dropout: float = 0.0
     decoder: bool = True
+    batch_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -113,6 +116,13 @@ class NetConfig:
         if not isinstance(self.decoder, bool | np.bool_):
             raise ValidationError(f"decoder must be true or false, got {self.decoder!r}")
         self.decoder = bool(self.decoder)
+        if not isinstance(self.batch_norm, bool | np.bool_):
+            raise ValidationError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        self.batch_norm = bool(self.batch_norm)
+        if self.batch_norm and self.kind not in IMAGE_KINDS:
+            raise ValidationError(
+                f"batch_norm applies to the image encoders {list(IMAGE_KINDS)}, not {self.kind!r}"
+            )
         if self.kind in IMAGE_KINDS:
             if self.n_bands < 1:
                 raise ValidationError(f"kind {self.kind!r} needs n_bands >= 1, got {self.n_bands}")
@@ -169,11 +179,11 @@ class SCLNet(nn.Module):
         self.decoder: nn.Module | None = None
         if c.kind == "compact":
             self.encoder = CompactEncoder(
-                c.n_bands, c.image_size, c.n_extra, c.latent_dim, c.rest_dim, c.width
+                c.n_bands, c.image_size, c.n_extra, c.latent_dim, c.rest_dim, c.width, c.batch_norm
             )
         elif c.kind == "paper":
             self.encoder = InceptionEncoder(
-                c.n_bands, c.image_size, c.n_extra, c.latent_dim, c.rest_dim, c.width
+                c.n_bands, c.image_size, c.n_extra, c.latent_dim, c.rest_dim, c.width, c.batch_norm
             )
         else:
             self.encoder = MLPEncoder(c.n_features, c.n_extra, c.latent_dim, c.rest_dim, c.hidden)

@@ -9,6 +9,8 @@ Two kinds of input:
 
 - ``images``: one instrument's stack, the central ``crop`` × ``crop`` pixels, scaled by
   ``sign(x) log(1 + |x|)`` as in the CLAP paper, plus scalar columns (``ebv``).
+  Optionally each band is first divided by the galaxy's catalog flux in that band
+  (``flux_columns``), which leaves its shape and removes its brightness and colours.
 - ``features``: catalog columns (by default every ``mag_*`` with its ``magerr_*``),
   standardised with the training split's mean and standard deviation.
 """
@@ -54,6 +56,10 @@ class InputSpec:
         Catalog columns: the features (``features``) or the extra scalars (``images``).
     mean, std : list of float
         Standardisation of ``columns`` from the training split.
+    flux_columns : list of str
+        ``images`` only, optional: one catalog magnitude column per band; each band is
+        divided by the flux ``10**((zero_point - mag) / 2.5)`` (in the stack's pixel
+        units) before scaling. Empty: the pixels as stored.
     """
 
     kind: str
@@ -65,10 +71,18 @@ class InputSpec:
     columns: list[str] = field(default_factory=list)
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    flux_columns: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValidationError(f"input kind must be one of {KINDS}, got {self.kind!r}")
+        if self.flux_columns and (
+            self.kind != "images" or len(self.flux_columns) != len(self.bands)
+        ):
+            raise ValidationError(
+                f"flux_columns need an images input with one magnitude column per band "
+                f"{self.bands}, got {self.flux_columns}"
+            )
         check_edges(np.asarray(self.edges, dtype=np.float64))
         if self.kind == "images" and not (0 < self.crop <= self.image_size):
             raise ValidationError(
@@ -185,12 +199,14 @@ def make_input_spec(
     instrument: str | None = None,
     crop: int | None = None,
     extra_columns: Sequence[str] = ("ebv",),
+    flux_columns: Sequence[str] = (),
 ) -> InputSpec:
     """Choose the inputs from the training galaxies and freeze their standardisation.
 
     Images are used when the set has a stack and no ``features`` are asked for: the
     stack ``instrument`` (the only one, or ``sdss`` when there are several), cut to its
-    central ``crop`` pixels (the whole image when smaller).
+    central ``crop`` pixels (the whole image when smaller). ``flux_columns`` (one
+    magnitude column per band) divides every band by the galaxy's flux in it.
     """
     edges = [float(e) for e in check_edges(np.asarray(edges, dtype=np.float64))]
     if len(train) == 0:
@@ -210,7 +226,7 @@ def make_input_spec(
     size = int(stack.shape[-1])
     columns = [c for c in extra_columns if c in train.catalog.colnames]
     values = _column_matrix(train, columns, "extra")
-    return InputSpec(
+    spec = InputSpec(
         "images",
         edges,
         instrument=instrument,
@@ -219,7 +235,11 @@ def make_input_spec(
         crop=size if crop is None else min(int(crop), size),
         columns=columns,
         **_standardisation(values, columns),
+        flux_columns=list(flux_columns),
     )
+    if spec.flux_columns:
+        band_fluxes(spec, train)  # refuse missing or non-finite magnitudes now
+    return spec
 
 
 def _standardisation(values: NDArray, columns: Sequence[str]) -> dict[str, list[float]]:
@@ -255,9 +275,24 @@ def check_compatible(spec: InputSpec, galaxies: GalaxySet) -> None:
             f"the model was trained on {spec.image_size}x{spec.image_size} images; "
             f"this data has {stack.shape[-2]}x{stack.shape[-1]}"
         )
-    missing = [c for c in spec.columns if c not in galaxies.catalog.colnames]
+    missing = [c for c in (*spec.columns, *spec.flux_columns) if c not in galaxies.catalog.colnames]
     if missing:
         raise ValidationError(f"the model also reads catalog columns {missing}; they are missing")
+
+
+def band_fluxes(spec: InputSpec, galaxies: GalaxySet) -> NDArray[np.float64]:
+    """Each galaxy's flux in each band of ``spec.flux_columns``, in the stack's pixel units.
+
+    The magnitudes become fluxes through the stack's AB zero points,
+    ``10**((zero_point - mag) / 2.5)``, so that a band divided by its flux sums to about 1.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, bands)
+    """
+    stack = galaxies.stacks[spec.instrument]
+    mags = _column_matrix(galaxies, spec.flux_columns, "flux")
+    return 10.0 ** ((np.asarray(stack.zero_points, dtype=np.float64) - mags) / 2.5)
 
 
 def scale_images(images: NDArray) -> NDArray[np.float32]:
@@ -295,6 +330,7 @@ def network_inputs(
         return NetworkInputs(x.astype(np.float32), np.zeros((n, 0), np.float32), z, galaxies.ids)
     extra = (_column_matrix(galaxies, spec.columns, "extra") - mean) / std
     stack = galaxies.stacks[spec.instrument]
+    fluxes = band_fluxes(spec, galaxies) if spec.flux_columns else None
     lo = (spec.image_size - spec.crop) // 2
     cut = slice(lo, lo + spec.crop)
     x = np.empty((n, len(spec.bands), spec.crop, spec.crop), dtype=np.float32)
@@ -309,5 +345,7 @@ def network_inputs(
                 f"{spec.instrument} images of galaxy id {galaxies.ids[row]} (row {row}) "
                 "hold NaN or infinite pixels"
             )
+        if fluxes is not None:
+            block = block / fluxes[rows, :, None, None]
         x[rows] = scale_images(block)
     return NetworkInputs(x, extra.astype(np.float32), z, galaxies.ids)

@@ -17,6 +17,7 @@ from clapkit_app.stellar_mass_plots import (
     INDEPENDENT,
     TERMS,
     UNSCORED,
+    source_label,
     stacked,
 )
 from clapkit_app.stellar_mass_store import load_stellar_mass, read_stellar_mass
@@ -72,7 +73,7 @@ def glyph_data(viewer, css_class, name):
 
 def test_a_complete_run_has_every_part_and_no_problem(data):
     assert data.ok and data.problems == []
-    assert list(data.mass) == ["photometry", "images"]
+    assert list(data.mass) == ["photometry", "images", "images_normalised"]
     assert data.causal is not None and data.pc is not None and data.pid is not None
     assert data.attributions is not None
     # The synthetic survey is not the mock survey: no score, so no true graph.
@@ -104,7 +105,7 @@ def test_the_mass_table_holds_the_stored_metrics_and_its_rows_select_the_input_s
     stored = json.loads((run_root / "interpret" / "mass" / "metrics.json").read_text())
     viewer = StellarMass(data=data)
     table = hook(viewer, "ck-mass-table")
-    assert table.value["input set"].tolist() == ["photometry", "images"]
+    assert table.value["input set"].tolist() == ["photometry", "images", "images_normalised"]
     for key, _, _ in MASS_COLUMNS:
         expected = [stored["input_sets"][n][key] for n in table.value["input set"]]
         np.testing.assert_allclose(table.value[key], expected)
@@ -214,7 +215,7 @@ def test_the_mi_bars_hold_the_stored_means_per_pair_and_galaxy_type(run_root, da
     expected_x, expected = [], {term: [] for term in (*TERMS, "mi_12")}
     for row in stored["pairs"].values():
         for group, values in [("all", row), *sorted(row["by_type"].items())]:
-            expected_x.append((" vs ".join(row["inputs"]), group))
+            expected_x.append((" vs ".join(map(source_label, row["inputs"])), group))
             for term in expected:
                 expected[term].append(values[term])
     assert list(figure.x_range.factors) == expected_x
@@ -248,7 +249,7 @@ def test_per_galaxy_histograms_count_the_stored_terms_of_the_chosen_pair(run_roo
                 counts, _ = np.histogram(terms[pair][term][types == group], bins=edges)
                 np.testing.assert_array_equal(bars["count"], counts)
                 assert bars["count"].sum() == np.sum(types == group)
-    assert hook(viewer, "ck-pid-unique_2").object.title.text == "unique to images"
+    assert hook(viewer, "ck-pid-unique_2").object.title.text == "unique to flux-normalised images"
     assert f"{len(types)} test galaxies" in hook(viewer, "ck-pid-caption").object
 
 

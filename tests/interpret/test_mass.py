@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from astropy.table import Table
@@ -52,6 +54,7 @@ def test_every_input_set_trains_and_predicts_on_the_tiny_preset(survey, tmp_path
         record = read_model(folder)
         assert record["spec"]["kind"] == chosen.kind
         assert set(chosen.columns) <= set(record["spec"]["columns"])
+        assert record["spec"]["flux_columns"] == list(chosen.flux_columns)
 
 
 def test_a_trained_photometry_model_beats_the_prior(survey, photometry_model):
@@ -111,6 +114,14 @@ def _without(survey: GalaxySet, *columns: str) -> GalaxySet:
     [
         (lambda s: s, "spectra", "unknown input set 'spectra'"),
         (lambda s: _without(s, "mag_w1"), "photometry_wise", r"\['mag_w1'\]"),
+        (lambda s: _without(s, "mag_u"), "images_normalised", r"\['mag_u'\]"),
+        (
+            lambda s: GalaxySet(
+                s.catalog, {"sdss": replace(s.stacks["sdss"], bands=tuple("grizu"))}, s.meta
+            ),
+            "images_normalised",
+            r"divides the 'sdss' bands \['g', 'r', 'i', 'z', 'u'\] by the fluxes",
+        ),
         (lambda s: _without(s, "log_mstar"), "photometry", "no 'log_mstar' column"),
         (
             lambda s: GalaxySet(s.catalog, {}, s.meta),
@@ -180,7 +191,7 @@ def test_the_catalog_of_the_synthetic_survey_is_what_the_input_sets_read():
     table = synthetic_mass_survey(10).catalog
     assert isinstance(table, Table)
     for chosen in INPUT_SETS.values():
-        assert set(chosen.columns) <= set(table.colnames)
+        assert set(chosen.columns) | set(chosen.flux_columns) <= set(table.colnames)
 
 
 def test_skipping_clap_knn_stages_leaves_the_final_pdfs_and_latents_unchanged(

@@ -13,7 +13,7 @@ from clapkit.interpret import pipeline
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.testing import synthetic_mass_survey
 
-INPUT_SETS = ("photometry", "images")
+INPUT_SETS = ("photometry", "images", "images_normalised")
 
 
 @pytest.fixture(scope="module")

@@ -112,3 +112,26 @@ def test_state_dict_reloads_into_a_net_built_from_the_saved_config():
     clone.load_state_dict(net.state_dict())
     x, extra = torch.randn(2, 3, 16, 16), torch.randn(2, 1)
     assert torch.equal(clone(x, extra), net(x, extra))
+
+
+@pytest.mark.parametrize("kind", ["compact", "paper"])
+def test_batch_norm_follows_every_convolution_and_leaves_old_names_alone(kind):
+    plain = build_net({**IMAGES, "kind": kind}).encoder
+    normed = build_net({**IMAGES, "kind": kind, "batch_norm": True}).encoder
+    convs = [m for m in normed.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in normed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == len(convs) > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    # Networks saved before the option existed load into batch_norm=False ones: the
+    # parameter names of the plain encoder are those it always had.
+    state = plain.state_dict()
+    assert state["stem.0.weight"].ndim == 4
+    if kind == "compact":
+        assert {k.split(".")[-2] for k in state if k.startswith("blocks.")} == {"conv"}
+    else:  # conv 1x1, PReLU, conv 3x3, PReLU
+        assert state["features.0.branch3.1.weight"].ndim == 1
+        assert state["features.0.branch3.2.weight"].shape[-2:] == (3, 3)
+    with pytest.raises(ValidationError, match="batch_norm applies to the image encoders"):
+        NetConfig(kind="mlp", n_bins=4, n_features=3, batch_norm=True)
+    with pytest.raises(ValidationError, match="batch_norm must be true or false"):
+        NetConfig.from_dict({**IMAGES, "batch_norm": "yes"})

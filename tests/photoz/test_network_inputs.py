@@ -101,3 +101,38 @@ def test_scale_images_is_odd_and_monotonic():
     y = scale_images(x)
     np.testing.assert_allclose(y, -scale_images(-x))
     assert np.all(np.diff(y) > 0)
+
+
+def test_flux_normalised_images_keep_the_shape_and_drop_the_brightness(make_galaxies):
+    galaxies = make_galaxies(n=40)
+    mags = np.column_stack([galaxies.catalog[f"mag_{b}"] for b in "gri"])
+    flux = 10 ** ((22.5 - mags) / 2.5)  # nanomaggies, a factor ~10 between galaxies
+    yy, xx = np.mgrid[:16, :16] - 7.5
+    shape = np.exp(-(xx**2 + yy**2) / 8.0)
+    shape /= shape.sum()
+    galaxies.stacks["sdss"].images[:] = flux[:, :, None, None] * shape  # noiseless
+    columns = ["mag_g", "mag_r", "mag_i"]
+    spec = make_input_spec(galaxies, EDGES, crop=8, flux_columns=columns)
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    x = network_inputs(spec, galaxies).x
+    # Every galaxy, whatever its brightness and colours, is the same unit-flux shape.
+    np.testing.assert_allclose(x, np.broadcast_to(scale_images(shape[4:12, 4:12]), x.shape),
+                               rtol=1e-4, atol=1e-7)  # fmt: skip
+    plain = network_inputs(make_input_spec(galaxies, EDGES, crop=8), galaxies).x
+    assert np.ptp(plain[:, 1, 4, 4]) > 1.0  # without it the centres differ by magnitudes
+
+
+def test_flux_normalisation_is_checked(make_galaxies):
+    galaxies = make_galaxies(n=30)
+    with pytest.raises(ValidationError, match="one magnitude column per band"):
+        make_input_spec(galaxies, EDGES, flux_columns=["mag_g", "mag_r"])
+    galaxies.catalog["mag_r"][3] = np.nan
+    with pytest.raises(
+        ValidationError, match="flux column 'mag_r' is not finite for galaxy id 1003"
+    ):
+        make_input_spec(galaxies, EDGES, flux_columns=["mag_g", "mag_r", "mag_i"])
+    spec = make_input_spec(make_galaxies(n=30), EDGES, flux_columns=["mag_g", "mag_r", "mag_i"])
+    other = make_galaxies(n=30)
+    other.catalog.remove_column("mag_i")
+    with pytest.raises(ValidationError, match=r"reads catalog columns \['mag_i'\]"):
+        check_compatible(spec, other)
