@@ -39,6 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         log=_log(args),
+        device=args.device,
     )
     print(f"{'input set':<16} {'sigma':>7} {'bias':>7}  (dex, test split)")
     for name, row in metrics.items():
@@ -148,11 +149,16 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     common(train)
     train.add_argument(
         "--input-sets",
-        help="comma-separated among photometry, photometry_wise, images, images_wise, "
-        "images_wise_z (default: all)",
+        help="comma-separated among photometry, photometry_wise, images, images_normalised, "
+        "images_wise, images_wise_z (default: all)",
     )
     train.add_argument("--preset", default="cpu", help="tiny, cpu or gpu (default: %(default)s)")
     train.add_argument("--epochs", type=int, help="SCL epochs (default: the preset's)")
+    train.add_argument(
+        "--device",
+        default="cpu",
+        help="where the networks train: cpu, cuda, cuda:N or auto (default: %(default)s)",
+    )
     train.set_defaults(func=_cmd_train)
 
     causal = steps.add_parser("causal", help="local causal tests and PC causal discovery")

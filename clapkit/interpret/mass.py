@@ -40,6 +40,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
 from clapkit.metrics import bin_centers, crps, pit, wasserstein_to_uniform
+from clapkit.nets.device import resolve_device
 from clapkit.photoz.clap import CLAPConfig, predict_clap, train_clap
 from clapkit.photoz.network_inputs import (
     InputSpec,
@@ -283,6 +284,7 @@ def train_mass_model(
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
     progress: bool = False,
+    device: str | None = None,
 ) -> Path:
     """Train the stellar-mass model of input set ``name`` on ``galaxies``' train split.
 
@@ -298,6 +300,9 @@ def train_mass_model(
         realisations are kept), one of another input set or settings is refused.
     preset, overrides : see :data:`MASS_PRESETS`
     seed : int
+    device : str, optional
+        Where the networks train: ``"cpu"`` (the default), ``"cuda"`` or ``"auto"``. It is
+        not a setting of the model: training may resume on another device.
 
     Returns
     -------
@@ -315,6 +320,8 @@ def train_mass_model(
     """
     chosen = input_set(name)
     settings = resolve_settings(preset, overrides)
+    if device is not None:
+        resolve_device(device)  # refused before anything is written
     _check_columns(galaxies, chosen, "training data")
     edges = mass_edges(settings["n_bins"])
     train, valid = galaxies.split("train"), galaxies.split("valid")
@@ -369,6 +376,7 @@ def train_mass_model(
         _inputs(spec, valid, valid_mass),
         seed=seed,
         progress=progress,
+        device=device,
     )
     return model_dir
 
@@ -443,9 +451,14 @@ def read_prediction(path: str | os.PathLike) -> MassPrediction:
 
 
 def predict_mass(
-    model_dir: str | os.PathLike, galaxies: GalaxySet, *, progress: bool = False
+    model_dir: str | os.PathLike,
+    galaxies: GalaxySet,
+    *,
+    progress: bool = False,
+    device: str | None = None,
 ) -> MassPrediction:
-    """PDFs, point estimates and latent vectors of ``galaxies`` from a trained model.
+    """PDFs, point estimates and latent vectors of ``galaxies`` from a trained model (the
+    networks encode on ``device``, the CPU by default).
 
     Examples
     --------
@@ -470,7 +483,9 @@ def predict_mass(
     )
     # The analysis reads only the final (refitted, ensembled) PDFs and the latent space.
     inputs = _inputs(spec, galaxies, None)
-    result = predict_clap(model_dir, spec, config, inputs, progress, knn_stages=False)
+    result = predict_clap(
+        model_dir, spec, config, inputs, progress, knn_stages=False, device=device
+    )
     return MassPrediction(
         input_set=chosen.name,
         ids=np.asarray(galaxies.ids),

@@ -46,6 +46,7 @@ from clapkit.interpret.mass import (
     read_prediction,
     train_mass_model,
 )
+from clapkit.nets.device import resolve_device
 
 #: Feature sources of the MI decomposition: catalog columns, or ``latent:<input set>``,
 #: the v_A of that trained model (how the images enter: through their encoder).
@@ -117,12 +118,16 @@ def train_stage(
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
+    device: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Train (or resume) each input set's model, predict every galaxy, score the test split.
 
-    Returns ``{input_set: metrics}`` as written to ``mass/metrics.json``.
+    ``device`` is where the networks train and encode (``"cpu"`` by default, ``"cuda"``,
+    ``"auto"``). Returns ``{input_set: metrics}`` as written to ``mass/metrics.json``.
     """
     names = [input_set(name).name for name in input_sets]
+    if device is not None:
+        resolve_device(device)  # refused before the data is read
     galaxies = load_data(data)
     test_rows = np.flatnonzero(np.asarray(galaxies.catalog["split"]) == "test")
     if test_rows.size == 0:
@@ -141,8 +146,9 @@ def train_stage(
             overrides=overrides,
             seed=seed,
             progress=progress,
+            device=device,
         )
-        prediction = predict_mass(folder, galaxies, progress=progress)
+        prediction = predict_mass(folder, galaxies, progress=progress, device=device)
         prediction.save(folder / "prediction.h5", overwrite=True)
         metrics[name] = mass_metrics(
             prediction.pdfs[test_rows], prediction.edges, prediction.true[test_rows]

@@ -49,6 +49,7 @@ from clapkit.nets import (
     random_dihedral,
     scl_loss,
 )
+from clapkit.nets.device import resolve_device
 from clapkit.photoz.adaptive_knn import AdaptiveKNN, AdaptiveKNNResult, default_k_grid
 from clapkit.photoz.ensemble import ensemble_pdfs
 from clapkit.photoz.network_inputs import InputSpec, NetworkInputs
@@ -162,10 +163,22 @@ def augmenter(spec: InputSpec):
 
 
 @torch.no_grad()
-def encode(net: SCLNet, data: TensorData, batch_size: int = 512) -> np.ndarray:
-    """Latent vectors v_A of every row, float32 (N, latent_dim)."""
+def encode(
+    net: SCLNet, data: TensorData, batch_size: int = 512, device: str | torch.device | None = None
+) -> np.ndarray:
+    """Latent vectors v_A of every row, float32 (N, latent_dim), computed on ``device``
+    (None: where the network is); the network is left where it was."""
     net.eval()
-    parts = [net.encode(x, extra)[0] for x, extra, _ in data.batches(batch_size)]
+    home = next(net.parameters()).device
+    run_on = resolve_device(device) if device is not None else home
+    net.to(run_on)
+    try:
+        parts = [
+            net.encode(x.to(run_on), extra.to(run_on))[0].cpu()
+            for x, extra, _ in data.batches(batch_size)
+        ]
+    finally:
+        net.to(home)
     return torch.cat(parts).numpy().astype(np.float32) if parts else np.empty((0, 0), np.float32)
 
 
@@ -209,8 +222,13 @@ def train_realisation(
     seed: int,
     progress: bool = False,
     stop_after: int | None = None,
+    device: str | torch.device | None = None,
 ) -> None:
-    """Train one CLAP realisation into ``folder`` (skipped if it is already complete)."""
+    """Train one CLAP realisation into ``folder`` (skipped if it is already complete).
+
+    ``device`` is where the network and the refit head train and encode (see
+    :func:`clapkit.nets.device.resolve_device`); the KNN stages run on the CPU.
+    """
     folder = Path(folder)
     if (folder / "refit.pt").is_file() and (folder / "knn.h5").is_file():
         return
@@ -238,19 +256,20 @@ def train_realisation(
             description=f"CLAP SCL {folder.name}",
             progress=progress,
             stop_after=stop_after,
+            device=device,
         )
         write_json(folder / "history_scl.json", {"epochs": history}, overwrite=True)
         save_state(folder / "net.pt", net)
     else:
         load_state(folder / "net.pt", net)
 
-    train_latent = encode(net, train_data)
+    train_latent = encode(net, train_data, device=device)
     knn = AdaptiveKNN(edges, k_grid=config.k_grid(len(train)), n_pit_bins=config.n_pit_bins)
     knn.fit(train_latent, train.z, progress=progress)
     save_knn(folder / "knn.h5", knn, train.ids)
 
     # Refit on the validation galaxies' raw KNN PDFs (their redshifts are not used).
-    valid_latent = encode(net, valid_data)
+    valid_latent = encode(net, valid_data, device=device)
     soft = knn.predict(valid_latent).p.astype(np.float32)
     order = np.random.default_rng(seed).permutation(len(valid))
     n_hold = max(1, len(valid) // 5) if len(valid) >= 10 else 0
@@ -282,6 +301,7 @@ def train_realisation(
         TrainConfig.from_dict({**config.refit, "seed": seed}),
         description=f"CLAP refit {folder.name}",
         progress=progress,
+        device=device,
     )
     write_json(folder / "history_refit.json", {"epochs": refit_history}, overwrite=True)
     save_state(folder / "refit.pt", head)
@@ -306,14 +326,17 @@ def train_clap(
     valid: NetworkInputs,
     seed: int = 0,
     progress: bool = False,
+    device: str | torch.device | None = None,
 ) -> None:
-    """Train every realisation into ``model_dir/r<i>`` (completed ones are kept)."""
+    """Train every realisation into ``model_dir/r<i>`` (completed ones are kept), on
+    ``device`` (see :func:`train_realisation`)."""
     if len(train) == 0:
         raise ValidationError("the training split is empty")
     if len(valid) == 0:
         raise ValidationError("CLAP's refit needs a non-empty validation split")
     for r in range(config.n_realisations):
-        train_realisation(Path(model_dir) / f"r{r}", spec, config, train, valid, seed + r, progress)
+        folder = Path(model_dir) / f"r{r}"
+        train_realisation(folder, spec, config, train, valid, seed + r, progress, device=device)
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -363,8 +386,9 @@ def predict_clap(
     inputs: NetworkInputs,
     progress: bool = False,
     knn_stages: bool = True,
+    device: str | torch.device | None = None,
 ) -> CLAPPrediction:
-    """PDFs of every CLAP stage for ``inputs``.
+    """PDFs of every CLAP stage for ``inputs``; the networks encode on ``device``.
 
     ``knn_stages=False`` skips the first realisation's KNN search and recalibration
     (``clap_raw``, ``clap_recal`` and ``knn`` are then absent / None), for callers that
@@ -380,7 +404,7 @@ def predict_clap(
     refits, first = [], None
     for r in range(config.n_realisations):
         net, head, knn, train_ids = load_realisation(Path(model_dir) / f"r{r}", spec, config)
-        latent = encode(net, data)
+        latent = encode(net, data, device=device)
         refits.append(F.softmax(head(torch.from_numpy(latent)).double(), dim=1).numpy())
         if r == 0:
             result = knn.predict(latent, progress=progress) if knn_stages else None

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from clapkit.atomic import atomic_path
 from clapkit.errors import FileFormatError, ValidationError
+from clapkit.nets.device import resolve_device
 
 #: A batch: inputs, extra scalars, target (bin index or soft label), as tensors.
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -119,9 +120,10 @@ class Interrupt(Exception):
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint (weights only); a corrupt file raises :class:`FileFormatError`."""
+    """A training checkpoint (weights only), on the CPU whatever device wrote it; a corrupt
+    file raises :class:`FileFormatError`."""
     try:
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch raises many types for a corrupt file
         raise FileFormatError(f"{path}: not a readable checkpoint ({err})") from err
 
@@ -139,6 +141,7 @@ def fit(
     description: str = "train",
     progress: bool = False,
     stop_after: int | None = None,
+    device: str | torch.device | None = None,
 ) -> list[dict[str, float]]:
     """Train ``net`` in place and leave it with its best weights on the validation split.
 
@@ -158,6 +161,9 @@ def fit(
     stop_after : int, optional
         Stop (raise :class:`Interrupt`) after this many epochs of this call, as a
         killed process would: used to test resuming.
+    device : str or torch.device, optional
+        Train there (see :func:`clapkit.nets.device.resolve_device`), one batch moved
+        at a time; the network comes back on the CPU. None: where it is.
 
     Returns
     -------
@@ -166,6 +172,13 @@ def fit(
     """
     if len(train_data) == 0:
         raise ValidationError("the training split is empty")
+    train_device = resolve_device(device) if device is not None else None
+    if train_device is not None:
+        net.to(train_device)  # before the optimiser exists, so its state lands there too
+
+    def moved(batch: Batch) -> Batch:
+        return batch if train_device is None else tuple(t.to(train_device) for t in batch)
+
     parameters = list(net.parameters()) if parameters is None else parameters
     optimizer = torch.optim.AdamW(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
@@ -207,7 +220,7 @@ def fit(
         net.train()
         totals: dict[str, float] = {}
         n_seen = 0
-        for batch in train_data.batches(config.batch_size, order):
+        for batch in map(moved, train_data.batches(config.batch_size, order)):
             loss, parts = step(net, batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -222,7 +235,8 @@ def fit(
         if valid_data is not None and len(valid_data):
             net.eval()
             with torch.no_grad():
-                total = sum(score(net, b) for b in valid_data.batches(4 * config.batch_size))
+                batches = map(moved, valid_data.batches(4 * config.batch_size))
+                total = sum(score(net, b) for b in batches)
             record["valid_loss"] = total / len(valid_data)
             if record["valid_loss"] < best_score:
                 best_score = record["valid_loss"]
@@ -249,6 +263,8 @@ def fit(
             raise Interrupt(f"stopped after epoch {epoch}")
     if best_state:
         net.load_state_dict(best_state)
+    if train_device is not None:
+        net.to("cpu")
     net.eval()
     if path is not None and path.exists():
         path.unlink()

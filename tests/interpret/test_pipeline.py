@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from clapkit.cli import main
 from clapkit.errors import OverwriteError, ValidationError
@@ -135,3 +136,15 @@ def test_the_command_line_runs_a_stage_and_refuses_to_overwrite(analysed, capsys
     assert "optical_wise" in capsys.readouterr().out
     summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
     assert summary["n_bins"] == 10
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_training_on_a_gpu_this_torch_lacks_is_refused_before_anything_is_written(
+    analysed, tmp_path, capsys
+):
+    data, _ = analysed
+    run = tmp_path / "run"
+    argv = ["interpret", "train", "--data", str(data), "--run", str(run), "--quiet"]
+    assert main([*argv, "--input-sets", "photometry", "--device", "cuda"]) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert not run.exists()

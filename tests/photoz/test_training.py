@@ -136,3 +136,16 @@ def test_weights_round_trip_and_mismatches_are_named(tmp_path):
         load_state(path, nn.Linear(2, 2))
     with pytest.raises(FileFormatError, match="missing model weights"):
         load_state(tmp_path / "absent.pt", net)
+
+
+def test_an_explicit_device_trains_the_same_weights_and_returns_the_net_on_the_cpu():
+    train, valid = toy_data(300, 0), toy_data(100, 1)
+    in_place, moved = fresh_net(), fresh_net()
+    fit(in_place, step, score, train, valid, CONFIG)
+    history = fit(moved, step, score, train, valid, CONFIG, device="cpu")
+    assert len(history) == CONFIG.epochs
+    assert all(p.device.type == "cpu" for p in moved.parameters())
+    for a, b in zip(in_place.state_dict().values(), moved.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValidationError, match="unknown device"):
+        fit(fresh_net(), step, score, train, valid, CONFIG, device="gpu")
