@@ -165,6 +165,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         n_bins=args.bins,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        device=args.device,
     )
     done = [m for m, s in record["methods"].items() if s.get("status") == "done"]
     print(f"trained {', '.join(done)} in {args.run}")
@@ -344,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--instrument", help="image stack to use (default: sdss or the only one)")
     train.add_argument("--zmax", type=float, help="upper edge of the redshift grid")
     train.add_argument("--bins", type=int, default=180, help="redshift bins (default: 180)")
+    train.add_argument(
+        "--device",
+        default="cpu",
+        help="where the networks train: cpu, cuda, cuda:N or auto (default: %(default)s)",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace a different training")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_cmd_train)

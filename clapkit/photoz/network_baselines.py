@@ -94,8 +94,10 @@ def train_softmax_net(
     dropout: float = 0.0,
     progress: bool = False,
     stop_after: int | None = None,
+    device: str | torch.device | None = None,
 ) -> SCLNet:
-    """Train (or load, when ``path`` exists) one cross-entropy network."""
+    """Train (or load, when ``path`` exists) one cross-entropy network, on ``device``
+    (see :func:`clapkit.photoz.training.fit`; it comes back on the CPU)."""
     path = Path(path)
     if path.is_file():
         return load_state(path, _build(spec, config, dropout))
@@ -122,6 +124,7 @@ def train_softmax_net(
         description=f"{path.parent.name} {path.stem}",
         progress=progress,
         stop_after=stop_after,
+        device=device,
     )
     write_json(path.with_suffix(".history.json"), {"epochs": history}, overwrite=True)
     save_state(path, net)
@@ -181,15 +184,17 @@ def train_baseline(
     seed: int = 0,
     softmax_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    device: str | torch.device | None = None,
 ) -> None:
-    """Train ``method`` into ``model_dir``; ``softmax_dir`` holds the shared softmax net."""
+    """Train ``method`` into ``model_dir`` (on ``device``); ``softmax_dir`` holds the shared
+    softmax net."""
     if method not in NETWORK_BASELINES:
         raise ValidationError(f"unknown network baseline {method!r}; known: {NETWORK_BASELINES}")
     if len(train) == 0:
         raise ValidationError("the training split is empty")
     model_dir = Path(model_dir)
     softmax_path = Path(softmax_dir or model_dir) / "net.pt"
-    kwargs = {"spec": spec, "config": config, "train": train, "valid": valid}
+    kwargs = {"spec": spec, "config": config, "train": train, "valid": valid, "device": device}
     if method == "softmax":
         train_softmax_net(softmax_path, seed=seed, progress=progress, **kwargs)
     elif method == "mcdropout":

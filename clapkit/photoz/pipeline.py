@@ -34,6 +34,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
 from clapkit.metrics import PDFs
+from clapkit.nets.device import resolve_device
 from clapkit.photoz.baselines import KNNPhotoZ, select_k
 from clapkit.photoz.clap import STAGES, CLAPConfig, predict_clap, train_clap
 from clapkit.photoz.details import write_clap_details
@@ -222,14 +223,19 @@ def train_run(
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Train ``methods`` on the ``train`` split of ``data`` into the run directory.
 
-    Returns the ``train.json`` record.
+    ``device`` is where the networks train (``"cpu"`` by default, ``"cuda"``, ``"auto"``);
+    it is not a setting of the run, so a killed run may resume elsewhere. Returns the
+    ``train.json`` record.
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     names = parse_methods(methods)
     config = resolve_config(config)
+    if device is not None:
+        resolve_device(device)  # refused before anything is read or written
     galaxies = load_galaxies(data)
     train, valid = _split(galaxies, "train", data), _split(galaxies, "valid", data)
     if len(train) == 0:
@@ -281,7 +287,9 @@ def train_run(
         start = time.perf_counter()
         folder = run.root / "models" / method
         if method == "clap":
-            train_clap(folder, spec, clap_config, train_inputs, valid_inputs, seed, progress)
+            train_clap(
+                folder, spec, clap_config, train_inputs, valid_inputs, seed, progress, device
+            )
         elif method == "knn_photometry":
             _train_knn_photometry(folder, spec, config, train, valid, edges)
         else:
@@ -295,6 +303,7 @@ def train_run(
                 seed,
                 softmax_dir=run.root / "models" / "softmax",
                 progress=progress,
+                device=device,
             )
         seconds = time.perf_counter() - start
         record["methods"][method] = {"status": "done", "train_seconds": seconds}

@@ -8,6 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from clapkit.cli import main
 from clapkit.errors import OverwriteError, ValidationError
@@ -236,6 +237,20 @@ def test_cli_train_predict_evaluate(catalog_file, tmp_path, capsys, tiny_config)
     assert "--overwrite" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing.h5"), "--run", run]) == 2
     assert "data file not found" in capsys.readouterr().err
+
+
+def test_training_on_an_explicit_device(catalog_file, tmp_path, capsys, tiny_config):
+    record = train_run(
+        catalog_file, tmp_path / "cpu", "softmax", config=tiny_config, device="cpu", log=print
+    )
+    assert record["methods"]["softmax"]["status"] == "done"
+    if torch.cuda.is_available():
+        return
+    run = tmp_path / "gpu"
+    argv = ["train", "--data", str(catalog_file), "--run", str(run), "--quiet"]
+    assert main([*argv, "--device", "cuda"]) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert not run.exists()  # refused before anything is written
 
 
 def test_the_paper_preset_trains_the_inception_encoder(image_file, tiny_config, tmp_path):
