@@ -131,8 +131,21 @@ def chosen_tests(rows: list[dict[str, Any]], conditioning: str) -> list[dict[str
     return out
 
 
-def _numbers(columns: tuple) -> dict[str, NumberFormatter]:
-    return {key: NumberFormatter(format=fmt, nan_format="—") for key, _, fmt in columns if fmt}
+def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widgets.Tabulator:
+    """A read-only table whose one selectable row picks what the figures show;
+    ``columns`` gives (key, title, number format) per column."""
+    return pn.widgets.Tabulator(
+        frame,
+        disabled=True,
+        selectable=1,
+        show_index=False,
+        layout="fit_data_table",
+        titles={key: title for key, title, _ in columns},
+        formatters={
+            key: NumberFormatter(format=fmt, nan_format="—") for key, _, fmt in columns if fmt
+        },
+        css_classes=[css_class],
+    )
 
 
 class StellarMass(pn.viewable.Viewer):
@@ -190,16 +203,7 @@ class StellarMass(pn.viewable.Viewer):
         )
         self._scatter = MassScatter()
         self.mass_caption = pn.pane.Markdown(css_classes=["ck-mass-caption"])
-        self.mass_table = pn.widgets.Tabulator(
-            mass_frame(data),
-            disabled=True,
-            selectable=1,
-            show_index=False,
-            layout="fit_data_table",
-            titles={key: title for key, title, _ in MASS_COLUMNS},
-            formatters=_numbers(MASS_COLUMNS),
-            css_classes=["ck-mass-table"],
-        )
+        self.mass_table = _row_table(mass_frame(data), MASS_COLUMNS, "ck-mass-table")
         self._show_mass()
         self.input_select.param.watch(_held(lambda event: self._show_mass()), "value")
         self.mass_table.param.watch(_held(self._on_mass_row), "selection")
@@ -296,16 +300,7 @@ class StellarMass(pn.viewable.Viewer):
             width=220,
         )
         self._causal = GraphPlot("Local tests", (-2.6, 3.2), (-1.9, 1.9), 500)
-        self.tests_table = pn.widgets.Tabulator(
-            local_tests_frame(self.data),
-            disabled=True,
-            selectable=1,
-            show_index=False,
-            layout="fit_data_table",
-            titles={key: title for key, title, _ in TEST_COLUMNS},
-            formatters=_numbers(TEST_COLUMNS),
-            css_classes=["ck-local-tests"],
-        )
+        self.tests_table = _row_table(local_tests_frame(self.data), TEST_COLUMNS, "ck-local-tests")
         self._show_causal()
         self.conditioning.param.watch(_held(lambda event: self._show_causal()), "value")
         self.tests_table.param.watch(_held(self._on_test_row), "selection")

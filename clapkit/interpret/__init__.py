@@ -1,7 +1,7 @@
 """Interpreting stellar-mass estimation, scored against the mock survey's known truth.
 
 - :mod:`~clapkit.interpret.mass`: CLAP with log M* as the target, one model per input set
-  (photometry, + WISE, images, + WISE, + redshift);
+  (photometry, + WISE, images, flux-normalised images, images + WISE, + redshift);
 - :mod:`~clapkit.interpret.galaxy_types`: the early/late split every summary is averaged by;
 - :mod:`~clapkit.interpret.information`: per-galaxy mutual information from classifiers and
   its decomposition into redundant, unique and synergistic parts;

@@ -522,6 +522,8 @@ def rank_correlation(maps_a: ArrayLike, maps_b: ArrayLike) -> NDArray[np.float64
     b = np.abs(_check_maps(maps_b, "maps_b").astype(np.float64))
     if a.shape != b.shape:
         raise ValidationError(f"maps_a and maps_b must have one shape, got {a.shape} and {b.shape}")
+    # Pearson of the ranks, row by row: scipy.stats.spearmanr on 2-D input correlates
+    # every row with every other (an N × N matrix), not row i of a with row i of b.
     ra = rankdata(a.reshape(len(a), -1), axis=1)
     rb = rankdata(b.reshape(len(b), -1), axis=1)
     ra -= ra.mean(axis=1, keepdims=True)

@@ -214,7 +214,11 @@ def make_input_spec(
     if features is not None or not train.stacks:
         columns = list(features) if features is not None else default_feature_columns(train)
         values = _column_matrix(train, columns, "feature")
-        return InputSpec("features", edges, columns=columns, **_standardisation(values, columns))
+        standardisation = _standardisation(values, columns)
+        # flux_columns go along so that the spec refuses them: features have no bands.
+        return InputSpec(
+            "features", edges, columns=columns, **standardisation, flux_columns=list(flux_columns)
+        )
     if instrument is None:
         names = sorted(train.stacks)
         instrument = names[0] if len(names) == 1 else "sdss" if "sdss" in names else None

@@ -126,6 +126,8 @@ def test_flux_normalisation_is_checked(make_galaxies):
     galaxies = make_galaxies(n=30)
     with pytest.raises(ValidationError, match="one magnitude column per band"):
         make_input_spec(galaxies, EDGES, flux_columns=["mag_g", "mag_r"])
+    with pytest.raises(ValidationError, match="need an images input"):
+        make_input_spec(galaxies, EDGES, features=["mag_g"], flux_columns=["mag_g"])
     galaxies.catalog["mag_r"][3] = np.nan
     with pytest.raises(
         ValidationError, match="flux column 'mag_r' is not finite for galaxy id 1003"

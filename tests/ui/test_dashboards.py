@@ -174,8 +174,9 @@ def test_stellar_mass_follows_input_sets_tests_pairs_and_galaxies(
     page, app_url, ui_run, screenshot
 ):
     data = read_stellar_mass(ui_run)
-    if not (data.mass and data.causal and data.pid and data.attributions):
-        pytest.skip(f"{ui_run} has no complete stellar-mass analysis")
+    # The served run always holds the whole analysis: anything missing is a failure.
+    assert data.ok and data.problems == [], data.problems
+    assert data.mass and data.causal and data.pid and data.attributions
     names = list(data.mass)
     page.goto(app_url + "/stellar_mass")
     wait_for_plots(page, ".ck-mass-scatter", 1)
