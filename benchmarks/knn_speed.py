@@ -40,7 +40,7 @@ from _report import emit
 
 import clapkit
 from clapkit.metrics import histogram_pdfs
-from clapkit.photoz.adaptive_knn import AdaptiveKNN, default_k_grid
+from clapkit.photoz.adaptive_knn import AdaptiveKNN, published_k_grid
 
 EDGES = np.linspace(0.0, 0.4, 181)
 N_PIT_BINS = 100
@@ -63,7 +63,7 @@ def straightforward(model: AdaptiveKNN, train_latent, train_z, target_latent):
     pit_bin = np.empty((train_z.size, n_k), dtype=np.int64)
     for s in range(0, train_z.size, 5000):
         rows = np.arange(s, min(s + 5000, train_z.size))
-        nb = model._other_neighbours(train_latent[rows], rows)
+        nb = model._pit_neighbours(train_latent[rows], rows)
         for row, j in enumerate(rows):
             for c, k in enumerate(k_grid):
                 zn = train_z[nb[row, :k]]
@@ -117,7 +117,7 @@ def main() -> None:
     if args.quick:
         args.n_train, args.n_target, args.sub_train = 40_000, 10_000, 10_000
     rng = np.random.default_rng(args.seed)
-    k_grid = default_k_grid()
+    k_grid = published_k_grid()
 
     # Warm-up: compile the kernels (cached on disk) so the timings are of the work alone.
     warm_x, warm_z = make_latents(2100, rng)

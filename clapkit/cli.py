@@ -149,6 +149,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from clapkit.photoz.nondetections import parse_mag_limits
     from clapkit.photoz.pipeline import load_config_file, train_run
 
     config = load_config_file(args.config) if args.config else {}
@@ -166,6 +167,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         device=args.device,
+        nondetect=args.nondetect,
+        mag_limits=parse_mag_limits(args.mag_limits),
     )
     done = [m for m, s in record["methods"].items() if s.get("status") == "done"]
     print(f"trained {', '.join(done)} in {args.run}")
@@ -343,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--features", help="comma-separated catalog columns: use the MLP encoder on them"
     )
     train.add_argument("--instrument", help="image stack to use (default: sdss or the only one)")
+    train.add_argument(
+        "--nondetect",
+        type=float,
+        help="the catalog's non-detection magnitude (e.g. 99): such magnitudes, masked "
+        "ones and NaN become the band's --mag-limits value, their errors 1.0 (as RAIL does)",
+    )
+    train.add_argument(
+        "--mag-limits", help="limiting magnitudes for --nondetect, e.g. u=22.0,g=22.2,r=21.8"
+    )
     train.add_argument("--zmax", type=float, help="upper edge of the redshift grid")
     train.add_argument("--bins", type=int, default=180, help="redshift bins (default: 180)")
     train.add_argument(
@@ -388,6 +400,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClapkitError as err:
         print(f"clapkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"clapkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        # Another library's error (torch out of memory, a full disk...) still reaches the
+        # user as one line; CLAPKIT_DEBUG=1 shows where it came from.
+        if os.environ.get("CLAPKIT_DEBUG"):
+            raise
+        text = " ".join(str(err).split())
+        print(
+            f"clapkit {args.command}: error: {type(err).__name__}: {text} "
+            "(CLAPKIT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

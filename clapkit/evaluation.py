@@ -38,12 +38,14 @@ TABLE_COLUMNS = (
 )
 
 
-#: CLAP's stages in the order a reader compares them: the ensemble first, the raw KNN last.
-CLAP_STAGES = ("clap", "clap_refit", "clap_recal", "clap_raw")
+#: CLAP's stages in the order a reader compares them: the ensemble first, then back through
+#: the pipeline to the SCL network's own PDFs.
+CLAP_STAGES = ("clap", "clap_refit", "clap_recal", "clap_raw", "clap_scl")
 
 
 def ordered_methods(methods: Sequence[str]) -> list[str]:
-    """CLAP's stages first (ensemble, refit, recal, raw), then the others in the order given.
+    """CLAP's stages first (ensemble, refit, recal, raw, SCL), then the others in the order
+    given.
 
     Examples
     --------
@@ -235,8 +237,9 @@ def evaluate_run(
     the tables come in bins of magnitude and colour (see :func:`bin_variables`) when a
     ``catalog`` is given or the run's ``predict.json`` names a readable data file. With
     ``galaxy_table`` it also writes ``<run>/galaxies.h5``: one row per galaxy with id,
-    true redshift, those bin variables and every method's ``<method>.z_phot``,
-    ``<method>.pit`` and ``<method>.crps`` (read by the dashboards).
+    true redshift, those bin variables, every method's ``<method>.z_phot``,
+    ``<method>.pit`` and ``<method>.crps``, and the per-galaxy columns stored with the
+    PDFs (CLAP's ``novelty``), read by the dashboards.
 
     Outputs are checked before any work, so existing files without ``overwrite`` cost
     nothing.
@@ -256,7 +259,7 @@ def evaluate_run(
     table: Table | None = None
     for method in methods:
         path = run.pdf_path(method)
-        pdfs, _ = load_pdfs(path)
+        pdfs, attrs = load_pdfs(path)
         if truth is not None:
             pdfs = attach_truth(pdfs, truth, id_column, z_column)
         elif pdfs.z_true is None:
@@ -274,6 +277,11 @@ def evaluate_run(
         )
         for name, values in per_galaxy_parts(pdfs.p, pdfs.edges, pdfs.z_true).items():
             table[f"{method}.{name}"] = values
+        # Per-galaxy values stored with the PDFs (CLAP's novelty percentile is shared by
+        # its stages): one column each, from the first file that has it.
+        for name, values in attrs["columns"].items():
+            if name not in table.colnames:
+                table[name] = values
     write_metrics(out, results, overwrite)
     if galaxy_table:
         write_galaxy_table(run.root / GALAXY_TABLE, table, overwrite)

@@ -49,10 +49,13 @@ def save_pdfs(
     method: str,
     config: dict[str, Any] | None = None,
     overwrite: bool = False,
+    columns: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write PDFs to HDF5: datasets ``id``, ``p``, ``edges`` and, when known, ``z_true``.
 
     Attributes record the format, the clapkit version, the method and its config (JSON).
+    ``columns`` are more per-galaxy values (one per row, e.g. CLAP's ``coverage``
+    percentile), stored under the group ``columns``.
 
     Examples
     --------
@@ -66,6 +69,12 @@ def save_pdfs(
     """
     _check_method(method)
     ids = np.asarray(pdfs.ids)
+    columns = {name: np.asarray(values) for name, values in (columns or {}).items()}
+    for name, values in columns.items():
+        if values.shape != (pdfs.n,):
+            raise ValidationError(
+                f"per-galaxy column {name!r} must have shape ({pdfs.n},), got {values.shape}"
+            )
     with atomic_path(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
         write_header(f, PDF_FORMAT, PDF_FORMAT_VERSION)
         f.attrs["method"] = method
@@ -79,12 +88,15 @@ def save_pdfs(
         f.create_dataset("edges", data=pdfs.edges)
         if pdfs.z_true is not None:
             f.create_dataset("z_true", data=pdfs.z_true)
+        for name, values in columns.items():
+            f.create_dataset(f"columns/{name}", data=values)
         mark_complete(f)
     return Path(path)
 
 
 def load_pdfs(path: str | os.PathLike) -> tuple[PDFs, dict[str, Any]]:
-    """Read a PDF file written by :func:`save_pdfs`; returns the PDFs and the attributes.
+    """Read a PDF file written by :func:`save_pdfs`; returns the PDFs and the attributes
+    (``method``, ``clapkit_version``, ``config`` and the per-galaxy ``columns``).
 
     Raises :class:`~clapkit.errors.FileFormatError` for a missing, truncated, foreign or
     incomplete file.
@@ -102,6 +114,7 @@ def load_pdfs(path: str | os.PathLike) -> tuple[PDFs, dict[str, Any]]:
             "method": str(attr(f, "method", path.stem)),
             "clapkit_version": str(attr(f, "clapkit_version", "")),
             "config": json.loads(attr(f, "config", "{}")),
+            "columns": {name: f["columns"][name][()] for name in f.get("columns", {})},
         }
         try:
             pdfs = PDFs(f["p"][()], f["edges"][()], z_true=z_true, ids=ids)
@@ -153,11 +166,21 @@ class RunDir:
         return sorted(p.stem for p in self.pdfs_dir.glob("*.h5") if not p.name.startswith("."))
 
     def save_pdfs(
-        self, method: str, pdfs: PDFs, config: dict | None = None, overwrite: bool = False
+        self,
+        method: str,
+        pdfs: PDFs,
+        config: dict | None = None,
+        overwrite: bool = False,
+        columns: dict[str, np.ndarray] | None = None,
     ) -> Path:
         """Write the PDFs of ``method`` (see :func:`save_pdfs`)."""
         return save_pdfs(
-            self.pdf_path(method), pdfs, method=method, config=config, overwrite=overwrite
+            self.pdf_path(method),
+            pdfs,
+            method=method,
+            config=config,
+            overwrite=overwrite,
+            columns=columns,
         )
 
     def load_pdfs(self, method: str) -> tuple[PDFs, dict[str, Any]]:

@@ -32,10 +32,11 @@ from clapkit.data import GalaxySet, ImageStack
 from clapkit.data.hdf5 import GalaxySetWriter
 from clapkit.evaluation import evaluate_run
 from clapkit.metrics import PDFs, gaussian_pdfs
-from clapkit.photoz.adaptive_knn import AdaptiveKNN, default_k_grid
+from clapkit.photoz.adaptive_knn import AdaptiveKNN, log_k_grid
 from clapkit.photoz.clap import CLAPPrediction
 from clapkit.photoz.details import write_clap_details
 from clapkit.photoz.ensemble import ensemble_pdfs
+from clapkit.photoz.novelty import novelty_percentile
 from clapkit.photoz.projection import project_latent
 from clapkit.photoz.recalibrate import recalibrate
 from clapkit.runs import RunDir
@@ -81,7 +82,7 @@ def synthetic_run(
     """Write a synthetic run directory (see the module docstring) and return it.
 
     The galaxy file is ``<root>/galaxies_data.h5`` (recorded in ``predict.json``); the
-    run holds ``pdfs/*.h5`` for CLAP's four stages and the five baselines,
+    run holds ``pdfs/*.h5`` for CLAP's five stages and the five baselines,
     ``clap/knn.h5``, ``metrics.json`` and ``galaxies.h5``.
 
     Examples
@@ -115,10 +116,13 @@ def synthetic_run(
     )
     edges = np.linspace(0.0, config.z_max, config.n_bins + 1)
     k_max = min(2000, max(20, config.n_train // 50), config.n_train - 1)
-    knn = AdaptiveKNN(edges, default_k_grid(2, k_max, min(30, k_max - 1)), n_pit_bins=20)
+    knn = AdaptiveKNN(edges, log_k_grid(2, k_max, min(30, k_max - 1)), n_pit_bins=20)
     knn.fit(latent[train], z[train], progress=progress)
     result = knn.predict(latent[test], progress=progress)
     stages = {
+        "clap_scl": gaussian_pdfs(
+            z[test] + rng.normal(0, 0.02, config.n_test), np.full(config.n_test, 0.01), edges
+        ),
         "clap_raw": result.p,
     }
     with warnings.catch_warnings():
@@ -126,11 +130,19 @@ def synthetic_run(
         # galaxies' raw PDFs and says so, which is expected here.
         warnings.simplefilter("ignore", UserWarning)
         stages["clap_recal"] = recalibrate(result.p, edges, result.local_pit_hist)
-    stages["clap_refit"] = ensemble_pdfs([stages["clap_recal"]])
-    stages["clap"] = ensemble_pdfs([stages["clap_raw"], stages["clap_recal"]])
+    stages["clap_refit"] = ensemble_pdfs([stages["clap_recal"]], edges)
+    stages["clap"] = ensemble_pdfs([stages["clap_raw"], stages["clap_recal"]], edges)
     test_ids, z_test = ids[test], z[test]
+    novelty = novelty_percentile(
+        knn.neighbour_distance(latent[test], result.neighbours), knn.train_distance_
+    )
     for name, p in stages.items():
-        run.save_pdfs(name, PDFs(p, edges, z_true=z_test, ids=test_ids), {"synthetic": True})
+        run.save_pdfs(
+            name,
+            PDFs(p, edges, z_true=z_test, ids=test_ids),
+            {"synthetic": True},
+            columns={"novelty": novelty},
+        )
     for name, (bias, scatter, width) in BASELINES.items():
         mean = z_test + bias + rng.normal(0, scatter, config.n_test) * (1 + z_test)
         p = gaussian_pdfs(mean, np.full(config.n_test, width * scatter) * (1 + z_test), edges)
@@ -142,6 +154,7 @@ def synthetic_run(
         train_latent=latent[train],
         train_z=z[train],
         train_ids=ids[train],
+        novelty=novelty,
     )
     projection = project_latent(latent[test], config.projection, seed=config.seed)
     write_clap_details(run.root / "clap" / "knn.h5", prediction, test_ids, projection)

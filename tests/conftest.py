@@ -33,6 +33,13 @@ TINY_CONFIG = {
         "refit": {"epochs": 3, "batch_size": 32},
     },
     "baselines": {"ensemble_size": 2, "mc_samples": 4},
+    # RAIL's FlexZBoost with a small search and small trees: seconds, not minutes.
+    "flexzboost": {
+        "nbump": 3,
+        "nsharp": 3,
+        "max_basis": 15,
+        "regression_params": {"max_depth": 3, "n_estimators": 30, "objective": "reg:squarederror"},
+    },
     "projection": "pca",
 }
 

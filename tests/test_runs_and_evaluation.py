@@ -36,16 +36,27 @@ def make_pdfs(n=50, seed=0, ids=None, with_truth=True):
 def test_pdf_file_round_trip_carries_version_and_config(tmp_path, ids):
     base = make_pdfs()
     pdfs = PDFs(base.p.astype(np.float32), EDGES, z_true=base.z_true, ids=ids)
-    path = save_pdfs(tmp_path / "m.h5", pdfs, method="m", config={"k": 3, "bands": ("u", "g")})
+    coverage = np.linspace(0, 100, pdfs.n)
+    path = save_pdfs(
+        tmp_path / "m.h5",
+        pdfs,
+        method="m",
+        config={"k": 3, "bands": ("u", "g")},
+        columns={"coverage": coverage},
+    )
     loaded, attrs = load_pdfs(path)
     assert np.array_equal(loaded.p, pdfs.p) and loaded.p.dtype == np.float32
     assert np.array_equal(loaded.edges, EDGES) and np.array_equal(loaded.z_true, pdfs.z_true)
     assert loaded.ids.tolist() == pdfs.ids.tolist()
+    np.testing.assert_array_equal(attrs.pop("columns")["coverage"], coverage)
     assert attrs == {
         "method": "m",
         "clapkit_version": clapkit.__version__,
         "config": {"k": 3, "bands": ["u", "g"]},
     }
+    with pytest.raises(ValueError, match=r"column 'coverage' must have shape"):
+        save_pdfs(tmp_path / "bad.h5", pdfs, method="m", columns={"coverage": coverage[:-1]})
+    assert not (tmp_path / "bad.h5").exists()
 
 
 def test_pdf_file_refuses_overwrite_and_bad_files(tmp_path):

@@ -367,6 +367,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 "pit_a": "PIT A",
                 "z_phot_b": "z_phot B",
                 "pit_b": "PIT B",
+                "novelty": "novelty",
             },
             formatters={
                 "id": NumberFormatter(format="0"),  # no thousands separators in ids
@@ -374,6 +375,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
                     name: NumberFormatter(format="0.0000")
                     for name in ("z_true", "mag_r", "g_r", "z_phot_a", "pit_a", "z_phot_b", "pit_b")
                 },
+                "novelty": NumberFormatter(format="0"),
             },
         )
         self._update_bin_titles()
@@ -555,6 +557,10 @@ class CalibrationExplorer(pn.viewable.Viewer):
             for quantity in ("z_phot", "pit"):
                 if f"{method}.{quantity}" in galaxies:
                     columns[f"{quantity}_{suffix}"] = f"{method}.{quantity}"
+        # How far the training set is from each galaxy in CLAP's latent space, as a
+        # percentile: above 99 its PDF deserves suspicion (clapkit.photoz.novelty).
+        if "novelty" in galaxies:
+            columns["novelty"] = "novelty"
         data = {
             name: galaxies[source].to_numpy() if rows is None else galaxies[source].to_numpy()[rows]
             for name, source in columns.items()

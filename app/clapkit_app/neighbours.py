@@ -47,6 +47,7 @@ from bokeh.models import (
 from bokeh.palettes import Plasma256, Viridis256
 from bokeh.plotting import figure
 
+from clapkit.photoz.novelty import NOVEL_ABOVE
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.images import colour_composite, mosaic, rgba_image
 from clapkit_app.page import problems_alert
@@ -103,6 +104,7 @@ class Selection:
     neighbour_z: np.ndarray | None = None
     k: int = 0
     w1: float = np.nan
+    novelty: float = np.nan  # percentile of its neighbour distance among the training set's
     local_pit_hist: np.ndarray | None = None
     grid: np.ndarray | None = None  # the mosaic, None without images
     grid_note: str = ""
@@ -362,6 +364,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
             neighbour_z=z,
             k=found["k"],
             w1=found["w1"],
+            novelty=found["novelty"],
             local_pit_hist=found["local_pit_hist"],
             grid=grid,
             grid_note=note,
@@ -615,6 +618,7 @@ def _map_frame(run: RunData) -> pd.DataFrame:
         columns["z_phot"] = column(f"{method}.z_phot")
     if "clap.pit" in galaxies:
         columns["pit"] = column("clap.pit")
+    columns["novelty"] = details.novelty.astype(np.float64)
     return pd.DataFrame(columns)
 
 
@@ -632,6 +636,7 @@ def _colour_options(run: RunData, frame: pd.DataFrame) -> dict[str, str]:
     options["chosen k"] = "k"
     if "pit" in frame:
         options[f"PIT ({method_label('clap')})"] = "pit"
+    options["novelty (percentile of the distance to the training set)"] = "novelty"
     return options
 
 
@@ -643,6 +648,8 @@ def _colour_style(frame: pd.DataFrame, colour_by: str, label: str) -> dict[str, 
         return {"palette": PALETTES["viridis"], "clim": clim, "label": label}
     if colour_by == "pit":
         return {"palette": PALETTES["coolwarm"], "clim": (0.0, 1.0), "label": label}
+    if colour_by == "novelty":
+        return {"palette": PALETTES["plasma"], "clim": (0.0, 100.0), "label": label}
     values = frame[colour_by].to_numpy()
     finite = values[np.isfinite(values)]
     clim = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -665,8 +672,22 @@ def _title(selection: Selection) -> str:
     return (
         f"### Galaxy {selection.galaxy_id}\n\n"
         f"True redshift {selection.z_true:.4f}{photoz}. CLAP chose **k = {selection.k}** "
-        f"training neighbours, whose PIT histogram is at W1 = {selection.w1:.4f} from uniform."
+        f"training neighbours, whose PIT histogram is at W1 = {selection.w1:.4f} from uniform. "
+        + _novelty_sentence(selection.novelty)
     )
+
+
+def _novelty_sentence(percentile: float) -> str:
+    """How novel a galaxy is to the training set, in words (empty when unknown)."""
+    if not np.isfinite(percentile):
+        return ""
+    text = (
+        f"Its neighbours are farther than those of **{percentile:.1f}%** of the training "
+        "galaxies (novelty percentile)"
+    )
+    if percentile > NOVEL_ABOVE:
+        return text + ": **the training set does not cover it; treat its PDF with suspicion.**"
+    return text + "."
 
 
 def _caption(selection: Selection, size: int, columns: int) -> str:

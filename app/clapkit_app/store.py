@@ -38,13 +38,24 @@ METHOD_LABELS = {
     "clap_refit": "CLAP refitted",
     "clap_recal": "CLAP recalibrated",
     "clap_raw": "CLAP raw KNN",
+    "clap_scl": "CLAP SCL network",
     "softmax": "softmax CNN",
     "mcdropout": "MC dropout",
+    "gmm": "Gaussian mixture (CRPS)",
     "ensemble": "deep ensemble",
     "temperature": "temperature scaling",
     "knn_photometry": "KNN on photometry",
+    "flexzboost": "FlexZBoost (RAIL)",
 }
-BASELINES = ("softmax", "mcdropout", "ensemble", "temperature", "knn_photometry")
+BASELINES = (
+    "softmax",
+    "mcdropout",
+    "gmm",
+    "ensemble",
+    "temperature",
+    "knn_photometry",
+    "flexzboost",
+)
 #: Per-bin tables the calibration explorer offers: metrics.json key, label.
 BIN_VARIABLES = {"z_true": "true redshift", "mag_r": "r magnitude", "g_r": "colour g − r"}
 
@@ -84,7 +95,8 @@ class RunData:
         Methods with PDFs, CLAP's stages first, then the baselines.
     galaxies : DataFrame or None
         ``galaxies.h5``: one row per galaxy (``id``, ``z_true``, ``mag_r``, ``g_r``,
-        ``<method>.z_phot``, ``<method>.pit``, ``<method>.crps``), in PDF-file order.
+        ``<method>.z_phot``, ``<method>.pit``, ``<method>.crps``, CLAP's ``novelty``),
+        in PDF-file order.
     details : CLAPDetails or None
         ``clap/knn.h5``: chosen k, local PIT histograms, 2-D projection, training ids.
     data_path : Path or None
@@ -162,8 +174,8 @@ class RunData:
 
     def neighbours(self, galaxy_id: Any) -> dict[str, Any] | None:
         """CLAP's chosen neighbours of ``galaxy_id``: training ids and redshifts (nearest
-        first), chosen k, the local PIT histogram that chose it, its W1 to uniform; None
-        without ``clap/knn.h5`` or for a galaxy that is not in it."""
+        first), chosen k, the local PIT histogram that chose it, its W1 to uniform and its
+        novelty percentile; None without ``clap/knn.h5`` or for a galaxy not in it."""
         if self.details is None:
             return None
         row = self.details_row(galaxy_id)
@@ -176,6 +188,7 @@ class RunData:
             "k": int(self.details.k[row]),
             "local_pit_hist": self.details.local_pit_hist[row],
             "w1": float(self.details.w1[row]),
+            "novelty": float(self.details.novelty[row]),
         }
 
     def details_row(self, galaxy_id: Any) -> int | None:

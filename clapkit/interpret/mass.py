@@ -42,6 +42,7 @@ from clapkit.h5files import mark_complete, open_checked, write_header
 from clapkit.metrics import bin_centers, crps, pit, wasserstein_to_uniform
 from clapkit.nets.device import resolve_device
 from clapkit.photoz.clap import CLAPConfig, predict_clap, train_clap
+from clapkit.photoz.clap_config import PROJECT_VARIANT
 from clapkit.photoz.network_inputs import (
     InputSpec,
     NetworkInputs,
@@ -220,8 +221,11 @@ def resolve_settings(preset: str = "cpu", overrides: dict[str, Any] | None = Non
 
 def _clap_config(settings: dict[str, Any], kind: str) -> CLAPConfig:
     net = settings["mlp"] if kind == "features" else settings["net"]
+    # The mass models keep the CLAP their numbers were measured with (refit on the
+    # validation galaxies, so a trained model predicts any galaxies without retraining).
     return CLAPConfig(
         **{
+            **PROJECT_VARIANT,
             **settings["clap"],
             "net": {**net, "kind": "mlp" if kind == "features" else net["kind"]},
             "train": settings["train"],

@@ -11,11 +11,14 @@ from clapkit.nets.augment import DIHEDRAL_ELEMENTS, apply_dihedral, feature_jitt
 from clapkit.nets.encoders import CompactEncoder, InceptionEncoder, MLPEncoder
 from clapkit.nets.heads import Estimator, FeatureDecoder, ImageDecoder
 from clapkit.nets.losses import (
+    SCL_LOSSES,
     SCLLossWeights,
     cdf_w1_times_ce,
     contrastive_term,
     cross_entropy,
+    random_partners,
     scl_loss,
+    scl_loss_published,
     symmetric_cross_entropy,
 )
 from clapkit.nets.preprocess import center_crop, scale_pixels
@@ -23,6 +26,7 @@ from clapkit.nets.scl import NetConfig, SCLNet, build_net
 
 __all__ = [
     "DIHEDRAL_ELEMENTS",
+    "SCL_LOSSES",
     "CompactEncoder",
     "Estimator",
     "FeatureDecoder",
@@ -40,7 +44,9 @@ __all__ = [
     "cross_entropy",
     "feature_jitter",
     "random_dihedral",
+    "random_partners",
     "scale_pixels",
     "scl_loss",
+    "scl_loss_published",
     "symmetric_cross_entropy",
 ]

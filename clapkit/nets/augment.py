@@ -42,7 +42,9 @@ def apply_dihedral(x: torch.Tensor, element: int) -> torch.Tensor:
     return out.flip(-1) if flip else out
 
 
-def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_dihedral(
+    x: torch.Tensor, generator: torch.Generator | None = None, include_identity: bool = False
+) -> torch.Tensor:
     """Each image gets its own random non-identity symmetry of the square.
 
     Parameters
@@ -51,6 +53,9 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -
         Square images. For catalog features use :func:`feature_jitter`.
     generator : torch.Generator, optional
         Source of randomness; the global one when omitted.
+    include_identity : bool
+        Draw from all eight symmetries, the identity included (the published code's
+        random orientation of every training image), instead of the seven others.
 
     Returns
     -------
@@ -74,12 +79,13 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -
             f"random_dihedral expects square images, got {x.shape[-2]}×{x.shape[-1]}"
         )
     device = generator.device if generator is not None else x.device
+    first = 0 if include_identity else 1
     choice = torch.randint(
-        1, len(DIHEDRAL_ELEMENTS), (x.shape[0],), generator=generator, device=device
+        first, len(DIHEDRAL_ELEMENTS), (x.shape[0],), generator=generator, device=device
     )
     choice = choice.to(x.device)  # (B,)
     out = torch.empty_like(x)
-    for element in range(1, len(DIHEDRAL_ELEMENTS)):
+    for element in range(first, len(DIHEDRAL_ELEMENTS)):
         chosen = choice == element
         out[chosen] = apply_dihedral(x[chosen], element)
     return out

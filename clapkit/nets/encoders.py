@@ -77,6 +77,21 @@ def _conv_unit(conv: nn.Conv2d, act: nn.Module, batch_norm: bool) -> list[nn.Mod
     return [conv, nn.BatchNorm2d(conv.out_channels), act] if batch_norm else [conv, act]
 
 
+def _dropout(rate: float) -> nn.Module:
+    """Dropout before an encoder's last linear layer (MC dropout, as published), or none.
+
+    Dropout has no parameters: state dicts keep their keys with or without it.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValidationError(f"dropout must be in [0, 1), got {rate}")
+    return nn.Dropout(rate) if rate > 0 else nn.Identity()
+
+
+def _last_layer_with_dropout(mlp: nn.Sequential, drop: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``mlp(h)`` with ``drop`` applied to the input of its last layer."""
+    return mlp[-1](drop(mlp[:-1](h)))
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -148,11 +163,13 @@ class CompactEncoder(nn.Module):
         rest_dim: int = 64,
         width: int = 32,
         batch_norm: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         _check_image_encoder(n_bands, image_size, n_extra, latent_dim, rest_dim, width)
         self.n_bands, self.image_size, self.n_extra = n_bands, image_size, n_extra
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
+        self.drop = _dropout(dropout)
 
         # Images larger than 16 pixels are halved by the stem already: the full-resolution
         # convolution would cost as much as the rest of the network.
@@ -178,7 +195,7 @@ class CompactEncoder(nn.Module):
         h = self.pool(h).flatten(1)  # (B, C)
         if extra is not None:
             h = torch.cat([h, extra.to(h.dtype)], dim=1)  # (B, C + n_extra)
-        v = self.head(h)  # (B, latent_dim + rest_dim)
+        v = _last_layer_with_dropout(self.head, self.drop, h)  # (B, latent_dim + rest_dim)
         return v[:, : self.latent_dim], v[:, self.latent_dim :]
 
 
@@ -242,11 +259,13 @@ class InceptionEncoder(nn.Module):
         rest_dim: int = 512,
         width: int = 64,
         batch_norm: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         _check_image_encoder(n_bands, image_size, n_extra, latent_dim, rest_dim, width)
         self.n_bands, self.image_size, self.n_extra = n_bands, image_size, n_extra
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
+        self.drop = _dropout(dropout)
 
         c = 4 * ((2 * width + 3) // 4)  # inception channels: 2 × width, a multiple of 4
         stem = nn.Conv2d(n_bands, width, 5, padding=2)
@@ -281,7 +300,7 @@ class InceptionEncoder(nn.Module):
         h = self.pool(h).flatten(1)  # (B, 16 C)
         if extra is not None:
             h = torch.cat([h, extra.to(h.dtype)], dim=1)  # (B, 16 C + n_extra)
-        v = self.head(h)  # (B, latent_dim + rest_dim)
+        v = _last_layer_with_dropout(self.head, self.drop, h)  # (B, latent_dim + rest_dim)
         return v[:, : self.latent_dim], v[:, self.latent_dim :]
 
 
@@ -318,6 +337,7 @@ class MLPEncoder(nn.Module):
         latent_dim: int = 16,
         rest_dim: int = 32,
         hidden: tuple[int, ...] = (256, 256),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         _check_sizes(n_features=n_features, latent_dim=latent_dim, rest_dim=rest_dim)
@@ -327,6 +347,7 @@ class MLPEncoder(nn.Module):
         self.n_features, self.n_extra = n_features, n_extra
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
         self.net = _mlp([n_features + n_extra, *hidden, latent_dim + rest_dim])
+        self.drop = _dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, extra: torch.Tensor | None = None
@@ -338,5 +359,5 @@ class MLPEncoder(nn.Module):
         extra = _check_extra(extra, x.shape[0], self.n_extra)
         if extra is not None:
             x = torch.cat([x, extra.to(x.dtype)], dim=1)  # (B, n_features + n_extra)
-        v = self.net(x)  # (B, latent_dim + rest_dim)
+        v = _last_layer_with_dropout(self.net, self.drop, x)  # (B, latent_dim + rest_dim)
         return v[:, : self.latent_dim], v[:, self.latent_dim :]

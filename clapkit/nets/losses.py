@@ -1,13 +1,21 @@
-"""Losses of CLAP: the four-term SCL loss and the refit loss.
+"""Losses of CLAP: the two variants of the SCL loss and the refit loss.
 
-The SCL loss (:func:`scl_loss`) trains encoder, estimator and decoder together on three
-views of each galaxy (the original, its reconstruction and a rotated or flipped copy):
+Both SCL losses train encoder, estimator and decoder together on views of each galaxy
+(the original, its reconstruction and a rotated or flipped copy) with four terms:
+cross-entropy of the redshift bin, mean-squared reconstruction error weighted by ``c``
+(100 for SDSS images), a contrastive term on v_A and a consistency term between the
+estimator outputs of the views.
 
-1. cross-entropy of the redshift bin, for every view;
-2. mean-squared reconstruction error, weighted by ``c`` (100 for SDSS);
-3. the contrastive term −log[P / (P + N)] on v_A (:func:`contrastive_term`);
-4. the symmetric cross-entropy between the estimator outputs of the views
-   (:func:`symmetric_cross_entropy`).
+- :func:`scl_loss_published` is the loss of the published code (CLAP-I,
+  ``CLAP_network.py``): cross-entropy on the original and on its reconstruction; three
+  reconstruction errors (the reconstruction, the second cycle decode(encode(x̂)), and
+  the augmented view's own reconstruction); the consistency term as two symmetric
+  cross-entropies (original vs reconstruction, original vs augmented view); and the
+  contrastive term softplus(d⁺ − d⁻) of *batch-mean* RMS distances, d⁺ between the
+  views of each galaxy and d⁻ between each galaxy and one other random galaxy.
+- :func:`scl_loss` is this project's variant: cross-entropy averaged over three views,
+  one reconstruction error, the consistency term averaged, and a per-galaxy contrastive
+  term against every other galaxy of the batch (:func:`contrastive_term`).
 
 The refit loss (:func:`cdf_w1_times_ce`) trains a fresh estimator on KNN PDFs as soft
 labels.
@@ -23,6 +31,9 @@ import torch.nn.functional as F
 
 from clapkit.errors import ValidationError
 from clapkit.nets.scl import SCLNet
+
+#: The SCL loss variants: the published code's, and this project's.
+SCL_LOSSES = ("published", "project")
 
 #: Squared distances below this are clamped before the square root, which keeps the
 #: gradient finite when two views coincide.
@@ -145,7 +156,7 @@ def scl_loss(
     augment: Callable[[torch.Tensor], torch.Tensor],
     weights: SCLLossWeights = SCLLossWeights(),  # noqa: B008 (a dataclass, never mutated)
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The four-term SCL loss of CLAP on one batch.
+    """This project's variant of the four-term SCL loss, on one batch.
 
     Views: the original ``x``, its augmented copy ``augment(x)`` and, when the network has
     a decoder, its reconstruction x̂ = decode(encode(x)), encoded again. Terms:
@@ -188,13 +199,7 @@ def scl_loss(
     >>> sorted(parts)
     ['consistency', 'contrastive', 'cross_entropy', 'reconstruction', 'total']
     """
-    if z_bin.ndim != 1 or z_bin.shape[0] != x.shape[0]:
-        raise ValidationError(
-            f"z_bin must have shape ({x.shape[0]},), one bin per galaxy, got {tuple(z_bin.shape)}"
-        )
-    if z_bin.dtype.is_floating_point or z_bin.dtype == torch.bool:
-        raise ValidationError(f"z_bin must hold integer bin indices, got dtype {z_bin.dtype}")
-    z_bin = z_bin.long()
+    z_bin = _check_bins(x, z_bin)
 
     v_a, v_b = net.encode(x, extra)  # (B, latent_dim), (B, rest_dim)
     logits = net.estimate(v_a)  # (B, n_bins)
@@ -225,6 +230,129 @@ def scl_loss(
         "total": total,
     }
     return total, {name: float(value.detach()) for name, value in parts.items()}
+
+
+def random_partners(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random other row for every row of a batch (a random cyclic derangement).
+
+    The published loss pairs each galaxy with one random *different* galaxy as its
+    negative; taking both from one batch, every galaxy is paired once as the first and
+    once as the second member.
+
+    Examples
+    --------
+    >>> partners = random_partners(6, torch.Generator().manual_seed(0))
+    >>> bool((partners != torch.arange(6)).all()), sorted(partners.tolist())
+    (True, [0, 1, 2, 3, 4, 5])
+    """
+    if batch < 2:
+        raise ValidationError(f"a contrastive batch needs at least 2 galaxies, got {batch}")
+    order = torch.randperm(batch, generator=generator)
+    partners = torch.empty(batch, dtype=torch.long)
+    partners[order] = order.roll(-1)
+    return partners
+
+
+def _rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise root-mean-square difference of two (B, D) tensors (finite gradient at 0)."""
+    return (a - b).pow(2).mean(-1).clamp_min(_EPS).sqrt()
+
+
+def _cross_entropy_both_ways(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """H(p_a, q_b) + H(p_b, q_a), batch means, each target detached: the published
+    consistency term between two views (twice :func:`symmetric_cross_entropy`)."""
+    return 2.0 * symmetric_cross_entropy(logits_a, logits_b)
+
+
+def scl_loss_published(
+    net: SCLNet,
+    x: torch.Tensor,
+    extra: torch.Tensor | None,
+    z_bin: torch.Tensor,
+    augment: Callable[[torch.Tensor], torch.Tensor],
+    weights: SCLLossWeights = SCLLossWeights(),  # noqa: B008 (a dataclass, never mutated)
+    generator: torch.Generator | None = None,
+    partners: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The SCL loss of the published code on one batch.
+
+    Views of each galaxy: the input x, its reconstruction x̂ = decode(encode(x)) and an
+    augmented copy x′ = ``augment(x)``. With v = encode(·) and ℓ = estimate(v_A):
+
+    - ``cross_entropy``: CE(ℓ(x)) + CE(ℓ(x̂)), batch means;
+    - ``reconstruction``: c × [MSE(x̂, x) + MSE(decode(encode(x̂)), x) + MSE(x̂′, x′)];
+    - ``consistency``: the cross-entropies both ways, targets detached, between ℓ(x) and
+      ℓ(x̂) and between ℓ(x) and ℓ(x′), × ``weights.consistency``;
+    - ``contrastive``: softplus(d⁺ − d⁻) × ``weights.contrastive``, with d⁺ the batch
+      mean of the RMS distances of v_A(x) to v_A(x̂) and to v_A(x′), and d⁻ the batch
+      mean RMS distance of v_A(x) to the v_A of a random other galaxy of the batch
+      (:func:`random_partners`).
+
+    The published code draws the negative galaxies as a second, independent half-batch
+    and gives them the same terms; one batch paired with itself by a derangement gives
+    every term the same expectation (and the same value when ``partners`` swaps pairs).
+    Its training images are also randomly rotated or flipped before they enter (done by
+    the caller). ``partners`` fixes the negative of each row (default: drawn with
+    ``generator``).
+
+    Examples
+    --------
+    >>> from clapkit.nets.scl import NetConfig
+    >>> cfg = NetConfig(kind="mlp", n_bins=4, n_features=3, n_extra=0, hidden=(8,),
+    ...                 estimator_hidden=8)
+    >>> total, parts = scl_loss_published(SCLNet(cfg), torch.zeros(5, 3), None,
+    ...                                   torch.zeros(5, dtype=torch.long), lambda x: x + 0.1)
+    >>> sorted(parts)
+    ['consistency', 'contrastive', 'cross_entropy', 'reconstruction', 'total']
+    """
+    z_bin = _check_bins(x, z_bin)
+    if net.decoder is None:
+        raise ValidationError("the published SCL loss needs a network with a decoder")
+    if partners is None:
+        partners = random_partners(x.shape[0], generator)
+    partners = partners.to(x.device)
+
+    v_a, v_b = net.encode(x, extra)  # (B, latent_dim), (B, rest_dim)
+    logits = net.estimate(v_a)  # (B, n_bins)
+    x_hat = net.decode(v_a, v_b)  # shaped like x
+    v_a_rec, v_b_rec = net.encode(x_hat, extra)
+    logits_rec = net.estimate(v_a_rec)
+    x_hat_2 = net.decode(v_a_rec, v_b_rec)  # the second cycle
+    x_aug = augment(x)
+    v_a_aug, v_b_aug = net.encode(x_aug, extra)
+    logits_aug = net.estimate(v_a_aug)
+    x_aug_hat = net.decode(v_a_aug, v_b_aug)
+
+    ce = cross_entropy(logits, z_bin) + cross_entropy(logits_rec, z_bin)
+    reconstruction = (
+        F.mse_loss(x_hat, x) + F.mse_loss(x_hat_2, x) + F.mse_loss(x_aug_hat, x_aug)
+    ) * weights.reconstruction
+    consistency = _cross_entropy_both_ways(logits, logits_rec) + _cross_entropy_both_ways(
+        logits, logits_aug
+    )
+    consistency = consistency * weights.consistency
+    d_pos = 0.5 * (_rms_distance(v_a, v_a_rec) + _rms_distance(v_a, v_a_aug)).mean()
+    d_neg = _rms_distance(v_a, v_a[partners]).mean()
+    contrastive = F.softplus(d_pos - d_neg) * weights.contrastive
+    total = ce + reconstruction + contrastive + consistency
+    parts = {
+        "cross_entropy": ce,
+        "reconstruction": reconstruction,
+        "contrastive": contrastive,
+        "consistency": consistency,
+        "total": total,
+    }
+    return total, {name: float(value.detach()) for name, value in parts.items()}
+
+
+def _check_bins(x: torch.Tensor, z_bin: torch.Tensor) -> torch.Tensor:
+    if z_bin.ndim != 1 or z_bin.shape[0] != x.shape[0]:
+        raise ValidationError(
+            f"z_bin must have shape ({x.shape[0]},), one bin per galaxy, got {tuple(z_bin.shape)}"
+        )
+    if z_bin.dtype.is_floating_point or z_bin.dtype == torch.bool:
+        raise ValidationError(f"z_bin must hold integer bin indices, got dtype {z_bin.dtype}")
+    return z_bin.long()
 
 
 def cdf_w1_times_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,9 @@ class NetConfig:
         Hidden units of the estimator (the paper: 1024).
     dropout : float
         Dropout before the estimator's output layer.
+    encoder_dropout : float
+        Dropout before the encoder's last linear layer (MC dropout as published puts
+        dropout in both the encoder and the estimator).
     decoder : bool
         Build a decoder (needed for the reconstruction view of the loss).
     batch_norm : bool
@@ -93,6 +96,7 @@ class NetConfig:
     hidden: tuple[int, ...] = (256, 256)
     estimator_hidden: int = 1024
     dropout: float = 0.0
+    encoder_dropout: float = 0.0
     decoder: bool = True
     batch_norm: bool = False
 
@@ -108,11 +112,13 @@ class NetConfig:
         if not isinstance(self.hidden, list | tuple):
             raise ValidationError(f"hidden must be a tuple of integers, got {self.hidden!r}")
         self.hidden = tuple(_as_int(h, "hidden", minimum=1) for h in self.hidden)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, numbers.Real):
-            raise ValidationError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
-        self.dropout = float(self.dropout)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValidationError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "encoder_dropout"):
+            rate = getattr(self, name)
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+                raise ValidationError(f"{name} must be a number in [0, 1), got {rate!r}")
+            if not 0.0 <= rate < 1.0:
+                raise ValidationError(f"{name} must be in [0, 1), got {rate}")
+            setattr(self, name, float(rate))
         if not isinstance(self.decoder, bool | np.bool_):
             raise ValidationError(f"decoder must be true or false, got {self.decoder!r}")
         self.decoder = bool(self.decoder)
@@ -177,16 +183,22 @@ class SCLNet(nn.Module):
         self.config = c = config
         self.encoder: nn.Module
         self.decoder: nn.Module | None = None
-        if c.kind == "compact":
-            self.encoder = CompactEncoder(
-                c.n_bands, c.image_size, c.n_extra, c.latent_dim, c.rest_dim, c.width, c.batch_norm
-            )
-        elif c.kind == "paper":
-            self.encoder = InceptionEncoder(
-                c.n_bands, c.image_size, c.n_extra, c.latent_dim, c.rest_dim, c.width, c.batch_norm
+        if c.kind in IMAGE_KINDS:
+            encoder = CompactEncoder if c.kind == "compact" else InceptionEncoder
+            self.encoder = encoder(
+                c.n_bands,
+                c.image_size,
+                c.n_extra,
+                c.latent_dim,
+                c.rest_dim,
+                c.width,
+                c.batch_norm,
+                c.encoder_dropout,
             )
         else:
-            self.encoder = MLPEncoder(c.n_features, c.n_extra, c.latent_dim, c.rest_dim, c.hidden)
+            self.encoder = MLPEncoder(
+                c.n_features, c.n_extra, c.latent_dim, c.rest_dim, c.hidden, c.encoder_dropout
+            )
         self.estimator = self.new_estimator()
         if c.decoder:
             in_dim = c.latent_dim + c.rest_dim

@@ -1,11 +1,18 @@
 """CLAP's adaptive k-nearest-neighbour step: raw redshift PDFs with a k chosen per galaxy.
 
-As published: every training galaxy gets, for each k on a grid (5…2000, 120 values), the
-PIT of its own spec-z among the spec-z of its k nearest *other* training galaxies (ties
-count one half). For a target galaxy and each k, the PITs (at that k) of its k nearest
-training galaxies are histogrammed (100 bins on [0, 1]); the k whose histogram is
-closest to uniform in 1-Wasserstein distance wins (the first on ties), and the raw PDF is
-the normalised histogram of those k neighbours' spec-z on the output bins.
+As in the published code (CLAP-I, ``CLAP_knn_recalibration.py``): every training galaxy
+gets, for each k on a grid (:func:`published_k_grid`: 120 values from 5 to 2000), the
+PIT of its own spec-z among the spec-z of its k nearest training galaxies (itself
+included, ties counting one half; ``pit_includes_self=False`` leaves it out). For a
+target galaxy and each k, the PITs (at that k) of its k nearest training galaxies are
+histogrammed (100 bins on [0, 1]); the k whose histogram is closest to uniform in
+1-Wasserstein distance wins (the first on ties), and the raw PDF is the normalised
+histogram of those k neighbours' spec-z on the output bins.
+
+For the published recalibration option 2 the index also keeps a second PIT table: the
+spec-z of each training galaxy's nearest *validation* galaxy, ranked among the training
+galaxy's k neighbours. The recalibration of a target averages the histograms of both
+tables at its chosen k (``valid_pit_hist``).
 
 How it stays fast and exact:
 
@@ -45,20 +52,60 @@ _JIT = {"cache": True, "nogil": True}
 _JIT_ROWS = {**_JIT, "parallel": True}
 #: Targets per parallel task: each task allocates its (n_k, n_bins) scratch histogram once.
 _ROWS_PER_TASK = 256
+#: Neighbours of the latent distance that says how well the training set covers a galaxy
+#: (:meth:`AdaptiveKNN.neighbour_distance`).
+DISTANCE_NEIGHBOURS = 10
 
 
-def default_k_grid(k_min: int = 5, k_max: int = 2000, n: int = 120) -> NDArray[np.int64]:
-    """``n`` distinct integers from ``k_min`` to ``k_max``, as close to log-spaced as can be.
+#: The published k grid (``klist`` of ``CLAP_knn_recalibration.py``): steps of 5 up to
+#: 200, of 10 up to 600, of 20 up to 1000 and of 50 up to 2000; 120 values.
+PUBLISHED_K_GRID = np.concatenate(
+    [
+        np.arange(5, 201, 5),
+        np.arange(210, 601, 10),
+        np.arange(620, 1001, 20),
+        np.arange(1050, 2001, 50),
+    ]
+).astype(np.int64)
+#: The names of the k grids :func:`k_grid` builds.
+K_GRIDS = ("published", "log")
 
-    Rounding a geometric sequence repeats the small values (5, 5, 5, 6, …); each repeat is
-    pushed up by one and the tail capped so that exactly ``n`` sorted values remain.
+
+def published_k_grid(k_min: int = 5, k_max: int = 2000) -> NDArray[np.int64]:
+    """The published k grid, keeping its values from ``k_min`` to ``k_max``.
 
     Examples
     --------
-    >>> grid = default_k_grid()
+    >>> grid = published_k_grid()
+    >>> grid.size, grid[:3].tolist(), grid[-3:].tolist()
+    (120, [5, 10, 15], [1900, 1950, 2000])
+    >>> published_k_grid(5, 42).tolist()
+    [5, 10, 15, 20, 25, 30, 35, 40]
+    """
+    k_min, k_max = int(k_min), int(k_max)
+    full = PUBLISHED_K_GRID
+    grid = full[(full >= k_min) & (full <= k_max)]
+    if grid.size == 0:
+        raise ValidationError(
+            f"the published k grid (5, 10, ..., 2000) has no value in {k_min}..{k_max}"
+        )
+    return grid.copy()
+
+
+def log_k_grid(k_min: int = 5, k_max: int = 2000, n: int = 120) -> NDArray[np.int64]:
+    """``n`` distinct integers from ``k_min`` to ``k_max``, as close to log-spaced as can be.
+
+    This project's alternative to :func:`published_k_grid`: it spends as many values on
+    k ≤ 40 as on 400 ≤ k ≤ 2000, where the published grid has 8 below 40. Rounding a
+    geometric sequence repeats the small values (5, 5, 5, 6, …); each repeat is pushed
+    up by one and the tail capped so that exactly ``n`` sorted values remain.
+
+    Examples
+    --------
+    >>> grid = log_k_grid()
     >>> grid.size, int(grid[0]), int(grid[-1]), bool(np.all(np.diff(grid) > 0))
     (120, 5, 2000, True)
-    >>> default_k_grid(5, 100, 6).tolist()
+    >>> log_k_grid(5, 100, 6).tolist()
     [5, 9, 17, 30, 55, 100]
     """
     k_min, k_max, n = int(k_min), int(k_max), int(n)
@@ -74,6 +121,22 @@ def default_k_grid(k_min: int = 5, k_max: int = 2000, n: int = 120) -> NDArray[n
     for i in range(1, n):
         grid[i] = max(grid[i], grid[i - 1] + 1)
     return np.minimum(grid, k_max - (n - 1 - np.arange(n)))
+
+
+def k_grid(kind: str, k_min: int, k_max: int, n: int = 120) -> NDArray[np.int64]:
+    """The ``published`` or ``log`` grid between ``k_min`` and ``k_max`` (``n`` values for
+    the log grid, at most as many as there are integers).
+
+    Examples
+    --------
+    >>> k_grid("published", 5, 30).tolist(), k_grid("log", 5, 30, 4).tolist()
+    ([5, 10, 15, 20, 25, 30], [5, 9, 17, 30])
+    """
+    if kind not in K_GRIDS:
+        raise ValidationError(f"k grid must be one of {K_GRIDS}, got {kind!r}")
+    if kind == "published":
+        return published_k_grid(k_min, k_max)
+    return log_k_grid(k_min, k_max, min(int(n), int(k_max) - int(k_min) + 1))
 
 
 def check_k_grid(k_grid: ArrayLike, n_train: int | None = None) -> NDArray[np.int64]:
@@ -198,6 +261,21 @@ def _choose_k_kernel(neighbours, pit_bin, k_grid, n_bins, chosen, w1, local_hist
             w1[t] = best_s / (n_bins * n_bins * k)
             for b in range(n_bins):
                 local_hist[t, b] = hist[best, b] / k
+
+
+@numba.njit(**_JIT_ROWS)
+def _hist_at_k_kernel(neighbours, pit_bin, k_index, k_grid, n_bins, out):
+    """Fraction of each target's first k neighbours in each PIT bin, at its chosen k."""
+    n = neighbours.shape[0]
+    for t in numba.prange(n):
+        c = k_index[t]
+        k = k_grid[c]
+        for b in range(n_bins):
+            out[t, b] = 0.0
+        for i in range(k):
+            out[t, pit_bin[neighbours[t, i], c]] += 1.0
+        for b in range(n_bins):
+            out[t, b] = out[t, b] / k
 
 
 @numba.njit(**_JIT_ROWS)
@@ -351,6 +429,16 @@ def neighbour_pdfs(
     return out
 
 
+def _mean_distance(x: NDArray, reference: NDArray, neighbours: NDArray) -> NDArray[np.float64]:
+    """Mean Euclidean distance (float64) of each row of ``x`` to its first
+    :data:`DISTANCE_NEIGHBOURS` neighbours among ``reference`` (NaN without neighbours)."""
+    m = min(DISTANCE_NEIGHBOURS, neighbours.shape[1])
+    if m == 0:
+        return np.full(x.shape[0], np.nan)
+    near = reference[neighbours[:, :m]].astype(np.float64)  # (N, m, D)
+    return np.sqrt(((near - x[:, None, :].astype(np.float64)) ** 2).sum(-1)).mean(1)
+
+
 # ----------------------------------------------------------------------------- the estimator
 
 
@@ -366,13 +454,17 @@ class AdaptiveKNNResult:
         Training indices of the k_max nearest neighbours, nearest first; the chosen
         neighbours of target ``t`` are ``neighbours[t, :k[t]]``.
     local_pit_hist : ndarray, shape (N, n_pit_bins), float32
-        Fraction of the chosen neighbours' PITs (at the chosen k) in each bin on [0, 1].
+        Fraction of the chosen neighbours' PITs (at the chosen k) in each bin on [0, 1]:
+        the histogram that chose k.
     w1 : ndarray, shape (N,)
         1-Wasserstein distance of that histogram to uniform.
     p : ndarray, shape (N, B)
         Raw PDFs: normalised histograms of the chosen neighbours' spec-z.
     k_grid : ndarray, shape (n_k,)
         The candidate k values.
+    valid_pit_hist : ndarray, shape (N, n_pit_bins), or None
+        The same histogram from the validation PIT table (the spec-z of each neighbour's
+        nearest validation galaxy), when the index has one.
     """
 
     k: NDArray[np.int64]
@@ -381,10 +473,49 @@ class AdaptiveKNNResult:
     w1: NDArray[np.float64]
     p: NDArray[np.float64]
     k_grid: NDArray[np.int64]
+    valid_pit_hist: NDArray[np.float64] | None = None
+
+    def recalibration_hist(self, source: str) -> NDArray[np.float64]:
+        """The PIT histogram a recalibration reads: ``train`` (the local histogram, the
+        published option 1) or ``train_valid`` (its average with the validation one,
+        option 2).
+
+        Examples
+        --------
+        >>> r = AdaptiveKNNResult(np.array([2]), np.zeros((1, 2), np.int32),
+        ...     np.array([[1.0, 0.0]]), np.zeros(1), np.ones((1, 3)) / 3, np.array([1, 2]),
+        ...     valid_pit_hist=np.array([[0.0, 1.0]]))
+        >>> r.recalibration_hist("train_valid").tolist()
+        [[0.5, 0.5]]
+        """
+        if source == "train":
+            return np.asarray(self.local_pit_hist, dtype=np.float64)
+        if source == "train_valid":
+            if self.valid_pit_hist is None:
+                raise ValidationError(
+                    "recalibration 'train_valid' needs an index fitted with validation "
+                    "galaxies (AdaptiveKNN.fit(..., valid_latent=, valid_z=))"
+                )
+            return 0.5 * (np.asarray(self.local_pit_hist, np.float64) + self.valid_pit_hist)
+        raise ValidationError(
+            f"PIT histogram source must be 'train' or 'train_valid', got {source!r}"
+        )
 
 
-#: Keys of :meth:`AdaptiveKNN.state`.
-STATE_KEYS = ("train_latent", "train_z", "k_grid", "edges", "n_pit_bins", "pit", "pit_bin")
+#: Keys of :meth:`AdaptiveKNN.state` (``pit_valid`` and ``pit_bin_valid`` join them when the
+#: index has a validation PIT table).
+STATE_KEYS = (
+    "train_latent",
+    "train_z",
+    "k_grid",
+    "edges",
+    "n_pit_bins",
+    "pit",
+    "pit_bin",
+    "pit_includes_self",
+    "train_distance",
+)
+VALID_STATE_KEYS = ("pit_valid", "pit_bin_valid")
 
 
 class AdaptiveKNN:
@@ -395,12 +526,16 @@ class AdaptiveKNN:
     edges : array_like, shape (B + 1,)
         Output redshift bin edges; every training redshift must lie on them.
     k_grid : array_like, optional
-        Candidate k values; :func:`default_k_grid` (5…2000, 120 values) when omitted.
+        Candidate k values; :func:`published_k_grid` (5…2000, 120 values) when omitted.
     n_pit_bins : int
         Bins of the local PIT histograms.
     batch_size : int
         Galaxies per neighbour-search batch: bounds memory to about
         ``batch_size * k_max * 4`` bytes (training neighbours) beyond the results.
+    pit_includes_self : bool
+        A training galaxy's PIT counts the galaxy itself among its k neighbours (a tie,
+        one half), as the published code does, whose neighbour search runs over the whole
+        training set. False: its k nearest *other* galaxies (leave one out).
 
     Notes
     -----
@@ -428,16 +563,24 @@ class AdaptiveKNN:
         k_grid: ArrayLike | None = None,
         n_pit_bins: int = 100,
         batch_size: int = 10_000,
+        pit_includes_self: bool = True,
     ) -> None:
         self.edges = check_edges(edges)
-        self.k_grid = check_k_grid(default_k_grid() if k_grid is None else k_grid)
+        self.k_grid = check_k_grid(published_k_grid() if k_grid is None else k_grid)
         self.n_pit_bins = int(n_pit_bins)
         if not 1 <= self.n_pit_bins <= 65536:
             raise ValidationError(f"n_pit_bins must be in 1..65536, got {n_pit_bins}")
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValidationError(f"batch_size must be >= 1, got {batch_size}")
+        if not isinstance(pit_includes_self, bool | np.bool_):
+            raise ValidationError(
+                f"pit_includes_self must be true or false, got {pit_includes_self!r}"
+            )
+        self.pit_includes_self = bool(pit_includes_self)
         self._index: NeighbourIndex | None = None
+        self.pit_valid_: NDArray[np.float32] | None = None
+        self.pit_bin_valid_: NDArray | None = None
 
     @property
     def k_max(self) -> int:
@@ -445,61 +588,154 @@ class AdaptiveKNN:
         return int(self.k_grid[-1])
 
     def fit(
-        self, train_latent: ArrayLike, train_z: ArrayLike, progress: bool = False
+        self,
+        train_latent: ArrayLike,
+        train_z: ArrayLike,
+        valid_latent: ArrayLike | None = None,
+        valid_z: ArrayLike | None = None,
+        progress: bool = False,
     ) -> AdaptiveKNN:
-        """Index the training latents and compute their PIT table (``pit_``, ``pit_bin_``)."""
+        """Index the training latents and compute their PIT table (``pit_``, ``pit_bin_``).
+
+        With ``valid_latent`` and ``valid_z``, also the validation PIT table of the
+        published recalibration option 2 (``pit_valid_``, ``pit_bin_valid_``): for each
+        training galaxy, the spec-z of its nearest validation galaxy in the latent space,
+        ranked among the training galaxy's k neighbours.
+        """
         x = _check_latent(train_latent, "train_latent")
         z = check_training_redshifts(train_z, x.shape[0], self.edges, "train_z")
         check_k_grid(self.k_grid, n_train=x.shape[0])
+        nearest_valid_z = None
+        if (valid_latent is None) != (valid_z is None):
+            raise ValidationError("give both valid_latent and valid_z, or neither")
+        if valid_latent is not None:
+            xv = _check_latent(valid_latent, "valid_latent", x.shape[1])
+            zv = check_training_redshifts(valid_z, xv.shape[0], self.edges, "valid_z")
+            if xv.shape[0] == 0:
+                raise ValidationError("the validation PIT table needs validation galaxies")
+            nearest_valid_z = zv[NeighbourIndex(xv).search(x, 1)[:, 0]]
         self._index = NeighbourIndex(x)
         self.z_train_ = z
         self.dim_ = x.shape[1]
         n, n_k = x.shape[0], self.k_grid.size
+        dtype = _pit_bin_dtype(self.n_pit_bins)
         self.pit_ = np.empty((n, n_k), dtype=np.float32)
-        self.pit_bin_ = np.empty((n, n_k), dtype=_pit_bin_dtype(self.n_pit_bins))
+        self.pit_bin_ = np.empty((n, n_k), dtype=dtype)
+        if nearest_valid_z is not None:
+            self.pit_valid_ = np.empty((n, n_k), dtype=np.float32)
+            self.pit_bin_valid_ = np.empty((n, n_k), dtype=dtype)
+        else:
+            self.pit_valid_ = self.pit_bin_valid_ = None
+        self.train_distance_ = np.empty(n, dtype=np.float64)
         starts = range(0, n, self.batch_size)
         for s in tqdm(starts, desc="adaptive knn fit", unit="batch", disable=not progress):
             rows = np.arange(s, min(s + self.batch_size, n))
-            nb = self._other_neighbours(x[rows], rows)
+            nb = self._pit_neighbours(x[rows], rows)
+            others = nb[:, 1:] if self.pit_includes_self else nb
+            self.train_distance_[rows] = _mean_distance(x[rows], x, others)
             _pit_from_neighbours_kernel(
                 nb, z, z[rows], self.k_grid, self.n_pit_bins, self.pit_[s:], self.pit_bin_[s:]
             )
+            if nearest_valid_z is not None:
+                _pit_from_neighbours_kernel(
+                    nb,
+                    z,
+                    nearest_valid_z[rows],
+                    self.k_grid,
+                    self.n_pit_bins,
+                    self.pit_valid_[s:],
+                    self.pit_bin_valid_[s:],
+                )
         return self
 
-    def _other_neighbours(self, x: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray:
-        """k_max nearest training galaxies other than the galaxy itself, nearest first.
+    def _pit_neighbours(self, x: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray:
+        """The k_max neighbours a training galaxy's PIT counts, nearest first: the galaxy
+        itself and its k_max − 1 nearest others (``pit_includes_self``), or its k_max
+        nearest others.
 
-        Only the galaxy's own row is left out: a duplicate of its latent is a neighbour.
+        Only the galaxy's own row is left out of the search: a duplicate of its latent is a
+        neighbour.
         """
-        return self._index.search(x, self.k_max, exclude=rows)
+        if not self.pit_includes_self:
+            return self._index.search(x, self.k_max, exclude=rows)
+        if self.k_max == 1:
+            return np.ascontiguousarray(rows.astype(np.int32)[:, None])
+        others = self._index.search(x, self.k_max - 1, exclude=rows)
+        return np.ascontiguousarray(np.column_stack([rows.astype(np.int32), others]))
 
-    def kneighbors(self, target_latent: ArrayLike) -> NDArray[np.int32]:
-        """Indices of the k_max nearest training galaxies of each target, nearest first."""
+    def kneighbors(
+        self, target_latent: ArrayLike, exclude: ArrayLike | None = None
+    ) -> NDArray[np.int32]:
+        """Indices of the k_max nearest training galaxies of each target, nearest first
+        (``exclude``: a training row to leave out per target, see
+        :meth:`NeighbourIndex.search <clapkit.photoz.neighbours.NeighbourIndex.search>`)."""
         if self._index is None:
             raise ValidationError("call fit() before predict()")
         x = _check_latent(target_latent, "target_latent", self.dim_)
-        return self._index.search(x, self.k_max)
+        return self._index.search(x, self.k_max, exclude=exclude)
 
     def predict(self, target_latent: ArrayLike, progress: bool = False) -> AdaptiveKNNResult:
         """Choose k per target and build its raw PDF, in batches of ``batch_size``."""
         if self._index is None:
             raise ValidationError("call fit() before predict()")
         x = _check_latent(target_latent, "target_latent", self.dim_)
+        return self._predict(x, None, progress)
+
+    def neighbour_distance(
+        self, target_latent: ArrayLike, neighbours: ArrayLike
+    ) -> NDArray[np.float64]:
+        """Mean latent distance of each target to its nearest training galaxies (the first
+        :data:`DISTANCE_NEIGHBOURS` columns of ``neighbours``, e.g.
+        :attr:`AdaptiveKNNResult.neighbours`): the quantity ``train_distance_`` holds for
+        the training galaxies themselves (to their nearest others)."""
+        if self._index is None:
+            raise ValidationError("call fit() before neighbour_distance()")
+        x = _check_latent(target_latent, "target_latent", self.dim_)
+        nb = np.asarray(neighbours)
+        width = min(DISTANCE_NEIGHBOURS, nb.shape[1]) if nb.ndim == 2 else 1
+        nb = _check_neighbours(nb, x.shape[0], self._index.n_reference, max(1, width))
+        return _mean_distance(x, self._index.reference, nb)
+
+    def predict_training(self, progress: bool = False) -> AdaptiveKNNResult:
+        """The training galaxies' own PDFs, each from its nearest *other* training galaxies
+        (leave one out): labels-free soft targets for a refit on the training set."""
+        if self._index is None:
+            raise ValidationError("call fit() before predict_training()")
+        n = self._index.n_reference
+        if self.k_max > n - 1:
+            raise ValidationError(f"k_max={self.k_max} needs more than {n} training galaxies")
+        return self._predict(self._index.reference, np.arange(n), progress)
+
+    def _predict(
+        self, x: NDArray[np.float32], exclude: NDArray[np.intp] | None, progress: bool
+    ) -> AdaptiveKNNResult:
         n = x.shape[0]
         neighbours = np.empty((n, self.k_max), dtype=np.int32)
         k_index = np.empty(n, dtype=np.int64)
         w1 = np.empty(n, dtype=np.float64)
         hist = np.empty((n, self.n_pit_bins), dtype=np.float32)
         p = np.empty((n, self.edges.size - 1), dtype=np.float64)
+        valid_hist = None
+        if self.pit_bin_valid_ is not None:
+            valid_hist = np.empty((n, self.n_pit_bins), dtype=np.float64)
         starts = range(0, n, self.batch_size)
         for s in tqdm(starts, desc="adaptive knn predict", unit="batch", disable=not progress):
             part = slice(s, min(s + self.batch_size, n))
-            nb = self.kneighbors(x[part])
+            nb = self.kneighbors(x[part], None if exclude is None else exclude[part])
             neighbours[part] = nb
             k_index[part], w1[part], hist[part] = choose_k(
                 nb, self.pit_bin_, self.k_grid, self.n_pit_bins
             )
             p[part] = neighbour_pdfs(nb, self.k_grid[k_index[part]], self.z_train_, self.edges)
+            if valid_hist is not None:
+                _hist_at_k_kernel(
+                    nb,
+                    self.pit_bin_valid_,
+                    k_index[part],
+                    self.k_grid,
+                    self.n_pit_bins,
+                    valid_hist[part],
+                )
         return AdaptiveKNNResult(
             k=self.k_grid[k_index],
             neighbours=neighbours,
@@ -507,21 +743,24 @@ class AdaptiveKNN:
             w1=w1,
             p=p,
             k_grid=self.k_grid.copy(),
+            valid_pit_hist=valid_hist,
         )
 
     # ------------------------------------------------------------------------- persistence
 
     def state(self) -> dict[str, NDArray]:
-        """Everything a fitted model needs, as arrays (keys :data:`STATE_KEYS`).
+        """Everything a fitted model needs, as arrays (keys :data:`STATE_KEYS`, plus
+        :data:`VALID_STATE_KEYS` when it has a validation PIT table).
 
         ``train_latent`` (float32), ``train_z``, ``k_grid``, ``edges``, ``n_pit_bins``
-        (0-d), ``pit`` and ``pit_bin`` (the training PIT table). The arrays are the
-        model's own, not copies. :meth:`from_state` rebuilds the model (re-indexing the
-        latents takes a moment; the PIT table is not recomputed).
+        and ``pit_includes_self`` (0-d), ``pit`` and ``pit_bin`` (the training PIT table),
+        ``train_distance`` (each training galaxy's mean distance to its nearest others).
+        The arrays are the model's own, not copies. :meth:`from_state` rebuilds the model
+        (re-indexing the latents takes a moment; the PIT tables are not recomputed).
         """
         if self._index is None:
             raise ValidationError("call fit() before state()")
-        return {
+        state = {
             "train_latent": self._index.reference,
             "train_z": self.z_train_,
             "k_grid": self.k_grid,
@@ -529,7 +768,13 @@ class AdaptiveKNN:
             "n_pit_bins": np.array(self.n_pit_bins, dtype=np.int64),
             "pit": self.pit_,
             "pit_bin": self.pit_bin_,
+            "pit_includes_self": np.array(self.pit_includes_self),
+            "train_distance": self.train_distance_,
         }
+        if self.pit_bin_valid_ is not None:
+            state["pit_valid"] = self.pit_valid_
+            state["pit_bin_valid"] = self.pit_bin_valid_
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, ArrayLike], batch_size: int = 10_000) -> AdaptiveKNN:
@@ -540,26 +785,53 @@ class AdaptiveKNN:
         n_pit_bins = np.asarray(state["n_pit_bins"])
         if n_pit_bins.shape != () or not np.issubdtype(n_pit_bins.dtype, np.integer):
             raise ValidationError(f"n_pit_bins must be one integer, got {n_pit_bins!r}")
-        model = cls(state["edges"], state["k_grid"], int(n_pit_bins), batch_size)
+        includes_self = np.asarray(state["pit_includes_self"])
+        if includes_self.shape != () or includes_self.dtype != np.bool_:
+            raise ValidationError(f"pit_includes_self must be one boolean, got {includes_self!r}")
+        model = cls(
+            state["edges"], state["k_grid"], int(n_pit_bins), batch_size, bool(includes_self)
+        )
         x = _check_latent(state["train_latent"], "train_latent")
         z = check_training_redshifts(state["train_z"], x.shape[0], model.edges, "train_z")
         check_k_grid(model.k_grid, n_train=x.shape[0])
         shape = (x.shape[0], model.k_grid.size)
-        pit = np.asarray(state["pit"])
-        pit_bin = np.asarray(state["pit_bin"])
-        if pit.shape != shape or pit_bin.shape != shape:
-            raise ValidationError(
-                f"pit and pit_bin must have shape {shape}, got {pit.shape} and {pit_bin.shape}"
+        tables = [("pit", "pit_bin")]
+        present = [key for key in VALID_STATE_KEYS if key in state]
+        if present:
+            if len(present) != len(VALID_STATE_KEYS):
+                raise ValidationError("adaptive-KNN state has pit_valid or pit_bin_valid, not both")
+            tables.append(VALID_STATE_KEYS)
+        checked = []
+        for pit_key, bin_key in tables:
+            pit = np.asarray(state[pit_key])
+            pit_bin = np.asarray(state[bin_key])
+            if pit.shape != shape or pit_bin.shape != shape:
+                raise ValidationError(
+                    f"{pit_key} and {bin_key} must have shape {shape}, "
+                    f"got {pit.shape} and {pit_bin.shape}"
+                )
+            if not np.issubdtype(pit_bin.dtype, np.integer) or (
+                pit_bin.size and (pit_bin.min() < 0 or pit_bin.max() >= model.n_pit_bins)
+            ):
+                raise ValidationError(f"{bin_key} must hold integers in 0..{model.n_pit_bins - 1}")
+            if not np.all((pit >= 0) & (pit <= 1)):
+                raise ValidationError(f"{pit_key} must lie in [0, 1]")
+            checked.append(
+                (
+                    np.ascontiguousarray(pit, dtype=np.float32),
+                    np.ascontiguousarray(pit_bin, dtype=_pit_bin_dtype(model.n_pit_bins)),
+                )
             )
-        if not np.issubdtype(pit_bin.dtype, np.integer) or (
-            pit_bin.size and (pit_bin.min() < 0 or pit_bin.max() >= model.n_pit_bins)
-        ):
-            raise ValidationError(f"pit_bin must hold integers in 0..{model.n_pit_bins - 1}")
-        if not np.all((pit >= 0) & (pit <= 1)):
-            raise ValidationError("pit must lie in [0, 1]")
+        distance = np.asarray(state["train_distance"], dtype=np.float64)
+        if distance.shape != (x.shape[0],):
+            raise ValidationError(
+                f"train_distance must have shape ({x.shape[0]},), got {distance.shape}"
+            )
         model._index = NeighbourIndex(x)
         model.z_train_ = z
         model.dim_ = x.shape[1]
-        model.pit_ = np.ascontiguousarray(pit, dtype=np.float32)
-        model.pit_bin_ = np.ascontiguousarray(pit_bin, dtype=_pit_bin_dtype(model.n_pit_bins))
+        model.train_distance_ = distance
+        model.pit_, model.pit_bin_ = checked[0]
+        if len(checked) > 1:
+            model.pit_valid_, model.pit_bin_valid_ = checked[1]
         return model

@@ -1,33 +1,34 @@
 """CLAP end to end: SCL training, adaptive KNN, recalibration, refit and the ensemble.
 
-For each of ``n_realisations`` (different seeds):
+For each of ``n_realisations`` (different seeds), as in the published code (CLAP-I) with
+the options of :class:`~clapkit.photoz.clap_config.CLAPConfig`:
 
-1. **SCL**: the encoder/estimator/decoder network is trained with the four-term loss of
-   :func:`clapkit.nets.scl_loss` on the training split (validation cross-entropy keeps
-   the best epoch).
+1. **SCL**: the encoder/estimator/decoder network is trained on the training split with
+   the published SCL loss (:func:`clapkit.nets.scl_loss_published`; the validation
+   cross-entropy keeps the best epoch).
 2. **Adaptive KNN**: the training galaxies' latent vectors v_A and spec-z index an
-   :class:`~clapkit.photoz.AdaptiveKNN`.
-3. **Refit**: a fresh estimator head, the encoder frozen, is trained on the raw KNN PDFs
-   of the validation galaxies as soft labels (loss: W1 between CDFs × cross-entropy).
-   As in the published code the refit uses no spectroscopic redshift of its own
-   training set: only the KNN PDFs (the validation redshifts are not read).
+   :class:`~clapkit.photoz.AdaptiveKNN`, with the validation PIT table of the published
+   recalibration option 2.
+3. **Recalibration** of each KNN PDF by the polynomial fit of its local PIT histogram.
+4. **Refit**: a fresh estimator head, the encoder frozen, learns the recalibrated KNN
+   PDFs as soft labels (:mod:`clapkit.photoz.refit`) — of the target galaxies at
+   prediction (published), or once at training of the validation or training galaxies.
 
-At prediction, every realisation gives raw KNN PDFs (``clap_raw``), their
-recalibration by the local PIT histogram (``clap_recal``) and the refitted network's
-PDFs (``clap_refit``) — the first realisation is reported for each stage — and the
-refitted PDFs of all realisations, each lightly smoothed, are combined with the harmonic
-mean (``clap``).
+At prediction the stages of the first realisation are reported — the SCL network's own
+softmax (``clap_scl``), the raw KNN PDFs (``clap_raw``), their recalibration
+(``clap_recal``), the refitted head (``clap_refit``) — and the refitted PDFs of all
+realisations, each smoothed, are combined with the harmonic mean (``clap``).
 
-A realisation lives in ``<model_dir>/r<i>/``: ``net.pt`` and ``refit.pt`` (state dicts),
-``knn.h5`` (the index: training latents, redshifts, ids and PIT table) and
-``history_scl.json``/``history_refit.json``. A realisation whose files exist is not trained again, and one killed
-mid-way resumes from ``*.ckpt``.
+A realisation lives in ``<model_dir>/r<i>/``: ``net.pt`` and (unless the refit is on the
+targets) ``refit.pt`` (state dicts), ``knn.h5`` (the index: training latents, redshifts,
+ids and PIT tables) and ``history_scl.json``/``history_refit.json``. A realisation whose
+files exist is not trained again, and one killed mid-way resumes from ``*.ckpt``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,83 +45,26 @@ from clapkit.nets import (
     SCLLossWeights,
     SCLNet,
     build_net,
-    cdf_w1_times_ce,
     feature_jitter,
     random_dihedral,
     scl_loss,
+    scl_loss_published,
 )
 from clapkit.nets.device import resolve_device
-from clapkit.photoz.adaptive_knn import AdaptiveKNN, AdaptiveKNNResult, default_k_grid
+from clapkit.photoz.adaptive_knn import AdaptiveKNN, AdaptiveKNNResult
+from clapkit.photoz.clap_config import MIN_TARGET_REFIT, CLAPConfig
 from clapkit.photoz.ensemble import ensemble_pdfs
 from clapkit.photoz.network_inputs import InputSpec, NetworkInputs
+from clapkit.photoz.novelty import novelty_percentile
 from clapkit.photoz.recalibrate import recalibrate
+from clapkit.photoz.refit import train_refit_head
 from clapkit.photoz.training import TensorData, TrainConfig, fit, load_state, save_state
 
+__all__ = ["STAGES", "CLAPConfig", "CLAPPrediction", "predict_clap", "train_clap"]
+
 KNN_FORMAT = "clapkit.AdaptiveKNN"
-STAGES = ("clap_raw", "clap_recal", "clap_refit", "clap")
-
-
-@dataclass
-class CLAPConfig:
-    """CLAP's settings beyond the network sizes (which come from the data).
-
-    Attributes
-    ----------
-    net : dict
-        :class:`clapkit.nets.NetConfig` fields other than the sizes (``kind``, ``width``,
-        ``rest_dim``, ...).
-    train, refit : dict
-        :class:`~clapkit.photoz.training.TrainConfig` of the SCL stage and of the refit.
-    loss : dict
-        :class:`clapkit.nets.SCLLossWeights`.
-    n_realisations : int
-    k_min, k_max, n_k : int
-        The k grid (5…2000, 120 values, as published).
-    max_k_fraction : float
-        ``k_max`` is also capped at this fraction of the training galaxies. The W1
-        criterion degenerates when k approaches the training-set size: every neighbour's
-        PIT is then its rank in the whole sample and the histogram is uniform by
-        construction, so the largest k always wins and every PDF becomes the prior
-        (measured on 2,100 mock training galaxies: k = 2000 chosen for all, σ_MAD 0.049
-        against 0.025 at any fixed k ≤ 100). The paper's 2000 neighbours among ~10⁵–10⁶
-        galaxies are a fraction of a per cent to two per cent.
-    n_pit_bins : int
-    smoothing_bins : float
-        Gaussian smoothing of each member before the harmonic mean, in bins.
-    """
-
-    net: dict[str, Any] = field(default_factory=lambda: {"kind": "compact"})
-    train: dict[str, Any] = field(default_factory=dict)
-    refit: dict[str, Any] = field(default_factory=lambda: {"epochs": 30, "batch_size": 64})
-    loss: dict[str, Any] = field(default_factory=dict)
-    n_realisations: int = 3
-    k_min: int = 5
-    k_max: int = 2000
-    n_k: int = 120
-    max_k_fraction: float = 0.02
-    n_pit_bins: int = 100
-    smoothing_bins: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.n_realisations < 1:
-            raise ValidationError(f"n_realisations must be >= 1, got {self.n_realisations}")
-        if not 0 < self.max_k_fraction <= 1:
-            raise ValidationError(f"max_k_fraction must be in (0, 1], got {self.max_k_fraction}")
-        TrainConfig.from_dict(self.train)
-        TrainConfig.from_dict(self.refit)
-        SCLLossWeights(**self.loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    def k_grid(self, n_train: int) -> np.ndarray:
-        """The k grid for ``n_train`` training galaxies (k_max below ``n_train``)."""
-        cap = max(self.k_min, int(self.max_k_fraction * n_train))
-        k_max = min(self.k_max, cap, n_train - 1)
-        if k_max < self.k_min:
-            raise ValidationError(f"{n_train} training galaxies are too few for k_min={self.k_min}")
-        return default_k_grid(self.k_min, k_max, min(self.n_k, k_max - self.k_min + 1))
+KNN_FORMAT_VERSION = 2
+STAGES = ("clap_scl", "clap_raw", "clap_recal", "clap_refit", "clap")
 
 
 # ----------------------------------------------------------------------------- tensors
@@ -195,7 +139,7 @@ def cross_entropy_score(net: torch.nn.Module, batch) -> float:
 def save_knn(path: str | os.PathLike, knn: AdaptiveKNN, train_ids: np.ndarray) -> None:
     """Write an adaptive-KNN index (and the training ids) to HDF5, atomically."""
     with atomic_path(path, overwrite=True) as tmp, h5py.File(tmp, "w") as f:
-        write_header(f, KNN_FORMAT, 1)
+        write_header(f, KNN_FORMAT, KNN_FORMAT_VERSION)
         for key, value in knn.state().items():
             f.create_dataset(key, data=np.asarray(value))
         f.create_dataset("train_id", data=np.asarray(train_ids))
@@ -204,13 +148,58 @@ def save_knn(path: str | os.PathLike, knn: AdaptiveKNN, train_ids: np.ndarray) -
 
 def load_knn(path: str | os.PathLike) -> tuple[AdaptiveKNN, np.ndarray]:
     """Read an index written by :func:`save_knn`: the model and the training ids."""
-    with open_checked(Path(path), KNN_FORMAT, 1, "an adaptive-KNN index") as f:
+    with open_checked(Path(path), KNN_FORMAT, KNN_FORMAT_VERSION, "an adaptive-KNN index") as f:
         state = {key: f[key][()] for key in f if key != "train_id"}
         train_ids = f["train_id"][()]
     return AdaptiveKNN.from_state(state), train_ids
 
 
 # ----------------------------------------------------------------------------- training
+
+
+def scl_step(spec: InputSpec, config: CLAPConfig):
+    """The training step of the SCL network: ``step(net, batch, generator)``."""
+    weights = SCLLossWeights(**config.loss)
+    augment = augmenter(spec)
+
+    def view(t, generator):
+        return augment(t, generator=generator)
+
+    if config.scl_loss == "project":
+
+        def step(model, batch, generator):
+            x, extra, target = batch
+            return scl_loss(model, x, extra, target, lambda t: view(t, generator), weights)
+
+        return step
+
+    def step_published(model, batch, generator):
+        x, extra, target = batch
+        if spec.kind == "images":  # every training image in a random orientation
+            x = random_dihedral(x, generator=generator, include_identity=True)
+        return scl_loss_published(
+            model, x, extra, target, lambda t: view(t, generator), weights, generator
+        )
+
+    return step_published
+
+
+def knn_stage_pdfs(
+    result: AdaptiveKNNResult, edges: np.ndarray, config: CLAPConfig
+) -> dict[str, np.ndarray]:
+    """``clap_raw`` and ``clap_recal`` from a KNN prediction, as ``config`` says."""
+    if config.recalibration == "none":
+        return {"clap_raw": result.p, "clap_recal": result.p}
+    hist = result.recalibration_hist(config.recalibration)
+    recal = recalibrate(result.p, edges, hist, cdf_at=config.recalibration_cdf)
+    return {"clap_raw": result.p, "clap_recal": recal}
+
+
+def refit_labels(result: AdaptiveKNNResult, edges: np.ndarray, config: CLAPConfig) -> np.ndarray:
+    """The refit's soft labels: the recalibrated or the raw KNN PDFs."""
+    if config.refit_labels == "raw":
+        return result.p
+    return knn_stage_pdfs(result, edges, config)["clap_recal"]
 
 
 def train_realisation(
@@ -230,24 +219,19 @@ def train_realisation(
     :func:`clapkit.nets.device.resolve_device`); the KNN stages run on the CPU.
     """
     folder = Path(folder)
-    if (folder / "refit.pt").is_file() and (folder / "knn.h5").is_file():
+    if realisation_complete(folder, config):
         return
+    config.check_sizes(len(train), len(valid))
     folder.mkdir(parents=True, exist_ok=True)
     edges = np.asarray(spec.edges)
     train_data, valid_data = tensors(train, spec), tensors(valid, spec)
     torch.manual_seed(seed)
     net = build_net(net_config(spec, config.net, decoder=True))
-    weights = SCLLossWeights(**config.loss)
-    augment = augmenter(spec)
-
-    def scl_step(model, batch, generator):
-        x, extra, target = batch
-        return scl_loss(model, x, extra, target, lambda t: augment(t, generator=generator), weights)
 
     if not (folder / "net.pt").is_file():
         history = fit(
             net,
-            scl_step,
+            scl_step(spec, config),
             cross_entropy_score,
             train_data,
             valid_data,
@@ -264,58 +248,48 @@ def train_realisation(
         load_state(folder / "net.pt", net)
 
     train_latent = encode(net, train_data, device=device)
-    knn = AdaptiveKNN(edges, k_grid=config.k_grid(len(train)), n_pit_bins=config.n_pit_bins)
-    knn.fit(train_latent, train.z, progress=progress)
-    save_knn(folder / "knn.h5", knn, train.ids)
-
-    # Refit on the validation galaxies' raw KNN PDFs (their redshifts are not used).
     valid_latent = encode(net, valid_data, device=device)
-    soft = knn.predict(valid_latent).p.astype(np.float32)
-    order = np.random.default_rng(seed).permutation(len(valid))
-    n_hold = max(1, len(valid) // 5) if len(valid) >= 10 else 0
-    hold, fit_rows = order[:n_hold], order[n_hold:]
-    latent_t, soft_t = torch.from_numpy(valid_latent), torch.from_numpy(soft)
-    empty = torch.zeros((len(valid), 0))
+    knn = AdaptiveKNN(
+        edges,
+        k_grid=config.k_grid(len(train)),
+        n_pit_bins=config.n_pit_bins,
+        pit_includes_self=config.pit_includes_self,
+    )
+    with_valid = config.recalibration == "train_valid"
+    knn.fit(
+        train_latent,
+        train.z,
+        valid_latent if with_valid else None,
+        valid.z if with_valid else None,
+        progress=progress,
+    )
+    save_knn(folder / "knn.h5", knn, train.ids)
+    if config.refit_on == "target":
+        return  # the refit learns the targets' PDFs at prediction
 
-    def rows(index):
-        index = torch.from_numpy(index)
-        return TensorData(latent_t[index], empty[index], soft_t[index])
-
-    head = net.new_estimator()
-
-    def refit_step(model, batch, generator):
-        v_a, _, target = batch
-        loss = cdf_w1_times_ce(model(v_a), target)
-        return loss, {"refit_loss": loss.item()}
-
-    def refit_score(model, batch):
-        v_a, _, target = batch
-        return float(cdf_w1_times_ce(model(v_a), target)) * v_a.shape[0]
-
-    refit_history = fit(
-        _HeadOnly(head),
-        refit_step,
-        refit_score,
-        rows(fit_rows),
-        rows(hold) if n_hold else None,
+    # The refit reads KNN PDFs only: the redshifts of its own galaxies are not used.
+    if config.refit_on == "valid":
+        latent, result = valid_latent, knn.predict(valid_latent, progress=progress)
+    else:
+        latent, result = train_latent, knn.predict_training(progress=progress)
+    head, history = train_refit_head(
+        net,
+        latent,
+        refit_labels(result, edges, config),
         TrainConfig.from_dict({**config.refit, "seed": seed}),
         description=f"CLAP refit {folder.name}",
         progress=progress,
         device=device,
     )
-    write_json(folder / "history_refit.json", {"epochs": refit_history}, overwrite=True)
+    write_json(folder / "history_refit.json", {"epochs": history}, overwrite=True)
     save_state(folder / "refit.pt", head)
 
 
-class _HeadOnly(torch.nn.Module):
-    """An estimator head called as ``module(v_a)`` (the training loop's ``net``)."""
-
-    def __init__(self, head: torch.nn.Module) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, v_a: torch.Tensor) -> torch.Tensor:
-        return self.head(v_a)
+def realisation_complete(folder: Path, config: CLAPConfig) -> bool:
+    """Whether ``folder`` holds a finished realisation (network, index and, unless the
+    refit is on the targets, the refit head)."""
+    needed = ["net.pt", "knn.h5"] + ([] if config.refit_on == "target" else ["refit.pt"])
+    return all((folder / name).is_file() for name in needed)
 
 
 def train_clap(
@@ -332,8 +306,7 @@ def train_clap(
     ``device`` (see :func:`train_realisation`)."""
     if len(train) == 0:
         raise ValidationError("the training split is empty")
-    if len(valid) == 0:
-        raise ValidationError("CLAP's refit needs a non-empty validation split")
+    config.check_sizes(len(train), len(valid))
     for r in range(config.n_realisations):
         folder = Path(model_dir) / f"r{r}"
         train_realisation(folder, spec, config, train, valid, seed + r, progress, device=device)
@@ -349,8 +322,8 @@ class CLAPPrediction:
     Attributes
     ----------
     pdfs : dict
-        ``clap_raw``, ``clap_recal``, ``clap_refit`` (first realisation) and ``clap``
-        (harmonic-mean ensemble of the refitted PDFs), each (N, B).
+        ``clap_scl``, ``clap_raw``, ``clap_recal``, ``clap_refit`` (first realisation)
+        and ``clap`` (harmonic-mean ensemble of the refitted PDFs), each (N, B).
     knn : AdaptiveKNNResult or None
         Chosen k, neighbours (indices into ``train_ids``), local PIT histograms; None
         when the KNN stages were skipped.
@@ -358,6 +331,9 @@ class CLAPPrediction:
         Targets' v_A in the first realisation.
     train_latent, train_z, train_ids : ndarray
         The training galaxies of that realisation's index.
+    novelty : ndarray, shape (N,), or None
+        :func:`~clapkit.photoz.novelty.novelty_percentile` of each target in the first
+        realisation's latent space (None without the KNN stages).
     """
 
     pdfs: dict[str, np.ndarray]
@@ -366,19 +342,37 @@ class CLAPPrediction:
     train_latent: np.ndarray
     train_z: np.ndarray
     train_ids: np.ndarray
+    novelty: np.ndarray | None = None
 
 
 def load_realisation(folder: Path, spec: InputSpec, config: CLAPConfig):
-    """The trained network, refit head and KNN index of one realisation."""
+    """The trained network, refit head (None when the refit is on the targets) and KNN
+    index of one realisation."""
     if not folder.is_dir():
         raise FileFormatError(f"{folder}: missing CLAP realisation")
     net = load_state(folder / "net.pt", build_net(net_config(spec, config.net, decoder=True)))
-    head = load_state(folder / "refit.pt", net.new_estimator())
+    head = None
+    if config.refit_on != "target":
+        head = load_state(folder / "refit.pt", net.new_estimator())
     knn, train_ids = load_knn(folder / "knn.h5")
     return net, head, knn, train_ids
 
 
+def check_targets(config: CLAPConfig, n_targets: int) -> None:
+    """Refuse, before any work, a prediction this configuration cannot make."""
+    if config.refit_on == "target" and n_targets < MIN_TARGET_REFIT:
+        raise ValidationError(
+            f"CLAP's refit learns the targets' own KNN PDFs (refit_on='target'), which needs "
+            f"at least {MIN_TARGET_REFIT} galaxies; got {n_targets}. Predict more galaxies "
+            "at once, or train with refit_on 'valid' or 'train_loo'"
+        )
+
+
 @torch.no_grad()
+def _probabilities(logits: torch.Tensor) -> np.ndarray:
+    return F.softmax(logits.double(), dim=1).numpy()
+
+
 def predict_clap(
     model_dir: str | os.PathLike,
     spec: InputSpec,
@@ -387,13 +381,19 @@ def predict_clap(
     progress: bool = False,
     knn_stages: bool = True,
     device: str | torch.device | None = None,
+    seed: int = 0,
 ) -> CLAPPrediction:
     """PDFs of every CLAP stage for ``inputs``; the networks encode on ``device``.
 
     ``knn_stages=False`` skips the first realisation's KNN search and recalibration
     (``clap_raw``, ``clap_recal`` and ``knn`` are then absent / None), for callers that
-    read only the refitted networks' PDFs and the latent vectors.
+    read only the network stages and the latent vectors; it cannot be combined with a
+    refit on the targets, which needs their KNN PDFs. ``seed`` seeds a refit on the
+    targets (realisation ``r`` with ``seed + r``, as at training).
     """
+    check_targets(config, len(inputs))
+    if config.refit_on == "target" and not knn_stages:
+        raise ValidationError("a refit on the targets needs their KNN PDFs (knn_stages=True)")
     # Encoding reads no redshift: the targets are placeholders (z may be unknown).
     data = TensorData(
         torch.from_numpy(inputs.x),
@@ -403,24 +403,47 @@ def predict_clap(
     edges = np.asarray(spec.edges)
     refits, first = [], None
     for r in range(config.n_realisations):
-        net, head, knn, train_ids = load_realisation(Path(model_dir) / f"r{r}", spec, config)
+        folder = Path(model_dir) / f"r{r}"
+        net, head, knn, train_ids = load_realisation(folder, spec, config)
         latent = encode(net, data, device=device)
-        refits.append(F.softmax(head(torch.from_numpy(latent)).double(), dim=1).numpy())
+        result = None
+        if knn_stages and (r == 0 or head is None):
+            result = knn.predict(latent, progress=progress)
+        if head is None:  # the published refit: learn the targets' own KNN PDFs
+            head, _ = train_refit_head(
+                net,
+                latent,
+                refit_labels(result, edges, config),
+                TrainConfig.from_dict({**config.refit, "seed": seed + r}),
+                description=f"CLAP refit {folder.name} on the targets",
+                progress=progress,
+                device=device,
+            )
+        with torch.no_grad():
+            refits.append(_probabilities(head(torch.from_numpy(latent))))
         if r == 0:
-            result = knn.predict(latent, progress=progress) if knn_stages else None
-            knn_pdfs = {}
+            with torch.no_grad():
+                scl = _probabilities(net.estimate(torch.from_numpy(latent)))
+            stages = {"clap_scl": scl}
+            novelty = None
             if result is not None:
-                knn_pdfs = {
-                    "clap_raw": result.p,
-                    "clap_recal": recalibrate(result.p, edges, result.local_pit_hist),
-                }
+                stages.update(knn_stage_pdfs(result, edges, config))
+                distance = knn.neighbour_distance(latent, result.neighbours)
+                novelty = novelty_percentile(distance, knn.train_distance_)
             first = CLAPPrediction(
-                pdfs={**knn_pdfs, "clap_refit": refits[0]},
+                pdfs={**stages, "clap_refit": refits[0]},
                 knn=result,
                 latent=latent,
                 train_latent=knn.state()["train_latent"],
                 train_z=knn.z_train_,
                 train_ids=train_ids,
+                novelty=novelty,
             )
-    first.pdfs["clap"] = ensemble_pdfs(refits, config.smoothing_bins)
+    first.pdfs["clap"] = ensemble_pdfs(
+        refits,
+        edges,
+        smoothing=config.smoothing,
+        alpha=config.smoothing_alpha,
+        sigma_bins=config.smoothing_bins,
+    )
     return first

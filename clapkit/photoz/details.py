@@ -2,8 +2,9 @@
 
 For every target galaxy of a prediction: its chosen k, its training neighbours (nearest
 first), the local PIT histogram that chose k and its distance to uniform, its latent
-vector v_A and the 2-D projection of those vectors; and the training galaxies' ids,
-redshifts and latents. Written once by ``clapkit predict``; the app reads the small
+vector v_A and the 2-D projection of those vectors, and how well the training set covers
+it (its novelty, :func:`~clapkit.photoz.novelty.novelty_percentile`); and the training galaxies'
+ids, redshifts and latents. Written once by ``clapkit predict``; the app reads the small
 arrays at once and one galaxy's neighbour row on demand.
 """
 
@@ -21,9 +22,9 @@ from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
 
 DETAILS_FORMAT = "clapkit.CLAPDetails"
-DETAILS_VERSION = 1
+DETAILS_VERSION = 2
 #: Read by :func:`read_clap_details`; ``neighbours`` and the latents stay on disk.
-_SMALL = ("k", "k_grid", "local_pit_hist", "w1", "projection", "train_z")
+_SMALL = ("k", "k_grid", "local_pit_hist", "w1", "projection", "train_z", "novelty")
 
 
 def write_clap_details(
@@ -58,6 +59,7 @@ def write_clap_details(
         f.create_dataset("train_latent", data=prediction.train_latent)
         f.create_dataset("train_z", data=prediction.train_z)
         _ids(f, "train_id", prediction.train_ids)
+        f.create_dataset("novelty", data=np.asarray(prediction.novelty, dtype=np.float64))
         mark_complete(f)
     return path
 
@@ -79,6 +81,7 @@ class CLAPDetails:
     projection: np.ndarray
     train_ids: np.ndarray
     train_z: np.ndarray
+    novelty: np.ndarray
 
     def neighbours(self, row: int, count: int | None = None) -> np.ndarray:
         """Training indices of target ``row``'s nearest neighbours, nearest first

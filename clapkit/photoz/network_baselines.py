@@ -2,8 +2,13 @@
 
 - ``softmax``: the encoder and estimator head of CLAP trained with cross-entropy alone
   (Pasquet et al. 2019): the miscalibrated reference.
-- ``mcdropout``: the same with dropout in the head, kept active at prediction; the PDF
-  is the mean of ``mc_samples`` stochastic passes (Gal & Ghahramani 2016).
+- ``mcdropout``: as published (CLAP-I code): dropout at rate 0.5 before the last layer of
+  the encoder and of the estimator, kept active at prediction; the PDF combines
+  ``mc_samples`` = 100 stochastic passes with the harmonic mean
+  (``mc_combine="arithmetic"``: their mean, as in Gal & Ghahramani 2016;
+  ``mc_dropout_in="head"``: dropout in the estimator only).
+- ``gmm``: the published Gaussian-mixture network (5 components) trained on the CRPS
+  (:mod:`clapkit.nets.mixture`).
 - ``ensemble``: ``ensemble_size`` softmax networks from different seeds, averaged
   arithmetically (Lakshminarayanan et al. 2017); member 0 is the ``softmax`` network.
 - ``temperature``: the softmax network's logits divided by one temperature fitted on the
@@ -29,6 +34,11 @@ from scipy.optimize import minimize_scalar
 from clapkit.atomic import write_json
 from clapkit.errors import ValidationError
 from clapkit.nets import SCLNet, build_net
+from clapkit.nets.mixture import (
+    initialise_mixture_head,
+    mixture_bin_probabilities,
+    mixture_crps_loss,
+)
 from clapkit.photoz.clap import augmenter, cross_entropy_score, net_config, tensors
 from clapkit.photoz.network_inputs import InputSpec, NetworkInputs
 from clapkit.photoz.training import (
@@ -39,7 +49,9 @@ from clapkit.photoz.training import (
     save_state,
 )
 
-NETWORK_BASELINES = ("softmax", "mcdropout", "ensemble", "temperature")
+NETWORK_BASELINES = ("softmax", "mcdropout", "gmm", "ensemble", "temperature")
+MC_COMBINE = ("harmonic", "arithmetic")
+MC_DROPOUT_IN = ("encoder_and_head", "head")
 
 
 @dataclass
@@ -54,8 +66,15 @@ class BaselineConfig:
     train : dict
         :class:`~clapkit.photoz.training.TrainConfig`.
     dropout : float
-        Dropout rate of the MC-dropout head.
+        Dropout rate of the MC-dropout network (0.5 as published).
     mc_samples : int
+        Stochastic passes per galaxy (100 as published).
+    mc_dropout_in : {"encoder_and_head", "head"}
+        Where MC dropout acts: as published, or in the estimator only.
+    mc_combine : {"harmonic", "arithmetic"}
+        How the passes combine: the harmonic mean of the published code, or their mean.
+    gmm_components : int
+        Components of the Gaussian-mixture network (5 as published).
     ensemble_size : int
     augment : bool
         Train on rotated/flipped (or jittered) copies, as CLAP's SCL stage sees them.
@@ -63,8 +82,11 @@ class BaselineConfig:
 
     net: dict[str, Any] = field(default_factory=lambda: {"kind": "compact"})
     train: dict[str, Any] = field(default_factory=dict)
-    dropout: float = 0.3
-    mc_samples: int = 30
+    dropout: float = 0.5
+    mc_samples: int = 100
+    mc_dropout_in: str = "encoder_and_head"
+    mc_combine: str = "harmonic"
+    gmm_components: int = 5
     ensemble_size: int = 3
     augment: bool = True
 
@@ -72,8 +94,16 @@ class BaselineConfig:
         TrainConfig.from_dict(self.train)
         if not 0 < self.dropout < 1:
             raise ValidationError(f"dropout must be in (0, 1), got {self.dropout}")
-        if self.mc_samples < 1 or self.ensemble_size < 1:
-            raise ValidationError("mc_samples and ensemble_size must be >= 1")
+        if self.mc_samples < 1 or self.ensemble_size < 1 or self.gmm_components < 1:
+            raise ValidationError("mc_samples, ensemble_size and gmm_components must be >= 1")
+        if self.mc_combine not in MC_COMBINE:
+            raise ValidationError(
+                f"mc_combine must be one of {MC_COMBINE}, got {self.mc_combine!r}"
+            )
+        if self.mc_dropout_in not in MC_DROPOUT_IN:
+            raise ValidationError(
+                f"mc_dropout_in must be one of {MC_DROPOUT_IN}, got {self.mc_dropout_in!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -81,7 +111,17 @@ class BaselineConfig:
 
 
 def _build(spec: InputSpec, config: BaselineConfig, dropout: float = 0.0) -> SCLNet:
-    return build_net(net_config(spec, config.net, decoder=False, dropout=dropout))
+    encoder_dropout = dropout if config.mc_dropout_in == "encoder_and_head" else 0.0
+    return build_net(
+        net_config(
+            spec, config.net, decoder=False, dropout=dropout, encoder_dropout=encoder_dropout
+        )
+    )
+
+
+def _build_gmm(spec: InputSpec, config: BaselineConfig) -> SCLNet:
+    """The encoder with an estimator of 3 K outputs (mixture weights, widths, means)."""
+    return build_net(net_config(spec, config.net, decoder=False, n_bins=3 * config.gmm_components))
 
 
 def train_softmax_net(
@@ -131,6 +171,56 @@ def train_softmax_net(
     return net
 
 
+def train_gmm_net(
+    path: str | os.PathLike,
+    spec: InputSpec,
+    config: BaselineConfig,
+    train: NetworkInputs,
+    valid: NetworkInputs,
+    seed: int,
+    progress: bool = False,
+    device: str | torch.device | None = None,
+) -> SCLNet:
+    """Train (or load) the Gaussian-mixture network on the published CRPS loss."""
+    path = Path(path)
+    if path.is_file():
+        return load_state(path, _build_gmm(spec, config))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = _build_gmm(spec, config)
+    n_bins, k = spec.n_bins, config.gmm_components
+    train_data = tensors(train, spec)
+    initialise_mixture_head(net.estimator.out, train_data.target.numpy(), n_bins, k)
+    augment = augmenter(spec)
+
+    def step(model, batch, generator):
+        x, extra, target = batch
+        if config.augment:
+            x = augment(x, generator=generator)
+        loss = mixture_crps_loss(model(x, extra), target, n_bins, k)
+        return loss, {"crps": loss.item()}
+
+    def score(model, batch):
+        x, extra, target = batch
+        return float(mixture_crps_loss(model(x, extra), target, n_bins, k)) * x.shape[0]
+
+    history = fit(
+        net,
+        step,
+        score,
+        train_data,
+        tensors(valid, spec) if len(valid) else None,
+        TrainConfig.from_dict({**config.train, "seed": seed}),
+        checkpoint=path.with_suffix(".ckpt"),
+        description=f"{path.parent.name} {path.stem}",
+        progress=progress,
+        device=device,
+    )
+    write_json(path.with_suffix(".history.json"), {"epochs": history}, overwrite=True)
+    save_state(path, net)
+    return net
+
+
 def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
     """The temperature T > 0 minimising the mean NLL of ``softmax(logits / T)``.
 
@@ -158,8 +248,13 @@ def _probabilities(logits: torch.Tensor) -> np.ndarray:
     return F.softmax(logits.double(), dim=1).numpy()
 
 
-def _mc_forward(net: SCLNet, samples: int, seed: int):
-    """A forward pass averaging ``samples`` dropout masks (only dropout layers in train mode)."""
+def _mc_forward(net: SCLNet, samples: int, seed: int, combine: str = "harmonic"):
+    """A forward pass combining ``samples`` dropout masks (only dropout layers in train
+    mode): their harmonic mean or their arithmetic mean, as probabilities.
+
+    The harmonic mean M / Σ 1/p_i is accumulated in log space, log Σ exp(−log p_i), so that
+    no pass's tiny probability overflows its inverse.
+    """
 
     def forward(x, extra):
         net.eval()
@@ -167,9 +262,18 @@ def _mc_forward(net: SCLNet, samples: int, seed: int):
             if isinstance(module, torch.nn.Dropout):
                 module.train()
         torch.manual_seed(seed)
-        mean = sum(F.softmax(net(x, extra).double(), dim=1) for _ in range(samples))
+        total = None
+        for _ in range(samples):
+            log_p = F.log_softmax(net(x, extra).double(), dim=1)  # (B, n_bins)
+            if combine == "harmonic":
+                term = -log_p
+                total = term if total is None else torch.logaddexp(total, term)
+            else:
+                total = log_p.exp() if total is None else total + log_p.exp()
         net.eval()
-        return mean / samples
+        if combine == "harmonic":
+            return F.softmax(-total, dim=1)  # ∝ 1 / Σ 1/p_i, normalised
+        return total / samples
 
     return forward
 
@@ -201,6 +305,8 @@ def train_baseline(
         train_softmax_net(
             model_dir / "net.pt", seed=seed, dropout=config.dropout, progress=progress, **kwargs
         )
+    elif method == "gmm":
+        train_gmm_net(model_dir / "net.pt", seed=seed, progress=progress, **kwargs)
     elif method == "ensemble":
         train_softmax_net(softmax_path, seed=seed, progress=progress, **kwargs)
         for member in range(1, config.ensemble_size):
@@ -238,7 +344,12 @@ def predict_baseline(
         )
     if method == "mcdropout":
         net = load_state(model_dir / "net.pt", _build(spec, config, config.dropout))
-        return predict_logits(_mc_forward(net, config.mc_samples, seed), x, extra).numpy()
+        forward = _mc_forward(net, config.mc_samples, seed, config.mc_combine)
+        return predict_logits(forward, x, extra).numpy()
+    if method == "gmm":
+        net = load_state(model_dir / "net.pt", _build_gmm(spec, config))
+        outputs = predict_logits(net, x, extra)
+        return mixture_bin_probabilities(outputs, spec.n_bins, config.gmm_components)
     if method == "ensemble":
         paths = [softmax_path] + [
             model_dir / f"member_{m}.pt" for m in range(1, config.ensemble_size)

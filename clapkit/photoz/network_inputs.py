@@ -11,12 +11,20 @@ Two kinds of input:
   ``sign(x) log(1 + |x|)`` as in the CLAP paper, plus scalar columns (``ebv``).
   Optionally each band is first divided by the galaxy's catalog flux in that band
   (``flux_columns``), which leaves its shape and removes its brightness and colours.
-- ``features``: catalog columns (by default every ``mag_*`` with its ``magerr_*``),
-  standardised with the training split's mean and standard deviation.
+- ``features``: catalog columns, standardised with the training split's mean and
+  standard deviation. A feature named ``a-b`` is the difference of columns ``a`` and
+  ``b`` (a colour). By default (``colours``) the colours of adjacent bands, one reference
+  magnitude and every magnitude error, the inputs of RAIL's estimators and of
+  :func:`~clapkit.photoz.photometry_features`; ``magnitudes`` gives every ``mag_*`` with
+  its ``magerr_*`` instead. Non-detections
+  (sentinel magnitudes such as 99, masked entries) are replaced by the band's limiting
+  magnitude when the spec has a :class:`~clapkit.photoz.nondetections.Nondetections`
+  policy, and refused otherwise.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +37,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges
 from clapkit.photoz.inputs import check_training_redshifts
+from clapkit.photoz.nondetections import Nondetections, check_no_sentinels
 
 KINDS = ("images", "features")
 #: Rows read from an image stack at once while preparing inputs.
@@ -60,6 +69,9 @@ class InputSpec:
         ``images`` only, optional: one catalog magnitude column per band; each band is
         divided by the flux ``10**((zero_point - mag) / 2.5)`` (in the stack's pixel
         units) before scaling. Empty: the pixels as stored.
+    nondetect : dict or None
+        ``features`` only: a :class:`~clapkit.photoz.nondetections.Nondetections` policy
+        (``to_dict`` form) replacing non-detected magnitudes; None refuses them.
     """
 
     kind: str
@@ -72,8 +84,13 @@ class InputSpec:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     flux_columns: list[str] = field(default_factory=list)
+    nondetect: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.nondetect is not None:
+            if self.kind != "features":
+                raise ValidationError("non-detection handling applies to catalog features only")
+            Nondetections.from_dict(self.nondetect)  # refuse a bad policy now
         if self.kind not in KINDS:
             raise ValidationError(f"input kind must be one of {KINDS}, got {self.kind!r}")
         if self.flux_columns and (
@@ -147,14 +164,18 @@ class NetworkInputs:
         return NetworkInputs(self.x[rows], self.extra[rows], self.z[rows], self.ids[rows])
 
 
-def default_feature_columns(galaxies: GalaxySet) -> list[str]:
+#: Named feature sets for ``--features``.
+FEATURE_SETS = ("colours", "magnitudes")
+
+
+def magnitude_features(galaxies: GalaxySet) -> list[str]:
     """Every ``mag_*`` column with its ``magerr_*`` partner, in catalog order.
 
     Examples
     --------
     >>> from astropy.table import Table
     >>> t = Table({"id": [1], "z": [0.1], "mag_g": [18.0], "magerr_g": [0.02], "mag_r": [17.0]})
-    >>> default_feature_columns(GalaxySet(t))
+    >>> magnitude_features(GalaxySet(t))
     ['mag_g', 'magerr_g', 'mag_r']
     """
     names = galaxies.catalog.colnames
@@ -172,14 +193,90 @@ def default_feature_columns(galaxies: GalaxySet) -> list[str]:
     return columns
 
 
-def _column_matrix(galaxies: GalaxySet, columns: Sequence[str], what: str) -> NDArray:
+def colour_features(galaxies: GalaxySet, reference: str = "r") -> list[str]:
+    """Adjacent colours of the catalog's bands, one reference magnitude, every error.
+
+    The bands are the ``mag_<band>`` columns whose band name has no underscore, in catalog
+    order (the main survey's, e.g. ugriz then WISE W1–W3; a second survey's qualified
+    columns such as ``mag_cfhtls_r`` are left out). Colours carry the redshift; the
+    reference magnitude (``mag_r``, else the first band) breaks the degeneracy between
+    faint and bright galaxies; the errors say how far to trust each.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"id": [1], "z": [0.1], "mag_g": [18.0], "magerr_g": [0.02], "mag_r": [17.0],
+    ...            "mag_i": [16.5], "mag_cfhtls_r": [17.1]})
+    >>> colour_features(GalaxySet(t))
+    ['mag_g-mag_r', 'mag_r-mag_i', 'mag_r', 'magerr_g']
+    """
+    names = galaxies.catalog.colnames
+    bands = [n for n in names if n.startswith("mag_") and "_" not in n[len("mag_") :]]
+    if len(bands) < 2:
+        raise ValidationError(
+            f"colour features need mag_* columns of at least two bands, found {bands}; "
+            "pass --features magnitudes or name the columns"
+        )
+    colours = [f"{a}-{b}" for a, b in itertools.pairwise(bands)]
+    ref = f"mag_{reference}" if f"mag_{reference}" in bands else bands[0]
+    errors = ["magerr_" + b[len("mag_") :] for b in bands if "magerr_" + b[len("mag_") :] in names]
+    return [*colours, ref, *errors]
+
+
+def resolve_features(galaxies: GalaxySet, features: Sequence[str] | None) -> list[str]:
+    """The feature list of ``--features``: a named set (default ``colours``) or columns.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> gs = GalaxySet(Table({"id": [1], "z": [0.1], "mag_g": [18.0], "mag_r": [17.0]}))
+    >>> resolve_features(gs, None), resolve_features(gs, ["magnitudes"])
+    (['mag_g-mag_r', 'mag_r'], ['mag_g', 'mag_r'])
+    """
+    if features is None or list(features) == ["colours"]:
+        return colour_features(galaxies)
+    if list(features) == ["magnitudes"]:
+        return magnitude_features(galaxies)
+    named = [f for f in features if f in FEATURE_SETS]
+    if named:
+        raise ValidationError(
+            f"the feature set {named[0]!r} cannot be mixed with columns; give it alone"
+        )
+    return list(features)
+
+
+def _source_columns(name: str, available: Sequence[str]) -> list[str]:
+    """The catalog columns a feature reads: itself, or the two sides of ``a-b``."""
+    if name in available or "-" not in name:
+        return [name]
+    return name.split("-", 1)
+
+
+def _feature_values(catalog, name: str) -> NDArray[np.float64]:
+    sources = _source_columns(name, catalog.colnames)
+    values = [np.asarray(catalog[c], dtype=np.float64) for c in sources]
+    return values[0] if len(values) == 1 else values[0] - values[1]
+
+
+def _column_matrix(
+    galaxies: GalaxySet,
+    columns: Sequence[str],
+    what: str,
+    nondetect: dict[str, Any] | None = None,
+) -> NDArray:
     catalog = galaxies.catalog
-    missing = [c for c in columns if c not in catalog.colnames]
+    sources = [c for name in columns for c in _source_columns(name, catalog.colnames)]
+    missing = [c for c in sources if c not in catalog.colnames]
     if missing:
         raise ValidationError(f"the catalog lacks {what} columns {missing}")
     if not columns:
         return np.zeros((len(galaxies), 0))
-    values = np.column_stack([np.asarray(catalog[c], dtype=np.float64) for c in columns])
+    policy = Nondetections.from_dict(nondetect)
+    ids = np.asarray(galaxies.ids)
+    if policy is not None:
+        catalog = policy.apply(catalog, sources, ids)
+    check_no_sentinels(catalog, sources, ids)
+    values = np.column_stack([_feature_values(catalog, name) for name in columns])
     bad = ~np.isfinite(values)
     if np.any(bad):
         row, col = np.argwhere(bad)[0]
@@ -200,24 +297,38 @@ def make_input_spec(
     crop: int | None = None,
     extra_columns: Sequence[str] = ("ebv",),
     flux_columns: Sequence[str] = (),
+    nondetect: Nondetections | None = None,
 ) -> InputSpec:
     """Choose the inputs from the training galaxies and freeze their standardisation.
 
-    Images are used when the set has a stack and no ``features`` are asked for: the
+    Catalog features (:func:`resolve_features`: ``colours`` by default) are used when
+    ``features`` are asked for or the set has no image stack. Images are used otherwise: the
     stack ``instrument`` (the only one, or ``sdss`` when there are several), cut to its
     central ``crop`` pixels (the whole image when smaller). ``flux_columns`` (one
     magnitude column per band) divides every band by the galaxy's flux in it.
+    ``nondetect`` replaces non-detected magnitudes of catalog features (see
+    :mod:`~clapkit.photoz.nondetections`).
     """
     edges = [float(e) for e in check_edges(np.asarray(edges, dtype=np.float64))]
     if len(train) == 0:
         raise ValidationError("the training split is empty")
     if features is not None or not train.stacks:
-        columns = list(features) if features is not None else default_feature_columns(train)
-        values = _column_matrix(train, columns, "feature")
+        columns = resolve_features(train, features)
+        policy = nondetect.to_dict() if nondetect is not None else None
+        values = _column_matrix(train, columns, "feature", policy)
         standardisation = _standardisation(values, columns)
         # flux_columns go along so that the spec refuses them: features have no bands.
         return InputSpec(
-            "features", edges, columns=columns, **standardisation, flux_columns=list(flux_columns)
+            "features",
+            edges,
+            columns=columns,
+            **standardisation,
+            flux_columns=list(flux_columns),
+            nondetect=policy,
+        )
+    if nondetect is not None:
+        raise ValidationError(
+            "--nondetect applies to catalog features; these inputs are images (use --features)"
         )
     if instrument is None:
         names = sorted(train.stacks)
@@ -256,7 +367,9 @@ def _standardisation(values: NDArray, columns: Sequence[str]) -> dict[str, list[
 def check_compatible(spec: InputSpec, galaxies: GalaxySet) -> None:
     """Refuse data the network was not trained for, naming the difference."""
     if spec.kind == "features":
-        missing = [c for c in spec.columns if c not in galaxies.catalog.colnames]
+        names = galaxies.catalog.colnames
+        sources = [c for name in spec.columns for c in _source_columns(name, names)]
+        missing = [c for c in sources if c not in names]
         if missing:
             raise ValidationError(
                 f"the model was trained on catalog features {spec.columns}; "
@@ -330,7 +443,7 @@ def network_inputs(
         z = np.full(n, np.nan)
     mean, std = np.asarray(spec.mean), np.asarray(spec.std)
     if spec.kind == "features":
-        x = (_column_matrix(galaxies, spec.columns, "feature") - mean) / std
+        x = (_column_matrix(galaxies, spec.columns, "feature", spec.nondetect) - mean) / std
         return NetworkInputs(x.astype(np.float32), np.zeros((n, 0), np.float32), z, galaxies.ids)
     extra = (_column_matrix(galaxies, spec.columns, "extra") - mean) / std
     stack = galaxies.stacks[spec.instrument]

@@ -4,14 +4,14 @@
 the inputs (:class:`~clapkit.photoz.network_inputs.InputSpec`) and the redshift grid, and
 trains the chosen methods into ``<run>/models/<method>/``. ``predict_run`` applies them
 to the galaxies of a data file (its ``test`` split by default) and writes
-``<run>/pdfs/<method>.h5`` — CLAP as ``clap_raw``, ``clap_recal``, ``clap_refit`` and
-``clap`` — plus ``<run>/clap/knn.h5``, what the dashboards show of CLAP's neighbours.
+``<run>/pdfs/<method>.h5`` — CLAP as ``clap_scl``, ``clap_raw``, ``clap_recal``,
+``clap_refit`` and ``clap``, each with the galaxies' ``novelty`` percentile — plus ``<run>/clap/knn.h5``, what the dashboards show of CLAP's neighbours.
 
 ``<run>/train.json`` records the clapkit version, the configuration, the input spec and,
 per method, whether it finished and how long it took: a second ``train_run`` with the
 same settings skips finished methods and resumes unfinished ones from their checkpoints;
-different settings are refused unless ``overwrite`` (which clears models, PDFs and
-metrics first).
+different settings are refused unless ``overwrite``, which sets the old training aside
+and deletes it only once the new one has finished (:mod:`~clapkit.photoz.training_state`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,29 +26,42 @@ from typing import Any
 
 import h5py
 import numpy as np
+from astropy.table import vstack
 
-import clapkit
-from clapkit.atomic import atomic_path, check_writable
+from clapkit.atomic import atomic_path, check_writable, write_json
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
 from clapkit.metrics import PDFs
 from clapkit.nets.device import resolve_device
 from clapkit.photoz.baselines import KNNPhotoZ, select_k
-from clapkit.photoz.clap import STAGES, CLAPConfig, predict_clap, train_clap
+from clapkit.photoz.clap import STAGES, CLAPConfig, check_targets, predict_clap, train_clap
 from clapkit.photoz.details import write_clap_details
 from clapkit.photoz.features import default_edges, photometry_features
+from clapkit.photoz.flexzboost import check_options as check_flexzboost_options
+from clapkit.photoz.flexzboost import predict_flexzboost, require_rail, train_flexzboost
 from clapkit.photoz.network_baselines import (
     NETWORK_BASELINES,
     BaselineConfig,
     predict_baseline,
     train_baseline,
 )
-from clapkit.photoz.network_inputs import InputSpec, make_input_spec, network_inputs
+from clapkit.photoz.network_inputs import (
+    InputSpec,
+    check_compatible,
+    make_input_spec,
+    network_inputs,
+)
+from clapkit.photoz.nondetections import Nondetections, check_no_sentinels
 from clapkit.photoz.projection import PROJECTIONS, project_latent
+from clapkit.photoz.training_state import TrainingRun, replacing_training
 from clapkit.runs import RunDir
 
-METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry")
+#: Every method ``--method`` knows; ``all`` is clapkit's own (the peers need their extras).
+METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry", "flexzboost")
+OWN_METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry")
+#: The column photo-z estimates: refused among the features.
+TARGET_COLUMN = "z"
 
 #: Settings of the two network sizes; a ``--config`` file overrides any part of them.
 #: ``clap.loss`` weighs the SCL terms on images (the paper's c = 100 for the
@@ -66,8 +78,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mlp_loss": {"reconstruction": 1.0},
         "train": {"epochs": 30, "batch_size": 128, "learning_rate": 2e-3},
         "clap": {"n_realisations": 3, "refit": {"epochs": 60, "batch_size": 64}},
-        "baselines": {"ensemble_size": 3, "mc_samples": 30, "dropout": 0.3},
+        "baselines": {"ensemble_size": 3},
         "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+        # RAIL's FlexZBoost informer: its own defaults (see clapkit.photoz.flexzboost).
+        "flexzboost": {},
         "projection": "umap",
     },
     "paper": {
@@ -78,8 +92,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mlp_loss": {"reconstruction": 1.0},
         "train": {"epochs": 60, "batch_size": 128, "learning_rate": 1e-3},
         "clap": {"n_realisations": 10, "refit": {"epochs": 50, "batch_size": 128}},
-        "baselines": {"ensemble_size": 5, "mc_samples": 50, "dropout": 0.3},
+        "baselines": {"ensemble_size": 5},
         "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+        "flexzboost": {},
         "projection": "umap",
     },
 }
@@ -121,6 +136,7 @@ def resolve_config(override: dict[str, Any] | None = None) -> dict[str, Any]:
         )
     _method_configs(config, "images")  # validate early
     _method_configs(config, "features")
+    check_flexzboost_options(config["flexzboost"])
     return config
 
 
@@ -148,9 +164,10 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def parse_methods(methods: str | Sequence[str]) -> list[str]:
-    """``"all"``, a comma-separated string or a list, checked against :data:`METHODS`."""
+    """``"all"`` (clapkit's own methods, :data:`OWN_METHODS`), a comma-separated string or a
+    list, checked against :data:`METHODS`."""
     if isinstance(methods, str):
-        methods = list(METHODS) if methods == "all" else methods.split(",")
+        methods = list(OWN_METHODS) if methods == "all" else methods.split(",")
     names = [m.strip() for m in methods if m.strip()]
     unknown = [m for m in names if m not in METHODS]
     if unknown or not names:
@@ -179,37 +196,6 @@ def _split(galaxies: GalaxySet, name: str, path: Any) -> GalaxySet:
     return galaxies[np.flatnonzero(labels == name)]
 
 
-class TrainingRun:
-    """The training state of a run directory (``train.json``)."""
-
-    def __init__(self, run: RunDir) -> None:
-        self.run = run
-        self.path = run.root / "train.json"
-
-    def exists(self) -> bool:
-        return self.path.is_file()
-
-    def read(self) -> dict[str, Any]:
-        record = self.run.read_json("train.json")
-        version = record.get("clapkit_version")
-        if version != clapkit.__version__:
-            raise ValidationError(
-                f"{self.run.root} was trained with clapkit {version}, this is "
-                f"{clapkit.__version__}; train it again (--overwrite)"
-            )
-        return record
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.run.write_json("train.json", record, overwrite=True)
-
-
-def _clear(run: RunDir) -> None:
-    for name in ("models", "pdfs", "clap"):
-        shutil.rmtree(run.root / name, ignore_errors=True)
-    for name in ("train.json", "predict.json", "metrics.json"):
-        (run.root / name).unlink(missing_ok=True)
-
-
 def train_run(
     data: str | os.PathLike,
     run: str | os.PathLike | RunDir,
@@ -224,18 +210,32 @@ def train_run(
     progress: bool = False,
     log: Callable[[str], None] = print,
     device: str | None = None,
+    nondetect: float | None = None,
+    mag_limits: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Train ``methods`` on the ``train`` split of ``data`` into the run directory.
 
     ``device`` is where the networks train (``"cpu"`` by default, ``"cuda"``, ``"auto"``);
-    it is not a setting of the run, so a killed run may resume elsewhere. Returns the
-    ``train.json`` record.
+    it is not a setting of the run, so a killed run may resume elsewhere. ``nondetect``
+    (the catalog's sentinel magnitude, e.g. 99) and ``mag_limits`` (``{"mag_u": 22.0,
+    ...}``) replace non-detected magnitudes of catalog features by the band's limit, as
+    RAIL does (:mod:`~clapkit.photoz.nondetections`); without them such values are
+    refused. Returns the ``train.json`` record.
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     names = parse_methods(methods)
     config = resolve_config(config)
     if device is not None:
         resolve_device(device)  # refused before anything is read or written
+    if "flexzboost" in names:
+        require_rail()
+    if mag_limits and nondetect is None:
+        raise ValidationError("--mag-limits needs --nondetect (the catalog's sentinel value)")
+    policy = Nondetections(nondetect, dict(mag_limits or {})) if nondetect is not None else None
+    if features is not None and TARGET_COLUMN in features:
+        raise ValidationError(
+            f"column {TARGET_COLUMN!r} is the redshift being estimated; it cannot be a feature"
+        )
     galaxies = load_galaxies(data)
     train, valid = _split(galaxies, "train", data), _split(galaxies, "valid", data)
     if len(train) == 0:
@@ -254,61 +254,71 @@ def train_run(
         features=features,
         instrument=instrument,
         crop=config["crop"],
+        nondetect=policy,
     )
     settings = {"config": config, "input_spec": spec.to_dict()}
 
+    log(f"inputs: {_describe(spec)}; train {len(train)}, valid {len(valid)} galaxies")
+    # Every input is read and checked before the run directory is touched.
+    train_inputs = network_inputs(spec, train, require_z=True, progress=progress)
+    valid_inputs = network_inputs(spec, valid, require_z=True, progress=progress)
+    clap_config, base_config = _method_configs(config, spec.kind)
+    if "clap" in names:
+        clap_config.check_sizes(len(train_inputs), len(valid_inputs))
+
     tracker = TrainingRun(run)
-    if tracker.exists() and overwrite:
-        _clear(run)
-    if tracker.exists():
+    replace = False
+    if tracker.exists() and not overwrite:
         record = tracker.read()
         if {k: record.get(k) for k in settings} != settings:
             raise OverwriteError(
                 f"{run.root} holds a training with other settings (config or inputs); "
                 "use --overwrite to replace it"
             )
-    elif (run.root / "pdfs").is_dir() and any((run.root / "pdfs").iterdir()) and not overwrite:
+    elif run.pdfs_dir.is_dir() and any(run.pdfs_dir.iterdir()) and not overwrite:
         raise OverwriteError(f"{run.root} already holds PDFs; use --overwrite to replace them")
     else:
-        run.root.mkdir(parents=True, exist_ok=True)
-        record = {"data": str(data), **settings, "methods": {}}
-        tracker.write(record)
+        replace = overwrite
+        record = None
 
-    log(f"inputs: {_describe(spec)}; train {len(train)}, valid {len(valid)} galaxies")
-    train_inputs = network_inputs(spec, train, require_z=True, progress=progress)
-    valid_inputs = network_inputs(spec, valid, require_z=True, progress=progress)
-    clap_config, base_config = _method_configs(config, spec.kind)
     seed = int(config["seed"])
-    for method in _with_dependencies(names):
-        done = record["methods"].get(method, {})
-        if done.get("status") == "done":
-            log(f"{method}: already trained, kept")
-            continue
-        start = time.perf_counter()
-        folder = run.root / "models" / method
-        if method == "clap":
-            train_clap(
-                folder, spec, clap_config, train_inputs, valid_inputs, seed, progress, device
-            )
-        elif method == "knn_photometry":
-            _train_knn_photometry(folder, spec, config, train, valid, edges)
-        else:
-            train_baseline(
-                method,
-                folder,
-                spec,
-                base_config,
-                train_inputs,
-                valid_inputs,
-                seed,
-                softmax_dir=run.root / "models" / "softmax",
-                progress=progress,
-                device=device,
-            )
-        seconds = time.perf_counter() - start
-        record["methods"][method] = {"status": "done", "train_seconds": seconds}
-        tracker.write(record)
-        log(f"{method}: trained in {seconds:.0f} s")
+    with replacing_training(run, replace):
+        if record is None:
+            run.root.mkdir(parents=True, exist_ok=True)
+            record = {"data": str(data), **settings, "methods": {}}
+            tracker.write(record)
+        for method in _with_dependencies(names):
+            done = record["methods"].get(method, {})
+            if done.get("status") == "done":
+                log(f"{method}: already trained, kept")
+                continue
+            start = time.perf_counter()
+            folder = run.root / "models" / method
+            if method == "clap":
+                train_clap(
+                    folder, spec, clap_config, train_inputs, valid_inputs, seed, progress, device
+                )
+            elif method == "knn_photometry":
+                _train_knn_photometry(folder, spec, config, train, valid, edges)
+            elif method == "flexzboost":
+                _train_flexzboost(folder, spec, config, train, valid, edges)
+            else:
+                train_baseline(
+                    method,
+                    folder,
+                    spec,
+                    base_config,
+                    train_inputs,
+                    valid_inputs,
+                    seed,
+                    softmax_dir=run.root / "models" / "softmax",
+                    progress=progress,
+                    device=device,
+                )
+            seconds = time.perf_counter() - start
+            record["methods"][method] = {"status": "done", "train_seconds": seconds}
+            tracker.write(record)
+            log(f"{method}: trained in {seconds:.0f} s")
     return record
 
 
@@ -338,24 +348,33 @@ def _describe(spec: InputSpec) -> str:
 def _photometry_bands(spec: InputSpec, galaxies: GalaxySet) -> list[str]:
     if spec.kind == "images":
         bands = list(spec.bands)
-    else:
-        bands = [c[len("mag_") :] for c in spec.columns if c.startswith("mag_")]
+    else:  # the bands of the magnitudes the features read (colours a-b read a and b)
+        sources = [c for name in spec.columns for c in name.split("-")]
+        bands = list(dict.fromkeys(c[len("mag_") :] for c in sources if c.startswith("mag_")))
     missing = [b for b in bands if f"mag_{b}" not in galaxies.catalog.colnames]
     if len(bands) < 2 or missing:
         raise ValidationError(
-            f"the photometry KNN needs mag_* columns of at least two bands; missing {missing}"
+            "the photometry methods (knn_photometry, flexzboost) need mag_* columns of at "
+            f"least two bands; missing {missing}"
         )
     return bands
 
 
-def _knn_features(galaxies: GalaxySet, bands: list[str]) -> np.ndarray:
+def _knn_features(galaxies: GalaxySet, bands: list[str], spec: InputSpec) -> np.ndarray:
+    """Colours and the r magnitude, non-detections handled as the spec says."""
     reference = "r" if "r" in bands else bands[-1]
-    return photometry_features(galaxies.catalog, bands=bands, reference=reference)[0]
+    columns = [f"mag_{b}" for b in bands]
+    policy = Nondetections.from_dict(spec.nondetect)
+    catalog = galaxies.catalog
+    if policy is not None:
+        catalog = policy.apply(catalog, columns, np.asarray(galaxies.ids))
+    check_no_sentinels(catalog, columns, np.asarray(galaxies.ids))
+    return photometry_features(catalog, bands=bands, reference=reference)[0]
 
 
 def _train_knn_photometry(folder, spec, config, train, valid, edges) -> None:
     bands = _photometry_bands(spec, train)
-    x_train, x_valid = _knn_features(train, bands), _knn_features(valid, bands)
+    x_train, x_valid = _knn_features(train, bands, spec), _knn_features(valid, bands, spec)
     z_train = np.asarray(train.catalog["z"], dtype=np.float64)
     z_valid = np.asarray(valid.catalog["z"], dtype=np.float64)
     k, scores = select_k(
@@ -377,7 +396,22 @@ def _predict_knn_photometry(folder: Path, spec: InputSpec, galaxies: GalaxySet) 
         k, bands = int(f.attrs["k"]), json.loads(f.attrs["bands"])
         x_train, z_train = f["features"][()], f["z"][()]
     model = KNNPhotoZ(spec.edges, k=k).fit(x_train, z_train)
-    return model.predict(_knn_features(galaxies, bands))
+    return model.predict(_knn_features(galaxies, bands, spec))
+
+
+# ----------------------------------------------------------------------------- FlexZBoost
+
+
+def _train_flexzboost(folder, spec, config, train, valid, edges) -> None:
+    """RAIL's informer on every labelled galaxy the other methods see (train + valid)."""
+    bands = _photometry_bands(spec, train)
+    labelled = vstack([train.catalog, valid.catalog], metadata_conflicts="silent")
+    ids = np.concatenate([np.asarray(train.ids), np.asarray(valid.ids)])
+    model = train_flexzboost(
+        folder, labelled, ids, bands, edges, spec.nondetect, config["seed"], config["flexzboost"]
+    )
+    tuned = {"bump_threshold": model.bump_threshold, "sharpen_alpha": model.sharpen_alpha}
+    write_json(folder / "tuning.json", tuned, overwrite=True)
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -423,23 +457,34 @@ def predict_run(
         galaxies = _split(galaxies, split, data)
         if len(galaxies) == 0:
             raise ValidationError(f"{data}: the {split!r} split is empty")
+    clap_config, base_config = _method_configs(config, spec.kind)
+    check_compatible(spec, galaxies)
+    if "clap" in trained:
+        check_targets(clap_config, len(galaxies))
     inputs = network_inputs(spec, galaxies, progress=progress)
     z_true = inputs.z if np.all(np.isfinite(inputs.z)) else None
-    clap_config, base_config = _method_configs(config, spec.kind)
     seed = int(config["seed"])
     timings: dict[str, Any] = {}
     for method in trained:
         start = time.perf_counter()
         folder = run.root / "models" / method
+        columns = None
         if method == "clap":
-            prediction = predict_clap(folder, spec, clap_config, inputs, progress)
+            prediction = predict_clap(folder, spec, clap_config, inputs, progress, seed=seed)
             results = prediction.pdfs
             projection = project_latent(
                 prediction.latent, config.get("projection", "umap"), seed=seed
             )
             write_clap_details(run.root / "clap" / "knn.h5", prediction, inputs.ids, projection)
+            columns = {"novelty": prediction.novelty}
         elif method == "knn_photometry":
             results = {method: _predict_knn_photometry(folder, spec, galaxies)}
+        elif method == "flexzboost":
+            results = {
+                method: predict_flexzboost(
+                    folder, galaxies.catalog, np.asarray(galaxies.ids), spec.nondetect
+                )
+            }
         else:
             p = predict_baseline(
                 method,
@@ -454,7 +499,13 @@ def predict_run(
         seconds = time.perf_counter() - start
         for name, p in results.items():
             pdfs = PDFs(p, np.asarray(spec.edges), z_true=z_true, ids=inputs.ids)
-            run.save_pdfs(name, pdfs, config={"method": method, **config}, overwrite=overwrite)
+            run.save_pdfs(
+                name,
+                pdfs,
+                config={"method": method, **config},
+                overwrite=overwrite,
+                columns=columns,
+            )
         timings[method] = {"seconds": seconds, "galaxies_per_second": len(inputs) / seconds}
         log(f"{method}: {len(inputs)} galaxies in {seconds:.1f} s")
     run.write_json(

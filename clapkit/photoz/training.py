@@ -104,10 +104,15 @@ class TensorData:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def batches(self, size: int, order: np.ndarray | None = None) -> Iterator[Batch]:
-        """Batches of ``size`` rows, in ``order`` when given."""
+    def batches(
+        self, size: int, order: np.ndarray | None = None, min_size: int = 1
+    ) -> Iterator[Batch]:
+        """Batches of ``size`` rows, in ``order`` when given; a last batch smaller than
+        ``min_size`` is left out."""
         n = len(self)
         for start in range(0, n, size):
+            if n - start < min_size:
+                return
             if order is None:
                 rows: slice | torch.Tensor = slice(start, start + size)
             else:
@@ -220,7 +225,11 @@ def fit(
         net.train()
         totals: dict[str, float] = {}
         n_seen = 0
-        for batch in map(moved, train_data.batches(config.batch_size, order)):
+        # A last batch of one galaxy is left out: the contrastive loss needs two galaxies
+        # and batch norm more than one value per channel. The order changes every epoch,
+        # so no galaxy is left out for good.
+        batches = train_data.batches(config.batch_size, order, min_size=min(2, len(train_data)))
+        for batch in map(moved, batches):
             loss, parts = step(net, batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -224,6 +224,10 @@ def test_galaxy_table_pages_and_follows_the_methods(run):
     np.testing.assert_array_equal(
         table.value["pit_b"].to_numpy(), run.galaxies[f"{explorer.method_b.value}.pit"]
     )
+    # Every galaxy's novelty percentile (how far the training set is in CLAP's latent).
+    np.testing.assert_array_equal(
+        table.value["novelty"].to_numpy(), run.galaxies["novelty"].to_numpy()
+    )
 
 
 def test_picking_a_row_shows_that_galaxy(run):

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import panel as pn
 import pytest
-from clapkit_app.neighbours import NeighbourBrowser
+from clapkit_app.neighbours import NeighbourBrowser, _novelty_sentence
 from clapkit_app.store import read_run
 
 from clapkit.testing import SyntheticRunConfig, synthetic_run
@@ -68,6 +68,24 @@ def test_search_selects_a_galaxy_and_titles_it_with_its_k(run):
     _, marker = map_layers(browser)
     xy = np.column_stack([marker["x"], marker["y"]])
     np.testing.assert_array_equal(xy, run.details.projection[[row]])
+
+
+def test_the_title_flags_a_galaxy_the_training_set_does_not_cover(run):
+    browser = NeighbourBrowser(run=run)
+    novelty = run.details.novelty
+    typical, outlier = int(np.argmin(np.abs(novelty - 50))), int(np.argmax(novelty))
+    browser.galaxy_id = run.details.ids[typical]
+    title = hook(browser, "ck-neighbour-title").object
+    assert f"{novelty[typical]:.1f}%" in title and "does not cover" not in title
+    browser.galaxy_id = run.details.ids[outlier]
+    title = hook(browser, "ck-neighbour-title").object
+    assert ("does not cover" in title) == (novelty[outlier] > 99.0)
+    # Beyond the 99th percentile a galaxy is flagged.
+    assert "does not cover" in _novelty_sentence(99.5)
+    assert "does not cover" not in _novelty_sentence(98.0)
+    assert _novelty_sentence(np.nan) == ""
+    assert "novelty" in browser._data.colours.values()
+    np.testing.assert_array_equal(browser._data.frame["novelty"].to_numpy(), novelty)
 
 
 def test_neighbour_redshift_histogram_holds_the_chosen_k(run):

@@ -206,8 +206,8 @@ def test_skipping_clap_knn_stages_leaves_the_final_pdfs_and_latents_unchanged(
     inputs = _inputs(spec, survey.split("test"), None)
     full = predict_clap(photometry_model, spec, config, inputs)
     light = predict_clap(photometry_model, spec, config, inputs, knn_stages=False)
-    assert light.knn is None and set(light.pdfs) == {"clap_refit", "clap"}
+    assert light.knn is None and set(light.pdfs) == {"clap_scl", "clap_refit", "clap"}
     assert {"clap_raw", "clap_recal"} <= set(full.pdfs)
-    for stage in ("clap_refit", "clap"):
+    for stage in ("clap_scl", "clap_refit", "clap"):
         np.testing.assert_array_equal(light.pdfs[stage], full.pdfs[stage])
     np.testing.assert_array_equal(light.latent, full.latent)

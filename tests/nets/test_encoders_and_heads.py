@@ -97,3 +97,32 @@ def test_image_decoder_gives_the_exact_size(size):
 
 def test_feature_decoder_shape():
     assert FeatureDecoder(in_dim=10, n_features=7, hidden=16)(torch.randn(3, 10)).shape == (3, 7)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"kind": "compact", "n_bands": 3, "image_size": 16, "width": 4, "rest_dim": 4},
+        {"kind": "paper", "n_bands": 3, "image_size": 16, "width": 4, "rest_dim": 4},
+        {"kind": "mlp", "n_features": 5, "n_extra": 0, "hidden": (8,), "rest_dim": 4},
+    ],
+)
+def test_encoder_dropout_is_random_in_training_and_keeps_the_parameter_names(config):
+    from clapkit.nets import NetConfig, SCLNet
+
+    torch.manual_seed(0)
+    plain = SCLNet(NetConfig(n_bins=6, estimator_hidden=8, **config))
+    dropped = SCLNet(NetConfig(n_bins=6, estimator_hidden=8, encoder_dropout=0.5, **config))
+    assert plain.state_dict().keys() == dropped.state_dict().keys()
+    dropped.load_state_dict(plain.state_dict())
+    if config["kind"] == "mlp":
+        x, extra = torch.randn(4, 5), None
+    else:
+        x, extra = torch.randn(4, 3, 16, 16), torch.randn(4, 1)
+    dropped.eval()
+    torch.testing.assert_close(dropped.encode(x, extra)[0], plain.eval().encode(x, extra)[0])
+    dropped.train()
+    first, second = dropped.encode(x, extra)[0], dropped.encode(x, extra)[0]
+    assert not torch.allclose(first, second)
+    with pytest.raises(ValidationError, match="encoder_dropout must be in"):
+        NetConfig(n_bins=6, encoder_dropout=1.0, **config)

@@ -17,6 +17,7 @@ from clapkit.nets import (
     feature_jitter,
     random_dihedral,
     scl_loss,
+    scl_loss_published,
     symmetric_cross_entropy,
 )
 
@@ -172,3 +173,87 @@ def test_a_few_steps_of_scl_training_reduce_the_loss():
     assert history[-1]["cross_entropy"] < 0.6 * history[0]["cross_entropy"]
     accuracy = (net(x).argmax(1) == z_bin).float().mean()
     assert float(accuracy) > 0.9
+
+
+def _published_literally(net, x, z_bin, x_aug, c):
+    """The published code's loss (CLAP_network.py), line by line, with the batch's even
+    rows as the first half-batch and the odd rows as their paired second half-batch."""
+
+    def rms(a, b):  # exp_minus_lmse takes the mean over rows of sqrt(mean over dims)
+        return (a - b).pow(2).mean(1).sqrt()
+
+    def ce_both(la, lb):  # get_zlogits_contrast: stop-gradient targets, both directions
+        pa, pb = F.softmax(la, 1).detach(), F.softmax(lb, 1).detach()
+        return (
+            -(pa * F.log_softmax(lb, 1)).sum(1).mean() - (pb * F.log_softmax(la, 1)).sum(1).mean()
+        )
+
+    def single_cycle(xs, zs):  # get_outputs_single_cyc
+        v1, b1 = net.encode(xs)
+        rec1 = net.decode(v1, b1)
+        v2, b2 = net.encode(rec1)
+        rec2 = net.decode(v2, b2)
+        l1, l2 = net.estimate(v1), net.estimate(v2)
+        zp = F.cross_entropy(l1, zs) + F.cross_entropy(l2, zs)
+        recon = F.mse_loss(rec1, xs) + F.mse_loss(rec2, xs)
+        return zp, recon, ce_both(l1, l2), l1, v1, v2
+
+    def aug(xs_morph, l1):  # get_outputs_aug
+        vm, bm = net.encode(xs_morph)
+        return F.mse_loss(net.decode(vm, bm), xs_morph), ce_both(l1, net.estimate(vm)), vm
+
+    first, second = torch.arange(0, x.shape[0], 2), torch.arange(1, x.shape[0], 2)
+    zp1, rec1, zc1, l1, v1, v1_ = single_cycle(x[first], z_bin[first])
+    zp2, rec2, zc2, l2, v2, v2_ = single_cycle(x[second], z_bin[second])
+    recm1, zcm1, vm1 = aug(x_aug[first], l1)
+    recm2, zcm2, vm2 = aug(x_aug[second], l2)
+    cost_zp = 0.5 * (zp1 + zp2)
+    cost_recon = 0.5 * (rec1 + rec2 + recm1 + recm2)
+    cost_zcontra = 0.5 * (zc1 + zc2 + zcm1 + zcm2)
+    pos = torch.exp(-rms(torch.cat([v1, v1, v2, v2]), torch.cat([v1_, vm1, v2_, vm2])).mean())
+    neg = torch.exp(-rms(v1, v2).mean())
+    cost_contra = -torch.log(pos / (pos + neg))
+    return cost_zp + c * cost_recon + cost_contra + cost_zcontra
+
+
+def test_the_published_loss_is_the_published_code_term_for_term():
+    torch.manual_seed(0)
+    x, z_bin = _toy_catalog(8)
+    net = _mlp_net()
+    shift = torch.linspace(-0.2, 0.3, 4)  # a deterministic augmented view
+
+    def augment(t):
+        return t + shift
+
+    pairs = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])  # row 2i and row 2i + 1 are partners
+    weights = SCLLossWeights(reconstruction=7.0)
+    total, parts = scl_loss_published(net, x, None, z_bin, augment, weights, partners=pairs)
+    expected = _published_literally(net, x, z_bin, augment(x), 7.0)
+    assert float(total.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert set(parts) == KEYS
+    assert parts["total"] == pytest.approx(sum(parts[k] for k in KEYS - {"total"}), rel=1e-5)
+
+
+def test_the_published_loss_trains_and_needs_a_decoder():
+    torch.manual_seed(0)
+    x, z_bin = _toy_catalog()
+    net = _mlp_net()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(1)
+    first = last = None
+    for _ in range(40):
+        total, parts = scl_loss_published(
+            net, x, None, z_bin, lambda t: feature_jitter(t, 0.05, generator),
+            SCLLossWeights(reconstruction=1.0), generator,
+        )  # fmt: skip
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        first = first or parts
+        last = parts
+    assert last["cross_entropy"] < 0.6 * first["cross_entropy"]
+    assert float((net(x).argmax(1) == z_bin).float().mean()) > 0.9
+    with pytest.raises(ValidationError, match="needs a network with a decoder"):
+        scl_loss_published(_mlp_net(decoder=False), x, None, z_bin, feature_jitter)
+    with pytest.raises(ValidationError, match="at least 2 galaxies"):
+        scl_loss_published(net, x[:1], None, z_bin[:1], feature_jitter)

@@ -8,23 +8,38 @@ import pytest
 from clapkit.errors import ValidationError
 from clapkit.metrics import histogram_pdfs
 from clapkit.photoz.adaptive_knn import (
+    PUBLISHED_K_GRID,
     STATE_KEYS,
+    VALID_STATE_KEYS,
     AdaptiveKNN,
     choose_k,
-    default_k_grid,
+    k_grid,
+    log_k_grid,
+    published_k_grid,
     training_pit_table,
 )
 
 EDGES = np.linspace(0.0, 0.4, 81)
-K_GRID = default_k_grid(5, 100, 25)
+K_GRID = log_k_grid(5, 100, 25)
 
 
-def reference(train_latent, train_z, target_latent, k_grid, edges, n_pit_bins=100):
+def training_neighbours(train_latent, k_max, include_self):
+    """Each training galaxy's PIT neighbours: itself first, then its nearest others (or
+    only the others)."""
+    d_train = ((train_latent[:, None, :] - train_latent[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d_train, np.inf)
+    others = np.argsort(d_train, axis=1, kind="stable")
+    if include_self:
+        return np.column_stack([np.arange(len(train_latent)), others[:, : k_max - 1]])
+    return others[:, :k_max]
+
+
+def reference(
+    train_latent, train_z, target_latent, k_grid, edges, n_pit_bins=100, include_self=True
+):
     """The published procedure, literally: per galaxy, per k, plain NumPy."""
     k_max = k_grid[-1]
-    d_train = ((train_latent[:, None, :] - train_latent[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d_train, np.inf)  # neighbours are the *other* training galaxies
-    train_nb = np.argsort(d_train, axis=1, kind="stable")[:, :k_max]
+    train_nb = training_neighbours(train_latent, k_max, include_self)
     # PIT bins in exact arithmetic: np.histogram on float edges puts a PIT of exactly 0.7
     # in bin 69, because linspace(0, 1, 101)[70] rounds to 0.7000000000000001.
     pit_bin = np.empty((len(train_z), len(k_grid)), dtype=int)
@@ -61,32 +76,116 @@ def informative_problem(n_train, n_target, seed, noise=0.01):
     return latent[:n_train], z[:n_train], latent[n_train:], z[n_train:]
 
 
-def test_default_k_grid_has_120_distinct_log_spaced_values():
-    grid = default_k_grid()
+def test_published_k_grid_is_the_papers_piecewise_linear_grid():
+    grid = published_k_grid()
+    assert grid.size == 120 and grid[0] == 5 and grid[-1] == 2000
+    steps = np.diff(grid)
+    # Steps of 5 up to 200, of 10 to 600, of 20 to 1000 and of 50 to 2000.
+    for low, high, step in ((5, 200, 5), (200, 600, 10), (600, 1000, 20), (1000, 2000, 50)):
+        inside = (grid[1:] > low) & (grid[1:] <= high)
+        assert np.all(steps[inside] == step), (low, high)
+    assert published_k_grid(5, 42).tolist() == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert published_k_grid(190, 640).tolist()[:4] == [190, 195, 200, 210]
+    with pytest.raises(ValidationError, match=r"no value in 1\.\.4"):
+        published_k_grid(1, 4)
+    # The default of the estimator is the published grid.
+    assert np.array_equal(AdaptiveKNN(EDGES).k_grid, PUBLISHED_K_GRID)
+
+
+def test_log_k_grid_has_120_distinct_log_spaced_values():
+    grid = log_k_grid()
     assert grid.size == 120 and grid[0] == 5 and grid[-1] == 2000
     assert np.all(np.diff(grid) > 0)
     # Log-spaced at the top, where rounding does not bunch values.
     assert np.allclose(np.diff(np.log(grid[-30:])), np.log(400) / 119, rtol=0.2)
+    assert k_grid("log", 5, 12, 120).tolist() == list(range(5, 13))  # capped at the integers
+    with pytest.raises(ValidationError, match="k grid must be one of"):
+        k_grid("linear", 5, 100)
 
 
-def test_matches_the_literal_reference():
+@pytest.mark.parametrize("include_self", [True, False])
+def test_matches_the_literal_reference(include_self):
     x_train, z_train, x_target, _ = informative_problem(300, 50, 0, noise=0.03)
     # Coarse redshifts make ties in the PIT common, so their half counting is exercised.
     z_train = np.round(z_train, 2)
-    result = (
-        AdaptiveKNN(EDGES, k_grid=K_GRID, batch_size=70).fit(x_train, z_train).predict(x_target)
-    )
+    model = AdaptiveKNN(EDGES, k_grid=K_GRID, batch_size=70, pit_includes_self=include_self)
+    result = model.fit(x_train, z_train).predict(x_target)
     k_ref, p_ref = reference(
         x_train.astype(np.float32).astype(np.float64),
         z_train,
         x_target.astype(np.float32).astype(np.float64),
         K_GRID,
         EDGES,
+        include_self=include_self,
     )
     assert np.array_equal(result.k, k_ref)
     assert np.array_equal(result.p, p_ref)
     assert result.neighbours.shape == (50, K_GRID[-1])
     assert np.allclose(result.local_pit_hist.sum(axis=1), 1.0)
+
+
+def test_the_validation_pit_table_matches_option_2_literally():
+    x_train, z_train, x_target, _ = informative_problem(300, 40, 7, noise=0.03)
+    x_valid, z_valid, _, _ = informative_problem(80, 0, 8, noise=0.03)
+    grid = log_k_grid(5, 60, 10)
+    model = AdaptiveKNN(EDGES, k_grid=grid, n_pit_bins=20, batch_size=90)
+    result = model.fit(x_train, z_train, x_valid, z_valid).predict(x_target)
+    xt, xv = (a.astype(np.float32).astype(np.float64) for a in (x_train, x_valid))
+    # Each training galaxy's nearest validation galaxy lends its spec-z ...
+    nearest = np.argmin(((xt[:, None, :] - xv[None, :, :]) ** 2).sum(-1), axis=1)
+    z_lent = z_valid[nearest]
+    # ... ranked among the training galaxy's own PIT neighbours (itself included).
+    train_nb = training_neighbours(xt, grid[-1], include_self=True)
+    for j in (0, 17, 299):
+        for c, k in enumerate(grid):
+            zn = z_train[train_nb[j, :k]]
+            expected = (np.sum(zn < z_lent[j]) + 0.5 * np.sum(zn == z_lent[j])) / k
+            assert model.pit_valid_[j, c] == pytest.approx(expected, abs=1e-6)
+    # A target's validation histogram reads that table at its chosen k.
+    for t in (0, 39):
+        c = int(np.flatnonzero(grid == result.k[t])[0])
+        bins = model.pit_bin_valid_[result.neighbours[t, : result.k[t]], c]
+        expected = np.bincount(bins, minlength=20) / result.k[t]
+        np.testing.assert_allclose(result.valid_pit_hist[t], expected)
+    averaged = result.recalibration_hist("train_valid")
+    np.testing.assert_allclose(averaged, 0.5 * (result.local_pit_hist + result.valid_pit_hist))
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-6)
+    # Without a validation table, option 2 is refused by name.
+    plain = AdaptiveKNN(EDGES, k_grid=grid).fit(x_train, z_train).predict(x_target[:2])
+    assert plain.valid_pit_hist is None
+    with pytest.raises(ValidationError, match="train_valid"):
+        plain.recalibration_hist("train_valid")
+    with pytest.raises(ValidationError, match="both valid_latent and valid_z"):
+        AdaptiveKNN(EDGES, k_grid=grid).fit(x_train, z_train, valid_latent=x_valid)
+
+
+def test_training_pdfs_leave_each_galaxy_out():
+    x_train, z_train, _, _ = informative_problem(200, 0, 9, noise=0.02)
+    model = AdaptiveKNN(EDGES, k_grid=log_k_grid(5, 40, 6)).fit(x_train, z_train)
+    result = model.predict_training()
+    assert result.p.shape == (200, EDGES.size - 1)
+    assert not np.any(result.neighbours == np.arange(200)[:, None])
+    # Each row is what predicting that galaxy from the others gives.
+    others = AdaptiveKNN(EDGES, k_grid=model.k_grid).fit(x_train[1:], z_train[1:])
+    alone = others.predict(x_train[:1])
+    np.testing.assert_array_equal(result.neighbours[0, :10] - 1, alone.neighbours[0, :10])
+
+
+def test_neighbour_distance_compares_targets_with_the_training_set():
+    x_train, z_train, x_target, _ = informative_problem(400, 20, 10, noise=0.02)
+    model = AdaptiveKNN(EDGES, k_grid=log_k_grid(5, 40, 6)).fit(x_train, z_train)
+    assert model.train_distance_.shape == (400,) and np.all(model.train_distance_ > 0)
+    far = x_target + 5.0  # far outside the training cloud
+    near_d = model.neighbour_distance(x_target, model.predict(x_target).neighbours)
+    far_d = model.neighbour_distance(far, model.predict(far).neighbours)
+    assert np.all(far_d > model.train_distance_.max())
+    assert np.median(near_d) < 3 * np.median(model.train_distance_)
+    # The mean distance to the first ten neighbours, by hand.
+    nb = model.predict(x_target[:1]).neighbours[0, :10]
+    by_hand = np.linalg.norm(
+        x_train[nb].astype(np.float32) - x_target[:1].astype(np.float32), axis=1
+    )
+    assert near_d[0] == pytest.approx(by_hand.mean(), rel=1e-5)
 
 
 def test_ties_count_one_half_by_hand():
@@ -112,7 +211,7 @@ def test_uninformative_latents_choose_large_k():
     rng = np.random.default_rng(1)
     z = rng.uniform(0.01, 0.39, 1200)
     latent = rng.normal(size=(1200, 3))
-    grid = default_k_grid(5, 400, 30)
+    grid = log_k_grid(5, 400, 30)
     result = AdaptiveKNN(EDGES, k_grid=grid).fit(latent[:1000], z[:1000]).predict(latent[1000:])
     # Random neighbours: a small-k PIT histogram is noisy, a large-k one nearly flat.
     assert np.median(result.k) >= 200
@@ -121,7 +220,7 @@ def test_uninformative_latents_choose_large_k():
 
 def test_informative_latents_choose_moderate_k_and_narrow_pdfs():
     x_train, z_train, x_target, z_target = informative_problem(3000, 200, 2, noise=0.005)
-    grid = default_k_grid(5, 1000, 40)
+    grid = log_k_grid(5, 1000, 40)
     result = AdaptiveKNN(EDGES, k_grid=grid).fit(x_train, z_train).predict(x_target)
     assert np.median(result.k) <= 50
     centres = 0.5 * (EDGES[1:] + EDGES[:-1])
@@ -151,7 +250,7 @@ def test_bad_configuration_and_targets_raise():
     with pytest.raises(ValidationError, match="strictly increasing"):
         AdaptiveKNN(EDGES, k_grid=[5, 5, 10])
     with pytest.raises(ValidationError, match="distinct integers"):
-        default_k_grid(5, 10, 20)
+        log_k_grid(5, 10, 20)
     model = AdaptiveKNN(EDGES, k_grid=K_GRID)
     with pytest.raises(ValidationError, match="fit"):
         model.predict(np.zeros((2, 4)))
@@ -163,20 +262,23 @@ def test_bad_configuration_and_targets_raise():
         model.predict(np.where(np.arange(8).reshape(2, 4) == 6, np.inf, 0.0))
 
 
-def test_duplicate_training_latents_match_the_literal_reference():
-    # A galaxy's copies are its neighbours at distance 0; only its own row is left out.
+@pytest.mark.parametrize("include_self", [True, False])
+def test_duplicate_training_latents_match_the_literal_reference(include_self):
+    # A galaxy's copies are its neighbours at distance 0; only its own row is left out of
+    # the search (and, with include_self, put first).
     x_train, z_train, x_target, _ = informative_problem(260, 30, 4, noise=0.02)
     x_train[50:60] = x_train[3]
     z_train[50:60] = z_train[3]
     x_target[:5] = x_train[3]
-    result = AdaptiveKNN(EDGES, k_grid=K_GRID, batch_size=64).fit(x_train, z_train)
-    result = result.predict(x_target)
+    model = AdaptiveKNN(EDGES, k_grid=K_GRID, batch_size=64, pit_includes_self=include_self)
+    result = model.fit(x_train, z_train).predict(x_target)
     k_ref, p_ref = reference(
         x_train.astype(np.float32).astype(np.float64),
         z_train,
         x_target.astype(np.float32).astype(np.float64),
         K_GRID,
         EDGES,
+        include_self=include_self,
     )
     assert np.array_equal(result.k, k_ref)
     assert np.array_equal(result.p, p_ref)
@@ -184,21 +286,26 @@ def test_duplicate_training_latents_match_the_literal_reference():
 
 def test_state_round_trip_restores_the_model():
     x_train, z_train, x_target, _ = informative_problem(500, 40, 5)
-    model = AdaptiveKNN(EDGES, k_grid=K_GRID, n_pit_bins=50).fit(x_train, z_train)
+    x_valid, z_valid, _, _ = informative_problem(100, 0, 11)
+    model = AdaptiveKNN(EDGES, k_grid=K_GRID, n_pit_bins=50, pit_includes_self=False)
+    model.fit(x_train, z_train, x_valid, z_valid)
     state = model.state()
-    assert set(state) == set(STATE_KEYS)
+    assert set(state) == set(STATE_KEYS) | set(VALID_STATE_KEYS)
     assert state["train_latent"].dtype == np.float32
     assert state["n_pit_bins"].shape == () and int(state["n_pit_bins"]) == 50
     # As read back from a file: plain arrays, copied, a 0-d integer for n_pit_bins.
     restored = AdaptiveKNN.from_state({key: np.array(value) for key, value in state.items()})
     assert restored.n_pit_bins == 50 and restored.dim_ == 4
+    assert restored.pit_includes_self is False
+    assert np.array_equal(restored.pit_bin_valid_, model.pit_bin_valid_)
+    assert np.array_equal(restored.train_distance_, model.train_distance_)
     assert np.array_equal(restored.k_grid, model.k_grid)
     assert np.array_equal(restored.edges, model.edges)
     assert np.array_equal(restored.pit_, model.pit_)
     assert np.array_equal(restored.pit_bin_, model.pit_bin_)
     assert restored.pit_bin_.dtype == model.pit_bin_.dtype
     first, again = model.predict(x_target), restored.predict(x_target)
-    for field in ("k", "neighbours", "local_pit_hist", "w1", "p"):
+    for field in ("k", "neighbours", "local_pit_hist", "w1", "p", "valid_pit_hist"):
         assert np.array_equal(getattr(first, field), getattr(again, field))
 
 
@@ -226,4 +333,10 @@ def test_bad_state_raises():
         AdaptiveKNN.from_state(bad)
     bad = {**state, "k_grid": np.array([5, 10, 400])}
     with pytest.raises(ValidationError, match="k_max=400"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "pit_valid": state["pit"]}
+    with pytest.raises(ValidationError, match="not both"):
+        AdaptiveKNN.from_state(bad)
+    bad = {**state, "train_distance": state["train_distance"][:3]}
+    with pytest.raises(ValidationError, match="train_distance must have shape"):
         AdaptiveKNN.from_state(bad)

@@ -1,4 +1,5 @@
-"""CLAP's training pieces: resuming a killed realisation, the stored KNN index, configs."""
+"""CLAP's training pieces: resuming a killed realisation, the refit variants, the stored KNN
+index, the network baselines, configs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import pytest
 import torch
 
 from clapkit.errors import ValidationError
+from clapkit.metrics import crps, histogram_pdfs
 from clapkit.photoz.adaptive_knn import AdaptiveKNN
-from clapkit.photoz.clap import CLAPConfig, load_knn, save_knn, train_realisation
+from clapkit.photoz.clap import (
+    CLAPConfig,
+    load_knn,
+    predict_clap,
+    save_knn,
+    train_clap,
+    train_realisation,
+)
 from clapkit.photoz.network_baselines import BaselineConfig, predict_baseline, train_baseline
 from clapkit.photoz.network_inputs import make_input_spec, network_inputs
 from clapkit.photoz.pipeline import _method_configs, resolve_config
@@ -19,7 +28,7 @@ EDGES = np.linspace(0.0, 0.4, 21)
 
 @pytest.fixture(scope="module")
 def catalog_inputs(make_galaxies, tiny_config):
-    galaxies = make_galaxies(n=240, images=False, bands="griz")
+    galaxies = make_galaxies(n=400, images=False, bands="griz")
     labels = np.asarray(galaxies.catalog["split"]).astype(str)
     train = galaxies[np.flatnonzero(labels == "train")]
     valid = galaxies[np.flatnonzero(labels == "valid")]
@@ -29,8 +38,13 @@ def catalog_inputs(make_galaxies, tiny_config):
     return spec, clap, baselines, *inputs
 
 
+def with_options(config: CLAPConfig, **options) -> CLAPConfig:
+    return CLAPConfig(**{**config.to_dict(), **options})
+
+
 def test_a_killed_realisation_resumes_to_the_same_model(catalog_inputs, tmp_path):
     spec, config, _, train, valid = catalog_inputs
+    config = with_options(config, refit_on="valid")
     straight = tmp_path / "straight"
     train_realisation(straight, spec, config, train, valid, seed=4)
 
@@ -51,6 +65,40 @@ def test_a_killed_realisation_resumes_to_the_same_model(catalog_inputs, tmp_path
     assert (killed / "refit.pt").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize("refit_on", ["target", "valid", "train_loo"])
+def test_every_refit_gives_calibrated_stages_and_a_novelty_score(
+    catalog_inputs, tmp_path, refit_on
+):
+    spec, config, _, train, valid = catalog_inputs
+    config = with_options(
+        config,
+        refit_on=refit_on,
+        n_realisations=1,
+        train={"epochs": 30, "batch_size": 32, "learning_rate": 1e-2},
+        refit={"epochs": 40, "batch_size": 32, "learning_rate": 1e-2},
+    )
+    train_clap(tmp_path, spec, config, train, valid, seed=1)
+    assert (tmp_path / "r0" / "refit.pt").is_file() == (refit_on != "target")
+    prediction = predict_clap(tmp_path, spec, config, valid, seed=1)
+    edges = np.asarray(spec.edges)
+    assert set(prediction.pdfs) == {"clap_scl", "clap_raw", "clap_recal", "clap_refit", "clap"}
+    prior = np.tile(histogram_pdfs(train.z[None], edges), (len(valid), 1))
+    prior_crps = crps(prior, edges, valid.z).mean()
+    for name, p in prediction.pdfs.items():
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9, err_msg=name)
+        # Every stage has learned the redshift: far below the training-set prior.
+        assert crps(p, edges, valid.z).mean() < 0.5 * prior_crps, name
+    assert prediction.novelty.shape == (len(valid),)
+    assert np.all((prediction.novelty >= 0) & (prediction.novelty <= 100))
+
+
+def test_a_refit_on_the_targets_refuses_too_few_galaxies(catalog_inputs, tmp_path):
+    spec, config, _, _, valid = catalog_inputs
+    config = with_options(config, refit_on="target", n_realisations=1)
+    with pytest.raises(ValidationError, match="at least 50 galaxies; got 12"):
+        predict_clap(tmp_path, spec, config, valid.take(np.arange(12)))
+
+
 def test_the_stored_knn_index_predicts_like_the_original(tmp_path):
     rng = np.random.default_rng(0)
     z = rng.uniform(0.01, 0.39, 300)
@@ -66,19 +114,54 @@ def test_the_stored_knn_index_predicts_like_the_original(tmp_path):
     np.testing.assert_array_equal(a.p, b.p)
 
 
-def test_mc_dropout_averages_several_masks(catalog_inputs, tmp_path):
+def test_mc_dropout_combines_several_masks(catalog_inputs, tmp_path):
     spec, _, baselines, train, valid = catalog_inputs
     train_baseline("mcdropout", tmp_path, spec, baselines, train, valid, seed=0)
-    one = BaselineConfig(**{**baselines.to_dict(), "mc_samples": 1})
-    single = [predict_baseline("mcdropout", tmp_path, spec, one, valid, seed=s) for s in (0, 1)]
-    many = predict_baseline("mcdropout", tmp_path, spec, baselines, valid, seed=0)
+    net = torch.load(tmp_path / "net.pt", weights_only=True)
+    assert baselines.dropout == 0.5 and baselines.mc_dropout_in == "encoder_and_head"
+
+    def predict(**options):
+        config = BaselineConfig(**{**baselines.to_dict(), **options})
+        return predict_baseline("mcdropout", tmp_path, spec, config, valid, seed=0)
+
+    single = [
+        predict_baseline(
+            "mcdropout",
+            tmp_path,
+            spec,
+            BaselineConfig(**{**baselines.to_dict(), "mc_samples": 1}),
+            valid,
+            seed=s,
+        )
+        for s in (0, 1)
+    ]
     assert not np.allclose(single[0], single[1])  # dropout is active at prediction
-    np.testing.assert_allclose(many.sum(axis=1), 1.0)
+    assert net  # the state dict loads with weights_only
+    samples = 6
+    harmonic = predict(mc_samples=samples)
+    arithmetic = predict(mc_samples=samples, mc_combine="arithmetic")
+    for p in (harmonic, arithmetic):
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
     def entropy(p):
         return -(p * np.log(np.clip(p, 1e-300, None))).sum(axis=1).mean()
 
-    assert entropy(many) > entropy(single[0])  # a mixture is broader than its members
+    # A mixture is broader than its members; the harmonic mean keeps what all agree on.
+    assert entropy(arithmetic) > entropy(single[0])
+    assert entropy(harmonic) < entropy(arithmetic)
+
+
+def test_the_mixture_network_learns_the_redshifts(catalog_inputs, tmp_path):
+    spec, _, baselines, train, valid = catalog_inputs
+    config = BaselineConfig(
+        **{**baselines.to_dict(), "train": {"epochs": 15, "batch_size": 32, "learning_rate": 1e-2}}
+    )
+    train_baseline("gmm", tmp_path, spec, config, train, valid, seed=0)
+    p = predict_baseline("gmm", tmp_path, spec, config, valid, seed=0)
+    edges = np.asarray(spec.edges)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    prior = np.tile(histogram_pdfs(train.z[None], edges), (len(valid), 1))
+    assert crps(p, edges, valid.z).mean() < 0.7 * crps(prior, edges, valid.z).mean()
 
 
 def test_configs_refuse_nonsense():
@@ -90,8 +173,26 @@ def test_configs_refuse_nonsense():
         CLAPConfig(k_min=5).k_grid(5)
     assert CLAPConfig(k_max=2000, max_k_fraction=1.0).k_grid(101)[-1] == 100
     # At most 2% of the training set by default: 5...2000 among 400,000, 5...42 among 2,100.
-    assert CLAPConfig().k_grid(400_000)[-1] == 2000
-    assert CLAPConfig().k_grid(2100).tolist() == list(range(5, 43))
+    assert CLAPConfig().k_grid(400_000).size == 120
+    assert CLAPConfig().k_grid(2100).tolist() == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert CLAPConfig(k_spacing="log").k_grid(2100).tolist() == list(range(5, 43))
+    for option, value in (
+        ("scl_loss", "simclr"),
+        ("recalibration", "valid"),
+        ("refit_on", "test"),
+        ("refit_labels", "smoothed"),
+        ("smoothing", "box"),
+        ("k_spacing", "linear"),
+        ("recalibration_cdf", "middle"),
+    ):
+        with pytest.raises(ValidationError, match=f"CLAP option {option} must be one of"):
+            CLAPConfig(**{option: value})
+    with pytest.raises(ValidationError, match="batches of at least 2"):
+        CLAPConfig(train={"batch_size": 1})
+    with pytest.raises(ValidationError, match="non-empty validation split"):
+        CLAPConfig().check_sizes(100, 0)
+    with pytest.raises(ValidationError, match="mc_combine"):
+        BaselineConfig(mc_combine="median")
     with pytest.raises(ValidationError, match="max_k_fraction"):
         CLAPConfig(max_k_fraction=0)
     with pytest.raises(ValidationError, match="dropout"):

@@ -9,7 +9,7 @@ from clapkit.errors import ValidationError
 from clapkit.photoz.network_inputs import (
     InputSpec,
     check_compatible,
-    default_feature_columns,
+    magnitude_features,
     make_input_spec,
     network_inputs,
     scale_images,
@@ -40,9 +40,28 @@ def test_image_spec_crops_scales_and_standardises(make_galaxies):
     np.testing.assert_allclose(inputs.extra.std(), 1.0, atol=1e-5)
 
 
-def test_feature_spec_defaults_to_magnitudes_and_their_errors(make_galaxies):
+def test_feature_spec_defaults_to_colours_a_magnitude_and_the_errors(make_galaxies):
     galaxies = make_galaxies(n=40, images=False)
-    assert default_feature_columns(galaxies) == [
+    spec = make_input_spec(galaxies, EDGES)
+    assert spec.columns == [
+        "mag_g-mag_r",
+        "mag_r-mag_i",
+        "mag_r",
+        "magerr_g",
+        "magerr_r",
+        "magerr_i",
+    ]
+    inputs = network_inputs(spec, galaxies)
+    assert inputs.x.shape == (40, 6) and inputs.extra.shape == (40, 0)
+    np.testing.assert_allclose(inputs.x.mean(axis=0), 0.0, atol=1e-5)
+    # A colour feature is the difference of its two columns, standardised.
+    colour = np.asarray(galaxies.catalog["mag_g"]) - np.asarray(galaxies.catalog["mag_r"])
+    np.testing.assert_allclose(
+        inputs.x[:, 0], (colour - colour.mean()) / colour.std(), rtol=1e-4, atol=1e-5
+    )
+    again = InputSpec.from_dict(spec.to_dict())
+    assert again == spec
+    assert magnitude_features(galaxies) == [
         "mag_g",
         "magerr_g",
         "mag_r",
@@ -50,12 +69,13 @@ def test_feature_spec_defaults_to_magnitudes_and_their_errors(make_galaxies):
         "mag_i",
         "magerr_i",
     ]
-    spec = make_input_spec(galaxies, EDGES)
-    inputs = network_inputs(spec, galaxies)
-    assert inputs.x.shape == (40, 6) and inputs.extra.shape == (40, 0)
-    np.testing.assert_allclose(inputs.x.mean(axis=0), 0.0, atol=1e-5)
-    again = InputSpec.from_dict(spec.to_dict())
-    assert again == spec
+    assert make_input_spec(galaxies, EDGES, features=["magnitudes"]).columns == (
+        magnitude_features(galaxies)
+    )
+    with pytest.raises(ValidationError, match="cannot be mixed"):
+        make_input_spec(galaxies, EDGES, features=["colours", "mag_r"])
+    with pytest.raises(ValidationError, match=r"lacks feature columns \['mag_q'\]"):
+        make_input_spec(galaxies, EDGES, features=["mag_g-mag_q"])
 
 
 def test_data_that_does_not_match_the_spec_is_refused(make_galaxies):
@@ -93,7 +113,7 @@ def test_spec_validation(make_galaxies):
     with pytest.raises(ValidationError, match="empty"):
         make_input_spec(make_galaxies(n=30)[np.array([], dtype=int)], EDGES)
     with pytest.raises(ValidationError, match="no mag_"):
-        default_feature_columns(make_galaxies(n=5, images=False, bands=""))
+        magnitude_features(make_galaxies(n=5, images=False, bands=""))
 
 
 def test_scale_images_is_odd_and_monotonic():

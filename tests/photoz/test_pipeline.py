@@ -18,12 +18,14 @@ from clapkit.photoz.pipeline import output_methods, predict_run, resolve_config,
 from clapkit.runs import RunDir
 
 ALL_OUTPUTS = {
+    "clap_scl",
     "clap_raw",
     "clap_recal",
     "clap_refit",
     "clap",
     "softmax",
     "mcdropout",
+    "gmm",
     "ensemble",
     "temperature",
     "knn_photometry",
@@ -138,7 +140,7 @@ def test_catalog_features_train_the_mlp(catalog_file, tmp_path, tiny_config):
     # An MLP this small trains in a second: give it enough steps to learn the colours.
     config = {
         **tiny_config,
-        "train": {"epochs": 15, "batch_size": 32, "learning_rate": 1e-2},
+        "train": {"epochs": 30, "batch_size": 32, "learning_rate": 1e-2},
         "clap": {**tiny_config["clap"], "refit": {"epochs": 40, "batch_size": 32}},
     }
     record = train_run(
@@ -146,9 +148,22 @@ def test_catalog_features_train_the_mlp(catalog_file, tmp_path, tiny_config):
     )
     spec = record["input_spec"]
     assert spec["kind"] == "features"
-    assert spec["columns"] == [f"{p}_{b}" for b in "griz" for p in ("mag", "magerr")]
+    assert spec["columns"] == [
+        "mag_g-mag_r",
+        "mag_r-mag_i",
+        "mag_i-mag_z",
+        "mag_r",
+        *(f"magerr_{b}" for b in "griz"),
+    ]
     predict_run(run, catalog_file, log=quiet)
-    assert set(run.methods()) == {"clap_raw", "clap_recal", "clap_refit", "clap", "softmax"}
+    assert set(run.methods()) == {
+        "clap_scl",
+        "clap_raw",
+        "clap_recal",
+        "clap_refit",
+        "clap",
+        "softmax",
+    }
     # CLAP's neighbours know the redshift: far better than the training-set prior (the
     # same histogram for every galaxy), even after a few epochs.
     pdfs, _ = run.load_pdfs("clap_raw")
@@ -214,9 +229,97 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path, make_galaxies, tiny_co
         resolve_config({"projection": "tsne"})
 
 
+def test_clap_stages_carry_the_novelty_percentile(trained_images):
+    _, run, _, _ = trained_images
+    novelty = [run.load_pdfs(m)[1]["columns"]["novelty"] for m in run.methods() if "clap" in m]
+    assert len(novelty) == 5 and all(np.array_equal(c, novelty[0]) for c in novelty)
+    assert novelty[0].shape == (60,) and np.all((novelty[0] >= 0) & (novelty[0] <= 100))
+    assert "novelty" not in run.load_pdfs("softmax")[1]["columns"]
+    with h5py.File(run.root / "clap" / "knn.h5") as f:
+        np.testing.assert_array_equal(f["novelty"][()], novelty[0])
+
+
+def test_a_failed_overwrite_restores_the_previous_training(
+    trained_images, tmp_path, tiny_config, monkeypatch
+):
+    data, run, _, _ = trained_images
+    copy = RunDir(tmp_path / "copy")
+    shutil.copytree(run.root, copy.root)
+    before = {p.relative_to(copy.root): p.read_bytes() for p in copy.root.rglob("*") if p.is_file()}
+    # Settings that cannot train are refused before the run is touched.
+    bad = {**tiny_config, "clap": {**tiny_config["clap"], "k_min": 500, "k_max": 600}}
+    with pytest.raises(ValidationError, match="too few for k_min=500"):
+        train_run(data, copy, "clap", config=bad, overwrite=True, n_bins=20, z_max=0.4, log=quiet)
+    # A training that fails half-way gives the old one back, file for file.
+    import clapkit.photoz.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(pipeline, "train_baseline", broken)
+    other = {**tiny_config, "seed": 5}
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train_run(
+            data, copy, "knn_photometry,softmax", config=other, overwrite=True, n_bins=20, log=quiet
+        )
+    after = {p.relative_to(copy.root): p.read_bytes() for p in copy.root.rglob("*") if p.is_file()}
+    assert after == before
+    assert not (copy.root / ".replaced").exists()
+
+
+def test_an_overwrite_replaces_the_training_and_its_results(catalog_file, tmp_path, tiny_config):
+    run = RunDir(tmp_path / "run")
+    train_run(catalog_file, run, "knn_photometry", config=tiny_config, log=quiet)
+    predict_run(run, catalog_file, log=quiet)
+    evaluate_run(run)
+    assert (run.root / "metrics.json").is_file()
+    record = train_run(
+        catalog_file, run, "softmax", config=tiny_config, overwrite=True, n_bins=10, log=quiet
+    )
+    assert set(record["methods"]) == {"softmax"}
+    # The old model, PDFs and metrics belonged to the old training: they are gone.
+    assert not (run.root / "models" / "knn_photometry").exists()
+    assert not run.pdfs_dir.exists() and not (run.root / "metrics.json").exists()
+    assert not (run.root / ".replaced").exists()
+
+
+def test_a_failed_fresh_training_leaves_nothing_to_refuse_the_rerun(
+    catalog_file, tmp_path, tiny_config, monkeypatch
+):
+    import clapkit.photoz.pipeline as pipeline
+
+    real = pipeline.train_baseline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pipeline, "train_baseline", broken)
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_run(catalog_file, run, "softmax", config=tiny_config, log=quiet)
+    assert not (run.root / "train.json").exists() and not (run.root / "models").exists()
+    monkeypatch.setattr(pipeline, "train_baseline", real)
+    corrected = {**tiny_config, "seed": 3}
+    record = train_run(catalog_file, run, "softmax", config=corrected, log=quiet)
+    assert record["methods"]["softmax"]["status"] == "done"
+
+
+def test_clap_trains_when_the_last_batch_holds_one_galaxy(make_galaxies, tmp_path, tiny_config):
+    galaxies = make_galaxies(n=300, images=False, bands="griz")
+    n_train = int(np.sum(np.asarray(galaxies.catalog["split"]) == "train"))
+    data = tmp_path / "odd.h5"
+    galaxies.save(data)
+    batch = n_train - 1  # one full batch, then a batch of one galaxy
+    config = {**tiny_config, "train": {**tiny_config["train"], "batch_size": batch}}
+    config["clap"] = {**config["clap"], "n_realisations": 1}
+    record = train_run(data, tmp_path / "run", "clap", config=config, n_bins=20, log=quiet)
+    assert record["methods"]["clap"]["status"] == "done"
+
+
 def test_output_methods_expand_clap_into_its_stages():
     assert output_methods(["softmax", "clap"]) == [
         "softmax",
+        "clap_scl",
         "clap_raw",
         "clap_recal",
         "clap_refit",

@@ -46,8 +46,31 @@ def test_vanishing_weights_keep_the_raw_pdf_with_a_warning():
     u_shaped = np.zeros((1, 10))
     u_shaped[0, [0, 9]] = 0.5
     with pytest.warns(UserWarning, match="keep their raw PDFs"):
-        result = recalibrate(p, [0, 1, 2, 3, 4], u_shaped)
+        result = recalibrate(p, [0, 1, 2, 3, 4], u_shaped, cdf_at="centre")
     assert np.array_equal(result, p)
+
+
+def test_edge_evaluation_is_the_published_formula():
+    # CLAP_knn_recalibration.py: p * polyval(polyfit(pit_grid, hist, 2), cumsum(p)), then
+    # renormalised (the histogram in fractions: its scale cancels).
+    rng = np.random.default_rng(3)
+    p = gaussian_pdfs(rng.uniform(0.2, 0.8, 20), rng.uniform(0.01, 0.1, 20), EDGES)
+    hist = rng.dirichlet(np.full(100, 20.0), size=20)
+    grid = (np.arange(100) + 0.5) / 100
+    expected = np.array(
+        [
+            row * np.polyval(np.polyfit(grid, h, 2), np.cumsum(row))
+            for row, h in zip(p, hist, strict=True)
+        ]
+    )
+    assert np.all(expected >= 0)  # no clipping in this case
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(recalibrate(p, EDGES, hist), expected, rtol=1e-8, atol=1e-12)
+    # The centre evaluation differs, most for PDFs only a few bins wide.
+    centre = recalibrate(p, EDGES, hist, cdf_at="centre")
+    assert not np.allclose(centre, expected)
+    with pytest.raises(ValueError, match="cdf_at"):
+        recalibrate(p, EDGES, hist, cdf_at="middle")
 
 
 def test_bad_histograms_are_refused():
