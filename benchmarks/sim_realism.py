@@ -52,6 +52,7 @@ from scipy import stats
 import clapkit
 from clapkit.data import GalaxySet, sdss_catalog
 from clapkit.data.sdss import ASINH_SOFTENING
+from clapkit.metrics.point import MAD_TO_SIGMA
 from clapkit.sim import instrument, simulate_to_file
 from clapkit.sim.dust import disk_attenuation
 from clapkit.sim.instruments import electrons_per_nanomaggy, sky_nanomaggies_per_pixel
@@ -65,7 +66,6 @@ COLOURS = (("g", "r"), ("u", "g"), ("r", "i"))
 COLOUR_TOLERANCE = 0.05  # mag
 MIN_REAL_PER_BIN = 50
 KS_TOLERANCE = 0.05
-MAD_TO_SIGMA = 1.4826
 _POGSON = 2.5 / np.log(10.0)
 #: Fraction of a Gaussian within ±3σ, the reference for ``fraction_within_3sigma``.
 GAUSSIAN_3SIGMA = 0.9973

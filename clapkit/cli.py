@@ -29,6 +29,8 @@ from clapkit.translate.cli import add_translate_parser
 def _cmd_demo(args: argparse.Namespace) -> int:
     from clapkit.demo import build_demo, report
 
+    if not args.no_serve:
+        _check_port(args.port)  # before the demo spends ten minutes building
     metrics = build_demo(args.run, rebuild=args.rebuild, progress=not args.quiet)
     print(report(metrics, args.run))
     if args.no_serve:
@@ -36,9 +38,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_serve(args)
 
 
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ClapkitError(f"--port must be a TCP port in 1..65535, got {port}")
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     # The dashboards import Panel; the library does not. The command line that serves
     # them lives with the app (clapkit_app.serving), which itself imports no Panel.
+    _check_port(args.port)
     try:
         from clapkit_app.serving import serve_command
     except ImportError as err:
@@ -193,9 +201,17 @@ def _cmd_sdss(args: argparse.Namespace) -> int:
     import numpy as np
 
     from clapkit.data import sdss_catalog
+    from clapkit.errors import ValidationError
 
+    if not args.zmax > 0:
+        raise ValidationError(f"--zmax must be a redshift above 0, got {args.zmax}")
     galaxies = sdss_catalog()
     on_grid = np.asarray(galaxies.catalog["z"]) <= args.zmax
+    if on_grid.sum() < 3:  # one galaxy per split at the very least
+        lowest = float(np.min(np.asarray(galaxies.catalog["z"])))
+        raise ValidationError(
+            f"--zmax {args.zmax} keeps {int(on_grid.sum())} galaxies (the lowest z is {lowest:.4f})"
+        )
     galaxies = galaxies[on_grid].with_splits(seed=args.seed)
     galaxies.save(args.out, overwrite=args.overwrite)
     print(

@@ -238,3 +238,21 @@ def test_sdss_writes_the_real_catalog_ready_to_train(tmp_path, capsys):
     assert "left out" in capsys.readouterr().out
     assert main(["sdss", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zmax", ["-1", "0", "0.001"])
+def test_sdss_refuses_a_zmax_that_keeps_no_galaxies(tmp_path, capsys, zmax):
+    out = tmp_path / "sdss.h5"
+    assert main(["sdss", "--out", str(out), "--zmax", zmax]) == 2
+    err = capsys.readouterr().err
+    assert "--zmax" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_serve_and_demo_refuse_a_port_out_of_range_before_any_work(tmp_path, capsys, command):
+    run = tmp_path / "run"
+    assert main([command, "--run", str(run), "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert "--port" in err and "99999" in err and err.count("\n") == 1
+    assert not run.exists()

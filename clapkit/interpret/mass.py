@@ -40,6 +40,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
 from clapkit.metrics import bin_centers, crps, pit, wasserstein_to_uniform
+from clapkit.metrics.point import MAD_TO_SIGMA
 from clapkit.nets.device import resolve_device
 from clapkit.photoz.clap import CLAPConfig, predict_clap, train_clap
 from clapkit.photoz.clap_config import PROJECT_VARIANT
@@ -536,7 +537,7 @@ def mass_metrics(
     delta = p @ bin_centers(edges) - true
     median = float(np.median(delta))
     return {
-        "sigma": float(1.4826 * np.median(np.abs(delta - median))),
+        "sigma": float(MAD_TO_SIGMA * np.median(np.abs(delta - median))),
         "bias": median,
         "rms": float(np.sqrt(np.mean(delta**2))),
         "outlier_fraction": float(np.mean(np.abs(delta) > outlier_dex)),

@@ -79,12 +79,6 @@ def pit(p, edges, z_true, out):
         out[i] = min(max(cdf, 0.0), 1.0)
 
 
-@numba.njit(**_JIT)
-def _integral_of_square(width, f0, f1):
-    """Integral over ``width`` of g(x)^2 for g linear from f0 to f1."""
-    return width * (f0 * f0 + f0 * f1 + f1 * f1) * _THIRD
-
-
 #: Rows per parallel task in kernels that need a scratch buffer (allocated once per task).
 _ROWS_PER_TASK = 1024
 

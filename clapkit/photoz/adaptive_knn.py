@@ -188,32 +188,14 @@ def _check_neighbours(neighbours: ArrayLike, n_rows: int, n_ref: int, k_max: int
 
 
 @numba.njit(**_JIT_ROWS)
-def _pit_kernel(neighbour_z, z, k_grid, n_bins, pit, pit_bin):
-    """Half-unit counts along each sorted neighbour list, read at the k grid."""
-    n, _ = neighbour_z.shape
-    n_k = k_grid.shape[0]
-    for j in numba.prange(n):
-        zj = z[j]
-        halves = 0  # 2·(number below) + (number equal): the PIT is halves / (2k)
-        c = 0
-        for i in range(k_grid[n_k - 1]):
-            v = neighbour_z[j, i]
-            halves += 2 * np.int64(v < zj) + np.int64(v == zj)
-            if i + 1 == k_grid[c]:
-                k = k_grid[c]
-                pit[j, c] = halves / (2.0 * k)
-                pit_bin[j, c] = min(halves * n_bins // (2 * k), n_bins - 1)
-                c += 1
-
-
-@numba.njit(**_JIT_ROWS)
 def _pit_from_neighbours_kernel(neighbours, z_all, z, k_grid, n_bins, pit, pit_bin):
-    """:func:`_pit_kernel` reading the neighbours' redshifts through their indices."""
+    """Half-unit counts along each sorted neighbour list, read at the k grid; the
+    neighbours' redshifts are read through their indices into ``z_all``."""
     n, _ = neighbours.shape
     n_k = k_grid.shape[0]
     for j in numba.prange(n):
         zj = z[j]
-        halves = 0
+        halves = 0  # 2·(number below) + (number equal): the PIT is halves / (2k)
         c = 0
         for i in range(k_grid[n_k - 1]):
             v = z_all[neighbours[j, i]]
@@ -345,7 +327,9 @@ def training_pit_table(
         raise ValidationError(f"n_pit_bins must be in 1..65536, got {n_pit_bins}")
     pit = np.empty((z.size, k_grid.size), dtype=np.float32)
     pit_bin = np.empty((z.size, k_grid.size), dtype=_pit_bin_dtype(n_pit_bins))
-    _pit_kernel(np.ascontiguousarray(nz), z, k_grid, n_pit_bins, pit, pit_bin)
+    # One kernel serves both tables: here each galaxy's neighbours are its own row of nz.
+    rows = np.arange(nz.size, dtype=np.int64).reshape(nz.shape)
+    _pit_from_neighbours_kernel(rows, nz.ravel(), z, k_grid, n_pit_bins, pit, pit_bin)
     return pit, pit_bin
 
 

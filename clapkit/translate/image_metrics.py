@@ -24,10 +24,7 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from clapkit.errors import ValidationError
-
-#: Scale factor that makes the median absolute deviation a consistent estimator of the
-#: standard deviation of a Gaussian: 1 / Φ⁻¹(3/4).
-MAD_TO_SIGMA = 1.4826
+from clapkit.metrics.point import MAD_TO_SIGMA
 
 #: Side of the square window of :func:`skimage.metrics.structural_similarity` (its default).
 SSIM_WINDOW = 7
