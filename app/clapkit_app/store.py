@@ -26,7 +26,7 @@ import panel as pn
 
 from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError
-from clapkit.evaluation import GALAXY_TABLE, ordered_methods, read_galaxy_table
+from clapkit.evaluation import GALAXY_TABLE, TABLE_COLUMNS, ordered_methods, read_galaxy_table
 from clapkit.photoz.details import CLAPDetails, read_clap_details
 from clapkit.runs import RunDir
 
@@ -255,8 +255,11 @@ def read_run(root: str | os.PathLike) -> RunData:
             f"`clapkit predict --run {root} --data DATA`."
         )
         return data
+    data.edges = _read_edges(run, data)
+    if not data.methods:
+        return data
     try:
-        data.metrics = run.read_json("metrics.json")["methods"]
+        data.metrics = checked_metrics(run.read_json("metrics.json"), data.methods)
         table = read_galaxy_table(root / GALAXY_TABLE)
     except (ClapkitError, OSError, KeyError) as err:
         data.metrics = None
@@ -275,8 +278,6 @@ def read_run(root: str | os.PathLike) -> RunData:
         frame = table.to_pandas()
         data.galaxies = _readonly(frame)
         data._rows = pd.Index(frame["id"])
-    with h5py.File(run.pdf_path(data.methods[0]), "r") as f:
-        data.edges = f["edges"][()]
     missing_baselines = [m for m in BASELINES if m not in data.methods]
     if len(missing_baselines) == len(BASELINES):
         data.problems.append(
@@ -310,6 +311,60 @@ def read_run(root: str | os.PathLike) -> RunData:
             data.data_path = path
             data._data_rows = pd.Index(np.asarray(data._data.catalog["id"]))
     return data
+
+
+def checked_metrics(payload: Any, methods: Sequence[str]) -> dict[str, Any]:
+    """``metrics.json``'s per-method results, checked before any page reads them.
+
+    Raises :class:`~clapkit.errors.ClapkitError` saying what is wrong: no ``methods``
+    mapping, a method without a complete ``summary``, or results of none of this run's
+    ``methods`` (a file copied from another run).
+
+    Examples
+    --------
+    >>> checked_metrics({"methods": None}, ["clap"])
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ClapkitError: metrics.json has no per-method results
+    """
+    results = payload.get("methods") if isinstance(payload, dict) else None
+    if not isinstance(results, dict) or not results:
+        raise ClapkitError("metrics.json has no per-method results")
+    for method, result in results.items():
+        summary = result.get("summary") if isinstance(result, dict) else None
+        if not isinstance(summary, dict):
+            raise ClapkitError(f"metrics.json has no summary for {method!r}")
+        missing = [key for key, _, _ in TABLE_COLUMNS if key not in summary]
+        if missing:
+            raise ClapkitError(f"metrics.json's summary of {method!r} lacks {missing}")
+    if not set(results) & set(methods):
+        raise ClapkitError(
+            f"metrics.json is of another run: it scores {sorted(results)[:5]}, this run "
+            f"has PDFs of {list(methods)[:5]}"
+        )
+    return results
+
+
+def _read_edges(run: RunDir, data: RunData) -> np.ndarray | None:
+    """The redshift bin edges, from the first readable PDF file; unreadable files (a
+    copy cut short, say) are left out of ``data.methods`` with a problem each."""
+    edges = None
+    readable = []
+    for method in data.methods:
+        try:
+            with h5py.File(run.pdf_path(method), "r") as f:
+                method_edges = f["edges"][()]
+        except (OSError, KeyError) as err:
+            data.problems.append(
+                f"The PDF file of {method} cannot be read (`{run.pdf_path(method)}`: "
+                f"{' '.join(str(err).split())}). Predict again: `clapkit predict --run "
+                f"{run.root} --data DATA --overwrite`."
+            )
+            continue
+        edges = method_edges if edges is None else edges
+        readable.append(method)
+    data.methods = readable
+    return edges
 
 
 def _signature(root: Path) -> tuple:
