@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -65,10 +66,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "(press Ctrl-C to stop)",
         flush=True,
     )
+    server = subprocess.Popen(command)
+    stopped = []
+
+    def stop(signum, frame):
+        # A service manager stops us with SIGTERM: pass it on, or the Panel server would
+        # keep serving (and holding the port) after this process has gone.
+        stopped.append(signum)
+        server.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return subprocess.run(command, check=False).returncode
-    except KeyboardInterrupt:
+        status = server.wait()
+    except KeyboardInterrupt:  # the terminal sent SIGINT to the server as well
+        server.wait()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if stopped else status
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -1,10 +1,12 @@
 """``clapkit serve`` serves every dashboard, each at its own URL path."""
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -51,3 +53,28 @@ def test_clapkit_serve_answers_on_every_dashboard_path(tmp_path):
     text = log.read_text()
     assert f"http://localhost:{port}" in text
     assert "Traceback" not in text, text
+
+
+@pytest.mark.slow
+def test_clapkit_serve_stops_its_server_on_sigterm(tmp_path):
+    run = synthetic_run(tmp_path / "run", SyntheticRunConfig(n_test=40, n_train=80))
+    clapkit = shutil.which("clapkit", path=str(Path(sys.executable).parent))
+    port = free_port()
+    server = subprocess.Popen(
+        [clapkit, "serve", "--run", str(run.root), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the group is cleaned up below whatever happens
+    )
+    try:
+        url = f"http://localhost:{port}/landing"
+        wait_until_up(url, server, timeout=120)
+        server.send_signal(signal.SIGTERM)  # to clapkit alone, as a service manager does
+        assert server.wait(timeout=30) == 0
+        with pytest.raises(OSError):  # nobody serves the port any more
+            for _ in range(50):
+                urllib.request.urlopen(url, timeout=2).close()
+                time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
