@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"clapkit {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 2
     except Exception as err:
         # Another library's error (torch out of memory, a full disk...) still reaches the
         # user as one line; CLAPKIT_DEBUG=1 shows where it came from.
@@ -445,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(CLAPKIT_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

@@ -146,6 +146,8 @@ class RunDir:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValidationError(f"run {self.root} is a file; a run is a directory")
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"

@@ -256,3 +256,45 @@ def test_serve_and_demo_refuse_a_port_out_of_range_before_any_work(tmp_path, cap
     err = capsys.readouterr().err
     assert "--port" in err and "99999" in err and err.count("\n") == 1
     assert not run.exists()
+
+
+def test_a_config_that_is_a_directory_and_a_run_that_is_a_file_are_one_line_errors(
+    tmp_path, capsys
+):
+    data = tmp_path / "sdss.h5"
+    assert main(["sdss", "--out", str(data), "--zmax", "0.3"]) == 0
+    capsys.readouterr()
+    folder = tmp_path / "config"
+    folder.mkdir()
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--run", str(run), "--config", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "config" in err and "directory" in err and err.count("\n") == 1
+    assert not run.exists()
+    a_file = tmp_path / "not_a_run"
+    a_file.write_text("precious")
+    for args in (
+        ["train", "--data", str(data), "--run", str(a_file), "--method", "softmax"],
+        ["predict", "--run", str(a_file), "--data", str(data)],
+        ["evaluate", "--run", str(a_file)],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "is a file" in err and err.count("\n") == 1
+    assert a_file.read_text() == "precious"
+
+
+def test_another_librarys_error_and_ctrl_c_are_one_line_and_status_2(monkeypatch, capsys):
+    import clapkit.cli as cli
+
+    def fail(args):
+        raise MemoryError("out of\nmemory")
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    for command, says in ((fail, "MemoryError: out of memory"), (interrupt, "interrupted")):
+        monkeypatch.setattr(cli, "_cmd_sdss", command)  # the parser reads it when built
+        assert main(["sdss", "--out", "never.h5"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1

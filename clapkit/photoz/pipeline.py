@@ -162,6 +162,10 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError as err:
         raise FileFormatError(f"{path}: config file not found") from err
+    except IsADirectoryError as err:
+        raise FileFormatError(f"{path}: a directory; the config is a JSON file") from err
+    except UnicodeDecodeError as err:
+        raise FileFormatError(f"{path}: not a text file ({err.reason})") from err
     except json.JSONDecodeError as err:
         raise FileFormatError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(data, dict):
