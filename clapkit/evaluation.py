@@ -124,7 +124,9 @@ def evaluate_pdfs(
 def attach_truth(pdfs: PDFs, truth: Table, id_column: str = "id", z_column: str = "z") -> PDFs:
     """Return ``pdfs`` with ``z_true`` looked up by id in a truth catalog.
 
-    Every id of the PDFs must be in the catalog, once: a missing id is an error naming it.
+    Every id of the PDFs must be in the catalog, once, with a redshift on the PDFs' grid:
+    a missing id, a masked, non-finite or negative redshift (a sentinel such as -99) or one
+    outside the grid is an error naming the first such galaxy.
     """
     for column in (id_column, z_column):
         if column not in truth.colnames:
@@ -142,7 +144,25 @@ def attach_truth(pdfs: PDFs, truth: Table, id_column: str = "id", z_column: str 
         raise ValidationError(
             f"{missing.size} ids are not in the truth catalog, e.g. {missing[0].item()!r}"
         )
-    z = np.asarray(truth[z_column], dtype=np.float64)[order[where]]
+    rows = order[where]
+    z = np.asarray(truth[z_column], dtype=np.float64)[rows]
+    masked = np.ma.getmaskarray(truth[z_column])[rows]
+    # Sentinels (-99, 99, NaN, masks) would score as redshifts; the grid's edges are the
+    # only redshifts a PDF can be scored against (outside them the PIT is pinned to 0 or 1).
+    lo, hi = float(pdfs.edges[0]), float(pdfs.edges[-1])
+    for bad, what in (
+        (masked | ~np.isfinite(z), "masked or not finite"),
+        (z < 0, "negative"),
+        ((z < lo) | (z > hi), f"outside the PDFs' grid [{lo:g}, {hi:g}]"),
+    ):
+        if np.any(bad):
+            first = np.flatnonzero(bad)[0]
+            raise ValidationError(
+                f"truth catalog column {z_column!r}: {int(bad.sum())} of the PDFs' galaxies "
+                f"have a redshift {what}, e.g. id {pdfs.ids[first].item()!r} "
+                f"(z = {z[first]:g}); evaluate only galaxies with a measured redshift on "
+                "the grid"
+            )
     return PDFs(pdfs.p, pdfs.edges, z_true=z, ids=pdfs.ids)
 
 

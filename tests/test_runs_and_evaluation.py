@@ -1,6 +1,7 @@
 """PDF files, the run directory and evaluation: round trips, stamps and refusals."""
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -185,3 +186,25 @@ def test_the_data_path_moves_with_the_run(tmp_path):
     assert moved.data_path() == moved.root / "data.h5"
     moved.write_json("predict.json", {"data": moved.relative_data_path(outside)}, overwrite=True)
     assert moved.data_path() == outside.resolve()
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        (-99.0, "negative"),
+        (np.nan, "not finite"),
+        (0.55, "outside the PDFs' grid [0, 0.4]"),
+        (np.ma.masked, "masked"),
+    ],
+)
+def test_a_truth_redshift_that_is_a_sentinel_or_off_the_grid_is_refused(value, says):
+    pdfs = make_pdfs(seed=4, ids=np.arange(200, 250))
+    z = np.ma.MaskedArray(pdfs.z_true.copy(), mask=np.zeros(50, bool))
+    z[7] = value
+    truth = Table({"id": pdfs.ids, "z": z}, masked=True)
+    with pytest.raises(
+        ValidationError, match=rf"1 of the PDFs' galaxies .*{re.escape(says)}.*id 207"
+    ):
+        attach_truth(pdfs, truth)
+    clean = Table({"id": pdfs.ids, "z": pdfs.z_true}, masked=True)
+    assert np.array_equal(attach_truth(pdfs, clean).z_true, pdfs.z_true)
