@@ -64,7 +64,7 @@ class DemoConfig:
     n_bins: int = 180
     methods: str = "all"
     # 20 epochs (the compact preset trains 30): with batch norm the networks have learned
-    # by then, and the whole demo stays within ten minutes.
+    # by then, and the whole demo takes about twelve minutes on two cores.
     pipeline: dict[str, Any] = field(
         default_factory=lambda: {
             "train": {"epochs": 20},

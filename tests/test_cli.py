@@ -270,6 +270,11 @@ def test_a_config_that_is_a_directory_and_a_run_that_is_a_file_are_one_line_erro
     assert main(["train", "--data", str(data), "--run", str(run), "--config", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "config" in err and "directory" in err and err.count("\n") == 1
+    binary = tmp_path / "config.json"
+    binary.write_bytes(b"\xff\xfe\x00{")
+    assert main(["train", "--data", str(data), "--run", str(run), "--config", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert "config.json: not a text file" in err and err.count("\n") == 1
     assert not run.exists()
     a_file = tmp_path / "not_a_run"
     a_file.write_text("precious")

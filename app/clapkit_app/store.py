@@ -361,7 +361,8 @@ def _read_edges(run: RunDir, data: RunData) -> np.ndarray | None:
                 f"{run.root} --data DATA --overwrite`."
             )
             continue
-        edges = method_edges if edges is None else edges
+        if edges is None:
+            edges = method_edges
         readable.append(method)
     data.methods = readable
     return edges

@@ -159,7 +159,7 @@ def _method_configs(config: dict[str, Any], kind: str) -> tuple[CLAPConfig, Base
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``--config`` JSON file."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise FileFormatError(f"{path}: config file not found") from err
     except IsADirectoryError as err:
@@ -186,9 +186,8 @@ def parse_methods(methods: str | Sequence[str]) -> list[str]:
         methods = methods.split(",")
     names: list[str] = []
     for name in (m.strip() for m in methods):
-        for method in OWN_METHODS if name == "all" else [name] if name else []:
-            if method not in names:
-                names.append(method)
+        expanded = OWN_METHODS if name == "all" else [name]
+        names += [m for m in expanded if m and m not in names]
     unknown = [m for m in names if m not in METHODS]
     if unknown or not names:
         raise ValidationError(f"unknown methods {unknown}; choose from {list(METHODS)} or 'all'")
