@@ -8,6 +8,7 @@ existing file is never replaced unless the caller asked for it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -65,7 +66,10 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     """
     path = check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    remove_stale_temporaries(path)
+    # The writer's pid in the name: a later write can tell a killed writer's leftover
+    # (kill -9 runs no cleanup) from a write in progress.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -76,6 +80,49 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of writes to ``path`` whose process is gone.
+
+    A write killed outright (``kill -9``, a machine crash) leaves its hidden temporary
+    file ``.<name>.tmp-<pid>-<random>`` beside ``path``; the next write to ``path``
+    removes it, so leftovers never accumulate. Files of live processes, and files whose
+    name carries no pid, are kept. (The pid is of this machine: a run directory shared
+    over a network file system between machines could see a live remote writer as gone.)
+
+    Returns the files removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / ".out.h5.tmp-999999999-abc").write_text("left by a killed job")
+    20
+    >>> [p.name for p in remove_stale_temporaries(folder / "out.h5")]
+    ['.out.h5.tmp-999999999-abc']
+    """
+    path = Path(path)
+    prefix = f".{path.name}.tmp-"
+    removed = []
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid_text = candidate.name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another writer removed it first
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or a number no pid can be: keep the file
+    return True
 
 
 def _current_umask() -> int:

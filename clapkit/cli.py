@@ -14,16 +14,20 @@ and exit with status 2; nothing is overwritten without ``--overwrite``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import clapkit
 from clapkit.errors import ClapkitError, FileFormatError
 from clapkit.interpret.cli import add_interpret_parser
+from clapkit.stopping import clear_stop, request_stop, stop_requested
 from clapkit.translate.cli import add_translate_parser
 
 
@@ -423,11 +427,48 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    request_stop()  # kept, in case this raise lands where Python ignores it
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch scheduler's stop) ends a command as Ctrl-C does: the
+    cleanup runs (temporary files removed, worker processes stopped) and the user reads
+    one line. Python's default would end the process on the spot.
+
+    Both signals also record a stop request (:mod:`clapkit.stopping`): where the raised
+    :class:`KeyboardInterrupt` lands in a weakref callback or ``__del__``, Python
+    ignores it, and the next :func:`~clapkit.stopping.check_stop` raises it again; the
+    "Exception ignored" report of the lost one is not shown.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be handled in the main thread
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous_hook = sys.unraisablehook
+
+    def hide_lost_interrupts(unraisable: Any) -> None:
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and stop_requested()):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = hide_lost_interrupts
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = previous_hook
+        clear_stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``clapkit`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _interruptible():
+            return args.func(args)
     except ClapkitError as err:
         print(f"clapkit {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from clapkit.sim.photometry import component_fluxes, magnitudes, observe
 from clapkit.sim.population import draw_population, population_prior
 from clapkit.sim.render import Components, add_noise, render
 from clapkit.sim.seds import BAND_NAMES, BAND_SETS, kcorrect_model
+from clapkit.stopping import check_stop
 
 CHUNK_SIZE = 256
 PETROSIAN_R_LIMIT = 17.77
@@ -364,13 +367,18 @@ def iter_chunks(
     bar = tqdm(total=n, desc="simulate", unit="gal", disable=not progress)
     if workers == 1:
         results = map(_run_chunk, tasks)
-        executor = None
+        pool = None
     else:
-        # fork: workers inherit the kcorrect models and the prior the parent built.
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        results = executor.map(_run_chunk, tasks)
+        # fork: workers inherit the kcorrect models and the prior the parent built. A
+        # Pool, not a ProcessPoolExecutor: an interrupted run must stop its workers at
+        # once (Pool.terminate), not wait for their chunks or leave them running.
+        context = multiprocessing.get_context("fork")
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
+        results = pool.imap(_run_chunk, tasks)
+    finished = False
     try:
         for k, chunk in enumerate(results):
+            check_stop()
             keep = min(CHUNK_SIZE, n - k * CHUNK_SIZE)
             if keep < CHUNK_SIZE:
                 chunk = Chunk(
@@ -379,10 +387,37 @@ def iter_chunks(
                 )
             bar.update(keep)
             yield k * CHUNK_SIZE, chunk
+        finished = True
     finally:
         bar.close()
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+        if pool is not None:
+            if finished:
+                pool.close()
+            else:  # an error, Ctrl-C, SIGTERM or an abandoned iterator
+                pool.terminate()
+            pool.join()
+
+
+def _init_worker(parent: int) -> None:
+    """Set up a simulation worker: interruption is the parent's to handle, and a worker
+    whose parent is gone stops.
+
+    Ctrl-C reaches every process of the terminal's group: the workers ignore it and the
+    parent, interrupted, terminates them (a worker dying on it would leave its chunk
+    unanswered). SIGTERM is back to its default, which ``Pool.terminate`` relies on (the
+    parent's handler, inherited by fork, would only raise inside the chunk). And if the
+    parent is killed outright (``kill -9``), nobody terminates the workers: each watches
+    its parent and exits when it is gone, instead of simulating on as an orphan.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="clapkit-parent-watch").start()
 
 
 _COUNTERS = ("_n_drawn", "_n_passed")
