@@ -23,40 +23,25 @@ Modules, bottom up:
   :func:`gaussian_check`), where every term is known in closed form.
 
 Every public name is importable from this package. The first two modules load without
-torch, and so does this package until a name from the last two is asked for. All
+torch, and so does this package until a name from the last two is asked for
+(:func:`clapkit.lazy.lazy_exports`). All
 information is in nats.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from clapkit.lazy import lazy_exports
 
-from clapkit.interpret.information.decomposition import TERMS, Decomposition, mmi_decomposition
-from clapkit.interpret.information.pointwise import (
-    PROBABILITY_FLOOR,
-    ROW_SUM_TOLERANCE,
-    bin_prior,
-    pointwise_information,
-)
-
-if TYPE_CHECKING:
-    from clapkit.interpret.information.estimator import (
-        BinClassifier,
-        ClassifierConfig,
-        estimate_information,
-        fit_classifier,
-    )
-    from clapkit.interpret.information.gaussian import (
-        GAUSSIAN_TOLERANCE_NATS,
-        GaussianModel,
-        equal_width_bins,
-        gaussian_check,
-    )
-
-#: Names whose modules import torch, loaded on first use so that reading a decomposition
-#: does not pay for (or require) torch.
-_LAZY = {
+#: Every public name and its module. The estimator and the Gaussian check import torch;
+#: importing only on first use lets a reader of decompositions run without it.
+_EXPORTS = {
+    "PROBABILITY_FLOOR": "pointwise",
+    "ROW_SUM_TOLERANCE": "pointwise",
+    "bin_prior": "pointwise",
+    "pointwise_information": "pointwise",
+    "TERMS": "decomposition",
+    "Decomposition": "decomposition",
+    "mmi_decomposition": "decomposition",
     "BinClassifier": "estimator",
     "ClassifierConfig": "estimator",
     "estimate_information": "estimator",
@@ -66,32 +51,5 @@ _LAZY = {
     "equal_width_bins": "gaussian",
     "gaussian_check": "gaussian",
 }
-
-__all__ = [
-    "GAUSSIAN_TOLERANCE_NATS",
-    "PROBABILITY_FLOOR",
-    "ROW_SUM_TOLERANCE",
-    "TERMS",
-    "BinClassifier",
-    "ClassifierConfig",
-    "Decomposition",
-    "GaussianModel",
-    "bin_prior",
-    "equal_width_bins",
-    "estimate_information",
-    "fit_classifier",
-    "gaussian_check",
-    "mmi_decomposition",
-    "pointwise_information",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
