@@ -7,12 +7,12 @@ import os
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from clapkit.errors import ValidationError
+    from clapkit.checks import check_int
     from clapkit.sim import simulate_to_file
 
     instruments = tuple(name.strip() for name in args.instruments.split(",") if name.strip())
-    if args.workers is not None and args.workers < 1:
-        raise ValidationError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None:
+        check_int(args.workers, "--workers")
     workers = args.workers or os.cpu_count() or 1
     path = simulate_to_file(
         args.out,

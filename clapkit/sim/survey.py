@@ -31,6 +31,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 import clapkit
+from clapkit.checks import check_int
 from clapkit.data import DEFAULT_FRACTIONS, GalaxySet, GalaxySetWriter, ImageStack
 from clapkit.errors import ValidationError
 from clapkit.sim.dust import disk_attenuation, galactic_extinction
@@ -323,12 +324,9 @@ def _photometry_info(key: str) -> tuple[str, str]:
 def _check_arguments(
     n: int, seed: int, instruments: Sequence[str], workers: int
 ) -> tuple[str, ...]:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
-        raise ValidationError(f"n must be a positive integer, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValidationError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
-        raise ValidationError(f"workers must be a positive integer, got {workers!r}")
+    check_int(n, "n")
+    check_int(seed, "seed", minimum=0)
+    check_int(workers, "workers")
     instruments = tuple(instruments)
     unknown = [name for name in instruments if name not in STACKS]
     if unknown or not instruments or len(set(instruments)) != len(instruments):

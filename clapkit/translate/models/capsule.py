@@ -49,6 +49,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import (
     SIZE_MULTIPLE,
@@ -306,11 +307,7 @@ class CapsuleDecoder(nn.Module):
 
 
 def _positive_int(config: Any, name: str, minimum: int = 1) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(
-            f"CapsuleConfig.{name} must be an integer >= {minimum}, got {value!r}"
-        )
+    setattr(config, name, check_int(getattr(config, name), f"CapsuleConfig.{name}", minimum))
 
 
 @dataclass
