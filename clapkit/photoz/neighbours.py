@@ -510,6 +510,21 @@ def nearest_neighbours(
 ) -> NDArray[np.int32]:
     """One-off :meth:`NeighbourIndex.search` of ``query`` among ``reference``.
 
+    Parameters
+    ----------
+    reference : array-like, shape (N, D)
+        The points searched.
+    query : array-like, shape (M, D)
+        The points whose neighbours are wanted.
+    k : int
+        Neighbours per query.
+    exclude : array-like of int, shape (M,), optional
+        A reference row to leave out for each query (``-1``: none).
+
+    Returns
+    -------
+    numpy.ndarray of int32, shape (M, k)
+
     Examples
     --------
     >>> nearest_neighbours([[0.0], [1.0], [3.0]], [[0.9], [2.9]], 2).tolist()

@@ -173,6 +173,21 @@ def simulate_chunk(
 ) -> Chunk:
     """Generate chunk ``chunk`` of the survey with seed ``seed``.
 
+    Parameters
+    ----------
+    seed : int
+        The survey's seed.
+    chunk : int
+        The chunk's index; chunk i of seed s is the same whoever draws it.
+    instruments : sequence of str
+        Image stacks to render.
+    size : int
+        Galaxies per chunk.
+
+    Returns
+    -------
+    Chunk
+
     Examples
     --------
     >>> part = simulate_chunk(1, 0, instruments=("sdss",), size=4)
@@ -354,7 +369,25 @@ def iter_chunks(
     workers: int = 1,
     progress: bool = False,
 ) -> Iterator[tuple[int, Chunk]]:
-    """Yield ``(first_row, chunk)`` in order, truncating the last chunk to reach ``n``."""
+    """Yield ``(first_row, chunk)`` in order, truncating the last chunk to reach ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Galaxies in all.
+    seed : int
+        The survey's seed.
+    instruments : sequence of str
+        Image stacks to render.
+    workers : int
+        Processes that render chunks in parallel.
+    progress : bool
+        Show a progress bar.
+
+    Yields
+    ------
+    (int, Chunk)
+    """
     instruments = _check_arguments(n, seed, instruments, workers)
     n_chunks = -(-n // CHUNK_SIZE)
     tasks = [(seed, k, instruments, CHUNK_SIZE) for k in range(n_chunks)]
@@ -470,6 +503,28 @@ def simulate_to_file(
 
     Memory stays bounded by a few chunks; the file appears under ``path`` only when
     complete (an interrupted run leaves nothing that loads).
+
+    Parameters
+    ----------
+    path : path-like
+        The GalaxySet file to write.
+    n : int
+        Galaxies to simulate.
+    seed : int
+        The survey's seed: same seed, same file.
+    instruments : sequence of str
+        Image stacks to render.
+    workers : int
+        Processes that render chunks in parallel.
+    progress : bool
+        Show a progress bar.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
     """
     from clapkit.atomic import check_writable
 

@@ -168,7 +168,22 @@ class GaussianModel:
     def pointwise_information(
         self, bins: ArrayLike, x1: ArrayLike, x2: ArrayLike, n_bins: int, span: float
     ) -> Decomposition:
-        """Exact per-galaxy log p(bᵢ | xᵢ) / p(bᵢ) for the three input sets, true prior."""
+        """Exact per-galaxy log p(bᵢ | xᵢ) / p(bᵢ) for the three input sets, true prior.
+
+        Parameters
+        ----------
+        bins : array of int, shape (N,)
+            Each galaxy's bin of Y (:func:`equal_width_bins` with the same ``n_bins``, ``span``).
+        x1, x2 : array, shape (N,)
+            The two inputs.
+        n_bins : int
+        span : float
+            The binning of Y.
+
+        Returns
+        -------
+        Decomposition
+        """
         b = _as_bins(bins, int(n_bins), "bins")
         x = np.column_stack([_as_features(x1, "x1"), _as_features(x2, "x2")])
         if x.shape[1] != 2:
@@ -227,6 +242,25 @@ def gaussian_check(
     :data:`GAUSSIAN_TOLERANCE_NATS`; ``max_error_nats``, the largest |estimated −
     binned_exact|, adds the test sample's noise. The training prior uses a pseudocount of
     0.5, since the far end bins hold ~1e-4 of the galaxies and may be empty in training.
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Draws the classifiers are trained on and MI is measured on.
+    rho_1, rho_2, rho_12 : float
+        corr(Y, X₁), corr(Y, X₂), corr(X₁, X₂) of the :class:`GaussianModel`.
+    n_bins : int
+        Equal bins of Y.
+    span : float
+        The bins cover ±``span`` standard deviations of Y.
+    seed : int
+        Seeds the draws.
+    config : ClassifierConfig, optional
+        The classifiers' settings (its own seed draws their weights and validation rows).
+    valid_fraction : float
+        Share of the training draws held out for early stopping.
+    progress : bool
+        Show progress bars.
 
     Returns
     -------
