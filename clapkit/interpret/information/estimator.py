@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from tqdm.auto import tqdm
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.interpret.information.decomposition import Decomposition
 from clapkit.interpret.information.pointwise import (
@@ -66,13 +67,12 @@ class ClassifierConfig:
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if any(h < 1 for h in self.hidden):
-            raise ValidationError(f"hidden widths must be >= 1, got {self.hidden}")
+        hidden = tuple(check_int(h, "hidden widths") for h in self.hidden)
+        object.__setattr__(self, "hidden", hidden)
         for name in ("epochs", "patience", "batch_size", "num_threads"):
             value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValidationError(f"{name} must be >= 1, got {value}")
+            if value is not None:
+                object.__setattr__(self, name, check_int(value, name))
         if not self.learning_rate > 0 or not self.weight_decay >= 0:
             raise ValidationError(
                 f"learning_rate must be > 0 and weight_decay >= 0, got "
@@ -176,9 +176,7 @@ def fit_classifier(
     [0, 1]
     """
     config = ClassifierConfig() if config is None else config
-    n_bins = int(n_bins)
-    if n_bins < 2:
-        raise ValidationError(f"n_bins must be >= 2, got {n_bins}")
+    n_bins = check_int(n_bins, "n_bins", minimum=2)
     x_train = _as_features(features_train, "features_train")
     x_valid = _as_features(features_valid, "features_valid", n_features=x_train.shape[1])
     y_train = _as_bins(bins_train, n_bins, "bins_train")

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr
 from scipy.stats import spearmanr
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.interpret.information.decomposition import TERMS, Decomposition, mmi_decomposition
 from clapkit.interpret.information.estimator import ClassifierConfig, estimate_information
@@ -48,8 +49,9 @@ def equal_width_bins(values: ArrayLike, n_bins: int, span: float) -> NDArray[np.
         raise ValidationError(
             f"values to bin must be finite; not at {np.flatnonzero(~np.isfinite(y))[:5].tolist()}"
         )
-    if int(n_bins) < 1 or not span > 0:
-        raise ValidationError(f"need n_bins >= 1 and span > 0, got {n_bins}, {span}")
+    n_bins = check_int(n_bins, "n_bins")
+    if not span > 0:
+        raise ValidationError(f"span must be > 0, got {span}")
     width = 2 * span / n_bins
     return np.clip(np.floor((y + span) / width), 0, n_bins - 1).astype(np.int64)
 
@@ -280,8 +282,7 @@ def gaussian_check(
     """
     config = ClassifierConfig() if config is None else config
     model = GaussianModel(rho_1, rho_2, rho_12)
-    if int(n_train) < 10 or int(n_test) < 1:
-        raise ValidationError(f"need n_train >= 10 and n_test >= 1, got {n_train}, {n_test}")
+    n_train, n_test = check_int(n_train, "n_train", minimum=10), check_int(n_test, "n_test")
     y, x1, x2 = model.sample(int(n_train) + int(n_test), seed)
     bins = equal_width_bins(y, n_bins, span)
     train, test = slice(0, int(n_train)), slice(int(n_train), None)

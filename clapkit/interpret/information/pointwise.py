@@ -12,6 +12,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 
 #: Classifier probabilities are floored here before the log: a single zero would make one
@@ -107,14 +108,13 @@ def bin_prior(bins: ArrayLike, n_bins: int, *, pseudocount: float = 0.0) -> NDAr
     >>> bin_prior([0, 0, 1, 3], 4, pseudocount=0.5).round(3).tolist()
     [0.417, 0.25, 0.083, 0.25]
     """
-    if int(n_bins) < 1:
-        raise ValidationError(f"n_bins must be >= 1, got {n_bins}")
-    values = _as_bins(bins, int(n_bins), "bins")
+    n_bins = check_int(n_bins, "n_bins")
+    values = _as_bins(bins, n_bins, "bins")
     if values.size == 0:
         raise ValidationError("bins is empty: a prior needs at least one training galaxy")
     if not (math.isfinite(pseudocount) and pseudocount >= 0):
         raise ValidationError(f"pseudocount must be finite and >= 0, got {pseudocount}")
-    counts = np.bincount(values, minlength=int(n_bins)) + float(pseudocount)
+    counts = np.bincount(values, minlength=n_bins) + float(pseudocount)
     return counts / counts.sum()
 
 
