@@ -127,6 +127,20 @@ def attach_truth(pdfs: PDFs, truth: Table, id_column: str = "id", z_column: str 
     Every id of the PDFs must be in the catalog, once, with a redshift on the PDFs' grid:
     a missing id, a masked, non-finite or negative redshift (a sentinel such as -99) or one
     outside the grid is an error naming the first such galaxy.
+
+    Parameters
+    ----------
+    pdfs : PDFs
+        The PDFs to score, with ``ids``.
+    truth : astropy.table.Table
+        Catalog with one row per galaxy.
+    id_column, z_column : str
+        Its id and true-redshift columns.
+
+    Returns
+    -------
+    PDFs
+        The same PDFs with ``z_true`` set from the catalog.
     """
     for column in (id_column, z_column):
         if column not in truth.colnames:
@@ -177,6 +191,22 @@ def evaluate_file(
 
     With a ``truth`` catalog, true redshifts are matched on id (replacing any stored in
     the file); without one the file must carry ``z_true``.
+
+    Parameters
+    ----------
+    path : path-like
+        A PDF file written by clapkit (``RUN/pdfs/<method>.h5``).
+    truth : astropy.table.Table, optional
+        Catalog of true redshifts, matched on id (:func:`attach_truth`).
+    id_column, z_column : str
+        The catalog's id and true-redshift columns.
+    **kwargs
+        Passed to :func:`evaluate_pdfs` (``outlier_threshold``, ``z_bins``, ...).
+
+    Returns
+    -------
+    (str, dict)
+        The file's method name and its :func:`evaluate_pdfs` result.
     """
     pdfs, attrs = load_pdfs(path)
     if truth is not None:
@@ -263,6 +293,35 @@ def evaluate_run(
 
     Outputs are checked before any work, so existing files without ``overwrite`` cost
     nothing.
+
+    Parameters
+    ----------
+    run : RunDir
+        The run whose ``pdfs/*.h5`` are scored.
+    out : path-like, optional
+        JSON output; ``<run>/metrics.json`` by default.
+    overwrite : bool
+        Replace existing outputs.
+    catalog : astropy.table.Table, optional
+        Catalog with the magnitudes and colours to bin by; by default the data file named by
+        the run's ``predict.json``, if readable.
+    galaxy_table : bool
+        Also write the per-galaxy table ``<run>/galaxies.h5``.
+    truth : astropy.table.Table, optional
+        Catalog of true redshifts, matched on id, replacing those stored with the PDFs.
+    id_column, z_column : str
+        The catalogs' id and true-redshift columns.
+    outlier_threshold : float
+        |δz| above which a galaxy is an outlier.
+    z_bins : int or array
+        Bins of true redshift for the ``by_z_true`` tables.
+    extra_bins : int
+        Number of equal-count bins of each magnitude and colour.
+
+    Returns
+    -------
+    dict
+        One :func:`evaluate_pdfs` result per method, as written to ``out``.
     """
     out = Path(out) if out is not None else run.root / "metrics.json"
     check_writable(out, overwrite)

@@ -57,6 +57,26 @@ def save_pdfs(
     ``columns`` are more per-galaxy values (one per row, e.g. CLAP's ``coverage``
     percentile), stored under the group ``columns``.
 
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file to write.
+    pdfs : PDFs
+        The PDFs, with ids.
+    method : str
+        The method that made them.
+    config : dict, optional
+        Its settings, stored as JSON.
+    overwrite : bool
+        Replace an existing file.
+    columns : dict of str to numpy.ndarray, optional
+        More per-galaxy values, one per row.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -175,7 +195,26 @@ class RunDir:
         overwrite: bool = False,
         columns: dict[str, np.ndarray] | None = None,
     ) -> Path:
-        """Write the PDFs of ``method`` (see :func:`save_pdfs`)."""
+        """Write the PDFs of ``method`` (see :func:`save_pdfs`).
+
+        Parameters
+        ----------
+        method : str
+            The method; the file is ``pdfs/<method>.h5``.
+        pdfs : PDFs
+            The PDFs, with ids.
+        config : dict, optional
+            The method's settings, stored as JSON.
+        overwrite : bool
+            Replace an existing file.
+        columns : dict of str to numpy.ndarray, optional
+            More per-galaxy values, one per row.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         return save_pdfs(
             self.pdf_path(method),
             pdfs,

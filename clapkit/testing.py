@@ -199,6 +199,19 @@ def synthetic_translation_survey(
     nanomaggies, and again on the ``sdss`` grid with new noise (``sdss_repeat``, as in
     :data:`clapkit.sim.survey.REPEATS`). Splits: 60% train, 20% valid, 20% test.
 
+    Parameters
+    ----------
+    n : int
+        Galaxies.
+    seed : int
+        Seeds the galaxies and the noise.
+    sdss_size, cfhtls_size : int
+        Image sides (pixels) of the two instruments.
+
+    Returns
+    -------
+    GalaxySet
+
     Examples
     --------
     >>> survey = synthetic_translation_survey(10)
@@ -269,6 +282,23 @@ def synthetic_translation_run(
     model (``"tiny"`` preset, ``epochs`` epochs) on each task, translates the test split
     (NR-GAN also without its noise, as ``nrgan_smooth``) and evaluates it with a small
     photo-z probe: what the translation dashboard reads, in under a minute.
+
+    Parameters
+    ----------
+    root : path-like
+        The run directory to fill.
+    n : int
+        Galaxies of the survey.
+    seed : int
+        Seeds the survey and the models.
+    tasks : tuple of str
+        Translation tasks (``"s2c"``, ``"s2s"``).
+    models : tuple of str, optional
+        Models to train; every registered model when None.
+    epochs : int
+        Training epochs of each model.
+    progress : bool
+        Show progress bars.
 
     Returns
     -------
@@ -403,6 +433,17 @@ def synthetic_interpret_run(
     input pairs) and ``attribute`` (six test galaxies): what the stellar-mass dashboard
     reads, in about 20 s on one thread. Stages whose results exist are skipped, so the
     same ``root`` may also hold a photo-z or translation run.
+
+    Parameters
+    ----------
+    root : path-like
+        The run directory to fill.
+    n : int
+        Galaxies of the survey.
+    seed : int
+        Seeds the survey and the models.
+    progress : bool
+        Show progress bars.
 
     Returns
     -------

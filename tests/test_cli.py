@@ -41,6 +41,19 @@ def test_help_lists_the_subcommands():
         assert command in out
 
 
+def test_building_the_parser_loads_no_heavy_library():
+    # each command's parser lives with its pillar; importing them must stay cheap, or
+    # `clapkit --help` waits seconds for PyTorch, GalSim and astropy
+    code = (
+        "import sys\n"
+        "from clapkit.cli import build_parser\n"
+        "build_parser().parse_args(['sdss', '--out', 'x.h5'])\n"
+        "heavy = {'torch', 'galsim', 'astropy', 'h5py', 'scipy', 'sklearn'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 #: The demo's steps on a survey of one chunk and networks of a few hundred weights.
 TINY_DEMO = DemoConfig(
     n_galaxies=256,
@@ -142,11 +155,11 @@ def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
 
 
 def test_demo_serves_the_app_unless_told_not_to(demo_run, monkeypatch, capsys):
-    import clapkit.cli as cli
     import clapkit.demo
+    import clapkit.serve_cli
 
     served = []
-    monkeypatch.setattr(cli, "_cmd_serve", lambda args: served.append(args) or 0)
+    monkeypatch.setattr(clapkit.serve_cli, "_cmd_serve", lambda args: served.append(args) or 0)
     monkeypatch.setattr(
         clapkit.demo,
         "build_demo",
@@ -290,7 +303,7 @@ def test_a_config_that_is_a_directory_and_a_run_that_is_a_file_are_one_line_erro
 
 
 def test_another_librarys_error_and_ctrl_c_are_one_line_and_status_2(monkeypatch, capsys):
-    import clapkit.cli as cli
+    import clapkit.data.cli
 
     def fail(args):
         raise MemoryError("out of\nmemory")
@@ -299,7 +312,9 @@ def test_another_librarys_error_and_ctrl_c_are_one_line_and_status_2(monkeypatch
         raise KeyboardInterrupt
 
     for command, says in ((fail, "MemoryError: out of memory"), (interrupt, "interrupted")):
-        monkeypatch.setattr(cli, "_cmd_sdss", command)  # the parser reads it when built
+        monkeypatch.setattr(
+            clapkit.data.cli, "_cmd_sdss", command
+        )  # the parser reads it when built
         assert main(["sdss", "--out", "never.h5"]) == 2
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1

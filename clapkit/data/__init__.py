@@ -8,6 +8,9 @@
 - :func:`import_fits`: users' own FITS cutouts and catalogs.
 - :func:`sdss_catalog`: the 10,000 real SDSS galaxies shipped with kcorrect.
 
+The names here are imported on first use, so that the command line starts without
+astropy and h5py.
+
 Examples
 --------
 >>> import numpy as np
@@ -18,23 +21,20 @@ Examples
 <GalaxySet: 2 galaxies, stacks {sdss: (2, 1, 4, 4)}, in memory>
 """
 
-from clapkit.data.fits_import import import_fits
-from clapkit.data.galaxyset import GalaxySet
-from clapkit.data.hdf5 import GalaxySetWriter
-from clapkit.data.sdss import sdss_catalog
-from clapkit.data.splits import DEFAULT_FRACTIONS, assign_splits, split_counts
-from clapkit.data.stack import ImageStack
-from clapkit.data.validation import validate_catalog, validate_stack
+from clapkit.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_FRACTIONS",
-    "GalaxySet",
-    "GalaxySetWriter",
-    "ImageStack",
-    "assign_splits",
-    "import_fits",
-    "sdss_catalog",
-    "split_counts",
-    "validate_catalog",
-    "validate_stack",
-]
+#: Every public name and the module that defines it, imported on first use.
+_EXPORTS = {
+    "import_fits": "fits_import",
+    "GalaxySet": "galaxyset",
+    "GalaxySetWriter": "hdf5",
+    "sdss_catalog": "sdss",
+    "DEFAULT_FRACTIONS": "splits",
+    "assign_splits": "splits",
+    "split_counts": "splits",
+    "ImageStack": "stack",
+    "validate_catalog": "validation",
+    "validate_stack": "validation",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 from astropy.table import Column, Table
 
+from clapkit.checks import check_int
 from clapkit.data.hdf5 import read_galaxyset, write_galaxyset
 from clapkit.data.splits import DEFAULT_FRACTIONS, assign_splits
 from clapkit.data.stack import ImageStack
@@ -214,8 +215,7 @@ class GalaxySet:
         >>> [b.ids.tolist() for b in gs.batches(2)]
         [[1, 2], [3, 4], [5]]
         """
-        if not isinstance(size, Integral) or isinstance(size, bool) or size <= 0:
-            raise ValidationError(f"batch size must be a positive integer, got {size!r}")
+        check_int(size, "batch size")
         self._check_open()
         rows = None if split is None else self._split_rows(split)
         return self._iter_batches(int(size), rows)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
@@ -25,7 +27,9 @@ from clapkit.data.galaxyset import GalaxySet
 __all__ = [
     "ASINH_SOFTENING",
     "SDSS_BANDS",
+    "SDSS_COLUMNS",
     "SFD_R_COEFFICIENT",
+    "CatalogColumn",
     "asinh_magnitude",
     "asinh_magnitude_error",
     "kcorrect_sdss_path",
@@ -125,10 +129,187 @@ def _description(text: str) -> str:
     return f"{text} (kcorrect data/test/gst_tests_small.fits)"
 
 
+@dataclass(frozen=True)
+class CatalogColumn:
+    """One column of :func:`sdss_catalog`: where it comes from and what it means.
+
+    Attributes
+    ----------
+    name : str
+        The column's name in the catalog.
+    sources : tuple of str
+        The kcorrect file's columns it is computed from, in the order ``transform`` takes
+        them.
+    transform : callable
+        Source arrays to the column's values.
+    unit : astropy unit or None
+        None for dimensionless columns (ids, redshifts, flags).
+    description : str
+        What the column holds; the catalog's description adds the source file.
+    band : int or None
+        Index into the sources' band axis (ugriz), or None to pass whole columns.
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    transform: Callable[..., np.ndarray]
+    unit: u.UnitBase | None
+    description: str
+    band: int | None = None
+
+    def compute(self, raw: Mapping[str, np.ndarray]) -> Column:
+        """The column from the kcorrect file's columns ``raw``."""
+        arrays = [raw[s] if self.band is None else raw[s][:, self.band] for s in self.sources]
+        return Column(
+            self.transform(*arrays), unit=self.unit, description=_description(self.description)
+        )
+
+
+def _magnitude_columns(band: str, k: int) -> list[CatalogColumn]:
+    """Model and Petrosian asinh magnitudes of one band, extinction corrected, with errors."""
+    b = ASINH_SOFTENING[band]
+    columns = []
+    for prefix, source, kind in (
+        ("mag", "MODELFLUX", "model"),
+        ("petromag", "PETROFLUX", "Petrosian"),
+    ):
+        columns += [
+            CatalogColumn(
+                f"{prefix}_{band}",
+                (source, "EXTINCTION"),
+                lambda flux, extinction, b=b: asinh_magnitude(flux, b) - extinction,
+                u.mag,
+                f"SDSS {kind} asinh magnitude in {band} (b = {b:.1e}), corrected for Galactic "
+                "extinction",
+                band=k,
+            ),
+            CatalogColumn(
+                f"{prefix}err_{band}",
+                (source, f"{source}_IVAR"),
+                lambda flux, ivar, b=b: asinh_magnitude_error(flux, ivar, b),
+                u.mag,
+                f"error of {prefix}_{band}; NaN where the inverse variance is <= 0",
+                band=k,
+            ),
+        ]
+    return columns
+
+
+def _twomass_columns(band: str) -> list[CatalogColumn]:
+    """A 2MASS magnitude and its error, NaN where the file has no measurement."""
+    mag, err = f"{band.upper()}_M_EXT", f"{band.upper()}_MSIG_EXT"
+    return [
+        CatalogColumn(
+            f"twomass_{band}",
+            (mag,),
+            lambda m: np.where(m == 0, np.nan, m),
+            u.mag,
+            f"2MASS extended-source {band.upper()} magnitude (Vega); NaN where invalid",
+        ),
+        CatalogColumn(
+            f"twomass_{band}_err",
+            (mag, err),
+            # an error of 0 is no measurement either (714 H-band rows have a magnitude but
+            # no error)
+            lambda m, e: np.where((m == 0) | (e <= 0), np.nan, e),
+            u.mag,
+            f"error of twomass_{band}; NaN where missing or 0",
+        ),
+    ]
+
+
+def _catalog_columns() -> tuple[CatalogColumn, ...]:
+    bands = list(enumerate(SDSS_BANDS))
+    return (
+        CatalogColumn(
+            "id",
+            ("Z",),
+            lambda z: np.arange(1, z.size + 1, dtype=np.int64),
+            None,
+            "row number (1-based) of the galaxy in the kcorrect file",
+        ),
+        CatalogColumn("ra", ("RA",), np.array, u.deg, "right ascension (J2000)"),
+        CatalogColumn("dec", ("DEC",), np.array, u.deg, "declination (J2000)"),
+        CatalogColumn("z", ("Z",), np.array, None, "SDSS spectroscopic redshift"),
+        *(column for k, band in bands for column in _magnitude_columns(band, k)),
+        *(
+            column
+            for k, band in bands
+            for column in (
+                CatalogColumn(
+                    f"modelflux_{band}",
+                    ("MODELFLUX",),
+                    np.array,
+                    u.nanomaggy,
+                    f"SDSS model flux in {band}, not corrected for extinction",
+                    band=k,
+                ),
+                CatalogColumn(
+                    f"modelflux_ivar_{band}",
+                    ("MODELFLUX_IVAR",),
+                    np.array,
+                    u.nanomaggy**-2,
+                    f"inverse variance of modelflux_{band}",
+                    band=k,
+                ),
+            )
+        ),
+        *(
+            CatalogColumn(
+                f"extinction_{band}",
+                ("EXTINCTION",),
+                np.array,
+                u.mag,
+                f"Galactic extinction A_{band} (SFD98)",
+                band=k,
+            )
+            for k, band in bands
+        ),
+        CatalogColumn(
+            "ebv",
+            ("EXTINCTION",),
+            lambda extinction_r: extinction_r / SFD_R_COEFFICIENT,
+            u.mag,
+            f"E(B-V) = extinction_r / {SFD_R_COEFFICIENT} (SFD98 coefficient for r)",
+            band=SDSS_BANDS.index("r"),
+        ),
+        *(column for band in _TWOMASS_BANDS for column in _twomass_columns(band)),
+        CatalogColumn(
+            "flux_ok",
+            ("MODELFLUX", "MODELFLUX_IVAR"),
+            lambda flux, ivar: np.all((flux > 0) & (ivar > 0), axis=1),
+            None,
+            "all five model fluxes and their inverse variances are > 0",
+        ),
+    )
+
+
+#: Every column of :func:`sdss_catalog`, in order: the one place to read what it holds.
+SDSS_COLUMNS = _catalog_columns()
+
+
+def _counts(raw: Mapping[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    """Non-positive fluxes and invalid 2MASS entries per band, for the catalog's meta."""
+    counts: dict[str, dict[str, int]] = {}
+    for source in ("MODELFLUX", "PETROFLUX"):
+        for key, values in ((source, raw[source]), (f"{source}_IVAR", raw[f"{source}_IVAR"])):
+            counts[f"n_nonpositive_{key.lower()}"] = {
+                band: int(np.count_nonzero(values[:, k] <= 0)) for k, band in enumerate(SDSS_BANDS)
+            }
+    mags = {band: raw[f"{band.upper()}_M_EXT"] for band in _TWOMASS_BANDS}
+    errs = {band: raw[f"{band.upper()}_MSIG_EXT"] for band in _TWOMASS_BANDS}
+    counts["n_invalid_2mass"] = {b: int(np.count_nonzero(mags[b] == 0)) for b in _TWOMASS_BANDS}
+    counts["n_invalid_2mass_err"] = {
+        b: int(np.count_nonzero((mags[b] == 0) | (errs[b] <= 0))) for b in _TWOMASS_BANDS
+    }
+    return counts
+
+
 def sdss_catalog() -> GalaxySet:
     """The 10,000 real SDSS main-sample galaxies shipped with kcorrect, as a GalaxySet.
 
-    Every galaxy is kept. Columns (each with units and a description):
+    Every galaxy is kept. Columns (each with units and a description; :data:`SDSS_COLUMNS`
+    says how each is computed):
 
     - ``id`` (1..N, the row number in the kcorrect file), ``ra``, ``dec`` (deg), ``z``;
     - ``mag_<b>``, ``magerr_<b>`` for b in ugriz: model asinh magnitudes, corrected for
@@ -153,101 +334,8 @@ def sdss_catalog() -> GalaxySet:
     True
     """
     raw = _read_columns()
-    n = raw["Z"].size
-    table = Table()
-    table["id"] = Column(
-        np.arange(1, n + 1, dtype=np.int64),
-        description=_description("row number (1-based) of the galaxy in the kcorrect file"),
-    )
-    table["ra"] = Column(
-        raw["RA"].copy(), unit=u.deg, description=_description("right ascension (J2000)")
-    )
-    table["dec"] = Column(
-        raw["DEC"].copy(), unit=u.deg, description=_description("declination (J2000)")
-    )
-    table["z"] = Column(raw["Z"].copy(), description=_description("SDSS spectroscopic redshift"))
-
-    extinction = raw["EXTINCTION"]
-    meta_counts: dict[str, dict[str, int]] = {
-        "n_nonpositive_modelflux": {},
-        "n_nonpositive_modelflux_ivar": {},
-        "n_nonpositive_petroflux": {},
-        "n_nonpositive_petroflux_ivar": {},
-    }
-    for k, band in enumerate(SDSS_BANDS):
-        b = ASINH_SOFTENING[band]
-        for prefix, source in (("mag", "MODELFLUX"), ("petromag", "PETROFLUX")):
-            flux, ivar = raw[source][:, k], raw[f"{source}_IVAR"][:, k]
-            kind = "model" if source == "MODELFLUX" else "Petrosian"
-            table[f"{prefix}_{band}"] = Column(
-                asinh_magnitude(flux, b) - extinction[:, k],
-                unit=u.mag,
-                description=_description(
-                    f"SDSS {kind} asinh magnitude in {band} (b = {b:.1e}), corrected for Galactic "
-                    "extinction"
-                ),
-            )
-            table[f"{prefix}err_{band}"] = Column(
-                asinh_magnitude_error(flux, ivar, b),
-                unit=u.mag,
-                description=_description(
-                    f"error of {prefix}_{band}; NaN where the inverse variance is <= 0"
-                ),
-            )
-            name = source.lower()
-            meta_counts[f"n_nonpositive_{name}"][band] = int(np.count_nonzero(flux <= 0))
-            meta_counts[f"n_nonpositive_{name}_ivar"][band] = int(np.count_nonzero(ivar <= 0))
-    for k, band in enumerate(SDSS_BANDS):
-        table[f"modelflux_{band}"] = Column(
-            raw["MODELFLUX"][:, k].copy(),
-            unit=u.nanomaggy,
-            description=_description(f"SDSS model flux in {band}, not corrected for extinction"),
-        )
-        table[f"modelflux_ivar_{band}"] = Column(
-            raw["MODELFLUX_IVAR"][:, k].copy(),
-            unit=u.nanomaggy**-2,
-            description=_description(f"inverse variance of modelflux_{band}"),
-        )
-    for k, band in enumerate(SDSS_BANDS):
-        table[f"extinction_{band}"] = Column(
-            extinction[:, k].copy(),
-            unit=u.mag,
-            description=_description(f"Galactic extinction A_{band} (SFD98)"),
-        )
-    table["ebv"] = Column(
-        extinction[:, 2] / SFD_R_COEFFICIENT,
-        unit=u.mag,
-        description=_description(
-            f"E(B-V) = extinction_r / {SFD_R_COEFFICIENT} (SFD98 coefficient for r)"
-        ),
-    )
-
-    n_invalid, n_invalid_err = {}, {}
-    for band in _TWOMASS_BANDS:
-        mag = raw[f"{band.upper()}_M_EXT"]
-        err = raw[f"{band.upper()}_MSIG_EXT"]
-        invalid = mag == 0
-        # An error of 0 is no measurement either (714 H-band rows have a magnitude but no error).
-        invalid_err = invalid | (err <= 0)
-        table[f"twomass_{band}"] = Column(
-            np.where(invalid, np.nan, mag),
-            unit=u.mag,
-            description=_description(
-                f"2MASS extended-source {band.upper()} magnitude (Vega); NaN where invalid"
-            ),
-        )
-        table[f"twomass_{band}_err"] = Column(
-            np.where(invalid_err, np.nan, err),
-            unit=u.mag,
-            description=_description(f"error of twomass_{band}; NaN where missing or 0"),
-        )
-        n_invalid[band] = int(np.count_nonzero(invalid))
-        n_invalid_err[band] = int(np.count_nonzero(invalid_err))
-
-    flux_ok = np.all((raw["MODELFLUX"] > 0) & (raw["MODELFLUX_IVAR"] > 0), axis=1)
-    table["flux_ok"] = Column(
-        flux_ok,
-        description=_description("all five model fluxes and their inverse variances are > 0"),
+    table = Table(
+        [column.compute(raw) for column in SDSS_COLUMNS], names=[c.name for c in SDSS_COLUMNS]
     )
     meta = {
         "source": {
@@ -261,10 +349,8 @@ def sdss_catalog() -> GalaxySet:
             "Petrosian fluxes, Galactic extinction and 2MASS JHK, shipped with kcorrect. "
             "Magnitudes are SDSS asinh magnitudes corrected for extinction; nothing is dropped."
         ),
-        "n_galaxies": int(n),
-        **meta_counts,
-        "n_invalid_2mass": n_invalid,
-        "n_invalid_2mass_err": n_invalid_err,
-        "n_flux_ok": int(np.count_nonzero(flux_ok)),
+        "n_galaxies": len(table),
+        **_counts(raw),
+        "n_flux_ok": int(np.count_nonzero(table["flux_ok"])),
     }
     return GalaxySet(table, meta=meta)

@@ -8,10 +8,10 @@ depends only on the set of ids, the fractions and the seed: ids are sorted, shuf
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 
 import numpy as np
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 
 __all__ = ["DEFAULT_FRACTIONS", "assign_splits", "split_counts"]
@@ -107,8 +107,7 @@ def assign_splits(
     True
     """
     counts = split_counts(0, fractions)  # validates before any work
-    if not isinstance(seed, Integral) or isinstance(seed, bool):
-        raise ValidationError(f"seed must be an integer, got {seed!r}")
+    check_int(seed, "seed", minimum=None)
     ids = np.asarray(ids)
     if ids.ndim != 1:
         raise ValidationError(f"ids must be 1-D, got shape {ids.shape}")

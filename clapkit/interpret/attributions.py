@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
+from clapkit.checks import check_int
 from clapkit.errors import ClapkitError, ValidationError
 
 #: Attribution methods :func:`attribute` knows.
@@ -44,12 +45,6 @@ _CHECK_BLOCK = 1024
 
 # -----------------------------------------------------------------------------
 # Input checks
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _check_maps(maps: ArrayLike, name: str) -> NDArray:
@@ -247,9 +242,9 @@ def attribute(
     b_all = _check_baseline(baseline, x_all.shape)
     if b_all is not None and method != "integrated_gradients":
         raise ValidationError(f"baseline applies to integrated_gradients only, not {method!r}")
-    n_steps = _positive_int(n_steps, "n_steps")
-    batch_size = _positive_int(batch_size, "batch_size")
-    internal_batch_size = _positive_int(internal_batch_size, "internal_batch_size")
+    n_steps = check_int(n_steps, "n_steps")
+    batch_size = check_int(batch_size, "batch_size")
+    internal_batch_size = check_int(internal_batch_size, "internal_batch_size")
     # captum falls back (with a warning) to a whole chunk per forward pass when a chunk
     # has more images than internal_batch_size: cut chunks so that never happens.
     chunk = batch_size if method == "saliency" else min(batch_size, internal_batch_size)
@@ -368,7 +363,7 @@ def radial_profiles(
     if n_radii is None:
         edges = np.arange(np.floor(r_far) + 2.0)
     else:
-        n_radii = _positive_int(n_radii, "n_radii")
+        n_radii = check_int(n_radii, "n_radii")
         edges = np.linspace(0.0, r_far, n_radii + 1)
     # The farthest pixel sits on the last edge: it belongs to the last annulus.
     annulus = np.minimum(np.searchsorted(edges, r, side="right") - 1, len(edges) - 2)
@@ -478,8 +473,7 @@ def randomised_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise ValidationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValidationError(f"seed must be an integer >= 0, got {seed!r}")
+    check_int(seed, "seed", minimum=0)
     clone = copy.deepcopy(model)
     device, _ = _device_dtype(clone)
     # Initialisers draw from the global generator of the weights' device.

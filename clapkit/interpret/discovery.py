@@ -34,6 +34,7 @@ from astropy.table import Table
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 
 #: Independence tests of causal-learn for continuous data that :func:`pc_discovery` runs.
@@ -753,12 +754,11 @@ def _adjacency(marks: NDArray[np.integer]) -> NDArray[np.int64]:
 def _check_parameters(alpha: float, depth: int | None, test: str, n_bootstrap: int) -> None:
     if not 0 < alpha < 1:
         raise ValidationError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
-        raise ValidationError(f"depth must be None or a non-negative integer, got {depth!r}")
+    if depth is not None:
+        check_int(depth, "depth (or None)", minimum=0)
     if test not in TESTS:
         raise ValidationError(f"test must be one of {TESTS}, got {test!r}")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
-        raise ValidationError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
+    check_int(n_bootstrap, "n_bootstrap", minimum=0)
 
 
 def _sample_size(n_rows: int, n_columns: int, max_rows: int | None) -> int:

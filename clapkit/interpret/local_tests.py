@@ -37,6 +37,7 @@ import numpy as np
 from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import CausalGraph, LocalTestResult
 from clapkit.photoz.inputs import check_matrix
@@ -159,11 +160,11 @@ def disjoint_neighbourhoods(
     True
     """
     x = check_matrix(latent, "latent")
-    k = _check_int(k, "k", 2)
+    k = check_int(k, "k", 2)
     n = x.shape[0]
     if n < k:
         raise ValidationError(f"latent holds {n} galaxies, fewer than the neighbourhood size k={k}")
-    limit = n // k if n_centres is None else min(_check_int(n_centres, "n_centres", 1), n // k)
+    limit = n // k if n_centres is None else min(check_int(n_centres, "n_centres", 1), n // k)
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     index = NeighbourIndex(x)
@@ -560,14 +561,14 @@ def _centres_or_raise(
 def _check_settings(
     k: Any, n_centres: Any, n_permutations: Any, alpha: Any, seed: Any, n: int
 ) -> tuple[int, int, float]:
-    k = _check_int(k, "k", 4)
-    if n_centres is not None and _check_int(n_centres, "n_centres", 1) < MIN_CENTRES:
+    k = check_int(k, "k", 4)
+    if n_centres is not None and check_int(n_centres, "n_centres", 1) < MIN_CENTRES:
         raise ValidationError(f"n_centres must be at least {MIN_CENTRES}, got {n_centres}")
-    _check_int(seed, "seed", 0)
+    check_int(seed, "seed", 0)
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
         raise ValidationError(f"alpha must be a number in (0, 1), got {alpha!r}")
     needed = math.ceil(1 / alpha - 1e-9)
-    n_permutations = _check_int(n_permutations, "n_permutations", 1)
+    n_permutations = check_int(n_permutations, "n_permutations", 1)
     if n_permutations < needed:
         raise ValidationError(
             f"n_permutations must be at least {needed} for the p-value to fall below "
@@ -590,12 +591,6 @@ def _check_dof(k: int, n_conditioning: int, n_latent: int) -> None:
             f"k={k} is too small for {p} regressors per neighbourhood (intercept, "
             f"{n_conditioning} conditioning, {n_latent} latent); k must be at least {p + 3}"
         )
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_vector(values: ArrayLike, name: str, n: int | None = None) -> NDArray[np.float64]:

@@ -465,6 +465,21 @@ def predict_mass(
     """PDFs, point estimates and latent vectors of ``galaxies`` from a trained model (the
     networks encode on ``device``, the CPU by default).
 
+    Parameters
+    ----------
+    model_dir : path-like
+        Folder written by :func:`train_mass_model`.
+    galaxies : GalaxySet
+        The galaxies to estimate, with the columns and images the model was trained on.
+    progress : bool
+        Show a progress bar.
+    device : str, optional
+        Where the networks encode (``"cpu"``, ``"cuda"``, ``"auto"``); the CPU by default.
+
+    Returns
+    -------
+    MassPrediction
+
     Examples
     --------
     >>> import tempfile
@@ -515,6 +530,22 @@ def mass_metrics(
     (σ_MAD, as for redshifts but without the 1 + z), ``bias`` = median Δ, ``rms``,
     ``outlier_fraction`` (|Δ| > ``outlier_dex``), mean ``crps`` (dex) and ``pit_w1`` (the
     1-Wasserstein distance of the PIT values to uniform).
+
+    Parameters
+    ----------
+    pdfs : array, shape (N, B)
+        Probabilities over the bins of log M*.
+    edges : array, shape (B + 1,)
+        The bin edges (dex).
+    true : array, shape (N,)
+        True log M*.
+    outlier_dex : float
+        |Δ| above which a galaxy is an outlier.
+
+    Returns
+    -------
+    dict
+        ``sigma``, ``bias``, ``rms``, ``outlier_fraction``, ``crps`` and ``pit_w1``.
 
     Examples
     --------

@@ -124,6 +124,32 @@ def train_stage(
 
     ``device`` is where the networks train and encode (``"cpu"`` by default, ``"cuda"``,
     ``"auto"``). Returns ``{input_set: metrics}`` as written to ``mass/metrics.json``.
+
+    Parameters
+    ----------
+    data : path-like
+        GalaxySet file of the mock survey (with ``log_mstar`` and splits).
+    run : path-like
+        Run directory; the models go to ``interpret/mass/<input_set>/``.
+    input_sets : sequence of str
+        Names from :data:`clapkit.interpret.mass.INPUT_SETS`.
+    preset : str
+        Network size (``"tiny"``, ``"cpu"``, ...).
+    overrides : dict, optional
+        Settings that replace the preset's.
+    seed : int
+        Seeds the networks and their training.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one line per step (the command line prints them).
+    device : str, optional
+        Where the networks train and encode.
+
+    Returns
+    -------
+    dict
+        ``{input_set: metrics}``.
     """
     names = [input_set(name).name for name in input_sets]
     if device is not None:
@@ -218,6 +244,45 @@ def causal_stage(
     """Local tests in one model's latent space and PC over catalog columns.
 
     Returns ``{"local_tests": CausalGraph.to_dict(), "pc": {...}}`` as written.
+
+    Parameters
+    ----------
+    data : path-like
+        GalaxySet file with the catalog columns tested.
+    run : path-like
+        Run directory with the trained ``latent_of`` model; the results go to
+        ``interpret/causal/``.
+    latent_of : str
+        The input set whose latent space is tested.
+    external : sequence of str
+        Catalog columns tested against the latent vectors and the target.
+    conditioning : str or None
+        Column every local test conditions on.
+    k : int
+        Neighbours per local test.
+    n_permutations : int
+        Permutations per local test.
+    alpha : float
+        Significance level of the local tests.
+    pc_columns : sequence of str, optional
+        Columns for PC discovery; :func:`~clapkit.interpret.discovery.default_columns`
+        when None.
+    pc_alpha : float
+        Significance level of PC's conditional-independence tests.
+    pc_depth : int or None
+        Largest conditioning set PC tries; None for no limit.
+    n_bootstrap : int
+        Bootstrap resamples that give each PC edge its frequency.
+    max_rows : int or None
+        Rows PC draws from the catalog; None for all.
+    seed : int
+        Seeds the permutations, the row draw and the bootstrap.
+    overwrite : bool
+        Replace this stage's existing outputs.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one line per step (the command line prints them).
     """
     from clapkit.interpret.discovery import pc_discovery, reference_graph, score_graph
     from clapkit.interpret.local_tests import run_local_tests
@@ -308,6 +373,33 @@ def pid_stage(
     The mass is binned in ``n_bins`` equal bins over the training range (the MI of a
     classifier is that of the binned mass); the images enter through the latent vectors
     v_A of the trained ``images`` model.
+
+    Parameters
+    ----------
+    data : path-like
+        GalaxySet file with ``log_mstar``, splits and the inputs' columns.
+    run : path-like
+        Run directory (the ``images`` model gives the latent inputs); the results go to
+        ``interpret/pid/``.
+    pairs : sequence of str
+        Names from :data:`PAIRS`.
+    n_bins : int
+        Equal bins of log M*.
+    config : dict, optional
+        Settings of :class:`~clapkit.interpret.information.ClassifierConfig`.
+    seed : int
+        The classifiers' seed, unless ``config`` sets one.
+    overwrite : bool
+        Replace this stage's existing outputs.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one line per step (the command line prints them).
+
+    Returns
+    -------
+    dict
+        The summary written to ``interpret/pid/pid.json``.
     """
     from clapkit.interpret.information import ClassifierConfig, estimate_information
 
@@ -430,6 +522,37 @@ def attribute_stage(
 
     The target of each galaxy is its true mass bin; the network is the first
     realisation's SCL encoder and estimator (the logits over mass bins).
+
+    Parameters
+    ----------
+    data : path-like
+        GalaxySet file with the images and ``log_mstar``.
+    run : path-like
+        Run directory with the trained image ``model``; the results go to
+        ``interpret/attributions/``.
+    model : str
+        The image input set to attribute.
+    n_galaxies : int
+        Test galaxies drawn for the maps.
+    method : str
+        Attribution method (see :mod:`clapkit.interpret.attributions`).
+    n_steps, internal_batch_size : int
+        Integration steps of the path methods and how many go through the network at once.
+    centre_radius : float
+        Radius (pixels) inside which attribution counts as central.
+    seed : int
+        Seeds the draw of galaxies and the randomisation check.
+    overwrite : bool
+        Replace this stage's existing outputs.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one line per step (the command line prints them).
+
+    Returns
+    -------
+    dict
+        The summary written to ``interpret/attributions/summary.json``.
     """
     from clapkit.interpret.attributions import (
         centre_fraction,

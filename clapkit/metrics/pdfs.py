@@ -64,7 +64,21 @@ class PDFs:
 
     @classmethod
     def from_gaussian(cls, mean: ArrayLike, sigma: ArrayLike, edges: ArrayLike, **kwargs) -> PDFs:
-        """Discretised Gaussians (see :func:`~clapkit.metrics.gaussian_pdfs`)."""
+        """Discretised Gaussians (see :func:`~clapkit.metrics.gaussian_pdfs`).
+
+        Parameters
+        ----------
+        mean, sigma : array, shape (N,)
+            Each galaxy's Gaussian.
+        edges : array, shape (B + 1,)
+            The redshift grid.
+        **kwargs
+            The other fields of :class:`PDFs` (``z_true``, ``ids``).
+
+        Returns
+        -------
+        PDFs
+        """
         return cls(gaussian_pdfs(mean, sigma, edges), edges, **kwargs)
 
     @classmethod

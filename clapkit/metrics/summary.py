@@ -68,6 +68,23 @@ def summarize(
     and ``pit_w1`` (1-Wasserstein to uniform) of the PIT; ``coverage_68`` and
     ``coverage_95`` of central intervals.
 
+    Parameters
+    ----------
+    p : array, shape (N, B)
+        Bin probabilities, rows summing to 1.
+    edges : array, shape (B + 1,)
+        The redshift grid.
+    z_true : array, shape (N,)
+        True redshifts.
+    point : {"mean", "median", "mode"}
+        The point estimate scored by ``sigma_mad``, ``bias`` and ``outlier_fraction``.
+    outlier_threshold : float
+        |δz| above which a galaxy is an outlier.
+
+    Returns
+    -------
+    dict
+
     Examples
     --------
     >>> from clapkit.metrics import gaussian_pdfs
@@ -159,6 +176,22 @@ def per_galaxy_parts(
     p: ArrayLike, edges: ArrayLike, z_true: ArrayLike, point: str = "mean"
 ) -> dict[str, NDArray[np.float64]]:
     """Per-galaxy point estimate, PIT and CRPS in one validated pass.
+
+    Parameters
+    ----------
+    p : array, shape (N, B)
+        Bin probabilities, rows summing to 1.
+    edges : array, shape (B + 1,)
+        The redshift grid.
+    z_true : array, shape (N,)
+        True redshifts.
+    point : {"mean", "median", "mode"}
+        The point estimate.
+
+    Returns
+    -------
+    dict
+        ``z_phot``, ``pit`` and ``crps``, each of shape (N,).
 
     Examples
     --------

@@ -295,6 +295,30 @@ def scl_loss_published(
     the caller). ``partners`` fixes the negative of each row (default: drawn with
     ``generator``).
 
+    Parameters
+    ----------
+    net : SCLNet
+        The network (encoder, decoder and estimator).
+    x : torch.Tensor, shape (B, ...)
+        The batch's inputs (images or features).
+    extra : torch.Tensor or None, shape (B, E)
+        Extra inputs that enter beside the latent vector.
+    z_bin : torch.Tensor of int, shape (B,)
+        Each galaxy's true redshift bin.
+    augment : callable
+        Makes the augmented copy x′ of a batch.
+    weights : SCLLossWeights
+        Weights of the terms.
+    generator : torch.Generator, optional
+        Draws the negative partners.
+    partners : torch.Tensor of int, shape (B,), optional
+        Each row's negative partner.
+
+    Returns
+    -------
+    (torch.Tensor, dict)
+        The total loss (differentiable) and every term as a float.
+
     Examples
     --------
     >>> from clapkit.nets.scl import NetConfig

@@ -68,6 +68,22 @@ def mixture_crps_loss(
 ) -> torch.Tensor:
     """The published CRPS loss: batch mean of Σ_b (cumsum(p) − cumsum(one-hot))².
 
+    Parameters
+    ----------
+    outputs : torch.Tensor, shape (B, 3K)
+        Head outputs (see :func:`mixture_parameters`).
+    z_bin : torch.Tensor of int, shape (B,)
+        Each galaxy's true bin.
+    n_bins : int
+        Bins of the grid.
+    n_components : int
+        K, the mixture's components.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss.
+
     Examples
     --------
     >>> z = torch.tensor([2])  # the true bin, of 5
@@ -111,6 +127,17 @@ def initialise_mixture_head(
     there the means need thousands of steps to reach the data. Starting them spread over
     the training redshifts (equal weights, σ ≈ n_bins / 4K) lets a CPU-sized training
     converge; the model and the loss are unchanged.
+
+    Parameters
+    ----------
+    last_layer : torch.nn.Linear
+        The head's output layer (3K outputs), changed in place.
+    train_bins : array of int
+        The training galaxies' redshift bins.
+    n_bins : int
+        Bins of the grid.
+    n_components : int
+        K, the mixture's components.
     """
     k = int(n_components)
     if last_layer.out_features != 3 * k:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.nets.encoders import MIN_IMAGE_SIZE, CompactEncoder, InceptionEncoder, MLPEncoder
 from clapkit.nets.heads import Estimator, FeatureDecoder, ImageDecoder
@@ -31,14 +32,6 @@ KINDS = ("compact", "paper", "mlp")
 IMAGE_KINDS = ("compact", "paper")
 _SIZE_FIELDS = ("n_bins", "n_bands", "image_size", "n_features", "n_extra", "latent_dim",
                 "rest_dim", "width", "estimator_hidden")  # fmt: skip
-
-
-def _as_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValidationError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 @dataclass
@@ -106,12 +99,12 @@ class NetConfig:
         # Integers may arrive as numpy scalars (sizes read off arrays): store plain ints, so
         # that to_dict stays JSON-safe.
         for name in _SIZE_FIELDS:
-            setattr(self, name, _as_int(getattr(self, name), name, minimum=0))
+            setattr(self, name, check_int(getattr(self, name), name, minimum=0))
         for name in ("n_bins", "latent_dim", "rest_dim", "width", "estimator_hidden"):
-            _as_int(getattr(self, name), name, minimum=1)
+            check_int(getattr(self, name), name, minimum=1)
         if not isinstance(self.hidden, list | tuple):
             raise ValidationError(f"hidden must be a tuple of integers, got {self.hidden!r}")
-        self.hidden = tuple(_as_int(h, "hidden", minimum=1) for h in self.hidden)
+        self.hidden = tuple(check_int(h, "hidden", minimum=1) for h in self.hidden)
         for name in ("dropout", "encoder_dropout"):
             rate = getattr(self, name)
             if isinstance(rate, bool) or not isinstance(rate, numbers.Real):

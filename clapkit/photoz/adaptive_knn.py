@@ -127,6 +127,19 @@ def k_grid(kind: str, k_min: int, k_max: int, n: int = 120) -> NDArray[np.int64]
     """The ``published`` or ``log`` grid between ``k_min`` and ``k_max`` (``n`` values for
     the log grid, at most as many as there are integers).
 
+    Parameters
+    ----------
+    kind : {"published", "log"}
+        Steps of 5 as published, or ``n`` values evenly spaced in log k.
+    k_min, k_max : int
+        The grid's ends, both included.
+    n : int
+        Values of the log grid.
+
+    Returns
+    -------
+    numpy.ndarray of int
+
     Examples
     --------
     >>> k_grid("published", 5, 30).tolist(), k_grid("log", 5, 30, 4).tolist()
@@ -390,6 +403,21 @@ def neighbour_pdfs(
     The same bins as :func:`clapkit.metrics.histogram_pdfs` (the last bin holds its upper
     edge); every training redshift must lie on the grid.
 
+    Parameters
+    ----------
+    neighbours : array of int, shape (T, K)
+        Each target's training neighbours, nearest first.
+    k : array of int, shape (T,)
+        How many of them each target's PDF uses (at most K).
+    train_z : array, shape (N,)
+        Spectroscopic redshifts of the training galaxies.
+    edges : array, shape (B + 1,)
+        The redshift grid.
+
+    Returns
+    -------
+    numpy.ndarray, shape (T, B)
+
     Examples
     --------
     >>> neighbour_pdfs([[0, 1, 2], [2, 1, 0]], [2, 1], [0.05, 0.15, 0.15], [0.0, 0.1, 0.2])
@@ -585,6 +613,24 @@ class AdaptiveKNN:
         published recalibration option 2 (``pit_valid_``, ``pit_bin_valid_``): for each
         training galaxy, the spec-z of its nearest validation galaxy in the latent space,
         ranked among the training galaxy's k neighbours.
+
+        Parameters
+        ----------
+        train_latent : array, shape (N, D)
+            Latent vectors of the training galaxies.
+        train_z : array, shape (N,)
+            Their spectroscopic redshifts.
+        valid_latent : array, shape (M, D), optional
+            Latent vectors of the validation galaxies.
+        valid_z : array, shape (M,), optional
+            Their spectroscopic redshifts.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        AdaptiveKNN
+            ``self``.
         """
         x = _check_latent(train_latent, "train_latent")
         z = check_training_redshifts(train_z, x.shape[0], self.edges, "train_z")

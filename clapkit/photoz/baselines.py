@@ -97,6 +97,17 @@ def select_k(
 ) -> tuple[int, dict[int, float]]:
     """Choose k by the mean CRPS on a validation split (one neighbour search for all k).
 
+    Parameters
+    ----------
+    train_features, valid_features : array, shape (N, F), (M, F)
+        Features of the training and validation galaxies.
+    train_z, valid_z : array, shape (N,), (M,)
+        Their spectroscopic redshifts.
+    edges : array, shape (B + 1,)
+        The redshift grid.
+    candidates : sequence of int
+        The values of k to try.
+
     Returns
     -------
     best_k : int

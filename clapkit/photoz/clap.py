@@ -111,7 +111,23 @@ def encode(
     net: SCLNet, data: TensorData, batch_size: int = 512, device: str | torch.device | None = None
 ) -> np.ndarray:
     """Latent vectors v_A of every row, float32 (N, latent_dim), computed on ``device``
-    (None: where the network is); the network is left where it was."""
+    (None: where the network is); the network is left where it was.
+
+    Parameters
+    ----------
+    net : SCLNet
+        A trained network.
+    data : TensorData
+        The rows to encode.
+    batch_size : int
+        Rows per forward pass.
+    device : str or torch.device, optional
+        Where to encode.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, latent_dim)
+    """
     net.eval()
     home = next(net.parameters()).device
     run_on = resolve_device(device) if device is not None else home
@@ -217,6 +233,26 @@ def train_realisation(
 
     ``device`` is where the network and the refit head train and encode (see
     :func:`clapkit.nets.device.resolve_device`); the KNN stages run on the CPU.
+
+    Parameters
+    ----------
+    folder : path-like
+        The realisation's folder (``model_dir/r<i>``).
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : CLAPConfig
+        CLAP's settings.
+    train, valid : NetworkInputs
+        The training and validation galaxies.
+    seed : int
+        Seeds the network's weights and its training.
+    progress : bool
+        Show progress bars.
+    stop_after : int, optional
+        Stop the SCL training after this many epochs, as a killed process would (tests of
+        resuming).
+    device : str or torch.device, optional
+        Where the networks train and encode.
     """
     folder = Path(folder)
     if realisation_complete(folder, config):
@@ -303,7 +339,25 @@ def train_clap(
     device: str | torch.device | None = None,
 ) -> None:
     """Train every realisation into ``model_dir/r<i>`` (completed ones are kept), on
-    ``device`` (see :func:`train_realisation`)."""
+    ``device`` (see :func:`train_realisation`).
+
+    Parameters
+    ----------
+    model_dir : path-like
+        CLAP's folder in the run directory.
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : CLAPConfig
+        CLAP's settings.
+    train, valid : NetworkInputs
+        The training and validation galaxies.
+    seed : int
+        Realisation ``r`` is seeded with ``seed + r``.
+    progress : bool
+        Show progress bars.
+    device : str or torch.device, optional
+        Where the networks train and encode.
+    """
     if len(train) == 0:
         raise ValidationError("the training split is empty")
     config.check_sizes(len(train), len(valid))
@@ -390,6 +444,29 @@ def predict_clap(
     read only the network stages and the latent vectors; it cannot be combined with a
     refit on the targets, which needs their KNN PDFs. ``seed`` seeds a refit on the
     targets (realisation ``r`` with ``seed + r``, as at training).
+
+    Parameters
+    ----------
+    model_dir : path-like
+        CLAP's folder, as written by :func:`train_clap`.
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : CLAPConfig
+        CLAP's settings.
+    inputs : NetworkInputs
+        The galaxies to predict.
+    progress : bool
+        Show progress bars.
+    knn_stages : bool
+        Compute the first realisation's KNN stages.
+    device : str or torch.device, optional
+        Where the networks encode.
+    seed : int
+        Seeds a refit on the targets.
+
+    Returns
+    -------
+    CLAPPrediction
     """
     check_targets(config, len(inputs))
     if config.refit_on == "target" and not knn_stages:

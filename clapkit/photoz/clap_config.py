@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.nets import SCL_LOSSES, SCLLossWeights
 from clapkit.photoz.adaptive_knn import K_GRIDS, PUBLISHED_K_GRID, k_grid
@@ -160,9 +161,7 @@ class CLAPConfig:
                     f"CLAP option {name} must be one of {list(choices)}, got {getattr(self, name)!r}"
                 )
         for name in ("n_realisations", "k_min", "k_max", "n_k", "n_pit_bins"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValidationError(f"CLAP option {name} must be an integer >= 1, got {value!r}")
+            check_int(getattr(self, name), f"CLAP option {name}")
         if self.k_max < self.k_min:
             raise ValidationError(f"k_max={self.k_max} is below k_min={self.k_min}")
         if not 0 < self.max_k_fraction <= 1:

@@ -35,7 +35,26 @@ def write_clap_details(
     overwrite: bool = True,
 ) -> Path:
     """Write the first realisation of a :class:`~clapkit.photoz.clap.CLAPPrediction`
-    with the targets' 2-D ``projection`` (N, 2)."""
+    with the targets' 2-D ``projection`` (N, 2).
+
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file to write (the run's CLAP details).
+    prediction : CLAPPrediction
+        CLAP's prediction of the targets, with its KNN stages.
+    target_ids : array, shape (N,)
+        The targets' ids.
+    projection : array, shape (N, 2)
+        The targets' 2-D projection of the latent space.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     path = Path(path)
     n = len(target_ids)
     if projection.shape != (n, 2):

@@ -155,7 +155,28 @@ def train_flexzboost(
     """Train FlexZBoost with RAIL's informer on ``catalog`` (with ``z``) and store it in
     ``folder/model.h5``, with RAIL's informer defaults unless ``options`` (see
     :data:`INFORMER_OPTIONS`) say otherwise. Returns the trained FlexCode model (its
-    ``bump_threshold`` and ``sharpen_alpha`` are the tuned values)."""
+    ``bump_threshold`` and ``sharpen_alpha`` are the tuned values).
+
+    Parameters
+    ----------
+    folder : path-like
+        Where ``model.h5`` is written.
+    catalog : astropy.table.Table
+        Catalog with ``id``, ``z`` and ``mag_<band>``, ``magerr_<band>``.
+    ids : sequence
+        The ids of the galaxies to train on.
+    bands : sequence of str
+        Bands whose magnitudes and colours FlexZBoost reads.
+    edges : numpy.ndarray
+        The redshift grid.
+    nondetect : dict, optional
+        The run's non-detection policy (:class:`~clapkit.photoz.nondetections.Nondetections`
+        as a dict); None when the catalog has none.
+    seed : int
+        Seeds RAIL's informer.
+    options : dict, optional
+        Informer settings that replace RAIL's defaults (:data:`INFORMER_OPTIONS`).
+    """
     require_rail()
     from rail.estimation.algos.flexzboost import FlexZBoostInformer
 
@@ -187,7 +208,19 @@ def train_flexzboost(
 
 
 def save_flexzboost(path: Path, model, bands: Sequence[str], edges: np.ndarray) -> None:
-    """A trained FlexCode model as HDF5: its settings and each XGBoost regressor's JSON."""
+    """A trained FlexCode model as HDF5: its settings and each XGBoost regressor's JSON.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The HDF5 file to write.
+    model : FlexCode model
+        The trained model.
+    bands : sequence of str
+        Bands it reads.
+    edges : numpy.ndarray
+        The redshift grid.
+    """
     regressors = model.model.models.estimators_
     settings = {
         "max_basis": int(model.max_basis),
@@ -252,7 +285,24 @@ def predict_flexzboost(
     ids: Sequence,
     nondetect: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """PDFs (N, B) on the model's bins, from RAIL's estimator and qp's CDF at the edges."""
+    """PDFs (N, B) on the model's bins, from RAIL's estimator and qp's CDF at the edges.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder written by :func:`train_flexzboost`.
+    catalog : astropy.table.Table
+        Catalog with ``id`` and the bands' magnitudes and errors.
+    ids : sequence
+        The ids of the galaxies to predict, in the order of the rows returned.
+    nondetect : dict, optional
+        The run's non-detection policy (:class:`~clapkit.photoz.nondetections.Nondetections`
+        as a dict); None when the catalog has none.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, B)
+    """
     require_rail()
     from rail.estimation.algos.flexzboost import FlexZBoostEstimator
 

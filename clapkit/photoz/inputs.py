@@ -15,6 +15,21 @@ def check_matrix(
 
     ``n_columns`` is the width the model was fitted on; a different width is refused.
 
+    Parameters
+    ----------
+    values : array-like, shape (N, D)
+        The matrix.
+    name : str
+        Its name in error messages.
+    n_columns : int, optional
+        The width required.
+    dtype : dtype
+        The returned array's dtype.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, D)
+
     Examples
     --------
     >>> check_matrix([[1.0, 2.0]], "features").shape
@@ -41,6 +56,21 @@ def check_training_redshifts(
 ) -> NDArray[np.float64]:
     """Training redshifts: shape (n,), finite, and on the output grid (a PDF cannot hold
     a redshift off its bins).
+
+    Parameters
+    ----------
+    z : array-like, shape (n,)
+        The redshifts.
+    n : int
+        How many are required (one per training row).
+    edges : numpy.ndarray, shape (B + 1,)
+        The output grid.
+    name : str
+        Their name in error messages.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
 
     Examples
     --------

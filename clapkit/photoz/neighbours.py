@@ -38,6 +38,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.photoz.inputs import check_matrix
 
@@ -447,9 +448,7 @@ class NeighbourIndex:
             Ordered by float64 distance between the float32 points, ties by lower index.
         """
         q = check_matrix(query, "query", self.dim, dtype=np.float32)
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            raise ValidationError(f"k must be an integer, got {k!r}")
-        k = int(k)
+        k = check_int(k, "k", minimum=None)
         n_ref = self.n_reference
         if exclude is None:
             ex = np.empty(0, dtype=np.int64)
@@ -510,6 +509,21 @@ def nearest_neighbours(
     reference: ArrayLike, query: ArrayLike, k: int, exclude: ArrayLike | None = None
 ) -> NDArray[np.int32]:
     """One-off :meth:`NeighbourIndex.search` of ``query`` among ``reference``.
+
+    Parameters
+    ----------
+    reference : array-like, shape (N, D)
+        The points searched.
+    query : array-like, shape (M, D)
+        The points whose neighbours are wanted.
+    k : int
+        Neighbours per query.
+    exclude : array-like of int, shape (M,), optional
+        A reference row to leave out for each query (``-1``: none).
+
+    Returns
+    -------
+    numpy.ndarray of int32, shape (M, k)
 
     Examples
     --------

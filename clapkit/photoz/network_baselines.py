@@ -137,7 +137,33 @@ def train_softmax_net(
     device: str | torch.device | None = None,
 ) -> SCLNet:
     """Train (or load, when ``path`` exists) one cross-entropy network, on ``device``
-    (see :func:`clapkit.photoz.training.fit`; it comes back on the CPU)."""
+    (see :func:`clapkit.photoz.training.fit`; it comes back on the CPU).
+
+    Parameters
+    ----------
+    path : path-like
+        The network's state file.
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : BaselineConfig
+        The baselines' settings.
+    train, valid : NetworkInputs
+        The training and validation galaxies.
+    seed : int
+        Seeds the weights and the training.
+    dropout : float
+        Dropout rate of the estimator head.
+    progress : bool
+        Show a progress bar.
+    stop_after : int, optional
+        Stop after this many epochs, as a killed process would (tests of resuming).
+    device : str or torch.device, optional
+        Where the network trains.
+
+    Returns
+    -------
+    SCLNet
+    """
     path = Path(path)
     if path.is_file():
         return load_state(path, _build(spec, config, dropout))
@@ -181,7 +207,29 @@ def train_gmm_net(
     progress: bool = False,
     device: str | torch.device | None = None,
 ) -> SCLNet:
-    """Train (or load) the Gaussian-mixture network on the published CRPS loss."""
+    """Train (or load) the Gaussian-mixture network on the published CRPS loss.
+
+    Parameters
+    ----------
+    path : path-like
+        The network's state file.
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : BaselineConfig
+        The baselines' settings.
+    train, valid : NetworkInputs
+        The training and validation galaxies.
+    seed : int
+        Seeds the weights and the training.
+    progress : bool
+        Show a progress bar.
+    device : str or torch.device, optional
+        Where the network trains.
+
+    Returns
+    -------
+    SCLNet
+    """
     path = Path(path)
     if path.is_file():
         return load_state(path, _build_gmm(spec, config))
@@ -291,7 +339,30 @@ def train_baseline(
     device: str | torch.device | None = None,
 ) -> None:
     """Train ``method`` into ``model_dir`` (on ``device``); ``softmax_dir`` holds the shared
-    softmax net."""
+    softmax net.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`NETWORK_BASELINES`.
+    model_dir : path-like
+        The method's folder in the run directory.
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : BaselineConfig
+        The baselines' settings.
+    train, valid : NetworkInputs
+        The training and validation galaxies.
+    seed : int
+        Seeds the networks.
+    softmax_dir : path-like, optional
+        Folder of the softmax network that ``softmax``, ``ensemble`` and ``temperature``
+        share (default: ``model_dir``).
+    progress : bool
+        Show progress bars.
+    device : str or torch.device, optional
+        Where the network trains.
+    """
     if method not in NETWORK_BASELINES:
         raise ValidationError(f"unknown network baseline {method!r}; known: {NETWORK_BASELINES}")
     if len(train) == 0:
@@ -334,7 +405,29 @@ def predict_baseline(
     seed: int = 0,
     softmax_dir: str | os.PathLike | None = None,
 ) -> np.ndarray:
-    """PDFs (N, B) of a trained baseline."""
+    """PDFs (N, B) of a trained baseline.
+
+    Parameters
+    ----------
+    method : str
+        The baseline's name.
+    model_dir : path-like
+        Its folder, as written by :func:`train_baseline`.
+    spec : InputSpec
+        What the networks read (bands, features, grid).
+    config : BaselineConfig
+        The baselines' settings.
+    inputs : NetworkInputs
+        The galaxies to predict.
+    seed : int
+        Seeds the sampling of stochastic methods (MC dropout).
+    softmax_dir : path-like, optional
+        Folder of the shared softmax network.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, B)
+    """
     model_dir = Path(model_dir)
     softmax_path = Path(softmax_dir or model_dir) / "net.pt"
     x, extra = torch.from_numpy(inputs.x), torch.from_numpy(inputs.extra)

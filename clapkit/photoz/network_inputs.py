@@ -308,6 +308,29 @@ def make_input_spec(
     magnitude column per band) divides every band by the galaxy's flux in it.
     ``nondetect`` replaces non-detected magnitudes of catalog features (see
     :mod:`~clapkit.photoz.nondetections`).
+
+    Parameters
+    ----------
+    train : GalaxySet
+        The training galaxies.
+    edges : numpy.ndarray, shape (B + 1,)
+        The redshift grid.
+    features : sequence of str, optional
+        Catalog features to use instead of images.
+    instrument : str, optional
+        The image stack.
+    crop : int, optional
+        Side of the central cut-out, in pixels.
+    extra_columns : sequence of str
+        Catalog columns given to the network beside its input.
+    flux_columns : sequence of str
+        Magnitude columns (one per band) that normalise the images.
+    nondetect : Nondetections, optional
+        How non-detected magnitudes are replaced.
+
+    Returns
+    -------
+    InputSpec
     """
     edges = [float(e) for e in check_edges(np.asarray(edges, dtype=np.float64))]
     if len(train) == 0:
@@ -429,6 +452,21 @@ def network_inputs(
     """Read, check and transform the inputs of ``galaxies`` as ``spec`` prescribes.
 
     ``require_z`` (training) asks for a finite redshift on the grid for every galaxy.
+
+    Parameters
+    ----------
+    spec : InputSpec
+        The inputs as chosen at training.
+    galaxies : GalaxySet
+        The galaxies to read.
+    require_z : bool
+        Require a redshift on the grid for every galaxy.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    NetworkInputs
     """
     check_compatible(spec, galaxies)
     catalog = galaxies.catalog

@@ -240,6 +240,42 @@ def train_run(
     ...}``) replace non-detected magnitudes of catalog features by the band's limit, as
     RAIL does (:mod:`~clapkit.photoz.nondetections`); without them such values are
     refused. Returns the ``train.json`` record.
+
+    Parameters
+    ----------
+    data : path-like
+        GalaxySet file with ``z`` and a ``split`` column.
+    run : path-like or RunDir
+        The run directory.
+    methods : str or sequence of str
+        Names from :data:`METHODS`, comma-separated, or ``"all"``.
+    config : dict, optional
+        Settings that override the preset's (``{"preset": "paper"}`` picks the preset).
+    features : sequence of str, optional
+        Catalog columns to use instead of images.
+    instrument : str, optional
+        The image stack (default: ``sdss`` or the only one).
+    z_max : float, optional
+        Upper edge of the redshift grid.
+    n_bins : int
+        Bins of the redshift grid.
+    overwrite : bool
+        Replace a different training in ``run``.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one line per step.
+    device : str, optional
+        Where the networks train.
+    nondetect : float, optional
+        The catalog's non-detection magnitude.
+    mag_limits : dict of str to float, optional
+        Limiting magnitude of each band, for ``nondetect``.
+
+    Returns
+    -------
+    dict
+        The ``train.json`` record.
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     names = parse_methods(methods)
@@ -454,7 +490,28 @@ def predict_run(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """PDFs of every trained method for the ``split`` galaxies of ``data`` (all galaxies
-    when ``split`` is None or the file has no split column). Returns timings per method."""
+    when ``split`` is None or the file has no split column). Returns timings per method.
+
+    Parameters
+    ----------
+    run : path-like or RunDir
+        A run directory made by :func:`train_run`.
+    data : path-like
+        GalaxySet file.
+    split : str or None
+        The split to predict; None for every galaxy.
+    overwrite : bool
+        Replace existing PDF files.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one line per step.
+
+    Returns
+    -------
+    dict
+        Seconds taken per method.
+    """
     run = run if isinstance(run, RunDir) else RunDir(run)
     tracker = TrainingRun(run)
     if not tracker.exists():

@@ -47,6 +47,23 @@ def train_refit_head(
 
     Returns the head (on the CPU, in eval mode) and the training history. The hold-out is
     drawn with ``config.seed``.
+
+    Parameters
+    ----------
+    net : SCLNet
+        The trained network whose estimator head is refitted.
+    latent : numpy.ndarray, shape (N, D)
+        Latent vectors of the training galaxies.
+    soft_labels : numpy.ndarray, shape (N, B)
+        Their KNN PDFs, the targets.
+    config : TrainConfig
+        Training settings.
+    description : str
+        Label of the progress bar.
+    progress : bool
+        Show a progress bar.
+    device : str or torch.device, optional
+        Where the head trains.
     """
     n = latent.shape[0]
     order = np.random.default_rng(config.seed).permutation(n)

@@ -287,7 +287,23 @@ def predict_logits(
     extra: torch.Tensor,
     batch_size: int = 512,
 ) -> torch.Tensor:
-    """``forward(x, extra)`` over batches, concatenated: (N, ...)."""
+    """``forward(x, extra)`` over batches, concatenated: (N, ...).
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(x, extra)`` of a network.
+    x : torch.Tensor, shape (N, ...)
+        The inputs.
+    extra : torch.Tensor, shape (N, E)
+        The extra scalars.
+    batch_size : int
+        Rows per call.
+
+    Returns
+    -------
+    torch.Tensor, shape (N, ...)
+    """
     parts = [
         forward(x[s : s + batch_size], extra[s : s + batch_size])
         for s in range(0, x.shape[0], batch_size)

@@ -7,6 +7,9 @@ given bulge + disk morphology tied to their SED and mass (:mod:`.morphology`), d
 ``sdss`` and ``cfhtls`` instruments of surveycodex (:mod:`.instruments`, :mod:`.render`).
 :func:`true_graph` is the generative process as a graph over catalog columns.
 
+The names here are imported on first use, so that the command line starts without
+GalSim.
+
 Examples
 --------
 >>> from clapkit.sim import simulate
@@ -15,27 +18,20 @@ Examples
 ['sdss', 'cfhtls']
 """
 
-from clapkit.sim.graph import true_graph
-from clapkit.sim.instruments import INSTRUMENTS, instrument
-from clapkit.sim.survey import (
-    CHUNK_SIZE,
-    REPEATS,
-    STACKS,
-    simulate,
-    simulate_chunk,
-    simulate_to_file,
-    split_unpaired,
-)
+from clapkit.lazy import lazy_exports
 
-__all__ = [
-    "CHUNK_SIZE",
-    "INSTRUMENTS",
-    "REPEATS",
-    "STACKS",
-    "instrument",
-    "simulate",
-    "simulate_chunk",
-    "simulate_to_file",
-    "split_unpaired",
-    "true_graph",
-]
+#: Every public name and the module that defines it, imported on first use.
+_EXPORTS = {
+    "true_graph": "graph",
+    "INSTRUMENTS": "instruments",
+    "instrument": "instruments",
+    "CHUNK_SIZE": "survey",
+    "REPEATS": "survey",
+    "STACKS": "survey",
+    "simulate": "survey",
+    "simulate_chunk": "survey",
+    "simulate_to_file": "survey",
+    "split_unpaired": "survey",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

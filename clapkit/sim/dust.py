@@ -98,6 +98,23 @@ def disk_attenuation(
     average, a face-on one brighter and bluer. The SEDs come from fits to real galaxies
     seen at random inclinations, so only the difference to the population mean is added.
     Scaled to each band as (λ_rest / 5500 Å)^-0.7.
+
+    Parameters
+    ----------
+    axis_ratio : array, shape (N,)
+        Projected axis ratio q of each disk.
+    gamma_v : array, shape (N,)
+        V-band attenuation per dex of 1/q (mag).
+    z : array, shape (N,)
+        Redshifts, which move each band's rest-frame wavelength.
+    band_set : str
+        A band set of :data:`clapkit.sim.seds.BAND_SETS` (``"sdss"``, ``"cfhtls"``, ...).
+    mean_log_inverse_q : float
+        <log10(1/q)> of the population, the inclination the SEDs already include.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, bands)
     """
     q = np.asarray(axis_ratio, dtype=np.float64)
     a_v = np.asarray(gamma_v, dtype=np.float64) * (np.log10(1.0 / q) - mean_log_inverse_q)

@@ -108,6 +108,21 @@ def draw_morphology(
 ) -> Morphology:
     """Draw the bulge/disk structure of galaxies with given redshifts, SEDs and masses.
 
+    Parameters
+    ----------
+    z : numpy.ndarray, shape (N,)
+        Redshifts.
+    intrinsic : numpy.ndarray, shape (N, 5)
+        kcorrect intrinsic coefficients of each galaxy's SED.
+    log_mstar : numpy.ndarray, shape (N,)
+        Stellar masses (log M☉).
+    rng : numpy.random.Generator
+        Source of the draws.
+
+    Returns
+    -------
+    Morphology
+
     Examples
     --------
     >>> m = draw_morphology(np.array([0.1]), np.array([[1.0, 0.1, 0.1, 1.0, 0.1]]), np.array([10.8]),

@@ -46,6 +46,26 @@ def component_fluxes(
     ``disk_dust`` is the extra disk attenuation in magnitudes, (N, bands), from
     :func:`~clapkit.sim.dust.disk_attenuation`; ``residual`` the SDSS ugriz template-fit
     residuals of the source galaxies, (N, 5), see :func:`residual_in_bands`.
+
+    Parameters
+    ----------
+    band_set : str
+        A band set of :data:`clapkit.sim.seds.BAND_SETS` (``"sdss"``, ``"cfhtls"``, ...).
+    z : numpy.ndarray, shape (N,)
+        Redshifts.
+    bulge_intrinsic, disk_intrinsic : numpy.ndarray, shape (N, 5)
+        kcorrect intrinsic coefficients of the bulge and disk SEDs.
+    ebv : numpy.ndarray, shape (N,)
+        Galactic E(B − V) (mag).
+    disk_dust : numpy.ndarray, shape (N, bands), optional
+        Extra disk attenuation (mag).
+    residual : numpy.ndarray, shape (N, 5), optional
+        Template-fit residuals of the source galaxies (mag).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Bulge and disk fluxes, each (N, bands).
     """
     milky_way = 10 ** (-0.4 * galactic_extinction(ebv, band_set))
     if residual is not None:
@@ -142,7 +162,24 @@ def observe(
     half_light_radius: NDArray[np.float64],
     rng: np.random.Generator,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Noisy fluxes, their asinh magnitudes and magnitude errors, each (N, bands)."""
+    """Noisy fluxes, their asinh magnitudes and magnitude errors, each (N, bands).
+
+    Parameters
+    ----------
+    band_set : str
+        A band set of :data:`clapkit.sim.seds.BAND_SETS` (``"sdss"``, ``"cfhtls"``, ...).
+    flux : numpy.ndarray, shape (N, bands)
+        True fluxes (nanomaggies).
+    half_light_radius : numpy.ndarray, shape (N,)
+        Galaxy sizes (arcsec), which set the sky noise in the aperture.
+    rng : numpy.random.Generator
+        Source of the noise.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        Fluxes, magnitudes and magnitude errors.
+    """
     sigma = flux_errors(band_set, flux, half_light_radius)
     noisy = flux + rng.normal(0.0, 1.0, flux.shape) * sigma
     return noisy, magnitudes(band_set, noisy), magnitude_errors(band_set, noisy, sigma)

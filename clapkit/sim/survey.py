@@ -33,6 +33,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 import clapkit
+from clapkit.checks import check_int
 from clapkit.data import DEFAULT_FRACTIONS, GalaxySet, GalaxySetWriter, ImageStack
 from clapkit.errors import ValidationError
 from clapkit.sim.dust import disk_attenuation, galactic_extinction
@@ -174,6 +175,21 @@ def simulate_chunk(
     seed: int, chunk: int, instruments: Sequence[str] = INSTRUMENTS, size: int = CHUNK_SIZE
 ) -> Chunk:
     """Generate chunk ``chunk`` of the survey with seed ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+        The survey's seed.
+    chunk : int
+        The chunk's index; chunk i of seed s is the same whoever draws it.
+    instruments : sequence of str
+        Image stacks to render.
+    size : int
+        Galaxies per chunk.
+
+    Returns
+    -------
+    Chunk
 
     Examples
     --------
@@ -326,12 +342,9 @@ def _photometry_info(key: str) -> tuple[str, str]:
 def _check_arguments(
     n: int, seed: int, instruments: Sequence[str], workers: int
 ) -> tuple[str, ...]:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
-        raise ValidationError(f"n must be a positive integer, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValidationError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
-        raise ValidationError(f"workers must be a positive integer, got {workers!r}")
+    check_int(n, "n")
+    check_int(seed, "seed", minimum=0)
+    check_int(workers, "workers")
     instruments = tuple(instruments)
     unknown = [name for name in instruments if name not in STACKS]
     if unknown or not instruments or len(set(instruments)) != len(instruments):
@@ -359,7 +372,25 @@ def iter_chunks(
     workers: int = 1,
     progress: bool = False,
 ) -> Iterator[tuple[int, Chunk]]:
-    """Yield ``(first_row, chunk)`` in order, truncating the last chunk to reach ``n``."""
+    """Yield ``(first_row, chunk)`` in order, truncating the last chunk to reach ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Galaxies in all.
+    seed : int
+        The survey's seed.
+    instruments : sequence of str
+        Image stacks to render.
+    workers : int
+        Processes that render chunks in parallel.
+    progress : bool
+        Show a progress bar.
+
+    Yields
+    ------
+    (int, Chunk)
+    """
     instruments = _check_arguments(n, seed, instruments, workers)
     n_chunks = -(-n // CHUNK_SIZE)
     tasks = [(seed, k, instruments, CHUNK_SIZE) for k in range(n_chunks)]
@@ -507,6 +538,28 @@ def simulate_to_file(
 
     Memory stays bounded by a few chunks; the file appears under ``path`` only when
     complete (an interrupted run leaves nothing that loads).
+
+    Parameters
+    ----------
+    path : path-like
+        The GalaxySet file to write.
+    n : int
+        Galaxies to simulate.
+    seed : int
+        The survey's seed: same seed, same file.
+    instruments : sequence of str
+        Image stacks to render.
+    workers : int
+        Processes that render chunks in parallel.
+    progress : bool
+        Show a progress bar.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
     """
     from clapkit.atomic import check_writable
 

@@ -75,6 +75,27 @@ def translate_images(
 
     Galaxies are read, resampled, scaled, translated and unscaled ``batch_size`` at a time,
     so memory stays bounded for any number of galaxies.
+
+    Parameters
+    ----------
+    net : Translator
+        A trained model.
+    spec : TranslationSpec
+        What it was trained on (instruments, bands, scaling).
+    galaxies : GalaxySet
+        Galaxies with the source instrument's images.
+    batch_size : int
+        Galaxies translated at a time.
+    seed : int
+        Seeds the model's randomness (NR-GAN's noise, diffusion sampling).
+    progress : bool
+        Show a progress bar.
+    what : str
+        How error messages name ``galaxies``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, S, S)
     """
     if batch_size < 1:
         raise ValidationError(f"batch_size must be >= 1, got {batch_size}")
@@ -114,6 +135,34 @@ def apply_translator(
     the split's catalog and the translated images as the target instrument's stack; its
     metadata records the model, task, data file and seed. ``overrides`` change
     inference-time config fields (NR-GAN's ``add_noise=False`` gives the smooth variant).
+
+    Parameters
+    ----------
+    model_dir : path-like
+        The trained model's folder.
+    data : path-like
+        GalaxySet file with the source instrument's images.
+    out : path-like
+        The GalaxySet file to write.
+    model : str, optional
+        The model's name, checked against the one stored in ``model_dir``.
+    overrides : dict, optional
+        Inference-time config fields to change.
+    split : str or None
+        The split to translate; None for every galaxy.
+    batch_size : int
+        Galaxies translated at a time.
+    seed : int
+        Seeds the model's randomness.
+    overwrite : bool
+        Replace an existing ``out``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
     """
     out = check_writable(out, overwrite)
     net, spec = load_translator(model_dir, model, overrides)

@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics.point import MAD_TO_SIGMA
 
@@ -169,8 +170,7 @@ def source_mask(images: ArrayLike, nsigma: float = 3.0, dilate: int = 2) -> NDAr
     arr = _check_stack(images)
     if nsigma < 0:
         raise ValidationError(f"nsigma must be >= 0, got {nsigma}")
-    if int(dilate) != dilate or dilate < 0:
-        raise ValidationError(f"dilate must be an integer >= 0, got {dilate}")
+    check_int(dilate, "dilate", minimum=0)
     med, sigma = _median_and_mad_sigma(arr)
     mask = (arr - med) > nsigma * sigma
     if dilate > 0:
@@ -264,9 +264,7 @@ def noise_power_spectrum(
     _, n_bands, height, width = arr.shape
     if n_bins is None:
         n_bins = min(height, width) // 2
-    if int(n_bins) != n_bins or n_bins < 1:
-        raise ValidationError(f"n_bins must be an integer >= 1, got {n_bins}")
-    n_bins = int(n_bins)
+    n_bins = check_int(n_bins, "n_bins")
     free = ~m
     frac = free.mean(axis=(2, 3))  # (N, B)
     if np.any(frac == 0):

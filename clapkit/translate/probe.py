@@ -94,6 +94,24 @@ def train_probe(
     """Train the probe on real ``instrument`` images (or reuse the one in ``probe_dir``).
 
     A probe folder trained with another configuration is refused rather than reused.
+
+    Parameters
+    ----------
+    train, valid : GalaxySet
+        Training and validation galaxies with real ``instrument`` images.
+    instrument : str
+        The image stack the probe reads.
+    probe_dir : path-like
+        The probe's folder.
+    config : ProbeConfig, optional
+        The probe's settings.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    InputSpec
+        What the probe reads.
     """
     config = config or ProbeConfig()
     probe_dir = Path(probe_dir)
@@ -158,6 +176,22 @@ def probe_pdfs(probe_dir: str | os.PathLike, galaxies: GalaxySet) -> tuple[np.nd
 def probe_metrics(
     p: np.ndarray, edges: np.ndarray, z_true: np.ndarray, outlier_threshold: float = 0.05
 ) -> dict[str, float]:
-    """The :data:`PROBE_METRICS` of PDFs ``p`` against the true redshifts."""
+    """The :data:`PROBE_METRICS` of PDFs ``p`` against the true redshifts.
+
+    Parameters
+    ----------
+    p : numpy.ndarray, shape (N, B)
+        The probe's PDFs.
+    edges : numpy.ndarray, shape (B + 1,)
+        The redshift grid.
+    z_true : numpy.ndarray, shape (N,)
+        True redshifts.
+    outlier_threshold : float
+        |δz| above which a galaxy is an outlier.
+
+    Returns
+    -------
+    dict
+    """
     summary = summarize(p, edges, z_true, outlier_threshold=outlier_threshold)
     return {key: float(summary[key]) for key in PROBE_METRICS}

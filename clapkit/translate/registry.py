@@ -53,6 +53,23 @@ def build_model(
     """A fresh model ``name``: ``preset`` with ``config`` overrides, or (``preset=None``) the
     complete ``config`` recorded with a trained model.
 
+    Parameters
+    ----------
+    name : str
+        A registered model (:data:`MODEL_NAMES`).
+    preset : str or None
+        The size preset (``"tiny"``, ``"cpu"``, ``"gpu"``), or None for a complete config.
+    config : dict
+        Overrides of the preset, or the complete config.
+    n_bands : int
+        Bands of the images.
+    size : int
+        Side of the images, in pixels.
+
+    Returns
+    -------
+    Translator
+
     Examples
     --------
     >>> net = build_model("swin", preset="tiny", config={}, n_bands=5, size=16)

@@ -8,7 +8,7 @@ import pytest
 from astropy.table import Table
 
 from clapkit.data import sdss_catalog
-from clapkit.data.sdss import ASINH_SOFTENING, kcorrect_sdss_path
+from clapkit.data.sdss import ASINH_SOFTENING, SDSS_COLUMNS, kcorrect_sdss_path
 
 BANDS = "ugriz"
 
@@ -38,6 +38,18 @@ def test_size_and_columns(gs):
     assert gs.catalog["id"].dtype == np.int64 and gs.catalog["z"].dtype == np.float64
     assert gs.ids.tolist() == list(range(1, 10001))
     assert gs.instruments == []
+
+
+def test_the_column_table_is_the_catalog(gs, raw):
+    # one entry per output column, in order, each read from columns the file has
+    assert [column.name for column in SDSS_COLUMNS] == gs.catalog.colnames
+    for column in SDSS_COLUMNS:
+        assert column.sources and set(column.sources) <= set(raw.colnames), column.name
+        if column.band is not None:
+            assert all(raw[s].shape[1:] == (len(BANDS),) for s in column.sources), column.name
+        out = gs.catalog[column.name]
+        assert out.unit == column.unit and column.description in out.description
+        assert len(out) == len(raw)
 
 
 def test_values_match_the_file(gs, raw):

@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -207,6 +210,23 @@ def test_decomposition_names_bad_input():
         Decomposition([[0.1, 0.2]], [[0.1, 0.2]], [[0.3, 0.4]])
     with pytest.raises(ValidationError, match="no galaxies"):
         Decomposition([], [], []).mean()
+
+
+def test_every_public_name_resolves_and_the_decomposition_loads_without_torch():
+    import clapkit.interpret.information as information
+
+    for name in information.__all__:
+        assert getattr(information, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        information.nonsense  # noqa: B018
+    # a fresh interpreter: this one has torch loaded already
+    code = (
+        "import sys\n"
+        "from clapkit.interpret.information import Decomposition, pointwise_information\n"
+        "Decomposition([0.1], [0.2], [0.3]).mean()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
 
 
 # ---------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_config_stores_plain_python_numbers():
         ({"kind": "foo"}, "kind must be one of"),
         ({"n_bands": 0}, "needs n_bands >= 1"),
         ({"image_size": 4}, "needs image_size >= 8"),
-        ({"n_bins": 0}, "n_bins must be >= 1"),
+        ({"n_bins": 0}, "n_bins must be an integer >= 1, got 0"),
         ({"width": 2.5}, "width must be an integer"),
         ({"dropout": 1.5}, "dropout"),
         ({"hidden": [8, 0]}, "hidden"),

@@ -67,11 +67,11 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--n", "0", "n must be a positive integer"),
-        ("--n", "-5", "n must be a positive integer"),
-        ("--seed", "-1", "seed must be a non-negative integer"),
-        ("--workers", "0", "--workers must be >= 1"),
-        ("--workers", "-2", "--workers must be >= 1"),
+        ("--n", "0", "n must be an integer >= 1"),
+        ("--n", "-5", "n must be an integer >= 1"),
+        ("--seed", "-1", "seed must be an integer >= 0"),
+        ("--workers", "0", "--workers must be an integer >= 1"),
+        ("--workers", "-2", "--workers must be an integer >= 1"),
         ("--instruments", "euclid", "instruments must be distinct names"),
         ("--instruments", "sdss,sdss", "instruments must be distinct names"),
         ("--instruments", ",", "instruments must be distinct names"),

@@ -458,22 +458,22 @@ def test_overwrite_replaces_an_existing_file(tmp_path, small_chunks):
 # -- bad input ---------------------------------------------------------------------------
 
 BAD_ARGUMENTS = [
-    ({"n": 0}, "n must be a positive integer"),
-    ({"n": -3}, "n must be a positive integer"),
-    ({"n": 2.5}, "n must be a positive integer"),
-    ({"n": 4.0}, "n must be a positive integer"),
-    ({"n": "4"}, "n must be a positive integer"),
-    ({"n": True}, "n must be a positive integer"),
-    ({"seed": -1}, "seed must be a non-negative integer"),
-    ({"seed": 1.5}, "seed must be a non-negative integer"),
-    ({"seed": None}, "seed must be a non-negative integer"),
+    ({"n": 0}, "n must be an integer >= 1"),
+    ({"n": -3}, "n must be an integer >= 1"),
+    ({"n": 2.5}, "n must be an integer >= 1"),
+    ({"n": 4.0}, "n must be an integer >= 1"),
+    ({"n": "4"}, "n must be an integer >= 1"),
+    ({"n": True}, "n must be an integer >= 1"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"seed": 1.5}, "seed must be an integer >= 0"),
+    ({"seed": None}, "seed must be an integer >= 0"),
     ({"instruments": ("hst",)}, "instruments must be distinct names"),
     ({"instruments": ("sdss", "sdss")}, "instruments must be distinct names"),
     ({"instruments": ()}, "instruments must be distinct names"),
     ({"instruments": "sdss"}, "instruments must be distinct names"),
-    ({"workers": 0}, "workers must be a positive integer"),
-    ({"workers": -2}, "workers must be a positive integer"),
-    ({"workers": 1.0}, "workers must be a positive integer"),
+    ({"workers": 0}, "workers must be an integer >= 1"),
+    ({"workers": -2}, "workers must be an integer >= 1"),
+    ({"workers": 1.0}, "workers must be an integer >= 1"),
 ]
 
 

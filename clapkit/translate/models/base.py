@@ -177,6 +177,21 @@ class Translator(nn.Module):
 
         ``epoch`` lets multi-stage models (NR-GAN) choose their stage; ``generator`` is the
         only source of randomness (noise, diffusion times).
+
+        Parameters
+        ----------
+        batch : TranslationBatch
+            Source and target images of the batch.
+        optimizers : dict of str to torch.optim.Optimizer
+            The model's optimisers, by name.
+        epoch : int
+            The current epoch.
+        generator : torch.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        dict of str to float
         """
         raise NotImplementedError
 

@@ -49,6 +49,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import (
     SIZE_MULTIPLE,
@@ -306,11 +307,7 @@ class CapsuleDecoder(nn.Module):
 
 
 def _positive_int(config: Any, name: str, minimum: int = 1) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(
-            f"CapsuleConfig.{name} must be an integer >= {minimum}, got {value!r}"
-        )
+    setattr(config, name, check_int(getattr(config, name), f"CapsuleConfig.{name}", minimum))
 
 
 @dataclass
@@ -520,6 +517,21 @@ class CapsuleTranslator(Translator):
         """One Adam step on the L1 distance to the paired targets; returns ``{"l1": ...}``.
 
         ``epoch`` and ``generator`` are unused: the model is deterministic.
+
+        Parameters
+        ----------
+        batch : TranslationBatch
+            Source and target images of the batch.
+        optimizers : dict of str to torch.optim.Optimizer
+            The model's optimisers, by name.
+        epoch : int
+            The current epoch.
+        generator : torch.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        dict of str to float
         """
         if batch.source.shape[0] == 0:
             raise ValidationError(

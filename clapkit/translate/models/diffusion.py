@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import ModelConfig, TranslationBatch, Translator
 
@@ -92,8 +93,7 @@ def alpha_bar_schedule(kind: str, timesteps: int) -> torch.Tensor:
     """
     if kind not in SCHEDULES:
         raise ValidationError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
-    if int(timesteps) != timesteps or timesteps < 1:
-        raise ValidationError(f"timesteps must be an integer >= 1, got {timesteps}")
+    check_int(timesteps, "timesteps")
     if kind == "linear":
         scale = 1000.0 / timesteps
         betas = torch.linspace(1e-4 * scale, 0.02 * scale, timesteps, dtype=torch.float64)
@@ -592,10 +592,7 @@ class DiffusionConfig(ModelConfig):
             "sampling_steps": self.sampling_steps,
         }
         for name, value in positive.items():
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValidationError(
-                    f"DiffusionConfig.{name} must be an integer >= 1, got {value!r}"
-                )
+            check_int(value, f"DiffusionConfig.{name}")
         mults = self.channel_mults
         if not 1 <= len(mults) <= MAX_HALVINGS + 1 or any(
             isinstance(m, bool) or int(m) != m or m < 1 for m in mults
@@ -724,7 +721,23 @@ class DiffusionTranslator(Translator):
         epoch: int,
         generator: torch.Generator,
     ) -> dict[str, float]:
-        """One AdamW step on the v- (or ε-) prediction MSE at random steps; returns ``{"mse"}``."""
+        """One AdamW step on the v- (or ε-) prediction MSE at random steps; returns ``{"mse"}``.
+
+        Parameters
+        ----------
+        batch : TranslationBatch
+            Source and target images of the batch.
+        optimizers : dict of str to torch.optim.Optimizer
+            The model's optimisers, by name.
+        epoch : int
+            The current epoch.
+        generator : torch.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        dict of str to float
+        """
         source, target = batch.source, batch.target
         self.check_images(source, "source")
         self.check_images(target, "target")

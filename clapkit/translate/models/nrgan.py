@@ -52,6 +52,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import ModelConfig, TranslationBatch, Translator
 
@@ -589,10 +590,7 @@ class NRGANConfig(ModelConfig):
             value = getattr(self, f.name)
             if f.type == "int":
                 minimum = 0 if f.name == "pretrain_epochs" else 1
-                if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                    raise ValidationError(
-                        f"{name}.{f.name} must be an integer >= {minimum}, got {value!r}"
-                    )
+                setattr(self, f.name, check_int(value, f"{name}.{f.name}", minimum))
             elif f.type == "float":
                 ok = isinstance(value, int | float) and not isinstance(value, bool)
                 if f.name.endswith("_lr_factor"):
@@ -837,6 +835,21 @@ class NRGANTranslator(Translator):
           both generators (0.0 without unpaired galaxies);
         - ``"adversarial"``: LSGAN loss of translated smooth + emulated noise judged as real;
         - ``"discriminator"``: LSGAN loss of the discriminators (real vs translated).
+
+        Parameters
+        ----------
+        batch : TranslationBatch
+            Source and target images of the batch.
+        optimizers : dict of str to torch.optim.Optimizer
+            The model's optimisers, by name.
+        epoch : int
+            The current epoch.
+        generator : torch.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        dict of str to float
 
         Raises
         ------

@@ -55,6 +55,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import ModelConfig, TranslationBatch, Translator
 
@@ -304,9 +305,7 @@ class SRGANConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         for name in ("channels", "n_blocks", "disc_channels", "disc_downsamplings"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValidationError(f"SRGANConfig.{name} must be an integer >= 1, got {value!r}")
+            setattr(self, name, check_int(getattr(self, name), f"SRGANConfig.{name}"))
         k = self.outer_kernel
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ValidationError(
@@ -324,9 +323,7 @@ class SRGANConfig(ModelConfig):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
                 raise ValidationError(f"SRGANConfig.{name} must be a number >= 0, got {value!r}")
-        p = self.pretrain_epochs
-        if isinstance(p, bool) or not isinstance(p, int) or p < 0:
-            raise ValidationError(f"SRGANConfig.pretrain_epochs must be an integer >= 0, got {p!r}")
+        self.pretrain_epochs = check_int(self.pretrain_epochs, "SRGANConfig.pretrain_epochs", 0)
         s = self.discriminator_lr_scale
         if not isinstance(s, int | float) or isinstance(s, bool) or not 0 < s < float("inf"):
             raise ValidationError(
@@ -417,6 +414,21 @@ class SRGANTranslator(Translator):
         The generated images are computed once and shared by both steps; the
         discriminator step sees them detached, the generator step sees the discriminator
         as already updated on this batch.
+
+        Parameters
+        ----------
+        batch : TranslationBatch
+            Source and target images of the batch.
+        optimizers : dict of str to torch.optim.Optimizer
+            The model's optimisers, by name.
+        epoch : int
+            The current epoch.
+        generator : torch.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        dict of str to float
         """
         source, target = batch.source, batch.target
         if source.shape[0] == 0:

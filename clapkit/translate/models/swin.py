@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import ModelConfig, TranslationBatch, Translator
 
@@ -410,12 +411,6 @@ class SwinIRNet(nn.Module):
 # --- config and translator --------------------------------------------------------------
 
 
-def _as_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValidationError(f"SwinConfig.{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _as_float(value: Any, name: str, minimum: float, strict: bool) -> float:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
@@ -493,18 +488,18 @@ class SwinConfig(ModelConfig):
     weight_decay: float = 1e-4
 
     def __post_init__(self) -> None:
-        self.embed_dim = _as_int(self.embed_dim, "embed_dim", 1)
-        self.num_heads = _as_int(self.num_heads, "num_heads", 1)
-        self.window_size = _as_int(self.window_size, "window_size", 1)
-        self.patch_size = _as_int(self.patch_size, "patch_size", 1)
-        self.pixel_dim = _as_int(self.pixel_dim, "pixel_dim", 1)
+        self.embed_dim = check_int(self.embed_dim, "SwinConfig.embed_dim")
+        self.num_heads = check_int(self.num_heads, "SwinConfig.num_heads")
+        self.window_size = check_int(self.window_size, "SwinConfig.window_size")
+        self.patch_size = check_int(self.patch_size, "SwinConfig.patch_size")
+        self.pixel_dim = check_int(self.pixel_dim, "SwinConfig.pixel_dim")
         if not isinstance(self.depths, list | tuple) or not self.depths:
             raise ValidationError(
                 f"SwinConfig.depths must be a non-empty list of layer counts, got {self.depths!r}"
             )
         # A tuple whatever came in, so that a config read back from JSON (a list) compares
         # equal to the one that was written.
-        self.depths = tuple(_as_int(d, "depths[]", 1) for d in self.depths)
+        self.depths = tuple(check_int(d, "SwinConfig.depths[]") for d in self.depths)
         self.mlp_ratio = _as_float(self.mlp_ratio, "mlp_ratio", 0.0, strict=True)
         self.weight_decay = _as_float(self.weight_decay, "weight_decay", 0.0, strict=False)
         if self.embed_dim % self.num_heads:
@@ -594,6 +589,21 @@ class SwinTranslator(Translator):
         """One AdamW step on the mean absolute error; returns ``{"l1": loss}``.
 
         ``epoch`` and ``generator`` are unused: training is deterministic given the batch.
+
+        Parameters
+        ----------
+        batch : TranslationBatch
+            Source and target images of the batch.
+        optimizers : dict of str to torch.optim.Optimizer
+            The model's optimisers, by name.
+        epoch : int
+            The current epoch.
+        generator : torch.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        dict of str to float
         """
         if batch.source.shape[0] == 0:
             raise ValidationError(

@@ -1,0 +1,29 @@
+"""The one integer check every setting goes through."""
+
+import numpy as np
+import pytest
+
+from clapkit.checks import check_int
+from clapkit.errors import ValidationError
+
+
+@pytest.mark.parametrize("value", [1, 7, np.int64(7), np.uint8(3), 10**12])
+def test_integers_at_or_above_the_minimum_come_back_as_python_ints(value):
+    result = check_int(value, "epochs")
+    assert result == value and type(result) is int
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, 2.5, True, "3", None, np.float64(3.0)])
+def test_everything_else_is_refused_with_the_setting_named(value):
+    with pytest.raises(ValidationError) as err:
+        check_int(value, "--workers")
+    assert str(err.value) == f"--workers must be an integer >= 1, got {value!r}"
+
+
+def test_the_minimum_is_the_callers_and_none_allows_any_integer():
+    assert check_int(0, "seed", minimum=0) == 0
+    with pytest.raises(ValidationError, match=r"seed must be an integer >= 0, got -1"):
+        check_int(-1, "seed", minimum=0)
+    assert check_int(-5, "offset", minimum=None) == -5
+    with pytest.raises(ValidationError, match=r"^offset must be an integer, got 1\.5$"):
+        check_int(1.5, "offset", minimum=None)
