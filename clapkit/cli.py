@@ -24,6 +24,7 @@ from pathlib import Path
 import clapkit
 from clapkit.errors import ClapkitError, FileFormatError
 from clapkit.interpret.cli import add_interpret_parser
+from clapkit.plots.cli import add_figures_parser
 from clapkit.translate.cli import add_translate_parser
 
 
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_cmd_predict)
 
     add_translate_parser(commands)
+    add_figures_parser(commands)
     add_interpret_parser(commands)
     return parser
 
