@@ -206,8 +206,8 @@ def plot_coverage_curves(
     --------
     >>> curve = {"levels": [0.5, 0.9], "central": [0.4, 0.8], "hpd": [0.45, 0.85]}
     >>> fig, table = plot_coverage_curves({"toy": curve})
-    >>> len(table), fig.axes[0].get_xlim()
-    (4, (0.0, 1.0))
+    >>> len(table), [float(x) for x in fig.axes[0].get_xlim()]
+    (4, [0.0, 1.0])
     """
     curves = {
         name: coverage_curve(value) if isinstance(value, PDFs) else value

@@ -45,7 +45,7 @@ def plot_galaxy(
         Redshifts of CLAP's chosen neighbours: a second panel with their histogram on
         ``edges``, over CLAP's PDF.
     galaxy_id : optional
-        Named in the title and the table's comments.
+        Named in the title and the table.
     width : "single", "double" or float
 
     Returns
@@ -54,8 +54,8 @@ def plot_galaxy(
         The PDF panel, then the neighbours' panel (if ``neighbour_z``).
     table : Table
         ``series`` (a method, or ``neighbours``), ``z_lo``, ``z_hi``, ``density``
-        (probability per unit redshift, the plotted curve); the comments give the id,
-        ``z_true`` and the number of neighbours.
+        (probability per unit redshift, the plotted curve), ``galaxy_id`` and
+        ``z_true``; ``table.meta`` holds those and ``n_neighbours``.
 
     Examples
     --------
@@ -123,9 +123,12 @@ def plot_galaxy(
         for b in range(widths.size)
     ]
     table = Table(rows=rows)
-    table.meta["comments"] = [
-        f"galaxy id: {galaxy_id}",
-        f"z_true: {'' if z_true is None else z_true}",
-        f"neighbours: {0 if neighbours is None else neighbours.size}",
-    ]
+    # Repeated on every row, so the CSV stays plain (no comment lines to skip).
+    table["galaxy_id"] = [galaxy_id if galaxy_id is not None else ""] * len(table)
+    table["z_true"] = np.full(len(table), np.nan if z_true is None else z_true)
+    table.meta.update(
+        galaxy_id=galaxy_id,
+        z_true=z_true,
+        n_neighbours=0 if neighbours is None else int(neighbours.size),
+    )
     return fig, table

@@ -245,7 +245,7 @@ def plot_mi_bars(
     --------
     >>> terms = {"redundancy": 0.2, "unique_1": 0.1, "unique_2": 0.0, "synergy": 0.05}
     >>> fig, table = plot_mi_bars({"a_b": {"inputs": ["a", "b"], **terms}})
-    >>> list(table["value"])
+    >>> table["value"].tolist()
     [0.2, 0.1, 0.0, 0.05]
     """
     if not pairs:

@@ -167,7 +167,7 @@ def save_figure(
     ----------
     fig : Figure
     table : astropy.table.Table
-        Written as ``<name>.csv``; ``table.meta["comments"]`` become ``#`` lines on top.
+        Written as ``<name>.csv`` (plain: a header line, then the rows).
     out_dir : path
         Created if needed.
     name : str
@@ -201,5 +201,5 @@ def save_figure(
             with atomic_path(path, overwrite) as tmp:
                 fig.savefig(tmp, format=fmt, dpi=dpi)
     with atomic_path(paths[-1], overwrite) as tmp:
-        table.write(tmp, format="ascii.csv", comment="# ", overwrite=True)
+        table.write(tmp, format="ascii.csv", overwrite=True)
     return paths

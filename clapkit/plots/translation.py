@@ -61,7 +61,7 @@ def plot_translation_grid(
     --------
     >>> rng = np.random.default_rng(0)
     >>> fig, table = plot_translation_grid({"real": rng.normal(size=(2, 8, 8))}, [1, 2], "r")
-    >>> len(fig.axes), list(table["galaxy_id"])
+    >>> len(fig.axes), table["galaxy_id"].tolist()
     (2, [1, 2])
     """
     arrays = {name: np.asarray(images, dtype=float) for name, images in stamps.items()}

@@ -137,7 +137,7 @@ def test_another_galaxy_is_chosen_by_id_and_an_unknown_id_is_refused(run, pdfs):
     chosen = pdfs["clap"].ids[3].item()
     (galaxy,) = [f for f in plan_figures(run, galaxy=str(chosen)).figures if f.name == "galaxy"]
     _, table = galaxy.make("single")
-    assert table.meta["comments"][0] == f"galaxy id: {chosen}"
+    assert table.meta["galaxy_id"] == chosen and set(table["galaxy_id"]) == {chosen}
     with pytest.raises(ValidationError, match="--galaxy 12: not among the 40 galaxies"):
         plan_figures(run, galaxy=12)
 
