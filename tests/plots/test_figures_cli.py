@@ -128,3 +128,9 @@ def test_photoz_figures_and_the_parser_never_load_torch(run, tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert np.any([p.suffix == ".png" for p in (tmp_path / "f").iterdir()])
+
+
+def test_the_clapkit_help_lists_figures():
+    from clapkit.cli import build_parser
+
+    assert "figures" in build_parser().format_help()
