@@ -15,7 +15,7 @@ so ``clapkit --help`` does not wait for matplotlib. Modules, one per pillar:
 - :mod:`~clapkit.plots.calibration`: PIT histograms, coverage curves, calibration per bin;
 - :mod:`~clapkit.plots.neighbours`: one galaxy's PDFs and CLAP's neighbours;
 - :mod:`~clapkit.plots.translation`: stamps side by side, noise power spectra;
-- :mod:`~clapkit.plots.stellar_mass`: mass against truth, the causal graph, MI bars;
+- :mod:`~clapkit.plots.stellar_mass`: mass against truth, the causal graphs, MI bars;
 - :mod:`~clapkit.plots.style`: journal widths, print fonts, :func:`save_figure`;
 - :mod:`~clapkit.plots.from_run`: the figures of a run directory.
 """
@@ -35,7 +35,12 @@ if TYPE_CHECKING:
     )
     from clapkit.plots.from_run import figures_from_run, plan_figures, write_figures
     from clapkit.plots.neighbours import plot_galaxy
-    from clapkit.plots.stellar_mass import plot_causal_graph, plot_mass_vs_truth, plot_mi_bars
+    from clapkit.plots.stellar_mass import (
+        plot_causal_graph,
+        plot_mass_vs_truth,
+        plot_mi_bars,
+        plot_pc_graph,
+    )
     from clapkit.plots.style import WIDTHS, save_figure
     from clapkit.plots.translation import plot_noise_spectra, plot_translation_grid
 
@@ -52,6 +57,7 @@ __all__ = [
     "plot_mass_vs_truth",
     "plot_mi_bars",
     "plot_noise_spectra",
+    "plot_pc_graph",
     "plot_pit_histograms",
     "plot_translation_grid",
     "save_figure",
@@ -74,6 +80,7 @@ _MODULES = {
     "plot_causal_graph": "stellar_mass",
     "plot_mass_vs_truth": "stellar_mass",
     "plot_mi_bars": "stellar_mass",
+    "plot_pc_graph": "stellar_mass",
     "plot_noise_spectra": "translation",
     "plot_translation_grid": "translation",
 }

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from clapkit.errors import ValidationError
 from clapkit.evaluation import COVERAGE_LEVELS
 from clapkit.metrics import PDFs, coverage
-from clapkit.plots.style import finish, new_figure, print_style
+from clapkit.plots.style import finish, label_panels, new_figure, print_style
 
 #: Labels of the per-bin variables of ``metrics.json``.
 BIN_LABELS = {"z_true": r"$z_\mathrm{spec}$", "mag_r": r"$r$ [mag]", "g_r": r"$g-r$ [mag]"}
@@ -89,8 +89,9 @@ def _uniform_band(n: int, n_bins: int) -> tuple[float, float]:
 
 
 def _grid(n_panels: int, width: str | float, panel_aspect: float = 0.8):
-    """A figure of ``n_panels`` small panels, two per row in one column, four in two."""
-    ncols = min(n_panels, 2 if width == "single" else 4)
+    """A figure of ``n_panels`` small panels, two per row in one column, four in two, and
+    the number of columns."""
+    ncols = _columns(n_panels, width)
     nrows = -(-n_panels // ncols)
     fig = new_figure(width, aspect=panel_aspect * nrows / ncols)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
@@ -98,6 +99,10 @@ def _grid(n_panels: int, width: str | float, panel_aspect: float = 0.8):
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
+
+
+def _columns(n_panels: int, width: str | float) -> int:
+    return min(n_panels, 2 if width == "single" else 4)
 
 
 def plot_pit_histograms(
@@ -158,11 +163,7 @@ def plot_pit_histograms(
                         "uniform_hi": hi,
                     }
                 )
-        for ax in axes:
-            if ax.get_subplotspec().is_last_row():
-                ax.set_xlabel("PIT")
-            if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel("density")
+        label_panels(axes, _columns(len(pits), width), "PIT", "density")
         finish(fig)
     return fig, Table(rows=rows)
 

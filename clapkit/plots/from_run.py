@@ -30,7 +30,12 @@ from clapkit.plots.calibration import (
     plot_pit_histograms,
 )
 from clapkit.plots.neighbours import plot_galaxy
-from clapkit.plots.stellar_mass import plot_causal_graph, plot_mass_vs_truth, plot_mi_bars
+from clapkit.plots.stellar_mass import (
+    plot_causal_graph,
+    plot_mass_vs_truth,
+    plot_mi_bars,
+    plot_pc_graph,
+)
 from clapkit.plots.style import (
     DEFAULT_FORMATS,
     check_formats,
@@ -402,53 +407,61 @@ def _draw_translation_grid(root: Path, task: str, width) -> tuple[Figure, Table]
 
 
 def _plan_stellar_mass(plan: FigurePlan) -> None:
-    root = plan.run.root
+    run, root = plan.run, plan.run.root
     folder = root / "interpret"
-    make = f"`clapkit interpret {{stage}} --data DATA --run {root}`"
-    if (folder / "mass" / "metrics.json").is_file():
-        plan.figures.append(
-            PlannedFigure("mass_vs_truth", "stellar mass", lambda width: _draw_mass(root, width))
-        )
-    else:
-        plan.skipped.append(
-            f"stellar mass against truth: no trained model; make it with {make.format(stage='train')}"
-        )
-    if (folder / "causal" / "local_tests.json").is_file():
-        plan.figures.append(
-            PlannedFigure("causal_graph", "stellar mass", lambda width: _draw_causal(folder, width))
-        )
-    else:
-        plan.skipped.append(
-            f"causal graph: no local tests; make them with {make.format(stage='causal')}"
-        )
-    if (folder / "pid" / "pid.json").is_file():
-        plan.figures.append(
-            PlannedFigure("mi_bars", "stellar mass", lambda width: _draw_mi(plan.run, width))
-        )
-    else:
-        plan.skipped.append(
-            f"MI bars: no MI decomposition; make it with {make.format(stage='pid')}"
-        )
+    # Figure, the result file it reads, the stage that writes it, what it is, how to draw.
+    figures = (
+        ("mass_vs_truth", "mass/metrics.json", "train", "no trained model", _draw_mass),
+        ("causal_graph", "causal/local_tests.json", "causal", "no local tests", _draw_causal),
+        ("pc_graph", "causal/pc.json", "causal", "no PC discovery", _draw_pc),
+        ("mi_bars", "pid/pid.json", "pid", "no MI decomposition", _draw_mi),
+    )
+    for name, result, stage, lacking, draw in figures:
+        if (folder / result).is_file():
+            plan.figures.append(
+                PlannedFigure(name, "stellar mass", lambda width, draw=draw: draw(run, width))
+            )
+        else:
+            plan.skipped.append(
+                f"{name}: {lacking}; make it with `clapkit interpret {stage} --data DATA "
+                f"--run {root}`"
+            )
 
 
-def _draw_mass(root: Path, width) -> tuple[Figure, Table]:
+def _draw_mass(run: RunDir, width) -> tuple[Figure, Table]:
     from clapkit.interpret.pipeline import read_mass_prediction  # imports torch
 
-    stored = RunDir(root).read_json("interpret/mass/metrics.json")
+    stored = run.read_json("interpret/mass/metrics.json")
     split = str(stored.get("split", "test"))
     metrics = stored.get("input_sets", {})
     estimates = {}
     for name in metrics:
-        prediction = read_mass_prediction(root, name)
+        prediction = read_mass_prediction(run.root, name)
         rows = slice(None) if prediction.split is None else prediction.split == split
         estimates[name] = (np.asarray(prediction.true)[rows], np.asarray(prediction.point)[rows])
     return plot_mass_vs_truth(estimates, metrics=metrics, width=width)
 
 
-def _draw_causal(folder: Path, width) -> tuple[Figure, Table]:
+def _draw_causal(run: RunDir, width) -> tuple[Figure, Table]:
     from clapkit.interpret.causal_graph import CausalGraph
 
-    return plot_causal_graph(CausalGraph.load(folder / "causal" / "local_tests.json"), width=width)
+    path = run.root / "interpret" / "causal" / "local_tests.json"
+    return plot_causal_graph(CausalGraph.load(path), width=width)
+
+
+def _draw_pc(run: RunDir, width) -> tuple[Figure, Table]:
+    from clapkit.interpret.discovery import DiscoveryResult
+
+    stored = run.read_json("interpret/causal/pc.json")
+    try:
+        found = DiscoveryResult.from_dict(stored["graph"])
+        reference = stored.get("reference")
+        reference = None if reference is None else DiscoveryResult.from_dict(reference)
+    except (KeyError, TypeError, ValidationError) as err:
+        raise FileFormatError(
+            f"{run.root}/interpret/causal/pc.json: not a PC result ({err})"
+        ) from err
+    return plot_pc_graph(found, reference, width=width)
 
 
 def _draw_mi(run: RunDir, width) -> tuple[Figure, Table]:

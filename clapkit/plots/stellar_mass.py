@@ -4,7 +4,8 @@ What ``clapkit interpret`` leaves in ``RUN/interpret/`` (see
 :mod:`clapkit.interpret.pipeline`), drawn for print: the PDF means of each input set's
 model against the catalog masses, the graph of the local conditional-dependence tests in
 the latent space (:class:`~clapkit.interpret.causal_graph.CausalGraph`, drawn with
-matplotlib from its networkx form) and the redundant, unique and synergistic information
+matplotlib from its networkx form), the graph PC found over catalog columns, and the
+redundant, unique and synergistic information
 of each input pair.
 """
 
@@ -14,6 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import networkx as nx
 import numpy as np
 from astropy.table import Table
 from matplotlib.figure import Figure
@@ -21,7 +23,8 @@ from numpy.typing import ArrayLike
 
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import CausalGraph
-from clapkit.plots.style import finish, new_figure, print_style
+from clapkit.interpret.discovery import DiscoveryResult
+from clapkit.plots.style import finish, label_panels, new_figure, print_style
 
 #: Terms of the MI decomposition, in the order of the bars.
 MI_TERMS = ("redundancy", "unique_1", "unique_2", "synergy")
@@ -98,14 +101,13 @@ def plot_mass_vs_truth(
                     va="top",
                     fontsize="small",
                 )
-            if ax.get_subplotspec().is_last_row():
-                ax.set_xlabel(r"true $\log M_*/M_\odot$")
-            if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel(r"estimated $\log M_*/M_\odot$")
             rows += [
                 {"input_set": name, "true": t, "estimated": e}
                 for t, e in zip(true, estimated, strict=True)
             ]
+        label_panels(
+            axes[: len(pairs)], ncols, r"true $\log M_*/M_\odot$", r"estimated $\log M_*/M_\odot$"
+        )
         finish(fig)
     return fig, Table(rows=rows)
 
@@ -219,6 +221,114 @@ def plot_causal_graph(graph: CausalGraph, *, width: str | float = "single") -> t
         ax.plot([], [], color="0.6", lw=1.0, ls="--", label="independent given S")
         ax.legend(loc="lower left", fontsize="small")
     return fig, Table(rows=rows)
+
+
+def plot_pc_graph(
+    found: DiscoveryResult,
+    reference: DiscoveryResult | None = None,
+    *,
+    width: str | float = "single",
+) -> tuple[Figure, Table]:
+    """The graph PC found over catalog columns, on a circle: arrows for oriented edges,
+    plain lines for undirected ones, line width growing with the bootstrap confidence.
+    Against a ``reference`` (what PC finds with a perfect test, on the mock survey) the
+    edges it shares are black, extra ones red, and missed ones grey and dotted.
+
+    Parameters
+    ----------
+    found : DiscoveryResult
+        ``interpret/causal/pc.json``'s ``graph``.
+    reference : DiscoveryResult, optional
+        ``pc.json``'s ``reference``, over the same columns.
+    width : "single", "double" or float
+
+    Returns
+    -------
+    fig : Figure
+        One panel without axes.
+    table : Table
+        One row per drawn edge: ``a``, ``b``, ``oriented`` (``a -> b``), ``confidence``
+        (NaN without a bootstrap), ``status`` (``found``, ``shared``, ``extra`` or
+        ``missed``).
+
+    Examples
+    --------
+    >>> found = DiscoveryResult(("a", "b", "c"), [[0, 1, 0], [0, 0, 1], [0, 1, 0]])
+    >>> fig, table = plot_pc_graph(found)
+    >>> table["status"].tolist()
+    ['found', 'found']
+    """
+    if reference is not None and tuple(reference.columns) != tuple(found.columns):
+        raise ValidationError(
+            f"the reference graph is over {list(reference.columns)}, the found one over "
+            f"{list(found.columns)}"
+        )
+    xy = {name: (float(x), float(y)) for name, (x, y) in nx.circular_layout(found.columns).items()}
+    adjacent = None if reference is None else reference.adjacency + reference.adjacency.T > 0
+    index = {name: i for i, name in enumerate(found.columns)}
+    rows: list[dict[str, Any]] = []
+    for a, b, oriented, confidence in found.edges():
+        status = "found"
+        if adjacent is not None:
+            status = "shared" if adjacent[index[a], index[b]] else "extra"
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "oriented": oriented,
+                "confidence": np.nan if confidence is None else confidence,
+                "status": status,
+            }
+        )
+    if reference is not None:
+        have = found.adjacency + found.adjacency.T > 0
+        for a, b, oriented, _ in reference.edges():
+            if not have[index[a], index[b]]:
+                rows.append(
+                    {"a": a, "b": b, "oriented": oriented, "confidence": np.nan, "status": "missed"}
+                )
+    colours = {"found": "k", "shared": "k", "extra": "C3", "missed": "0.6"}
+    with print_style():
+        fig = new_figure(width, aspect=0.9 if width == "single" else 0.6)
+        ax = fig.subplots()
+        for row in rows:
+            confidence = row["confidence"]
+            lw = 1.0 if not np.isfinite(confidence) else 0.4 + 2.0 * confidence
+            ax.annotate(
+                "",
+                xy=xy[row["b"]],
+                xytext=xy[row["a"]],
+                arrowprops={
+                    "arrowstyle": "-|>" if row["oriented"] else "-",
+                    "color": colours[row["status"]],
+                    "lw": lw,
+                    "ls": ":" if row["status"] == "missed" else "-",
+                    "shrinkA": 14,
+                    "shrinkB": 14,
+                },
+            )
+        for name, (x, y) in xy.items():
+            ax.text(
+                x,
+                y,
+                name.replace("_", " "),
+                ha="center",
+                va="center",
+                fontsize="small",
+                bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "0.3", "lw": 0.5},
+            )
+        ax.set(xlim=(-1.45, 1.45), ylim=(-1.25, 1.25))
+        ax.set_axis_off()
+        if reference is not None:
+            for status, label in (
+                ("shared", "in reference"),
+                ("extra", "extra"),
+                ("missed", "missed"),
+            ):
+                ls = ":" if status == "missed" else "-"
+                ax.plot([], [], color=colours[status], ls=ls, label=label)
+            ax.legend(loc="lower left", fontsize="small")
+    return fig, Table(rows=rows, names=["a", "b", "oriented", "confidence", "status"])
 
 
 def plot_mi_bars(

@@ -107,6 +107,19 @@ def finish(fig: Figure) -> Figure:
     return fig
 
 
+def label_panels(axes: Sequence, ncols: int, xlabel: str, ylabel: str) -> None:
+    """Axis labels on the outer panels of a grid filled row by row: the x label (and x
+    tick labels, which shared axes hide) under every panel with none below it, the y
+    label on the first column."""
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        if i + ncols >= n:
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
+
+
 def supported_formats() -> list[str]:
     """File formats matplotlib can write, sorted (``pdf``, ``png``, ``svg``...)."""
     return sorted(FigureCanvasBase.get_supported_filetypes())

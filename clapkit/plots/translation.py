@@ -15,10 +15,11 @@ import numpy as np
 from astropy.table import Table
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from numpy.typing import ArrayLike
 
 from clapkit.errors import ValidationError
-from clapkit.plots.style import finish, new_figure, print_style
+from clapkit.plots.style import finish, label_panels, new_figure, print_style
 
 #: Name of the real target images among the stamps and the spectra.
 REAL = "real"
@@ -185,10 +186,9 @@ def plot_noise_spectra(
         for ax, band in zip(axes, bands, strict=False):
             ax.set(xscale="log", yscale="log")
             ax.set_title(f"{band} band")
-            if ax.get_subplotspec().is_last_row():
-                ax.set_xlabel(r"$k$ [pixel$^{-1}$]")
-            if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel("noise power")
-        axes[0].legend(loc="lower left")
+            # A decade or less of k: matplotlib would label every minor tick.
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        label_panels(axes[: len(bands)], ncols, r"$k$ [pixel$^{-1}$]", "noise power")
+        fig.legend(loc="outside lower center", ncols=min(4, len(spectra)))
         finish(fig)
     return fig, Table(rows=rows)

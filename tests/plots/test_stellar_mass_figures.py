@@ -7,8 +7,9 @@ import pytest
 
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import CausalGraph
+from clapkit.interpret.discovery import DiscoveryResult
 from clapkit.interpret.pipeline import read_mass_prediction
-from clapkit.plots import plan_figures, plot_mi_bars
+from clapkit.plots import plan_figures, plot_mi_bars, plot_pc_graph
 from clapkit.plots.stellar_mass import MI_TERMS
 from clapkit.testing import synthetic_interpret_run
 
@@ -23,8 +24,8 @@ def figures(run_root):
     return {figure.name: figure.make("double") for figure in plan_figures(run_root).figures}
 
 
-def test_an_interpret_run_makes_the_three_stellar_mass_figures(figures):
-    assert sorted(figures) == ["causal_graph", "mass_vs_truth", "mi_bars"]
+def test_an_interpret_run_makes_the_four_stellar_mass_figures(figures):
+    assert sorted(figures) == ["causal_graph", "mass_vs_truth", "mi_bars", "pc_graph"]
 
 
 def test_mass_against_truth_plots_the_test_galaxies_of_each_input_set(run_root, figures):
@@ -60,6 +61,29 @@ def test_the_causal_graph_draws_every_edge_of_the_local_tests(run_root, figures)
     labels = {text.get_text() for text in fig.axes[0].texts}
     assert {name.replace("_", " ") for name in network.nodes} <= labels
     assert not fig.axes[0].axison
+
+
+def test_the_pc_graph_draws_the_stored_edges_with_their_confidence(run_root, figures):
+    fig, table = figures["pc_graph"]
+    stored = json.loads((run_root / "interpret" / "causal" / "pc.json").read_text())
+    found = DiscoveryResult.from_dict(stored["graph"])
+    expected = found.edges()
+    assert len(table) == len(expected) > 0
+    for row, (a, b, oriented, confidence) in zip(table, expected, strict=True):
+        assert (row["a"], row["b"], bool(row["oriented"])) == (a, b, oriented)
+        assert row["confidence"] == pytest.approx(confidence)
+    arrows = [text for text in fig.axes[0].texts if getattr(text, "arrow_patch", None)]
+    assert len(arrows) == len(expected)  # one arrow or line per edge
+
+
+def test_the_pc_graph_marks_edges_against_a_reference():
+    found = DiscoveryResult(("a", "b", "c"), [[0, 1, 1], [0, 0, 0], [0, 0, 0]])
+    reference = DiscoveryResult(("a", "b", "c"), [[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+    _, table = plot_pc_graph(found, reference)
+    status = {(r["a"], r["b"]): r["status"] for r in table}
+    assert status == {("a", "b"): "shared", ("a", "c"): "extra", ("b", "c"): "missed"}
+    with pytest.raises(ValidationError, match="reference graph is over"):
+        plot_pc_graph(found, DiscoveryResult(("a", "b"), [[0, 1], [0, 0]]))
 
 
 def test_mi_bars_are_the_stored_decomposition(run_root, figures):
