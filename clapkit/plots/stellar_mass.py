@@ -28,6 +28,13 @@ from clapkit.plots.style import finish, label_panels, new_figure, print_style
 
 #: Terms of the MI decomposition, in the order of the bars.
 MI_TERMS = ("redundancy", "unique_1", "unique_2", "synergy")
+#: Legend labels of the MI terms (the pair's inputs are named under each group of bars).
+_MI_LABELS = {
+    "redundancy": "redundant",
+    "unique_1": "unique to first",
+    "unique_2": "unique to second",
+    "synergy": "synergistic",
+}
 _ROLE_COLOURS = {"X_in": "#9ecae1", "S": "#c6dbef", "Y": "#fdd0a2", "X_ex": "#e5e5e5"}
 
 
@@ -167,7 +174,7 @@ def plot_causal_graph(graph: CausalGraph, *, width: str | float = "single") -> t
             significant = bool(data.get("significant", False))
             if tested:
                 colour = "C3" if significant else "0.6"
-                lw = 0.6 + 2.4 * float(np.nan_to_num(data["strength"])) / strongest
+                lw = 0.5 + 1.5 * float(np.nan_to_num(data["strength"])) / strongest
                 ls = "-" if significant else "--"
             else:
                 colour, lw, ls = "k", 1.0, "-"
@@ -293,7 +300,7 @@ def plot_pc_graph(
         ax = fig.subplots()
         for row in rows:
             confidence = row["confidence"]
-            lw = 1.0 if not np.isfinite(confidence) else 0.4 + 2.0 * confidence
+            lw = 0.8 if not np.isfinite(confidence) else 0.3 + 1.2 * confidence
             ax.annotate(
                 "",
                 xy=xy[row["b"]],
@@ -317,7 +324,7 @@ def plot_pc_graph(
                 fontsize="small",
                 bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "0.3", "lw": 0.5},
             )
-        ax.set(xlim=(-1.45, 1.45), ylim=(-1.25, 1.25))
+        ax.set(xlim=(-1.45, 1.45), ylim=(-1.25, 1.25), aspect="equal")
         ax.set_axis_off()
         if reference is not None:
             for status, label in (
@@ -389,7 +396,7 @@ def plot_mi_bars(
                 heights,
                 width=bar,
                 color=f"C{t}",
-                label=term.replace("_", " "),
+                label=_MI_LABELS[term],
             )
         ax.axhline(0.0, color="k", lw=0.5)
         ax.set_xticks(centres)
