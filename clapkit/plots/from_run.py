@@ -240,13 +240,13 @@ def _plan_photoz(plan: FigurePlan, galaxy: Any) -> None:
                     ),
                 )
             )
-    row, galaxy_id = _galaxy_row(run, methods, galaxy)
+    galaxy_id = _galaxy_id(run, methods, galaxy)
     details = _read_details(plan)
     plan.figures.append(
         PlannedFigure(
             "galaxy",
             "photo-z",
-            lambda width: _draw_galaxy(run, methods, row, galaxy_id, details, width),
+            lambda width: _draw_galaxy(run, methods, galaxy_id, details, width),
         )
     )
 
@@ -267,16 +267,15 @@ def _read_evaluation(run: RunDir, methods: list[str]) -> tuple[dict, Table] | st
     return metrics, galaxies
 
 
-def _galaxy_row(run: RunDir, methods: list[str], galaxy: Any) -> tuple[int, Any]:
-    """Row and id of the galaxy figure's galaxy in the PDF files (checked now)."""
+def _galaxy_id(run: RunDir, methods: list[str], galaxy: Any) -> Any:
+    """Id of the galaxy figure's galaxy, as stored in the PDF files (checked now)."""
     pdfs, _ = run.load_pdfs(methods[0])
     ids = np.asarray(pdfs.ids)
     if galaxy is None:
         if pdfs.z_true is None:
-            return 0, ids[0].item()
+            return ids[0].item()
         # The galaxy of median true redshift: typical, and the same every time.
-        row = int(np.argsort(pdfs.z_true, kind="stable")[(pdfs.n - 1) // 2])
-        return row, ids[row].item()
+        return ids[np.argsort(pdfs.z_true, kind="stable")[(pdfs.n - 1) // 2]].item()
     key = _as_id(galaxy, ids)
     found = np.flatnonzero(ids == key) if key is not None else np.empty(0, int)
     if found.size == 0:
@@ -284,7 +283,7 @@ def _galaxy_row(run: RunDir, methods: list[str], galaxy: Any) -> tuple[int, Any]
             f"--galaxy {galaxy}: not among the {ids.size} galaxies of {run.pdf_path(methods[0])} "
             f"(ids such as {ids[0].item()!r})"
         )
-    return int(found[0]), ids[found[0]].item()
+    return ids[found[0]].item()
 
 
 def _as_id(value: Any, ids: np.ndarray) -> Any:
@@ -312,13 +311,16 @@ def _read_details(plan: FigurePlan):
         return None
 
 
-def _draw_galaxy(run, methods, row, galaxy_id, details, width) -> tuple[Figure, Table]:
-    rows = {}
-    z_true = None
+def _draw_galaxy(run, methods, galaxy_id, details, width) -> tuple[Figure, Table]:
+    rows, edges, z_true = {}, None, None
     for method in methods:
         pdfs, _ = run.load_pdfs(method)
-        rows[method] = pdfs.p[row]
-        edges = pdfs.edges
+        # By id: files of a run that was never evaluated need not share an order.
+        found = np.flatnonzero(np.asarray(pdfs.ids) == galaxy_id)
+        if found.size == 0 or (edges is not None and not np.array_equal(pdfs.edges, edges)):
+            continue
+        row = int(found[0])
+        rows[method], edges = pdfs.p[row], pdfs.edges
         if z_true is None and pdfs.z_true is not None:
             z_true = float(pdfs.z_true[row])
     neighbour_z = None

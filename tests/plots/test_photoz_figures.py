@@ -1,6 +1,8 @@
 """The photo-z figures draw exactly the numbers of the run: PIT histograms, coverage
 curves, calibration per bin, one galaxy's PDFs and neighbours."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,14 @@ def test_bad_inputs_are_refused():
         plot_pit_histograms({})
     with pytest.raises(ValidationError, match="the edges give 4 bins"):
         plot_galaxy({"a": [0.5, 0.5]}, np.linspace(0, 0.4, 5))
+
+
+def test_a_run_without_evaluation_or_clap_still_shows_its_galaxy(run, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(run.pdfs_dir, partial / "pdfs")
+    plan = plan_figures(partial)
+    assert plan.names == ["galaxy"]
+    skipped = " ".join(plan.skipped)
+    assert f"clapkit evaluate --run {partial}" in skipped and "CLAP neighbours" in skipped
+    fig, table = plan.figures[0].make("single")
+    assert len(fig.axes) == 1 and "neighbours" not in set(table["series"])
