@@ -27,6 +27,7 @@ from clapkit.data.cli import add_import_fits_parser, add_sdss_parser
 from clapkit.errors import ClapkitError
 from clapkit.interpret.cli import add_interpret_parser
 from clapkit.photoz.cli import add_evaluate_parser, add_predict_parser, add_train_parser
+from clapkit.plots.cli import add_figures_parser
 from clapkit.serve_cli import add_demo_parser, add_serve_parser
 from clapkit.sim.cli import add_simulate_parser
 from clapkit.stopping import clear_stop, request_stop, stop_requested
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(commands)
     add_translate_parser(commands)
     add_interpret_parser(commands)
+    add_figures_parser(commands)
     return parser
 
 
