@@ -110,7 +110,17 @@ def finish(fig: Figure) -> Figure:
 def label_panels(axes: Sequence, ncols: int, xlabel: str, ylabel: str) -> None:
     """Axis labels on the outer panels of a grid filled row by row: the x label (and x
     tick labels, which shared axes hide) under every panel with none below it, the y
-    label on the first column."""
+    label on the first column.
+
+    Parameters
+    ----------
+    axes : sequence of matplotlib Axes
+        The panels, row by row.
+    ncols : int
+        Panels per row.
+    xlabel, ylabel : str
+        The labels.
+    """
     n = len(axes)
     for i, ax in enumerate(axes):
         if i + ncols >= n:
