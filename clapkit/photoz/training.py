@@ -28,7 +28,7 @@ from clapkit.atomic import atomic_path
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.nets.checkpoint import CheckpointFile, load_weights_only
 from clapkit.nets.device import resolve_device
-from clapkit.nets.training import Epoch, TrainingStopped, train_epochs
+from clapkit.nets.training import Epoch, train_epochs
 
 #: A batch: inputs, extra scalars, target (bin index or soft label), as tensors.
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -123,10 +123,6 @@ class TensorData:
             else:
                 rows = torch.from_numpy(order[start : start + size])
             yield self.x[rows], self.extra[rows], self.target[rows]
-
-
-#: The name this exception had when the loop lived here.
-Interrupt = TrainingStopped
 
 
 def fit(

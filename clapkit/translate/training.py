@@ -29,14 +29,13 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.augment import random_dihedral
 from clapkit.nets.checkpoint import CheckpointFile
-from clapkit.nets.training import Epoch, TrainingStopped, train_epochs
+from clapkit.nets.training import Epoch, train_epochs
 from clapkit.translate.models.base import TranslationBatch, Translator, strict_from_dict
 from clapkit.translate.pixels import PixelScaler, check_finite, resample, task, task_stacks
 from clapkit.translate.registry import MODELS, build_model
 
 __all__ = [
     "MODEL_FORMAT",
-    "Interrupt",
     "TrainOptions",
     "TranslationSpec",
     "default_options",
@@ -46,9 +45,6 @@ __all__ = [
     "train_translator",
     "training_images",
 ]
-
-#: The name this exception had before the loop was shared.
-Interrupt = TrainingStopped
 
 MODEL_FORMAT = "clapkit.translation"
 MODEL_FORMAT_VERSION = 1
