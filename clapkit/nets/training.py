@@ -28,8 +28,8 @@ epoch's checkpoint. Either way, the same call resumes.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +47,8 @@ __all__ = ["Epoch", "TrainingStopped", "seed_epoch", "stop_on_signal", "train_ep
 
 #: Signals that ask a training to checkpoint and stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Where the answer to a stop signal goes (the standard error file descriptor).
+STDERR = 2
 
 
 class TrainingStopped(KeyboardInterrupt):
@@ -118,12 +120,14 @@ def stop_on_signal(enabled: bool = True) -> Iterator[StopRequest]:
         if request.requested:
             raise KeyboardInterrupt
         request.requested = True
-        # The user pressed a key or a scheduler sent a signal: say what happens next.
-        tqdm.write(
-            f"{signal.Signals(signum).name}: stopping after this epoch, once its checkpoint "
-            "is written (send it again to stop now)",
-            file=sys.stderr,
+        # Someone pressed Ctrl-C or a scheduler wants the machine: say what happens next.
+        # os.write, not print: the handler may interrupt a write to sys.stderr (the
+        # progress bar), and a buffered stream refuses to be re-entered.
+        message = (
+            f"\nclapkit: {signal.Signals(signum).name}: finishing this epoch, writing its "
+            "checkpoint, then stopping (a second signal stops at once)\n"
         )
+        os.write(STDERR, message.encode())
 
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in STOP_SIGNALS:

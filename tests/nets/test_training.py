@@ -111,11 +111,12 @@ def test_a_different_seed_gives_different_weights():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_ends_the_epoch_writes_the_checkpoint_and_stops(tmp_path, signum):
+def test_a_stop_signal_ends_the_epoch_writes_the_checkpoint_and_stops(tmp_path, signum, capfd):
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     checkpoint = checkpoint_at(tmp_path)
     with pytest.raises(TrainingStopped, match=r"toy\.ckpt resumes it"):
         ToyGAN(signal_at={1: signum}).train(checkpoint)
+    assert "finishing this epoch, writing its checkpoint" in capfd.readouterr().err
     # The signalled epoch was finished and saved, and nothing after it ran.
     state = checkpoint.read()
     assert state.epoch == 1 and [r["epoch"] for r in state.history] == [0, 1]
