@@ -109,7 +109,8 @@ def stop_on_signal(enabled: bool = True) -> Iterator[StopRequest]:
     :class:`KeyboardInterrupt`; the previous handlers come back afterwards.
 
     Handlers can only be set in the main thread: elsewhere (or without ``enabled``) the
-    signals keep their usual effect and the request is never set.
+    signals keep their usual effect and the request is never set. An ignored signal
+    stays ignored.
     """
     request = StopRequest()
     if not enabled or threading.current_thread() is not threading.main_thread():
@@ -129,8 +130,13 @@ def stop_on_signal(enabled: bool = True) -> Iterator[StopRequest]:
         )
         os.write(STDERR, message.encode())
 
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    for sig in STOP_SIGNALS:
+    # A signal the process was told to ignore (nohup, a shell's background job) stays so.
+    previous = {
+        sig: handler
+        for sig in STOP_SIGNALS
+        if (handler := signal.getsignal(sig)) is not signal.SIG_IGN
+    }
+    for sig in previous:
         signal.signal(sig, handle)
     try:
         yield request

@@ -128,6 +128,16 @@ def test_a_stop_signal_ends_the_epoch_writes_the_checkpoint_and_stops(tmp_path, 
     assert_same_weights(straight, resumed)
 
 
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        history = ToyGAN(signal_at={1: signal.SIGTERM}).train(checkpoint_at(tmp_path))
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(history) == EPOCHS
+
+
 def test_a_second_signal_stops_at_once_and_the_previous_checkpoint_stands(tmp_path):
     class SignalTwice(ToyGAN):
         def run_epoch(self, epoch):
