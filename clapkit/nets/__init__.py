@@ -4,7 +4,9 @@ Read top to bottom: :mod:`~clapkit.nets.preprocess` (pixel scaling, cropping),
 :mod:`~clapkit.nets.augment` (random views), :mod:`~clapkit.nets.encoders` (input →
 v_A, v_B), :mod:`~clapkit.nets.heads` (estimator, decoders), :mod:`~clapkit.nets.scl`
 (the network and its config) and :mod:`~clapkit.nets.losses` (SCL and refit losses).
-Training loops live in :mod:`clapkit.photoz`.
+The one resumable training loop every network shares (seeding, checkpoints, stop
+signal, progress) is :mod:`clapkit.nets.training`; its checkpoint files are
+:mod:`clapkit.nets.checkpoint`.
 """
 
 from clapkit.nets.augment import DIHEDRAL_ELEMENTS, apply_dihedral, feature_jitter, random_dihedral

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from clapkit.nets.mixture import (
 from clapkit.photoz.clap import augmenter, cross_entropy_score, net_config, tensors
 from clapkit.photoz.network_inputs import InputSpec, NetworkInputs
 from clapkit.photoz.training import (
+    ScoreFn,
+    TensorData,
     TrainConfig,
     fit,
     load_state,
@@ -124,6 +127,50 @@ def _build_gmm(spec: InputSpec, config: BaselineConfig) -> SCLNet:
     return build_net(net_config(spec, config.net, decoder=False, n_bins=3 * config.gmm_components))
 
 
+def _train_network(
+    path: Path,
+    net: SCLNet,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    score: ScoreFn,
+    train_data: TensorData,
+    valid: NetworkInputs,
+    *,
+    loss_name: str,
+    spec: InputSpec,
+    config: BaselineConfig,
+    seed: int,
+    **fit_options: Any,
+) -> SCLNet:
+    """Train ``net`` on ``loss(outputs, target)`` of (augmented) batches, then write its
+    history and weights beside ``path``; a killed training resumes from ``<path>.ckpt``.
+    ``fit_options``: ``progress``, ``stop_after``, ``device`` of
+    :func:`~clapkit.photoz.training.fit`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    augment = augmenter(spec)
+
+    def step(model, batch, generator):
+        x, extra, target = batch
+        if config.augment:
+            x = augment(x, generator=generator)
+        value = loss(model(x, extra), target)
+        return value, {loss_name: value.item()}
+
+    history = fit(
+        net,
+        step,
+        score,
+        train_data,
+        tensors(valid, spec) if len(valid) else None,
+        TrainConfig.from_dict({**config.train, "seed": seed}),
+        checkpoint=path.with_suffix(".ckpt"),
+        description=f"{path.parent.name} {path.stem}",
+        **fit_options,
+    )
+    write_json(path.with_suffix(".history.json"), {"epochs": history}, overwrite=True)
+    save_state(path, net)
+    return net
+
+
 def train_softmax_net(
     path: str | os.PathLike,
     spec: InputSpec,
@@ -167,34 +214,23 @@ def train_softmax_net(
     path = Path(path)
     if path.is_file():
         return load_state(path, _build(spec, config, dropout))
-    path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     net = _build(spec, config, dropout)
-    augment = augmenter(spec)
-
-    def step(model, batch, generator):
-        x, extra, target = batch
-        if config.augment:
-            x = augment(x, generator=generator)
-        loss = F.cross_entropy(model(x, extra), target)
-        return loss, {"cross_entropy": loss.item()}
-
-    history = fit(
+    return _train_network(
+        path,
         net,
-        step,
+        F.cross_entropy,
         cross_entropy_score,
         tensors(train, spec),
-        tensors(valid, spec) if len(valid) else None,
-        TrainConfig.from_dict({**config.train, "seed": seed}),
-        checkpoint=path.with_suffix(".ckpt"),
-        description=f"{path.parent.name} {path.stem}",
+        valid,
+        loss_name="cross_entropy",
+        spec=spec,
+        config=config,
+        seed=seed,
         progress=progress,
         stop_after=stop_after,
         device=device,
     )
-    write_json(path.with_suffix(".history.json"), {"epochs": history}, overwrite=True)
-    save_state(path, net)
-    return net
 
 
 def train_gmm_net(
@@ -233,40 +269,33 @@ def train_gmm_net(
     path = Path(path)
     if path.is_file():
         return load_state(path, _build_gmm(spec, config))
-    path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     net = _build_gmm(spec, config)
     n_bins, k = spec.n_bins, config.gmm_components
     train_data = tensors(train, spec)
     initialise_mixture_head(net.estimator.out, train_data.target.numpy(), n_bins, k)
-    augment = augmenter(spec)
 
-    def step(model, batch, generator):
-        x, extra, target = batch
-        if config.augment:
-            x = augment(x, generator=generator)
-        loss = mixture_crps_loss(model(x, extra), target, n_bins, k)
-        return loss, {"crps": loss.item()}
+    def crps(outputs, target):
+        return mixture_crps_loss(outputs, target, n_bins, k)
 
     def score(model, batch):
         x, extra, target = batch
-        return float(mixture_crps_loss(model(x, extra), target, n_bins, k)) * x.shape[0]
+        return float(crps(model(x, extra), target)) * x.shape[0]
 
-    history = fit(
+    return _train_network(
+        path,
         net,
-        step,
+        crps,
         score,
         train_data,
-        tensors(valid, spec) if len(valid) else None,
-        TrainConfig.from_dict({**config.train, "seed": seed}),
-        checkpoint=path.with_suffix(".ckpt"),
-        description=f"{path.parent.name} {path.stem}",
+        valid,
+        loss_name="crps",
+        spec=spec,
+        config=config,
+        seed=seed,
         progress=progress,
         device=device,
     )
-    write_json(path.with_suffix(".history.json"), {"epochs": history}, overwrite=True)
-    save_state(path, net)
-    return net
 
 
 def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,14 +1,13 @@
-"""The training loop every photo-z network shares, resumable from its last checkpoint.
+"""How photo-z networks train: their settings, their data, their epoch, their weights.
 
-One explicit order per epoch (as in nanoGPT): set the learning rate, then for every
-batch forward/backward/step, then score the validation split, keep the best weights,
-write the checkpoint and log. Randomness is derived from ``(seed, epoch)`` — the batch
-order from ``np.random.default_rng``, augmentations and dropout from torch generators
-seeded per epoch — so a run killed after epoch ``e`` and resumed from its checkpoint
-repeats exactly the epochs an uninterrupted run would have done.
+The epochs themselves (seeding, learning rate, checkpoints, stop signal, progress) run
+in the loop every clapkit network shares, :func:`clapkit.nets.training.train_epochs`.
+:func:`fit` gives it the photo-z epoch: AdamW steps over the training batches in an
+order fixed by ``(seed, epoch)``, then the validation loss, by which the best weights
+are kept. A run killed after epoch ``e`` and resumed from its checkpoint repeats exactly
+the epochs an uninterrupted run would have done.
 
-Checkpoints hold state dicts, numbers and JSON strings only, so they load with
-``torch.load(..., weights_only=True)``.
+Weights are state dicts, loaded with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -24,11 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from clapkit.atomic import atomic_path
 from clapkit.errors import FileFormatError, ValidationError
+from clapkit.nets.checkpoint import CheckpointFile, load_weights_only
 from clapkit.nets.device import resolve_device
+from clapkit.nets.training import Epoch, train_epochs
 
 #: A batch: inputs, extra scalars, target (bin index or soft label), as tensors.
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -76,13 +76,18 @@ class TrainConfig:
             raise ValidationError(f"unknown training options {sorted(unknown)}")
         return cls(**data)
 
-    def lr(self, epoch: int) -> float:
-        """Learning rate of ``epoch`` (0-based): linear warm-up, then cosine decay."""
+    def lr_scale(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based) over ``learning_rate``: linear warm-up,
+        then cosine decay to 5%."""
         if epoch < self.warmup_epochs:
-            return self.learning_rate * (epoch + 1) / (self.warmup_epochs + 1)
+            return (epoch + 1) / (self.warmup_epochs + 1)
         span = max(1, self.epochs - self.warmup_epochs)
         progress = (epoch - self.warmup_epochs) / span
-        return self.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def lr(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based)."""
+        return self.learning_rate * self.lr_scale(epoch)
 
 
 @dataclass
@@ -120,19 +125,6 @@ class TensorData:
             yield self.x[rows], self.extra[rows], self.target[rows]
 
 
-class Interrupt(Exception):
-    """Raised by a ``stop_after`` hook to end training as a killed process would."""
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint (weights only), on the CPU whatever device wrote it; a corrupt
-    file raises :class:`FileFormatError`."""
-    try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as err:  # torch raises many types for a corrupt file
-        raise FileFormatError(f"{path}: not a readable checkpoint ({err})") from err
-
-
 def fit(
     net: nn.Module,
     step: StepFn,
@@ -150,6 +142,9 @@ def fit(
 ) -> list[dict[str, float]]:
     """Train ``net`` in place and leave it with its best weights on the validation split.
 
+    The epochs run in :func:`clapkit.nets.training.train_epochs`; this function supplies
+    the photo-z epoch: AdamW steps over the training data, then the validation loss.
+
     Parameters
     ----------
     net : torch.nn.Module
@@ -162,10 +157,12 @@ def fit(
         What to optimise (default: every parameter of ``net``).
     checkpoint : path, optional
         Written after every epoch; when it exists, training resumes from it (its config
-        must equal ``config``) and it is removed once training ends.
+        must equal ``config``) and it is removed once training ends. While it is set, a
+        stop signal (Ctrl-C, SIGTERM) ends the epoch, writes it and raises
+        :class:`~clapkit.nets.training.TrainingStopped`.
     stop_after : int, optional
-        Stop (raise :class:`Interrupt`) after this many epochs of this call, as a
-        killed process would: used to test resuming.
+        Stop (raise :class:`~clapkit.nets.training.TrainingStopped`) after this many
+        epochs of this call, as a stop signal would: used to test resuming.
     device : str or torch.device, optional
         Train there (see :func:`clapkit.nets.device.resolve_device`), one batch moved
         at a time; the network comes back on the CPU. None: where it is.
@@ -188,40 +185,10 @@ def fit(
     optimizer = torch.optim.AdamW(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    config_json = json.dumps(asdict(config), sort_keys=True)
-    history: list[dict[str, float]] = []
-    best_score, best_state, first_epoch = math.inf, None, 0
-    path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists():
-        state = load_checkpoint(path)
-        if state.get("config") != config_json:
-            raise ValidationError(
-                f"{path}: checkpoint of a different training config; "
-                "remove it (or use --overwrite) to start again"
-            )
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = json.loads(state["history"])
-        first_epoch = int(state["epoch"]) + 1
-        best_score = float(state["best_score"])
-        best_state = state["best_model"]
 
-    epochs = tqdm(
-        range(first_epoch, config.epochs),
-        desc=description,
-        unit="epoch",
-        initial=first_epoch,
-        total=config.epochs,
-        disable=not progress,
-    )
-    for done, epoch in enumerate(epochs, start=1):
-        # 1. learning rate
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr(epoch)
-        # 2. one pass over the training data, in an order fixed by (seed, epoch)
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_data))
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        torch.manual_seed(config.seed * 100_019 + epoch)  # dropout
+    def run_epoch(epoch: Epoch) -> dict[str, float]:
+        # One pass over the training data, in an order fixed by (seed, epoch).
+        order = epoch.rng.permutation(len(train_data))
         net.train()
         totals: dict[str, float] = {}
         n_seen = 0
@@ -230,7 +197,7 @@ def fit(
         # so no galaxy is left out for good.
         batches = train_data.batches(config.batch_size, order, min_size=min(2, len(train_data)))
         for batch in map(moved, batches):
-            loss, parts = step(net, batch, generator)
+            loss, parts = step(net, batch, epoch.generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -238,45 +205,38 @@ def fit(
             n_seen += size
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value * size
-        record = {"epoch": epoch, "lr": config.lr(epoch)}
+        record = {"lr": config.lr(epoch.index)}
         record.update({key: value / n_seen for key, value in totals.items()})
-        # 3. validation and best weights
         if valid_data is not None and len(valid_data):
             net.eval()
             with torch.no_grad():
                 batches = map(moved, valid_data.batches(4 * config.batch_size))
                 total = sum(score(net, b) for b in batches)
             record["valid_loss"] = total / len(valid_data)
-            if record["valid_loss"] < best_score:
-                best_score = record["valid_loss"]
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        history.append(record)
-        # 4. checkpoint
-        if path is not None:
-            with atomic_path(path, overwrite=True) as tmp:
-                torch.save(
-                    {
-                        "model": net.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "epoch": epoch,
-                        "best_score": best_score,
-                        "best_model": best_state if best_state is not None else {},
-                        "history": json.dumps(history),
-                        "config": config_json,
-                    },
-                    tmp,
-                )
-        # 5. log
-        epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
-        if stop_after is not None and done >= stop_after and epoch < config.epochs - 1:
-            raise Interrupt(f"stopped after epoch {epoch}")
-    if best_state:
-        net.load_state_dict(best_state)
+        return record
+
+    saved = None
+    if checkpoint is not None:
+        identity = json.dumps(asdict(config), sort_keys=True)
+        saved = CheckpointFile(checkpoint, identity, what="training config")
+    history = train_epochs(
+        run_epoch,
+        {"model": net},
+        {"optimizer": optimizer},
+        epochs=config.epochs,
+        seed=config.seed,
+        lr_scale=config.lr_scale,
+        checkpoint=saved,
+        keep_best="valid_loss",
+        description=description,
+        progress=progress,
+        stop_after=stop_after,
+    )
     if train_device is not None:
         net.to("cpu")
     net.eval()
-    if path is not None and path.exists():
-        path.unlink()
+    if saved is not None:
+        saved.remove()
     return history
 
 
@@ -323,7 +283,7 @@ def load_state(path: str | os.PathLike, module: nn.Module) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: missing model weights")
-    state = load_checkpoint(path)
+    state = load_weights_only(path)
     try:
         module.load_state_dict(state)
     except RuntimeError as err:

@@ -3,11 +3,13 @@
 :func:`train_translator` reads the ``train`` split of a GalaxySet holding both stacks of
 a task, puts the source images on the target grid, scales both sides
 (:mod:`clapkit.translate.pixels`), splits the galaxies into paired and unpaired pools by
-``paired_fraction`` and runs the loop in one explicit order per epoch: learning rate,
-batches (each model updates its own optimisers), checkpoint, log. A checkpoint is written
-after every epoch, so a killed run resumes where it stopped; the finished model is a
-state dict (``model.pt``) beside a JSON file (``model.json``) holding everything needed
-to rebuild and apply it.
+``paired_fraction`` and trains in the loop every clapkit network shares
+(:func:`clapkit.nets.training.train_epochs`: seeding, learning rate, checkpoint, stop
+signal, progress), giving it the translation epoch: batches drawn from the pools, on
+which each model updates its own optimisers (a GAN alternates two). A checkpoint
+(``checkpoint.pt``) is written after every epoch, so a killed or stopped run resumes
+where it stopped; the finished model is a state dict (``model.pt``) beside a JSON file
+(``model.json``) holding everything needed to rebuild and apply it.
 """
 
 from __future__ import annotations
@@ -21,20 +23,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from clapkit.atomic import atomic_path, write_json
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.augment import random_dihedral
-from clapkit.photoz.training import Interrupt, load_checkpoint
+from clapkit.nets.checkpoint import CheckpointFile
+from clapkit.nets.training import Epoch, train_epochs
 from clapkit.translate.models.base import TranslationBatch, Translator, strict_from_dict
 from clapkit.translate.pixels import PixelScaler, check_finite, resample, task, task_stacks
 from clapkit.translate.registry import MODELS, build_model
 
 __all__ = [
     "MODEL_FORMAT",
-    "Interrupt",
     "TrainOptions",
     "TranslationSpec",
     "default_options",
@@ -272,12 +273,6 @@ def _batches(
         yield TranslationBatch(pair[:, :bands], pair[:, bands:], src, tgt)
 
 
-def _set_lr(optimizers: dict[str, torch.optim.Optimizer], base: dict, factor: float) -> None:
-    for name, optimizer in optimizers.items():
-        for group, lr in zip(optimizer.param_groups, base[name], strict=True):
-            group["lr"] = lr * factor
-
-
 def train_translator(
     data: str | os.PathLike | GalaxySet,
     model_dir: str | os.PathLike,
@@ -314,9 +309,11 @@ def train_translator(
         Train on this split (None: every galaxy).
     overwrite : bool
         Replace a finished model; without it a finished model raises
-        :class:`~clapkit.errors.OverwriteError` before anything is read.
+        :class:`~clapkit.errors.OverwriteError` before anything is read. It also starts
+        again over a checkpoint of another configuration instead of refusing it.
     stop_after : int, optional
-        Stop after this many epochs of this call, as a killed process would (tests).
+        Stop (raise :class:`~clapkit.nets.training.TrainingStopped`) after this many
+        epochs of this call, as a stop signal would (tests).
 
     Returns
     -------
@@ -351,9 +348,6 @@ def train_translator(
         model, preset=preset, config=config or {}, n_bands=source.shape[1], size=source.shape[-1]
     )
     optimizers = net.make_optimizers(options.learning_rate)
-    base_lr = {
-        name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()
-    }
     spec = TranslationSpec(
         model=model,
         config=net.config.to_dict(),
@@ -366,68 +360,42 @@ def train_translator(
     )
     identity = json.dumps({**spec.to_dict(), "history": None}, sort_keys=True)
     pools = _pools(len(galaxies), options.paired_fraction, options.seed)
-    checkpoint = model_dir / "checkpoint.pt"
-    first_epoch = 0
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        if state.get("identity") != identity and overwrite:
-            state = None
-        elif state.get("identity") != identity:
-            raise ValidationError(
-                f"{checkpoint}: checkpoint of a different model, task, data or configuration; "
-                "remove it (or use --overwrite) to start again"
-            )
-        if state is not None:
-            net.load_state_dict(state["model"])
-            for name, opt in optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
-            spec.history = json.loads(state["history"])
-            first_epoch = int(state["epoch"]) + 1
-    epochs = tqdm(
-        range(first_epoch, options.epochs),
-        desc=f"{task_name} {model}",
-        unit="epoch",
-        initial=first_epoch,
-        total=options.epochs,
-        disable=not progress,
+    checkpoint = CheckpointFile(
+        model_dir / "checkpoint.pt",
+        identity,
+        what="model, task, data or configuration",
+        replace_foreign=overwrite,
     )
-    for done, epoch in enumerate(epochs, start=1):
-        # 1. learning rate
-        _set_lr(optimizers, base_lr, options.lr(epoch) / options.learning_rate)
-        # 2. one pass over the pools, in an order fixed by (seed, epoch)
-        rng = np.random.default_rng([options.seed, epoch])
-        generator = torch.Generator().manual_seed(options.seed * 100_003 + epoch)
+
+    def run_epoch(epoch: Epoch) -> dict[str, float]:
+        # One pass over the pools, in an order fixed by (seed, epoch).
         net.train()
         totals: dict[str, float] = {}
         steps = 0
-        for batch in _batches(source, target, pools, options, rng, generator):
-            for key, value in net.train_step(batch, optimizers, epoch, generator).items():
+        for batch in _batches(source, target, pools, options, epoch.rng, epoch.generator):
+            losses = net.train_step(batch, optimizers, epoch.index, epoch.generator)
+            for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value
             steps += 1
-        record = {"epoch": epoch, "lr": options.lr(epoch)}
-        record.update({key: value / steps for key, value in totals.items()})
-        spec.history.append(record)
-        # 3. checkpoint
-        with atomic_path(checkpoint, overwrite=True) as tmp:
-            torch.save(
-                {
-                    "model": net.state_dict(),
-                    "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-                    "epoch": epoch,
-                    "history": json.dumps(spec.history),
-                    "identity": identity,
-                },
-                tmp,
-            )
-        # 4. log
-        epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
-        if stop_after is not None and done >= stop_after and epoch < options.epochs - 1:
-            raise Interrupt(f"stopped after epoch {epoch}")
+        return {"lr": options.lr(epoch.index), **{k: v / steps for k, v in totals.items()}}
+
+    spec.history = train_epochs(
+        run_epoch,
+        {"model": net},
+        optimizers,
+        epochs=options.epochs,
+        seed=options.seed,
+        lr_scale=lambda epoch: options.lr(epoch) / options.learning_rate,
+        checkpoint=checkpoint,
+        description=f"{task_name} {model}",
+        progress=progress,
+        stop_after=stop_after,
+    )
     net.eval()
     with atomic_path(model_dir / "model.pt", overwrite=True) as tmp:
         torch.save(net.state_dict(), tmp)
     write_json(model_dir / "model.json", spec.to_dict(), overwrite=True)
-    checkpoint.unlink(missing_ok=True)
+    checkpoint.remove()
     return spec
 
 

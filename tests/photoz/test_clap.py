@@ -9,6 +9,7 @@ import torch
 
 from clapkit.errors import ValidationError
 from clapkit.metrics import crps, histogram_pdfs
+from clapkit.nets.training import TrainingStopped
 from clapkit.photoz.adaptive_knn import AdaptiveKNN
 from clapkit.photoz.clap import (
     CLAPConfig,
@@ -21,7 +22,6 @@ from clapkit.photoz.clap import (
 from clapkit.photoz.network_baselines import BaselineConfig, predict_baseline, train_baseline
 from clapkit.photoz.network_inputs import make_input_spec, network_inputs
 from clapkit.photoz.pipeline import _method_configs, resolve_config
-from clapkit.photoz.training import Interrupt
 
 EDGES = np.linspace(0.0, 0.4, 21)
 
@@ -49,7 +49,7 @@ def test_a_killed_realisation_resumes_to_the_same_model(catalog_inputs, tmp_path
     train_realisation(straight, spec, config, train, valid, seed=4)
 
     killed = tmp_path / "killed"
-    with pytest.raises(Interrupt):
+    with pytest.raises(TrainingStopped):
         train_realisation(killed, spec, config, train, valid, seed=4, stop_after=1)
     assert (killed / "net.ckpt").exists() and not (killed / "net.pt").exists()
     train_realisation(killed, spec, config, train, valid, seed=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from clapkit.errors import FileFormatError, ValidationError
+from clapkit.nets.training import TrainingStopped
 from clapkit.photoz.training import (
-    Interrupt,
     TensorData,
     TrainConfig,
     fit,
@@ -77,7 +78,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
 
     checkpoint = tmp_path / "net.ckpt"
     resumed = fresh_net()
-    with pytest.raises(Interrupt):
+    with pytest.raises(TrainingStopped):
         fit(resumed, step, score, train, valid, CONFIG, checkpoint=checkpoint, stop_after=2)
     assert checkpoint.exists()
     history = fit(
@@ -91,10 +92,34 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     assert not checkpoint.exists()  # removed once training ends
 
 
+def test_a_stop_signal_checkpoints_and_the_run_resumes_to_the_same_weights(tmp_path):
+    train, valid = toy_data(300, 0), toy_data(100, 1)
+    straight = fresh_net()
+    fit(straight, step, score, train, valid, CONFIG)
+
+    steps: list[int] = []
+
+    def signalled_step(net, batch, generator):
+        steps.append(1)
+        if len(steps) == 15:  # 300 galaxies in batches of 32: epoch 1 (steps 11 to 20)
+            signal.raise_signal(signal.SIGINT)
+        return step(net, batch, generator)
+
+    checkpoint = tmp_path / "net.ckpt"
+    with pytest.raises(TrainingStopped, match="after epoch 1"):
+        fit(fresh_net(), signalled_step, score, train, valid, CONFIG, checkpoint=checkpoint)
+    assert checkpoint.exists()
+    resumed = fresh_net()
+    history = fit(resumed, step, score, train, valid, CONFIG, checkpoint=checkpoint)
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     train = toy_data(100, 0)
     checkpoint = tmp_path / "net.ckpt"
-    with pytest.raises(Interrupt):
+    with pytest.raises(TrainingStopped):
         fit(fresh_net(), step, score, train, None, CONFIG, checkpoint=checkpoint, stop_after=1)
     other = TrainConfig(epochs=4, batch_size=16, learning_rate=1e-2, seed=3)
     with pytest.raises(ValidationError, match="different training config"):

@@ -1,6 +1,7 @@
 """Training, resuming, loading and applying translation models on a tiny paired survey."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -8,11 +9,11 @@ import torch
 
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
+from clapkit.nets.training import TrainingStopped
 from clapkit.testing import synthetic_translation_survey
 from clapkit.translate.apply import apply_translator
 from clapkit.translate.registry import MODELS
 from clapkit.translate.training import (
-    Interrupt,
     TrainOptions,
     _batches,
     _pools,
@@ -21,6 +22,7 @@ from clapkit.translate.training import (
     read_spec,
     train_translator,
 )
+from clapkit.translate.training import build_model as real_build_model
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_training_resumes_from_the_checkpoint_to_the_same_weights(tmp_path, surv
     whole = tmp_path / "whole"
     train_translator(survey_file, whole, "swin", "s2c", preset="tiny", options=options)
     split = tmp_path / "split"
-    with pytest.raises(Interrupt):
+    with pytest.raises(TrainingStopped):
         train_translator(
             survey_file, split, "swin", "s2c", preset="tiny", options=options, stop_after=1
         )
@@ -69,8 +71,43 @@ def test_training_resumes_from_the_checkpoint_to_the_same_weights(tmp_path, surv
     assert all(torch.allclose(a[k], b[k]) for k in a)
 
 
+def test_a_gan_stopped_by_a_signal_resumes_to_the_same_weights(tmp_path, survey_file, monkeypatch):
+    # SRGAN steps two optimisers per batch; SIGTERM arrives in the middle of epoch 1.
+    options = _options("srgan", epochs=3)
+    whole = tmp_path / "whole"
+    train_translator(survey_file, whole, "srgan", "s2c", preset="tiny", options=options)
+
+    def signalled_model(*args, **kwargs):
+        net = real_build_model(*args, **kwargs)
+        step = net.train_step
+        signalled = []
+
+        def train_step(batch, optimizers, epoch, generator):
+            if epoch == 1 and not signalled:
+                signalled.append(True)  # once: a second signal would stop at once
+                signal.raise_signal(signal.SIGTERM)
+            return step(batch, optimizers, epoch, generator)
+
+        net.train_step = train_step
+        return net
+
+    import clapkit.translate.training as training
+
+    monkeypatch.setattr(training, "build_model", signalled_model)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(TrainingStopped, match="after epoch 1"):
+        train_translator(survey_file, stopped, "srgan", "s2c", preset="tiny", options=options)
+    assert (stopped / "checkpoint.pt").is_file() and not (stopped / "model.pt").exists()
+    monkeypatch.setattr(training, "build_model", real_build_model)
+    spec = train_translator(survey_file, stopped, "srgan", "s2c", preset="tiny", options=options)
+    assert [r["epoch"] for r in spec.history] == [0, 1, 2]
+    a = torch.load(whole / "model.pt", weights_only=True)
+    b = torch.load(stopped / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, survey_file):
-    with pytest.raises(Interrupt):
+    with pytest.raises(TrainingStopped):
         train_translator(
             survey_file,
             tmp_path,

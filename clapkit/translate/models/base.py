@@ -11,8 +11,9 @@ family on the same footing.
 
 A model is a :class:`torch.nn.Module` subclass of :class:`Translator`. It owns its
 optimisers' construction and the order of its own updates (a GAN alternates a
-discriminator and a generator step), while :mod:`clapkit.translate.training` owns the
-loop: learning rate, batches, checkpoints, progress.
+discriminator and a generator step), while :mod:`clapkit.translate.training` draws the
+batches and the shared loop (:mod:`clapkit.nets.training`) owns the epochs: seeding,
+learning rate, checkpoints, stop signal, progress.
 """
 
 from __future__ import annotations
