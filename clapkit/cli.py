@@ -104,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClapkitError as err:
         print(f"clapkit {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"clapkit {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        # A training stopped by the signal says where it resumes (TrainingStopped).
+        detail = f" ({err})" if str(err) else ""
+        print(f"clapkit {args.command}: interrupted{detail}", file=sys.stderr)
         return 2
     except Exception as err:
         # Another library's error (torch out of memory, a full disk...) still reaches the

@@ -311,7 +311,16 @@ def test_another_librarys_error_and_ctrl_c_are_one_line_and_status_2(monkeypatch
     def interrupt(args):
         raise KeyboardInterrupt
 
-    for command, says in ((fail, "MemoryError: out of memory"), (interrupt, "interrupted")):
+    def stop_training(args):
+        from clapkit.nets.training import TrainingStopped
+
+        raise TrainingStopped("stopped after epoch 2; RUN/net.ckpt resumes it")
+
+    for command, says in (
+        (fail, "MemoryError: out of memory"),
+        (interrupt, "sdss: interrupted"),
+        (stop_training, "interrupted (stopped after epoch 2; RUN/net.ckpt resumes it)"),
+    ):
         monkeypatch.setattr(
             clapkit.data.cli, "_cmd_sdss", command
         )  # the parser reads it when built
