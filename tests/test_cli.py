@@ -18,7 +18,7 @@ from clapkit.evaluation import read_galaxy_table
 from clapkit.metrics import PDFs
 from clapkit.photoz.details import read_clap_details
 from clapkit.runs import RunDir, save_pdfs
-from clapkit.translate.evaluate import read_evaluation
+from clapkit.translate.results import read_evaluation
 
 EDGES = np.linspace(0, 0.4, 81)
 

@@ -10,7 +10,7 @@ import torch
 
 from clapkit.cli import main
 from clapkit.errors import OverwriteError, ValidationError
-from clapkit.interpret import pipeline
+from clapkit.interpret import pipeline, results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.testing import synthetic_mass_survey
 
@@ -38,7 +38,7 @@ def test_train_writes_models_predictions_and_test_metrics(analysed):
     for name in INPUT_SETS:
         row = metrics["input_sets"][name]
         assert {"sigma", "bias", "crps", "pit_w1"} <= set(row)
-        prediction = pipeline.read_mass_prediction(run, name)
+        prediction = results.read_mass_prediction(run, name)
         # Every galaxy is predicted: the local tests search the latent space of all.
         assert prediction.pdfs.shape[0] == 400
         assert (prediction.split == "test").sum() == 80
@@ -62,7 +62,7 @@ def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
 def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
     _, run = analysed
     summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
-    terms = pipeline.read_pid_per_galaxy(run)
+    terms = results.read_pid_per_galaxy(run)
     for pair in ("photometry_images", "optical_wise"):
         row = summary["pairs"][pair]
         per = terms[pair]
@@ -77,7 +77,7 @@ def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
 
 def test_attributions_cover_every_band_and_report_the_sanity_check(analysed):
     _, run = analysed
-    arrays = pipeline.read_attributions(run)
+    arrays = results.read_attributions(run)
     assert arrays["maps"].shape == arrays["images"].shape == (6, 5, 16, 16)
     assert list(arrays["bands"]) == ["u", "g", "r", "i", "z"]
     assert arrays["profiles"].shape[:2] == arrays["randomised_profiles"].shape[:2] == (6, 5)
