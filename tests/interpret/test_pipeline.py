@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from clapkit.cli import main
+from clapkit.data import GalaxySet
 from clapkit.errors import OverwriteError, ValidationError
 from clapkit.interpret import pipeline, results
 from clapkit.interpret.causal_graph import CausalGraph
+from clapkit.runs import RunDir
+from clapkit.sim.graph import true_graph
 from clapkit.testing import synthetic_mass_survey
 
 INPUT_SETS = ("photometry", "images", "images_normalised")
@@ -56,7 +60,27 @@ def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
     adjacency = np.asarray(pc["graph"]["adjacency"])
     assert adjacency.shape == (len(pc["graph"]["columns"]),) * 2
     # The synthetic survey is not the mock survey: there is no true graph to score against.
-    assert pc["score"] is None
+    assert pc["score"] is None and results.read_true_graph(run) is None
+
+
+def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tmp_path):
+    data, run = analysed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    survey = synthetic_mass_survey(400, seed=2)  # the analysed galaxies, said to be the mock
+    mock = tmp_path / "mock.h5"
+    GalaxySet(survey.catalog, survey.stacks, {"source": pipeline.MOCK_SURVEY}).save(mock)
+    columns = ["z", "log_mstar", "restframe_u_r", "bulge_fraction", "disk_q", "disk_av"]
+    options = {"k": 8, "n_permutations": 99, "n_bootstrap": 2, "overwrite": True}
+    pipeline.causal_stage(mock, copy, pc_columns=columns, **options)
+    recorded = results.read_true_graph(copy)
+    expected = true_graph(pipeline.TRUE_GRAPH_BANDS)
+    assert set(recorded.nodes) == set(expected.nodes)
+    assert set(recorded.edges) == set(expected.edges)
+    assert results.clapkit_json(RunDir(copy).pc_path)["score"] is not None
+    # Redone on data whose truth is unknown, the run no longer claims one.
+    pipeline.causal_stage(data, copy, pc_columns=columns, **options)
+    assert results.read_true_graph(copy) is None
 
 
 def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
