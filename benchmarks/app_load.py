@@ -475,12 +475,13 @@ class Expected:
 
 
 def read_expected(root: Path) -> Expected:
-    from clapkit.evaluation import GALAXY_TABLE, read_galaxy_table
+    from clapkit.evaluation import read_galaxy_table
     from clapkit.runs import RunDir
 
-    metrics = RunDir(root).read_json("metrics.json")["methods"]
+    run = RunDir(root)
+    metrics = run.read_json(run.metrics_path)["methods"]
     sigma = {m: float(r["summary"]["sigma_mad"]) for m, r in metrics.items()}
-    ids = np.asarray(read_galaxy_table(root / GALAXY_TABLE)["id"])
+    ids = np.asarray(read_galaxy_table(run.galaxy_table_path)["id"])
     try:
         from clapkit_app.store import METHOD_LABELS
     except ImportError:  # the dashboards' labels are optional: values are tried too

@@ -36,7 +36,7 @@ from _report import emit
 
 from clapkit.interpret import pipeline
 from clapkit.interpret.information import gaussian_check
-from clapkit.interpret.mass import INPUT_SETS
+from clapkit.interpret.input_sets import INPUT_SETS
 from clapkit.sim import simulate_to_file
 
 MODES = {

@@ -39,10 +39,11 @@ from _report import emit
 from clapkit.data import GalaxySet
 from clapkit.sim import simulate_to_file
 from clapkit.translate.apply import apply_translator
-from clapkit.translate.evaluate import HEADLINE_METRICS, evaluate_task, format_evaluation, task_dir
+from clapkit.translate.evaluate import HEADLINE_METRICS, evaluate_task, format_evaluation
 from clapkit.translate.models import MODEL_NAMES
-from clapkit.translate.pixels import TASKS as TASK_SPECS
 from clapkit.translate.probe import ProbeConfig
+from clapkit.translate.results import task_dir
+from clapkit.translate.tasks import TASKS as TASK_SPECS
 from clapkit.translate.training import default_options, read_spec, train_translator
 
 TASKS = ("s2s", "s2c")

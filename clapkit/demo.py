@@ -16,7 +16,6 @@ at once.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -29,20 +28,16 @@ from tqdm.auto import tqdm
 import clapkit
 from clapkit.errors import FileFormatError, OverwriteError
 from clapkit.evaluation import evaluate_run, format_table, ordered_methods
-from clapkit.interpret.pipeline import (
-    attribute_stage,
-    causal_stage,
-    interpret_dir,
-    pid_stage,
-    train_stage,
-)
+from clapkit.interpret.pipeline import attribute_stage, causal_stage, pid_stage, train_stage
+from clapkit.interpret.results import read_mass_metrics
 from clapkit.photoz.pipeline import predict_run, train_run
 from clapkit.plots import plot_calibration
 from clapkit.runs import RunDir
 from clapkit.sim import simulate_to_file
 from clapkit.translate.apply import apply_translator
-from clapkit.translate.evaluate import evaluate_task, format_evaluation, read_evaluation, task_dir
+from clapkit.translate.evaluate import evaluate_task, format_evaluation
 from clapkit.translate.probe import ProbeConfig
+from clapkit.translate.results import read_evaluation
 from clapkit.translate.training import default_options, train_translator
 
 DEFAULT_RUN = Path("data") / "runs" / "demo"
@@ -115,23 +110,23 @@ class DemoConfig:
 
 def _is_current(run: RunDir, config: DemoConfig) -> bool:
     try:
-        manifest = run.read_json("manifest.json")
+        manifest = run.read_json(run.manifest_path)
     except OSError:
         return False
     return (
         manifest.get("complete") is True
         and manifest.get("clapkit_version") == clapkit.__version__
         and manifest.get("config") == config.to_json()
-        and (run.root / "metrics.json").is_file()
+        and run.metrics_path.is_file()
         # Runs from before the dashboards lack the per-galaxy table they read.
-        and (run.root / "galaxies.h5").is_file()
-        and (task_dir(run.root, config.translation["task"]) / "evaluation.json").is_file()
-        and (interpret_dir(run.root) / "attributions" / "summary.json").is_file()
+        and run.galaxy_table_path.is_file()
+        and run.evaluation_path(config.translation["task"]).is_file()
+        and run.attribution_summary_path.is_file()
     )
 
 
 def _build(run: RunDir, config: DemoConfig, progress: bool, log: Callable[[str], None]) -> None:
-    data = run.root / "mock_survey.h5"
+    data = run.data_file("mock_survey")
     log(f"simulating {config.n_galaxies} mock galaxies (seed {config.seed})")
     simulate_to_file(
         data,
@@ -155,17 +150,18 @@ def _build(run: RunDir, config: DemoConfig, progress: bool, log: Callable[[str],
     evaluate_run(run, z_bins=4, extra_bins=4, outlier_threshold=config.outlier_threshold)
     loaded = {m: run.load_pdfs(m)[0] for m in PLOTTED if m in run.methods()}
     figure = plot_calibration(loaded)
-    figure.savefig(run.root / "calibration.png", dpi=120)
+    figure.savefig(run.calibration_figure_path, dpi=120)
     _build_translation(run, config, progress, log)
     _build_interpretation(run, data, config, progress, log)
-    run.write_json("manifest.json", {"kind": "demo", "config": config.to_json(), "complete": True})
+    manifest = {"kind": "demo", "config": config.to_json(), "complete": True}
+    run.write_json(run.manifest_path, manifest)
 
 
 def _build_translation(
     run: RunDir, config: DemoConfig, progress: bool, log: Callable[[str], None]
 ) -> None:
     settings = config.translation
-    data = run.root / "translation_survey.h5"
+    data = run.data_file("translation_survey")
     task = settings["task"]
     log(f"simulating {settings['n_galaxies']} mock galaxies in SDSS and CFHTLS for translation")
     simulate_to_file(
@@ -178,7 +174,7 @@ def _build_translation(
     )
     for model, epochs in settings["epochs"].items():
         log(f"training the {model} translation model ({task}, {epochs} epochs)")
-        model_dir = task_dir(run.root, task) / model
+        model_dir = run.translation_dir(task, model)
         options = default_options(model, epochs=epochs, seed=config.seed)
         train_translator(
             data,
@@ -189,9 +185,9 @@ def _build_translation(
             options=options,
             progress=progress,
         )
-        apply_translator(model_dir, data, model_dir / "translated.h5", progress=progress)
+        apply_translator(model_dir, data, run.translated_path(task, model), progress=progress)
         if model == "nrgan":
-            smooth = task_dir(run.root, task) / "nrgan_smooth" / "translated.h5"
+            smooth = run.translated_path(task, "nrgan_smooth")
             apply_translator(model_dir, data, smooth, overrides={"add_noise": False})
     log("evaluating the translations (pixels, morphology, noise, photo-z probe)")
     probe = ProbeConfig(epochs=settings["probe_epochs"], seed=config.seed)
@@ -259,10 +255,10 @@ def build_demo(
         log(
             f"reusing the demo run in {run.root} (same configuration and clapkit {clapkit.__version__})"
         )
-        return run.read_json("metrics.json")
+        return run.read_json(run.metrics_path)
     if run.root.exists() and any(run.root.iterdir()):
         try:
-            is_demo = run.read_json("manifest.json").get("kind") == "demo"
+            is_demo = run.read_json(run.manifest_path).get("kind") == "demo"
         except OSError:
             is_demo = False
         if not (is_demo or rebuild):
@@ -283,7 +279,7 @@ def build_demo(
             staging.rename(run.root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return run.read_json("metrics.json")
+    return run.read_json(run.metrics_path)
 
 
 def report(metrics: dict[str, Any], run_root: str | os.PathLike) -> str:
@@ -310,9 +306,8 @@ def report(metrics: dict[str, Any], run_root: str | os.PathLike) -> str:
             continue
         lines += ["", "Image translation, judged against the real target images:"]
         lines.append(format_evaluation(evaluation))
-    mass_metrics = interpret_dir(run_root) / "mass" / "metrics.json"
-    if mass_metrics.is_file():
-        rows = json.loads(mass_metrics.read_text())["input_sets"]
+    if RunDir(run_root).mass_metrics_path.is_file():
+        rows = read_mass_metrics(run_root)["input_sets"]
         lines += ["", "Stellar mass from each input set (test split, dex):"]
         lines.append(f"{'input set':<16} {'sigma':>7} {'bias':>7} {'CRPS':>7}")
         for name, row in rows.items():

@@ -22,7 +22,6 @@ from clapkit.runs import RunDir, load_pdfs
 
 #: Credibility levels of the stored coverage curves (the calibration explorer draws them).
 COVERAGE_LEVELS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
-GALAXY_TABLE = "galaxies.h5"
 
 #: Columns of the printed table: metric key, header, format.
 TABLE_COLUMNS = (
@@ -323,10 +322,10 @@ def evaluate_run(
     dict
         One :func:`evaluate_pdfs` result per method, as written to ``out``.
     """
-    out = Path(out) if out is not None else run.root / "metrics.json"
+    out = Path(out) if out is not None else run.metrics_path
     check_writable(out, overwrite)
     if galaxy_table:
-        check_writable(run.root / GALAXY_TABLE, overwrite)
+        check_writable(run.galaxy_table_path, overwrite)
     methods = run.methods()
     if not methods:
         raise ValidationError(
@@ -363,7 +362,7 @@ def evaluate_run(
                 table[name] = values
     write_metrics(out, results, overwrite)
     if galaxy_table:
-        write_galaxy_table(run.root / GALAXY_TABLE, table, overwrite)
+        write_galaxy_table(run.galaxy_table_path, table, overwrite)
     return results
 
 

@@ -1,13 +1,38 @@
 """The run directory: where every artefact of a job lives.
 
 A run directory (``data/runs/<name>/``) is the only hand-off between the stages
-(train, predict, evaluate) and between the library and the dashboards::
+(train, predict, evaluate) and between the library and the dashboards. :class:`RunDir`
+is its one map: every path below is a property or method of it, and no other module
+spells a run path::
 
     <run>/
-      manifest.json        what made the run: clapkit version, config, stages done
-      pdfs/<method>.h5     PDFs of one method on the test galaxies
-      metrics.json         summary metrics and per-bin tables of every method
-      *.png                figures
+      manifest.json            clapkit demo: what made the run (kind, config, complete)
+      <name>.h5                galaxy files kept in the run (the demo's mock surveys)
+      train.json               clapkit train: settings, input spec, each method's status
+      predict.json             clapkit predict: the galaxy file, split, timings
+      metrics.json             clapkit evaluate: summary metrics and per-bin tables
+      galaxies.h5              clapkit evaluate: one row per galaxy and method
+      calibration.png          clapkit demo: the PIT and coverage figure
+      pdfs/<method>.h5         PDFs of one method on the test galaxies
+      models/<method>/         a trained photo-z method (its module owns the contents)
+      clap/knn.h5              what the dashboards show of CLAP's adaptive KNN
+      .replaced/               while ``clapkit train --overwrite`` runs: the old training
+      translate/<task>/        clapkit translate, one folder per task (s2s, s2c)
+        <model>/               a translation model (model.json, model.pt, checkpoint.pt)
+        <set>/translated.h5    the images a model translated (set: model, nrgan_smooth)
+        probe/                 the photo-z probe of the evaluation
+        evaluation.json        metrics of every translated set and of the real images
+        morphology_<set>.h5    per-galaxy morphology and probe photo-z of a set
+      interpret/               clapkit interpret
+        mass/metrics.json      σ, bias and PDF metrics of each input set (test split)
+        mass/<input set>/      a stellar-mass model (model.json, r<i>/) and prediction.h5
+        causal/local_tests.json  the local tests in one model's latent space
+        causal/pc.json         the PC graph and, on the mock survey, its score
+        causal/true_graph.json the mock survey's true graph (mock survey only)
+        pid/pid.json           the MI decomposition of every input pair
+        pid/per_galaxy.h5      its per-galaxy terms
+        attributions/attributions.h5  attribution maps of test galaxies
+        attributions/summary.json     their summary and the randomisation check
 
 Every artefact carries the clapkit version and the config that produced it, and every
 write is atomic (see :mod:`clapkit.atomic`), so a half-written run is never read as
@@ -36,10 +61,11 @@ PDF_FORMAT_VERSION = 1
 _METHOD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-def _check_method(method: str) -> str:
-    if not _METHOD_NAME.match(method):
-        raise ValidationError(f"method name {method!r} must be letters, digits, '_', '.', '-'")
-    return method
+def _check_name(name: str, what: str = "method") -> str:
+    # A name becomes one path component: no separators, no leading dot (hidden files).
+    if not _METHOD_NAME.match(name):
+        raise ValidationError(f"{what} name {name!r} must be letters, digits, '_', '.', '-'")
+    return name
 
 
 def save_pdfs(
@@ -87,7 +113,7 @@ def save_pdfs(
     >>> attrs["method"], bool(np.allclose(loaded.p, pdfs.p))
     ('knn', True)
     """
-    _check_method(method)
+    _check_name(method)
     ids = np.asarray(pdfs.ids)
     columns = {name: np.asarray(values) for name, values in (columns or {}).items()}
     for name, values in columns.items():
@@ -162,6 +188,8 @@ class RunDir:
     'knn.h5'
     >>> run.methods()
     []
+    >>> run.clap_details_path.relative_to(run.root).as_posix()
+    'clap/knn.h5'
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -172,6 +200,205 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"
 
+    # ------------------------------------------------------------------ photo-z stages
+
+    def data_file(self, name: str) -> Path:
+        """A galaxy file kept inside the run, ``<name>.h5`` (the demo keeps its mock
+        surveys there): recorded relative to the run, it moves with it."""
+        path = self.root / f"{_check_name(name, 'data file')}.h5"
+        if path in self.training_artefacts:
+            raise ValidationError(f"{path.name} is a run artefact, not a name for a data file")
+        return path
+
+    @property
+    def manifest_path(self) -> Path:
+        """``manifest.json``: what made the run (written by ``clapkit demo``)."""
+        return self.root / "manifest.json"
+
+    @property
+    def train_record_path(self) -> Path:
+        """``train.json``: the photo-z training's settings and each method's status."""
+        return self.root / "train.json"
+
+    @property
+    def predict_record_path(self) -> Path:
+        """``predict.json``: the galaxy file predicted on, its split and the timings."""
+        return self.root / "predict.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.json``: summary metrics and per-bin tables of every method."""
+        return self.root / "metrics.json"
+
+    @property
+    def galaxy_table_path(self) -> Path:
+        """``galaxies.h5``: the per-galaxy table of ``clapkit evaluate``."""
+        return self.root / "galaxies.h5"
+
+    @property
+    def calibration_figure_path(self) -> Path:
+        """``calibration.png``: the demo's PIT and coverage figure."""
+        return self.root / "calibration.png"
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder of the trained photo-z methods."""
+        return self.root / "models"
+
+    def model_dir(self, method: str) -> Path:
+        """Folder of the trained photo-z method ``method`` (its module owns the contents)."""
+        return self.models_dir / _check_name(method)
+
+    @property
+    def clap_details_dir(self) -> Path:
+        """Folder of what the dashboards show of CLAP."""
+        return self.root / "clap"
+
+    @property
+    def clap_details_path(self) -> Path:
+        """``clap/knn.h5`` (see :mod:`clapkit.photoz.details`)."""
+        return self.clap_details_dir / "knn.h5"
+
+    @property
+    def replaced_training_dir(self) -> Path:
+        """Where ``clapkit train --overwrite`` keeps the previous training's artefacts until
+        the new training has finished (see :mod:`clapkit.photoz.training_state`)."""
+        return self.root / ".replaced"
+
+    @property
+    def training_artefacts(self) -> tuple[Path, ...]:
+        """Everything a photo-z training and what follows from it (prediction,
+        evaluation, the demo's figure) writes: ``--overwrite`` replaces them together."""
+        return (
+            self.models_dir,
+            self.pdfs_dir,
+            self.clap_details_dir,
+            self.train_record_path,
+            self.predict_record_path,
+            self.metrics_path,
+            self.galaxy_table_path,
+            self.calibration_figure_path,
+        )
+
+    # ------------------------------------------------------------------ translation
+
+    @property
+    def translate_dir(self) -> Path:
+        """Folder of ``clapkit translate``, one subfolder per task."""
+        return self.root / "translate"
+
+    def task_dir(self, task: str) -> Path:
+        """Folder of one translation task's models, translations and evaluation."""
+        return self.translate_dir / _check_name(task, "task")
+
+    def translation_dir(self, task: str, name: str) -> Path:
+        """Folder of a translation model, or of a set of translated images, of ``task``."""
+        return self.task_dir(task) / _check_name(name, "translation")
+
+    def translated_path(self, task: str, name: str) -> Path:
+        """The translated images of set ``name`` of ``task``."""
+        return self.translation_dir(task, name) / "translated.h5"
+
+    def translated_sets(self, task: str) -> dict[str, Path]:
+        """``{set name: translated images}`` of every translated set of ``task``, sorted."""
+        return {
+            path.parent.name: path
+            for path in sorted(self.task_dir(task).glob("*/translated.h5"))
+            if not path.parent.name.startswith(".")
+        }
+
+    def probe_dir(self, task: str) -> Path:
+        """Folder of the photo-z probe that evaluates the translations of ``task``."""
+        return self.task_dir(task) / "probe"
+
+    def evaluation_path(self, task: str) -> Path:
+        """``evaluation.json`` of ``task``."""
+        return self.task_dir(task) / "evaluation.json"
+
+    def morphology_path(self, task: str, name: str) -> Path:
+        """Per-galaxy morphology table of the evaluated set ``name`` (or ``real``)."""
+        return self.task_dir(task) / f"morphology_{_check_name(name, 'translation')}.h5"
+
+    def morphology_paths(self, task: str) -> dict[str, Path]:
+        """``{set name: morphology table}`` of every evaluated set of ``task``, sorted."""
+        prefix = "morphology_"
+        return {
+            path.stem[len(prefix) :]: path
+            for path in sorted(self.task_dir(task).glob(f"{prefix}*.h5"))
+        }
+
+    # ------------------------------------------------------------------ stellar mass
+
+    @property
+    def interpret_dir(self) -> Path:
+        """Folder of ``clapkit interpret``."""
+        return self.root / "interpret"
+
+    @property
+    def mass_metrics_path(self) -> Path:
+        """``interpret/mass/metrics.json``: the metrics of every trained input set."""
+        return self.interpret_dir / "mass" / "metrics.json"
+
+    def mass_dir(self, input_set: str) -> Path:
+        """Folder of the stellar-mass model of ``input_set``."""
+        return self.interpret_dir / "mass" / _check_name(input_set, "input set")
+
+    def mass_prediction_path(self, input_set: str) -> Path:
+        """The predictions of the stellar-mass model of ``input_set``."""
+        return self.mass_dir(input_set) / "prediction.h5"
+
+    @property
+    def causal_dir(self) -> Path:
+        """Folder of the causal analysis."""
+        return self.interpret_dir / "causal"
+
+    @property
+    def local_tests_path(self) -> Path:
+        """The causal graph of the local tests."""
+        return self.causal_dir / "local_tests.json"
+
+    @property
+    def pc_path(self) -> Path:
+        """The PC graph over catalog columns and its score against the true graph."""
+        return self.causal_dir / "pc.json"
+
+    @property
+    def true_graph_path(self) -> Path:
+        """The true graph of the data's generative process (the mock survey only)."""
+        return self.causal_dir / "true_graph.json"
+
+    @property
+    def pid_dir(self) -> Path:
+        """Folder of the MI decomposition."""
+        return self.interpret_dir / "pid"
+
+    @property
+    def pid_path(self) -> Path:
+        """The MI decomposition of every input pair (sample means, by galaxy type)."""
+        return self.pid_dir / "pid.json"
+
+    @property
+    def pid_per_galaxy_path(self) -> Path:
+        """The per-galaxy terms of the MI decomposition."""
+        return self.pid_dir / "per_galaxy.h5"
+
+    @property
+    def attributions_dir(self) -> Path:
+        """Folder of the attribution maps."""
+        return self.interpret_dir / "attributions"
+
+    @property
+    def attributions_path(self) -> Path:
+        """The attribution maps, profiles and randomisation check of test galaxies."""
+        return self.attributions_dir / "attributions.h5"
+
+    @property
+    def attribution_summary_path(self) -> Path:
+        """The summary of the attribution maps."""
+        return self.attributions_dir / "summary.json"
+
+    # ------------------------------------------------------------------ PDFs
+
     @property
     def pdfs_dir(self) -> Path:
         """Folder of the PDF files, one per method."""
@@ -179,7 +406,7 @@ class RunDir:
 
     def pdf_path(self, method: str) -> Path:
         """Path of the PDF file of ``method``."""
-        return self.pdfs_dir / f"{_check_method(method)}.h5"
+        return self.pdfs_dir / f"{_check_name(method)}.h5"
 
     def methods(self) -> list[str]:
         """Methods whose PDFs are in the run, sorted."""
@@ -240,7 +467,7 @@ class RunDir:
         moves with it).
         """
         try:
-            data = self.read_json("predict.json")["data"]
+            data = self.read_json(self.predict_record_path)["data"]
         except (OSError, KeyError):
             return None
         path = Path(data)
@@ -254,15 +481,30 @@ class RunDir:
         except ValueError:
             return str(path)
 
-    def write_json(self, name: str, obj: dict[str, Any], overwrite: bool = False) -> Path:
-        """Write ``<run>/<name>`` atomically, stamped with the clapkit version."""
+    def _path(self, name: str | os.PathLike) -> Path:
+        if isinstance(name, str):
+            return self.root / name
+        path = Path(name)
+        if not path.is_relative_to(self.root):
+            raise ValidationError(f"{path} is not a file of run {self.root}")
+        return path
+
+    def write_json(
+        self, name: str | os.PathLike, obj: dict[str, Any], overwrite: bool = False
+    ) -> Path:
+        """Write a JSON file of the run atomically, stamped with the clapkit version.
+
+        ``name`` is a path of this run (e.g. :attr:`metrics_path`) or, as a string, a
+        file name relative to its root.
+        """
         return write_json(
-            self.root / name, {"clapkit_version": clapkit.__version__, **obj}, overwrite
+            self._path(name), {"clapkit_version": clapkit.__version__, **obj}, overwrite
         )
 
-    def read_json(self, name: str) -> dict[str, Any]:
-        """Read ``<run>/<name>``; a clear error if it is missing or not JSON."""
-        path = self.root / name
+    def read_json(self, name: str | os.PathLike) -> dict[str, Any]:
+        """Read a JSON file of the run (see :meth:`write_json` for ``name``); a clear
+        error if it is missing or not JSON."""
+        path = self._path(name)
         try:
             return json.loads(path.read_text())
         except FileNotFoundError as err:

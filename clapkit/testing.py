@@ -89,7 +89,7 @@ def synthetic_run(
     --------
     >>> import tempfile
     >>> run = synthetic_run(tempfile.mkdtemp(), SyntheticRunConfig(n_test=60, n_train=90))
-    >>> sorted(run.methods())[:3], (run.root / "galaxies.h5").is_file()
+    >>> sorted(run.methods())[:3], run.galaxy_table_path.is_file()
     (['clap', 'clap_raw', 'clap_recal'], True)
     """
     config = config or SyntheticRunConfig()
@@ -106,7 +106,7 @@ def synthetic_run(
         zero, slope = _COLOUR[band]
         catalog[f"mag_{band}"] = mag_r + zero + slope * z + rng.normal(0, 0.03, n)
         catalog[f"magerr_{band}"] = rng.uniform(0.01, 0.05, n)
-    data = run.root / "galaxies_data.h5"
+    data = run.data_file("galaxies_data")
     _write_images(data, catalog, config, rng, progress)
 
     test, train = slice(0, config.n_test), slice(config.n_test, n)
@@ -157,9 +157,9 @@ def synthetic_run(
         novelty=novelty,
     )
     projection = project_latent(latent[test], config.projection, seed=config.seed)
-    write_clap_details(run.root / "clap" / "knn.h5", prediction, test_ids, projection)
+    write_clap_details(run.clap_details_path, prediction, test_ids, projection)
     run.write_json(
-        "predict.json",
+        run.predict_record_path,
         {"data": run.relative_data_path(data), "split": "test", "synthetic": True},
         overwrite=True,
     )
@@ -309,7 +309,7 @@ def synthetic_translation_run(
     from clapkit.translate.models import MODEL_NAMES
 
     root = Path(root)
-    data = root / "survey.h5"
+    data = RunDir(root).data_file("survey")
     if not data.exists():
         synthetic_translation_survey(n, seed).save(data)
     with single_thread_torch():
@@ -319,21 +319,22 @@ def synthetic_translation_run(
 
 def _train_translation_run(root, data, seed, tasks, models, epochs, progress) -> None:
     from clapkit.translate.apply import apply_translator
-    from clapkit.translate.evaluate import evaluate_task, task_dir
+    from clapkit.translate.evaluate import evaluate_task
     from clapkit.translate.probe import ProbeConfig
     from clapkit.translate.training import default_options, train_translator
 
+    run = RunDir(root)
     for task in tasks:
         for model in tqdm(models, desc=f"translate {task}", disable=not progress):
-            model_dir = task_dir(root, task) / model
+            model_dir = run.translation_dir(task, model)
             options = default_options(model, epochs=epochs, batch_size=8, seed=seed)
             train_translator(data, model_dir, model, task, preset="tiny", options=options)
-            apply_translator(model_dir, data, model_dir / "translated.h5", seed=seed)
+            apply_translator(model_dir, data, run.translated_path(task, model), seed=seed)
             if model == "nrgan":
                 apply_translator(
                     model_dir,
                     data,
-                    task_dir(root, task) / "nrgan_smooth" / "translated.h5",
+                    run.translated_path(task, "nrgan_smooth"),
                     overrides={"add_noise": False},
                     seed=seed,
                 )
@@ -453,13 +454,13 @@ def synthetic_interpret_run(
     from clapkit.interpret import pipeline
 
     root = Path(root)
-    data = root / "interpret_survey.h5"
+    run = RunDir(root)
+    data = run.data_file("interpret_survey")
     if not data.exists():
         root.mkdir(parents=True, exist_ok=True)
         synthetic_mass_survey(n, seed).save(data)
-    folder = pipeline.interpret_dir(root)
     with single_thread_torch():
-        if not (folder / "mass" / "metrics.json").is_file():
+        if not run.mass_metrics_path.is_file():
             pipeline.train_stage(
                 data,
                 root,
@@ -468,11 +469,11 @@ def synthetic_interpret_run(
                 seed=seed,
                 progress=progress,
             )
-        if not (folder / "causal" / "pc.json").is_file():
+        if not run.pc_path.is_file():
             pipeline.causal_stage(
                 data, root, k=8, n_permutations=99, n_bootstrap=2, seed=seed, progress=progress
             )
-        if not (folder / "pid" / "pid.json").is_file():
+        if not run.pid_path.is_file():
             pipeline.pid_stage(
                 data,
                 root,
@@ -481,7 +482,7 @@ def synthetic_interpret_run(
                 seed=seed,
                 progress=progress,
             )
-        if not (folder / "attributions" / "summary.json").is_file():
+        if not run.attribution_summary_path.is_file():
             pipeline.attribute_stage(
                 data, root, n_galaxies=6, n_steps=8, seed=seed, progress=progress
             )

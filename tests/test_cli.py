@@ -15,10 +15,12 @@ from clapkit.cli import main
 from clapkit.data import GalaxySet
 from clapkit.demo import DemoConfig, build_demo, report
 from clapkit.evaluation import read_galaxy_table
+from clapkit.interpret.results import read_true_graph
 from clapkit.metrics import PDFs
 from clapkit.photoz.details import read_clap_details
 from clapkit.runs import RunDir, save_pdfs
-from clapkit.translate.evaluate import read_evaluation
+from clapkit.sim.graph import true_graph
+from clapkit.translate.results import read_evaluation
 
 EDGES = np.linspace(0, 0.4, 81)
 
@@ -150,6 +152,9 @@ def test_demo_trains_every_method_and_fills_the_run(demo_run, capsys):
     assert set(mass["input_sets"]) == {"photometry", "images", "images_normalised"}
     for name in ("causal/local_tests.json", "causal/pc.json", "pid/pid.json"):
         assert (demo_run / "interpret" / name).is_file()
+    # On the mock survey the true graph is recorded for the dashboard, with the PC score.
+    truth = read_true_graph(demo_run)
+    assert truth is not None and set(truth.edges) == set(true_graph(("sdss", "wise")).edges)
     assert (demo_run / "interpret" / "attributions" / "attributions.h5").is_file()
     assert "Stellar mass from each input set" in text and "images" in text
 

@@ -208,3 +208,108 @@ def test_a_truth_redshift_that_is_a_sentinel_or_off_the_grid_is_refused(value, s
         attach_truth(pdfs, truth)
     clean = Table({"id": pdfs.ids, "z": pdfs.z_true}, masked=True)
     assert np.array_equal(attach_truth(pdfs, clean).z_true, pdfs.z_true)
+
+
+def _layout_paths(run):
+    """Every path RunDir names: its Path properties, and its methods with sample names."""
+    fixed = {
+        name: getattr(run, name)
+        for name, member in vars(RunDir).items()
+        if isinstance(member, property) and isinstance(getattr(run, name), type(run.root))
+    }
+    named = {
+        "pdf_path": run.pdf_path("knn"),
+        "model_dir": run.model_dir("knn"),
+        "data_file": run.data_file("survey"),
+        "task_dir": run.task_dir("s2c"),
+        "translation_dir": run.translation_dir("s2c", "swin"),
+        "translated_path": run.translated_path("s2c", "swin"),
+        "probe_dir": run.probe_dir("s2c"),
+        "evaluation_path": run.evaluation_path("s2c"),
+        "morphology_path": run.morphology_path("s2c", "swin"),
+        "mass_dir": run.mass_dir("images"),
+        "mass_prediction_path": run.mass_prediction_path("images"),
+    }
+    return fixed, named
+
+
+def test_every_path_of_the_layout_is_in_the_run_distinct_and_documented(tmp_path):
+    import clapkit.runs
+
+    run = RunDir(tmp_path / "run")
+    fixed, named = _layout_paths(run)
+    paths = [*fixed.values(), *named.values()]
+    assert all(path.is_relative_to(run.root) and path != run.root for path in paths)
+    assert len(set(paths)) == len(paths)
+    # The layout diagram of the module docstring is the documentation of the layout.
+    undocumented = [name for name, path in fixed.items() if path.name not in clapkit.runs.__doc__]
+    assert undocumented == []
+
+
+def test_old_runs_keep_their_file_names(tmp_path):
+    run = RunDir(tmp_path)
+    relative = {path.relative_to(tmp_path).as_posix() for path in run.training_artefacts}
+    assert relative == {
+        "models",
+        "pdfs",
+        "clap",
+        "train.json",
+        "predict.json",
+        "metrics.json",
+        "galaxies.h5",
+        "calibration.png",
+    }
+    old = {
+        run.clap_details_path: "clap/knn.h5",
+        run.manifest_path: "manifest.json",
+        run.translated_path("s2c", "nrgan"): "translate/s2c/nrgan/translated.h5",
+        run.evaluation_path("s2s"): "translate/s2s/evaluation.json",
+        run.morphology_path("s2c", "real"): "translate/s2c/morphology_real.h5",
+        run.mass_metrics_path: "interpret/mass/metrics.json",
+        run.mass_prediction_path("images"): "interpret/mass/images/prediction.h5",
+        run.pc_path: "interpret/causal/pc.json",
+        run.pid_per_galaxy_path: "interpret/pid/per_galaxy.h5",
+        run.attribution_summary_path: "interpret/attributions/summary.json",
+    }
+    assert [path.relative_to(tmp_path).as_posix() for path in old] == list(old.values())
+
+
+@pytest.mark.parametrize(
+    "path_of",
+    [
+        lambda run: run.task_dir("../elsewhere"),
+        lambda run: run.model_dir("a/b"),
+        lambda run: run.translation_dir("s2c", ".hidden"),
+        lambda run: run.mass_dir(""),
+        lambda run: run.data_file("galaxies"),  # the galaxy table's name
+    ],
+)
+def test_names_that_leave_the_run_or_clash_are_refused(tmp_path, path_of):
+    with pytest.raises(ValidationError):
+        path_of(RunDir(tmp_path))
+
+
+def test_json_files_are_named_by_their_path_or_name_and_stay_in_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = RunDir("runs/x")  # relative, as on the command line
+    run.root.mkdir(parents=True)
+    run.write_json(run.metrics_path, {"methods": {}})
+    assert run.read_json("metrics.json")["methods"] == {}
+    assert json.loads((tmp_path / "runs" / "x" / "metrics.json").read_text())["methods"] == {}
+    with pytest.raises(ValidationError, match="not a file of run"):
+        run.read_json(tmp_path / "metrics.json")
+
+
+def test_translated_sets_and_morphology_tables_are_found_by_name(tmp_path):
+    run = RunDir(tmp_path)
+    for name in ("swin", "nrgan_smooth", ".partial"):
+        (run.task_dir("s2c") / name).mkdir(parents=True)
+        (run.task_dir("s2c") / name / "translated.h5").touch()
+    for name in ("real", "swin"):
+        run.morphology_path("s2c", name).touch()
+    assert list(run.translated_sets("s2c")) == ["nrgan_smooth", "swin"]
+    assert run.translated_sets("s2c")["swin"] == run.translated_path("s2c", "swin")
+    assert run.morphology_paths("s2c") == {
+        name: run.morphology_path("s2c", name) for name in ("real", "swin")
+    }
+    assert run.translated_sets("s2s") == {} and run.morphology_paths("s2s") == {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import panel as pn
 import param
@@ -62,9 +60,8 @@ class Landing(pn.viewable.Viewer):
                     css_classes=["ck-metrics"],
                 )
             )
-        figure = Path(run.root) / "calibration.png"
-        if figure.is_file():
-            items.append(pn.pane.PNG(str(figure), width=900))
+        if run.calibration_figure is not None:
+            items.append(pn.pane.PNG(str(run.calibration_figure), width=900))
         return pn.Column(*items, sizing_mode="stretch_width")
 
 

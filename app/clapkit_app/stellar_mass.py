@@ -451,8 +451,8 @@ class StellarMass(pn.viewable.Viewer):
             caption = (
                 f"{width}<span style='color:{AGREES}'>Green</span>: an adjacency in both "
                 f"graphs; <span style='color:{DISAGREES}'>orange</span>: PC's extra edges "
-                "(left) and the true edges it missed (right). The true graph is "
-                "`clapkit.sim.graph.true_graph` restricted to these columns. Stored score "
+                "(left) and the true edges it missed (right). The true graph is the one the "
+                "run recorded, restricted to these columns. Stored score "
                 f"against its pattern: SHD {score.get('shd')} ({score.get('n_missing')} "
                 f"missing, {score.get('n_extra')} extra, {score.get('n_misoriented')} "
                 f"misoriented); adjacency precision {_fmt(score.get('precision'))}, recall "
@@ -462,8 +462,9 @@ class StellarMass(pn.viewable.Viewer):
             )
         else:
             caption = (
-                f"{width}Arrows: edges PC could orient; plain lines: left undirected. The "
-                "data was not the mock survey, so there is no true graph to compare with."
+                f"{width}Arrows: edges PC could orient; plain lines: left undirected. There "
+                "is no true graph recorded in this run (real data, or a run made before "
+                "clapkit recorded it), so none to compare with."
             )
         return pn.Column(
             pn.pane.Markdown("### PC causal discovery over catalog columns"),

@@ -1,15 +1,17 @@
 """What the stellar-mass dashboard reads of a run: ``clapkit interpret``'s output.
 
-Everything comes from ``RUN/interpret/`` as :mod:`clapkit.interpret.pipeline` wrote it:
-the mass estimates of each input set (``mass/metrics.json`` and ``mass/<input
-set>/prediction.h5``: point estimates and true masses of every galaxy), the local tests
-(``causal/local_tests.json``) and the PC graph (``causal/pc.json``, with its score
-against the mock survey's true graph), the MI decomposition (``pid/pid.json`` and the
-per-galaxy terms of ``pid/per_galaxy.h5``) and the attribution maps
-(``attributions/attributions.h5`` and ``summary.json``). :func:`load_stellar_mass` reads
-them once per server process (``pn.cache``) and shares them, read-only, with every
-session. Nothing is computed here beyond the PDF means (the library's
-:attr:`~clapkit.interpret.mass.MassPrediction.point`) and looking rows up.
+Everything comes from ``RUN/interpret/`` as :mod:`clapkit.interpret.pipeline` wrote it,
+read through :mod:`clapkit.interpret.results` (which imports no torch) at the paths of
+:class:`~clapkit.runs.RunDir`: the mass estimates of each input set (``mass/metrics.json``
+and ``mass/<input set>/prediction.h5``: point estimates and true masses of every galaxy),
+the local tests (``causal/local_tests.json``) and the PC graph (``causal/pc.json``, with
+its score against the true graph that ``causal/true_graph.json`` records on the mock
+survey), the MI decomposition (``pid/pid.json`` and the per-galaxy terms of
+``pid/per_galaxy.h5``) and the attribution maps (``attributions/attributions.h5`` and
+``summary.json``). :func:`load_stellar_mass` reads them once per server process
+(``pn.cache``) and shares them, read-only, with every session. Nothing is computed here
+beyond the PDF means (the library's
+:attr:`~clapkit.interpret.results.MassPrediction.point`) and looking rows up.
 
 A run without these results does not raise: :attr:`StellarMassData.problems` says what
 is missing and which ``clapkit interpret`` command makes it.
@@ -17,7 +19,6 @@ is missing and which ``clapkit interpret`` command makes it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +30,15 @@ import pandas as pd
 import panel as pn
 
 from clapkit.errors import ClapkitError
-from clapkit.interpret import pipeline
+from clapkit.interpret import results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
-from clapkit.interpret.mass import INPUT_SETS
+from clapkit.interpret.input_sets import INPUT_SETS
+from clapkit.runs import RunDir
 from clapkit_app.store import as_id, plain_id
 
 #: The stages of ``clapkit interpret``, in the order they run.
 STAGES = ("train", "causal", "pid", "attribute")
-#: Magnitude columns of the mock survey's true graph that PC may be run over.
-TRUE_GRAPH_BANDS = ("sdss", "wise")
 
 
 def ordered_input_sets(names: list[str]) -> list[str]:
@@ -107,13 +107,15 @@ class StellarMassData:
         The PC graph of ``causal/pc.json``; ``pc_score`` its stored score against the
         true graph (None unless the data was the mock survey).
     truth : networkx.DiGraph or None
-        :func:`clapkit.sim.graph.true_graph` restricted to the PC columns, on the mock
-        survey only.
+        The true graph recorded in the run (``causal/true_graph.json``,
+        :func:`~clapkit.interpret.results.read_true_graph`) restricted to the PC
+        columns; None where none is recorded (real data, or a run made before clapkit
+        recorded it).
     pid : dict or None
         ``pid/pid.json``; ``pid_galaxies`` the per-galaxy terms
-        (:func:`~clapkit.interpret.pipeline.read_pid_per_galaxy`).
+        (:func:`~clapkit.interpret.results.read_pid_per_galaxy`).
     attributions : dict or None
-        :func:`~clapkit.interpret.pipeline.read_attributions`; ``attribution_summary``
+        :func:`~clapkit.interpret.results.read_attributions`; ``attribution_summary``
         ``attributions/summary.json``.
     """
 
@@ -189,9 +191,11 @@ def read_stellar_mass(root: str | os.PathLike) -> StellarMassData:
             f"(`clapkit serve --run DIR`) or `CLAPKIT_RUN`. {_commands(root)}"
         )
         return out
-    if not pipeline.interpret_dir(root).is_dir():
+    folder = RunDir(root).interpret_dir
+    if not folder.is_dir():
         out.problems.append(
-            f"`{root}` has no stellar-mass results (`interpret/`). {_commands(root)}"
+            f"`{root}` has no stellar-mass results (`{_relative(folder, root)}/`). "
+            f"{_commands(root)}"
         )
         return out
     _read_pid(out)  # first: its per-galaxy file lists the test galaxies
@@ -201,30 +205,28 @@ def read_stellar_mass(root: str | os.PathLike) -> StellarMassData:
     return out
 
 
+def _relative(path: Path, root: Path) -> str:
+    """``path`` as the run's layout names it (e.g. ``interpret/pid/pid.json``)."""
+    return path.relative_to(root).as_posix()
+
+
 def _unreadable(out: StellarMassData, what: str, err: Exception, stage: str) -> None:
     out.problems.append(
         f"The {what} cannot be read ({err}). Run `{command(stage, out.root, '--overwrite')}`."
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ClapkitError(f"{path}: not a readable result file ({err})") from err
-
-
 def _read_mass(out: StellarMassData) -> None:
     root = out.root
-    path = pipeline.interpret_dir(root) / "mass" / "metrics.json"
+    path = RunDir(root).mass_metrics_path
     if not path.is_file():
         out.problems.append(
-            f"No stellar-mass model is trained in `{root}` (no `interpret/mass/metrics.json`). "
+            f"No stellar-mass model is trained in `{root}` (no `{_relative(path, root)}`). "
             f"Run `{command('train', root)}`."
         )
         return
     try:
-        stored = _read_json(path)
+        stored = results.read_mass_metrics(root)
         metrics = dict(stored["input_sets"])
     except (ClapkitError, KeyError, TypeError) as err:
         _unreadable(out, "stellar-mass metrics", err, "train")
@@ -232,7 +234,7 @@ def _read_mass(out: StellarMassData) -> None:
     out.split = str(stored.get("split", "test"))
     for name in ordered_input_sets(list(metrics)):
         try:
-            prediction = pipeline.read_mass_prediction(root, name)
+            prediction = results.read_mass_prediction(root, name)
         except (ClapkitError, OSError, KeyError) as err:
             out.problems.append(
                 f"The estimates of input set `{name}` cannot be read ({err}). Run "
@@ -257,41 +259,45 @@ def _read_mass(out: StellarMassData) -> None:
 
 def _read_causal(out: StellarMassData) -> None:
     root = out.root
-    folder = pipeline.interpret_dir(root) / "causal"
-    missing = [name for name in ("local_tests.json", "pc.json") if not (folder / name).is_file()]
+    run = RunDir(root)
+    missing = [path for path in (run.local_tests_path, run.pc_path) if not path.is_file()]
     if missing:
         out.problems.append(
-            f"No causal analysis in `{root}` (no `interpret/causal/{missing[0]}`). Run "
+            f"No causal analysis in `{root}` (no `{_relative(missing[0], root)}`). Run "
             f"`{command('causal', root)}`."
         )
-    if (folder / "local_tests.json").is_file():
+    if run.local_tests_path.is_file():
         try:
-            out.causal = CausalGraph.load(folder / "local_tests.json")
+            out.causal = CausalGraph.load(run.local_tests_path)
         except ClapkitError as err:
             _unreadable(out, "causal graph of the local tests", err, "causal")
-    if not (folder / "pc.json").is_file():
+    if not run.pc_path.is_file():
         return
     try:
-        stored = _read_json(folder / "pc.json")
+        stored = results.clapkit_json(run.pc_path)
         out.pc = DiscoveryResult.from_dict(stored["graph"])
         out.pc_score = stored.get("score")
     except (ClapkitError, KeyError, TypeError) as err:
         _unreadable(out, "PC graph", err, "causal")
         return
-    if out.pc_score is not None:
-        out.truth = _true_graph(out)
+    if out.pc_score is None:
+        return  # nothing was scored, so no truth to draw beside it
+    try:
+        full = results.read_true_graph(root)
+    except ClapkitError as err:
+        _unreadable(out, "true graph", err, "causal")
+        return
+    if full is not None:
+        out.truth = _true_graph(out, full)
 
 
-def _true_graph(out: StellarMassData) -> nx.DiGraph | None:
-    """The mock survey's generative graph over the PC columns (the induced subgraph)."""
-    from clapkit.sim.graph import true_graph
-
+def _true_graph(out: StellarMassData, full: nx.DiGraph) -> nx.DiGraph | None:
+    """The recorded true graph over the PC columns (the induced subgraph)."""
     columns = list(out.pc.columns)
-    full = true_graph(TRUE_GRAPH_BANDS)
     unknown = [name for name in columns if name not in full]
     if unknown:
         out.problems.append(
-            f"PC was run over columns that the mock survey's true graph lacks ({unknown}); "
+            f"PC was run over columns that the recorded true graph lacks ({unknown}); "
             "the true graph is not drawn."
         )
         return None
@@ -303,19 +309,19 @@ def _true_graph(out: StellarMassData) -> nx.DiGraph | None:
 
 def _read_pid(out: StellarMassData) -> None:
     root = out.root
-    folder = pipeline.interpret_dir(root) / "pid"
-    if not (folder / "pid.json").is_file():
+    run = RunDir(root)
+    if not run.pid_path.is_file():
         out.problems.append(
-            f"No MI decomposition in `{root}` (no `interpret/pid/pid.json`). Run "
+            f"No MI decomposition in `{root}` (no `{_relative(run.pid_path, root)}`). Run "
             f"`{command('pid', root)}`."
         )
         return
     try:
-        pid = _read_json(folder / "pid.json")
+        pid = results.clapkit_json(run.pid_path)
         pairs = pid["pairs"]
         if not isinstance(pairs, dict):
             raise TypeError("'pairs' is not a mapping")
-        galaxies = pipeline.read_pid_per_galaxy(root)
+        galaxies = results.read_pid_per_galaxy(root)
     except (ClapkitError, OSError, KeyError, TypeError) as err:
         _unreadable(out, "MI decomposition", err, "pid")
         return
@@ -325,16 +331,17 @@ def _read_pid(out: StellarMassData) -> None:
 
 def _read_attributions(out: StellarMassData) -> None:
     root = out.root
-    folder = pipeline.interpret_dir(root) / "attributions"
-    if not (folder / "summary.json").is_file():
+    run = RunDir(root)
+    if not run.attribution_summary_path.is_file():
         out.problems.append(
-            f"No attribution maps in `{root}` (no `interpret/attributions/summary.json`). "
+            f"No attribution maps in `{root}` (no "
+            f"`{_relative(run.attribution_summary_path, root)}`). "
             f"Run `{command('attribute', root)}`."
         )
         return
     try:
-        summary = _read_json(folder / "summary.json")
-        arrays = pipeline.read_attributions(root)
+        summary = results.clapkit_json(run.attribution_summary_path)
+        arrays = results.read_attributions(root)
     except (ClapkitError, OSError, KeyError) as err:
         _unreadable(out, "attribution maps", err, "attribute")
         return
@@ -352,19 +359,10 @@ def _readonly(values: np.ndarray) -> np.ndarray:
 def _signature(root: Path) -> tuple:
     """Modification times of what :func:`read_stellar_mass` reads: new results while the
     server runs are picked up by the next session."""
-    folder = pipeline.interpret_dir(root)
-    if not folder.is_dir():
+    if not root.is_dir() or not RunDir(root).interpret_dir.is_dir():
         return ()
-    paths = sorted(
-        [
-            *folder.glob("mass/metrics.json"),
-            *folder.glob("mass/*/prediction.h5"),
-            *folder.glob("causal/*.json"),
-            *folder.glob("pid/*"),
-            *folder.glob("attributions/*"),
-        ]
-    )
-    return tuple((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in paths)
+    paths = [path for path in results.result_paths(root) if path.is_file()]
+    return tuple((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in paths)
 
 
 @pn.cache(max_items=4)

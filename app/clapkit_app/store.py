@@ -26,7 +26,7 @@ import panel as pn
 
 from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError
-from clapkit.evaluation import GALAXY_TABLE, TABLE_COLUMNS, ordered_methods, read_galaxy_table
+from clapkit.evaluation import TABLE_COLUMNS, ordered_methods, read_galaxy_table
 from clapkit.photoz.details import CLAPDetails, read_clap_details
 from clapkit.runs import RunDir
 
@@ -101,6 +101,8 @@ class RunData:
         ``clap/knn.h5``: chosen k, local PIT histograms, 2-D projection, training ids.
     data_path : Path or None
         The galaxy file (images and catalog), when it can be opened.
+    calibration_figure : Path or None
+        ``calibration.png`` (``clapkit demo``), when the run has it.
     """
 
     root: Path
@@ -112,6 +114,7 @@ class RunData:
     galaxies: pd.DataFrame | None = field(default=None, repr=False)
     details: CLAPDetails | None = field(default=None, repr=False)
     data_path: Path | None = None
+    calibration_figure: Path | None = None
     edges: np.ndarray | None = field(default=None, repr=False)
     _rows: pd.Index | None = field(default=None, repr=False)
     _data: GalaxySet | None = field(default=None, repr=False)
@@ -247,10 +250,13 @@ def read_run(root: str | os.PathLike) -> RunData:
         )
         return data
     run = RunDir(root)
+    if run.calibration_figure_path.is_file():
+        data.calibration_figure = run.calibration_figure_path
     data.methods = ordered_methods(run.methods())
     if not data.methods:
         data.problems.append(
-            f"`{root}` has no PDFs (`pdfs/*.h5`). Train and predict: "
+            f"`{root}` has no PDFs (nothing in `{run.pdfs_dir.relative_to(root).as_posix()}/`). "
+            "Train and predict: "
             f"`clapkit train --data DATA --run {root}` then "
             f"`clapkit predict --run {root} --data DATA`."
         )
@@ -259,8 +265,8 @@ def read_run(root: str | os.PathLike) -> RunData:
     if not data.methods:
         return data
     try:
-        data.metrics = checked_metrics(run.read_json("metrics.json"), data.methods)
-        table = read_galaxy_table(root / GALAXY_TABLE)
+        data.metrics = checked_metrics(run.read_json(run.metrics_path), data.methods)
+        table = read_galaxy_table(run.galaxy_table_path)
     except (ClapkitError, OSError, KeyError) as err:
         data.metrics = None
         data.problems.append(
@@ -285,7 +291,7 @@ def read_run(root: str | os.PathLike) -> RunData:
             f"`clapkit train --data DATA --run {root} --method all`, then predict."
         )
     try:
-        data.details = read_clap_details(root / "clap" / "knn.h5")
+        data.details = read_clap_details(run.clap_details_path)
         data._details_rows = pd.Index(data.details.ids)
     except (ClapkitError, OSError) as err:
         data.problems.append(
@@ -296,7 +302,7 @@ def read_run(root: str | os.PathLike) -> RunData:
     path = run.data_path()
     if path is None:
         data.problems.append(
-            f"`{root}/predict.json` names no galaxy file, so no images or catalog rows "
+            f"`{run.predict_record_path}` names no galaxy file, so no images or catalog rows "
             "are shown. Predict with `clapkit predict`."
         )
     else:
@@ -371,10 +377,12 @@ def _read_edges(run: RunDir, data: RunData) -> np.ndarray | None:
 def _signature(root: Path) -> tuple:
     """Modification times of what :func:`read_run` reads: a new prediction or evaluation
     while the server runs is picked up by the next session."""
-    names = ("metrics.json", GALAXY_TABLE, "predict.json", "clap/knn.h5")
-    return tuple(
-        (root / name).stat().st_mtime_ns if (root / name).exists() else 0 for name in names
-    )
+    if not root.is_dir():
+        return ()
+    run = RunDir(root)
+    paths = (run.metrics_path, run.galaxy_table_path, run.predict_record_path)
+    paths += (run.clap_details_path,)
+    return tuple(path.stat().st_mtime_ns if path.exists() else 0 for path in paths)
 
 
 @pn.cache(max_items=4)

@@ -27,8 +27,9 @@ import panel as pn
 
 from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError, FileFormatError
-from clapkit.translate.evaluate import read_evaluation, read_morphology, task_dir
-from clapkit.translate.pixels import TASKS, task
+from clapkit.runs import RunDir
+from clapkit.translate.results import read_evaluation, read_morphology, result_paths
+from clapkit.translate.tasks import TASKS, task
 from clapkit_app.store import as_id, plain_id
 
 #: The translated sets in the order the dashboard lists them (others follow, sorted).
@@ -58,7 +59,7 @@ class TaskData:
     name, source, target : str
         The task and its source and target instruments.
     evaluation : dict
-        :func:`~clapkit.translate.evaluate.read_evaluation`: ``models`` (metrics per set,
+        :func:`~clapkit.translate.results.read_evaluation`: ``models`` (metrics per set,
         ``real`` included), ``noise_power``, ``bands``, ``data``, ``split``.
     sets : list of str
         The translated sets, in display order (not ``real``).
@@ -195,10 +196,10 @@ def read_translation(root: str | os.PathLike) -> TranslationData:
             f"(`clapkit serve --run DIR`) or `CLAPKIT_RUN`. {_commands(root)}"
         )
         return out
+    run = RunDir(root)
     for name in TASKS:
-        folder = task_dir(root, name)
-        if not (folder / "evaluation.json").is_file():
-            if any(folder.glob("*/translated.h5")):
+        if not run.evaluation_path(name).is_file():
+            if run.translated_sets(name):
                 out.problems.append(
                     f"Task `{name}` has translated images but no evaluation: run "
                     f"`clapkit translate evaluate --task {name} --data DATA --run {root}`."
@@ -213,7 +214,9 @@ def read_translation(root: str | os.PathLike) -> TranslationData:
             )
     if not out.tasks and not out.problems:
         out.problems.append(
-            f"`{root}` has no evaluated translation (`translate/*/evaluation.json`). "
+            f"`{root}` has no evaluated translation (no "
+            + " or ".join(f"`{run.evaluation_path(n).relative_to(root).as_posix()}`" for n in TASKS)
+            + "). "
             + _commands(root)
         )
     return out
@@ -238,11 +241,11 @@ def _read_task(root: Path, name: str, problems: list[str]) -> TaskData:
         elif not np.array_equal(frame["id"].to_numpy(), data.ids):
             frame = frame.set_index("id").reindex(data.ids).reset_index()
         data.morphology[set_name] = _readonly(frame)
+    run = RunDir(root)
     if data._rows is None:
-        raise FileFormatError(f"no morphology table in {task_dir(root, name)}")
-    folder = task_dir(root, name)
+        raise FileFormatError(f"no morphology table in {run.task_dir(name)}")
     for set_name in sets:
-        path = folder / set_name / "translated.h5"
+        path = run.translated_path(name, set_name)
         try:
             translated = GalaxySet.load(path)
         except (ClapkitError, OSError) as err:
@@ -301,17 +304,10 @@ def _readonly(frame: pd.DataFrame) -> pd.DataFrame:
 def _signature(root: Path) -> tuple:
     """Modification times of what :func:`read_translation` reads: a new evaluation while
     the server runs is picked up by the next session."""
-    folder = root / "translate"
-    if not folder.is_dir():
+    if not root.is_dir():
         return ()
-    paths = sorted(
-        [
-            *folder.glob("*/evaluation.json"),
-            *folder.glob("*/morphology_*.h5"),
-            *folder.glob("*/*/translated.h5"),
-        ]
-    )
-    return tuple((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in paths)
+    paths = result_paths(root)
+    return tuple((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in paths)
 
 
 @pn.cache(max_items=4)

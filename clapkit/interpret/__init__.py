@@ -2,6 +2,7 @@
 
 - :mod:`~clapkit.interpret.mass`: CLAP with log M* as the target, one model per input set
   (photometry, + WISE, images, flux-normalised images, images + WISE, + redshift);
+- :mod:`~clapkit.interpret.input_sets`: what each of those models reads;
 - :mod:`~clapkit.interpret.galaxy_types`: the early/late split every summary is averaged by;
 - :mod:`~clapkit.interpret.information`: per-galaxy mutual information from classifiers and
   its decomposition into redundant, unique and synergistic parts;
@@ -12,5 +13,7 @@
   :class:`~clapkit.interpret.causal_graph.CausalGraph`;
 - :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band;
 - :mod:`~clapkit.interpret.pipeline` and :mod:`~clapkit.interpret.cli`: the stages of
-  ``clapkit interpret train|causal|pid|attribute`` over a run directory.
+  ``clapkit interpret train|causal|pid|attribute`` over a run directory;
+- :mod:`~clapkit.interpret.results`: reading those stages' results back, without torch
+  (what the dashboards call).
 """

@@ -24,7 +24,7 @@ def _log(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from clapkit.interpret.mass import INPUT_SETS
+    from clapkit.interpret.input_sets import INPUT_SETS
     from clapkit.interpret.pipeline import train_stage
 
     overrides = {}

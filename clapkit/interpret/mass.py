@@ -7,8 +7,9 @@ per galaxy binned on a grid (520 bins over log M* = 6–12.5 as published in the
 preset, 130 on a CPU-sized training set; see :data:`MASS_PRESETS`), the
 latent space v_A orders galaxies by it, the adaptive KNN and the refit build calibrated
 PDFs from neighbours' known masses, and the harmonic mean combines realisations. So this
-module only says *which inputs* each set reads (:data:`INPUT_SETS`), puts the catalog's
-``log_mstar`` where CLAP reads its target, and stores one model folder per input set:
+module takes *which inputs* each set reads from :mod:`~clapkit.interpret.input_sets`, puts
+the catalog's ``log_mstar`` where CLAP reads its target, and stores one model folder per
+input set:
 
 ``<model_dir>/model.json`` (input set, :class:`~clapkit.photoz.network_inputs.InputSpec`
 with the mass grid as its edges, CLAP configuration) and ``r<i>/`` (the realisations).
@@ -26,19 +27,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 import clapkit
-from clapkit.atomic import atomic_path, write_json
+from clapkit.atomic import write_json
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
-from clapkit.h5files import mark_complete, open_checked, write_header
+from clapkit.interpret.input_sets import InputSet, input_set
+from clapkit.interpret.results import MassPrediction
 from clapkit.metrics import bin_centers, crps, pit, wasserstein_to_uniform
 from clapkit.metrics.point import MAD_TO_SIGMA
 from clapkit.nets.device import resolve_device
@@ -53,14 +53,10 @@ from clapkit.photoz.network_inputs import (
 from clapkit.photoz.pipeline import merge
 
 __all__ = [
-    "INPUT_SETS",
     "MASS_PRESETS",
-    "InputSet",
-    "MassPrediction",
     "mass_edges",
     "mass_metrics",
     "predict_mass",
-    "read_prediction",
     "train_mass_model",
 ]
 
@@ -69,60 +65,6 @@ MASS_RANGE = (6.0, 12.5)
 N_MASS_BINS = 520
 TARGET = "log_mstar"
 MODEL_FORMAT = "clapkit.interpret.mass_model"
-PREDICTION_FORMAT = "clapkit.interpret.mass_prediction"
-
-_OPTICAL = [f"{kind}_{band}" for band in "ugriz" for kind in ("mag", "magerr")]
-_WISE = [f"{kind}_{band}" for band in ("w1", "w2", "w3") for kind in ("mag", "magerr")]
-
-
-@dataclass(frozen=True)
-class InputSet:
-    """What one stellar-mass model reads.
-
-    Attributes
-    ----------
-    name : str
-    kind : {"features", "images"}
-    columns : tuple of str
-        Catalog columns: the features, or the scalars fed beside the images.
-    instrument : str
-        The image stack (``images`` only).
-    description : str
-    flux_columns : tuple of str
-        ``images`` only: one magnitude column per band; each band is divided by the
-        galaxy's flux in it (see :class:`~clapkit.photoz.network_inputs.InputSpec`).
-    """
-
-    name: str
-    kind: str
-    columns: tuple[str, ...]
-    instrument: str = ""
-    description: str = ""
-    flux_columns: tuple[str, ...] = ()
-
-
-INPUT_SETS: dict[str, InputSet] = {
-    s.name: s
-    for s in (
-        InputSet("photometry", "features", (*_OPTICAL, "ebv"), "", "SDSS ugriz photometry"),
-        InputSet(
-            "photometry_wise", "features", (*_OPTICAL, *_WISE, "ebv"), "", "ugriz + WISE W1-W3"
-        ),
-        InputSet("images", "images", ("ebv",), "sdss", "SDSS ugriz images"),
-        InputSet(
-            "images_normalised",
-            "images",
-            ("ebv",),
-            "sdss",
-            "images, each band divided by its flux",
-            tuple(f"mag_{band}" for band in "ugriz"),
-        ),
-        InputSet("images_wise", "images", ("ebv", *_WISE), "sdss", "images + WISE W1-W3"),
-        InputSet(
-            "images_wise_z", "images", ("ebv", *_WISE, "z"), "sdss", "images + WISE + redshift"
-        ),
-    )
-}
 
 #: Network and training sizes. ``cpu`` is the photo-z ``compact`` preset with one
 #: realisation; ``gpu`` the paper's sizes and grid; ``tiny`` is for tests.
@@ -198,13 +140,6 @@ def mass_edges(n_bins: int = N_MASS_BINS, mass_range: tuple[float, float] = MASS
     if not lo < hi:
         raise ValidationError(f"mass_range must be increasing, got {mass_range}")
     return np.linspace(lo, hi, int(n_bins) + 1)
-
-
-def input_set(name: str) -> InputSet:
-    """The input set called ``name``; anything else is refused with the known names."""
-    if name not in INPUT_SETS:
-        raise ValidationError(f"unknown input set {name!r}; expected one of {list(INPUT_SETS)}")
-    return INPUT_SETS[name]
 
 
 def resolve_settings(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> dict:
@@ -299,7 +234,7 @@ def train_mass_model(
         With ``train`` and ``valid`` splits (the refit learns from the validation
         galaxies' KNN PDFs, as for redshifts) and a ``log_mstar`` column.
     name : str
-        One of :data:`INPUT_SETS`.
+        One of :data:`~clapkit.interpret.input_sets.INPUT_SETS`.
     model_dir : path-like
         Where the model goes; a model folder already there resumes (finished
         realisations are kept), one of another input set or settings is refused.
@@ -398,61 +333,6 @@ def read_model(model_dir: str | os.PathLike) -> dict[str, Any]:
     if record.get("format") != MODEL_FORMAT:
         raise FileFormatError(f"{path}: not a clapkit stellar-mass model")
     return record
-
-
-@dataclass
-class MassPrediction:
-    """Stellar-mass PDFs and what the interpretation reads of one model.
-
-    Attributes
-    ----------
-    input_set : str
-    ids : ndarray, shape (N,)
-    edges : ndarray, shape (B + 1,)
-    pdfs : ndarray, shape (N, B)
-        CLAP's final PDFs (harmonic mean of the refitted realisations).
-    latent : ndarray, shape (N, latent_dim)
-        v_A of the first realisation: the space S of the local causal tests.
-    true : ndarray, shape (N,)
-        Catalog log M* (NaN where unknown).
-    split : ndarray of str, shape (N,), optional
-        The catalog's ``split`` column, when it has one (the metrics use ``test``).
-    """
-
-    input_set: str
-    ids: NDArray
-    edges: NDArray[np.float64]
-    pdfs: NDArray[np.float64]
-    latent: NDArray[np.float32]
-    true: NDArray[np.float64]
-    split: NDArray[np.str_] | None = None
-
-    @property
-    def point(self) -> NDArray[np.float64]:
-        """PDF means, log M*."""
-        return self.pdfs @ bin_centers(self.edges)
-
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write to HDF5 atomically (``overwrite`` to replace a file)."""
-        with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
-            write_header(f, PREDICTION_FORMAT, 1)
-            f.attrs["input_set"] = self.input_set
-            for key in ("ids", "edges", "pdfs", "latent", "true"):
-                f.create_dataset(key, data=np.asarray(getattr(self, key)))
-            if self.split is not None:
-                f.create_dataset("split", data=np.asarray(self.split, dtype="S"))
-            mark_complete(f)
-        return Path(path)
-
-
-def read_prediction(path: str | os.PathLike) -> MassPrediction:
-    """Inverse of :meth:`MassPrediction.save`."""
-    with open_checked(Path(path), PREDICTION_FORMAT, 1, "a stellar-mass prediction") as f:
-        return MassPrediction(
-            input_set=str(f.attrs["input_set"]),
-            **{key: f[key][()] for key in ("ids", "edges", "pdfs", "latent", "true")},
-            split=f["split"][()].astype(str) if "split" in f else None,
-        )
 
 
 def predict_mass(

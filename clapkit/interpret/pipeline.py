@@ -1,7 +1,8 @@
 """The stellar-mass analysis through a run directory: train, causal, pid, attribute.
 
 Every stage reads the GalaxySet and what earlier stages left in ``RUN/interpret/``, and
-writes its results there (atomically, each file stamped with the clapkit version):
+writes its results there (atomically, each file stamped with the clapkit version; the
+paths are :class:`~clapkit.runs.RunDir`'s, the readers :mod:`clapkit.interpret.results`):
 
 - ``mass/<input set>/``: the model (:mod:`clapkit.interpret.mass`) and
   ``prediction.h5`` (PDFs, point estimates and latent vectors of *every* galaxy, the
@@ -10,7 +11,7 @@ writes its results there (atomically, each file stamped with the clapkit version
 - ``causal/local_tests.json``: the :class:`~clapkit.interpret.local_tests.CausalGraph`
   of the local tests in one model's latent space; ``causal/pc.json``: the PC graph over
   catalog columns with bootstrap edge confidences and, on the mock survey, its score
-  against :func:`clapkit.sim.graph.true_graph`;
+  against :func:`clapkit.sim.graph.true_graph`, which ``causal/true_graph.json`` records;
 - ``pid/pid.json``: the MI decomposition of every input pair (sample means, by galaxy
   type) and ``pid/per_galaxy.h5`` (the per-galaxy terms);
 - ``attributions/attributions.h5`` and ``attributions/summary.json``: per-band maps of
@@ -19,7 +20,6 @@ writes its results there (atomically, each file stamped with the clapkit version
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,19 +34,21 @@ import clapkit
 from clapkit.atomic import atomic_path, check_writable, write_json
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
-from clapkit.h5files import mark_complete, open_checked, write_header
+from clapkit.h5files import mark_complete, write_header
 from clapkit.interpret.galaxy_types import galaxy_types
-from clapkit.interpret.mass import (
-    INPUT_SETS,
+from clapkit.interpret.input_sets import INPUT_SETS, input_set
+from clapkit.interpret.mass import mass_metrics, predict_mass, read_model, train_mass_model
+from clapkit.interpret.results import (
+    ATTRIBUTION_FORMAT,
+    PID_FORMAT,
     MassPrediction,
-    input_set,
-    mass_metrics,
-    predict_mass,
-    read_model,
-    read_prediction,
-    train_mass_model,
+    clapkit_json,
+    mass_dir,
+    read_mass_prediction,
+    write_true_graph,
 )
 from clapkit.nets.device import resolve_device
+from clapkit.runs import RunDir
 
 #: Feature sources of the MI decomposition: catalog columns, or ``latent:<input set>``,
 #: the v_A of that trained model (how the images enter: through their encoder).
@@ -74,18 +76,10 @@ PAIRS: dict[str, tuple[str, str]] = {
 #: Sérsic-like index), redshift, disk dust, and the position angle, independent of the
 #: mass by construction (the false-positive check).
 EXTERNAL = ("disk_q", "hlr", "bulge_fraction", "z", "disk_av", "position_angle")
-PID_FORMAT = "clapkit.interpret.pid"
-ATTRIBUTION_FORMAT = "clapkit.interpret.attributions"
-
-
-def interpret_dir(run: str | os.PathLike) -> Path:
-    """``RUN/interpret``."""
-    return Path(run) / "interpret"
-
-
-def mass_dir(run: str | os.PathLike, name: str) -> Path:
-    """The folder of input set ``name``'s stellar-mass model."""
-    return interpret_dir(run) / "mass" / input_set(name).name
+#: ``GalaxySet.meta["source"]`` of the mock survey, whose true graph is known.
+MOCK_SURVEY = "clapkit mock survey"
+#: Magnitude columns of the mock survey's true graph that PC may be run over.
+TRUE_GRAPH_BANDS = ("sdss", "wise")
 
 
 def load_data(path: str | os.PathLike) -> GalaxySet:
@@ -99,10 +93,10 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _check_outputs(folder: Path, names: Sequence[str], overwrite: bool) -> None:
+def _check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
     """Refuse, before any work, to replace results unless ``overwrite``."""
-    for name in names:
-        check_writable(folder / name, overwrite)
+    for path in paths:
+        check_writable(path, overwrite)
 
 
 # ----------------------------------------------------------------------------- train
@@ -158,7 +152,7 @@ def train_stage(
     test_rows = np.flatnonzero(np.asarray(galaxies.catalog["split"]) == "test")
     if test_rows.size == 0:
         raise ValidationError(f"{data}: the stellar-mass models are scored on a test split")
-    path = interpret_dir(run) / "mass" / "metrics.json"
+    path = RunDir(run).mass_metrics_path
     metrics: dict[str, dict[str, float]] = {}
     if path.is_file():
         metrics = clapkit_json(path).get("input_sets", {})
@@ -175,7 +169,7 @@ def train_stage(
             device=device,
         )
         prediction = predict_mass(folder, galaxies, progress=progress, device=device)
-        prediction.save(folder / "prediction.h5", overwrite=True)
+        prediction.save(RunDir(run).mass_prediction_path(name), overwrite=True)
         metrics[name] = mass_metrics(
             prediction.pdfs[test_rows], prediction.edges, prediction.true[test_rows]
         )
@@ -189,25 +183,6 @@ def train_stage(
         overwrite=True,
     )
     return metrics
-
-
-def clapkit_json(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON result file of this pipeline, with a clear error when unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise FileFormatError(f"{path}: not a readable result file ({err})") from err
-
-
-def read_mass_prediction(run: str | os.PathLike, name: str) -> MassPrediction:
-    """The ``prediction.h5`` of a trained input set, or an error saying what to run."""
-    path = mass_dir(run, name) / "prediction.h5"
-    if not path.is_file():
-        raise ValidationError(
-            f"the {name!r} stellar-mass model is not trained in {run} (no {path}); run "
-            f"clapkit interpret train --input-sets {name} first"
-        )
-    return read_prediction(path)
 
 
 def _aligned(prediction: MassPrediction, galaxies: GalaxySet, what: str) -> None:
@@ -287,8 +262,8 @@ def causal_stage(
     from clapkit.interpret.discovery import pc_discovery, reference_graph, score_graph
     from clapkit.interpret.local_tests import run_local_tests
 
-    folder = interpret_dir(run) / "causal"
-    _check_outputs(folder, ("local_tests.json", "pc.json"), overwrite)
+    paths = RunDir(run)
+    _check_outputs((paths.local_tests_path, paths.pc_path, paths.true_graph_path), overwrite)
     galaxies = load_data(data)
     prediction = read_mass_prediction(run, latent_of)
     _aligned(prediction, galaxies, latent_of)
@@ -305,8 +280,8 @@ def causal_stage(
         seed=seed,
         input_name=latent_of,
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    graph.save(folder / "local_tests.json", overwrite=True)
+    paths.causal_dir.mkdir(parents=True, exist_ok=True)
+    graph.save(paths.local_tests_path, overwrite=True)
     log("PC causal discovery over catalog columns")
     found = pc_discovery(
         galaxies.catalog,
@@ -319,14 +294,20 @@ def causal_stage(
         progress=progress,
     )
     pc = {"graph": found.to_dict(), "score": None, "reference": None}
-    if galaxies.meta.get("source") == "clapkit mock survey":
+    source = galaxies.meta.get("source")
+    if source == MOCK_SURVEY:
         from clapkit.sim.graph import true_graph
 
-        truth = true_graph(("sdss", "wise"))
+        truth = true_graph(TRUE_GRAPH_BANDS)
         pc["score"] = score_graph(found, truth)
         # What PC finds with a perfect test: the pattern the score compares with.
         pc["reference"] = reference_graph(truth, found.columns).to_dict()
-    write_json(folder / "pc.json", {"clapkit_version": clapkit.__version__, **pc}, overwrite=True)
+        # Recorded so that readers (the dashboard) need not know how the data was made.
+        write_true_graph(run, truth, source, overwrite=True)
+    else:
+        # A true graph left by an earlier run on other data would be wrong for this one.
+        paths.true_graph_path.unlink(missing_ok=True)
+    write_json(paths.pc_path, {"clapkit_version": clapkit.__version__, **pc}, overwrite=True)
     return {"local_tests": graph.to_dict(), "pc": pc}
 
 
@@ -406,8 +387,8 @@ def pid_stage(
     unknown = [pair for pair in pairs if pair not in PAIRS]
     if unknown:
         raise ValidationError(f"unknown input pairs {unknown}; expected some of {list(PAIRS)}")
-    folder = interpret_dir(run) / "pid"
-    _check_outputs(folder, ("pid.json", "per_galaxy.h5"), overwrite)
+    paths = RunDir(run)
+    _check_outputs((paths.pid_path, paths.pid_per_galaxy_path), overwrite)
     galaxies = load_data(data)
     split = np.asarray(galaxies.catalog["split"])
     train, test = split == "train", split == "test"
@@ -451,8 +432,8 @@ def pid_stage(
             term: np.asarray(getattr(decomposition, term))
             for term in ("mi_1", "mi_2", "mi_12", "redundancy", "unique_1", "unique_2", "synergy")
         }
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "per_galaxy.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+    paths.pid_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(paths.pid_per_galaxy_path, overwrite=True) as tmp, h5py.File(tmp, "w") as f:
         write_header(f, PID_FORMAT, 1)
         f.create_dataset("ids", data=np.asarray(galaxies.ids)[test])
         f.create_dataset("galaxy_type", data=types.astype("S"))
@@ -468,22 +449,8 @@ def pid_stage(
         "mass_range": [float(lo), float(hi)],
         "pairs": summary,
     }
-    write_json(folder / "pid.json", result, overwrite=True)
+    write_json(paths.pid_path, result, overwrite=True)
     return result
-
-
-def read_pid_per_galaxy(run: str | os.PathLike) -> dict[str, Any]:
-    """The per-galaxy MI terms written by :func:`pid_stage`."""
-    path = interpret_dir(run) / "pid" / "per_galaxy.h5"
-    with open_checked(path, PID_FORMAT, 1, "per-galaxy MI terms") as f:
-        out: dict[str, Any] = {
-            "ids": f["ids"][()],
-            "galaxy_type": f["galaxy_type"][()].astype(str),
-        }
-        for pair in f:
-            if isinstance(f[pair], h5py.Group):
-                out[pair] = {term: f[pair][term][()] for term in f[pair]}
-    return out
 
 
 # ----------------------------------------------------------------------------- attribute
@@ -562,8 +529,8 @@ def attribute_stage(
     )
     from clapkit.photoz.network_inputs import network_inputs
 
-    folder = interpret_dir(run) / "attributions"
-    _check_outputs(folder, ("attributions.h5", "summary.json"), overwrite)
+    paths = RunDir(run)
+    _check_outputs((paths.attributions_path, paths.attribution_summary_path), overwrite)
     net, spec = _image_model(run, model)
     galaxies = load_data(data)
     test_rows = np.flatnonzero(np.asarray(galaxies.catalog["split"]) == "test")
@@ -590,8 +557,11 @@ def attribute_stage(
     profiles, radii = radial_profiles(maps)
     centre = centre_fraction(maps, centre_radius)
     types = galaxy_types(chosen.catalog)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "attributions.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
+    paths.attributions_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_path(paths.attributions_path, overwrite=True) as tmp,
+        h5py.File(tmp, "w") as f,
+    ):
         write_header(f, ATTRIBUTION_FORMAT, 1)
         f.attrs["method"] = method
         f.attrs["model"] = model
@@ -624,17 +594,5 @@ def attribute_stage(
             key: check[key] for key in ("median_rho", "median_abs_rho", "threshold", "verdict")
         },
     }
-    write_json(folder / "summary.json", summary, overwrite=True)
+    write_json(paths.attribution_summary_path, summary, overwrite=True)
     return summary
-
-
-def read_attributions(run: str | os.PathLike) -> dict[str, Any]:
-    """The arrays written by :func:`attribute_stage`."""
-    path = interpret_dir(run) / "attributions" / "attributions.h5"
-    with open_checked(path, ATTRIBUTION_FORMAT, 1, "attribution maps") as f:
-        out = {key: f[key][()] for key in f}
-        out["method"] = str(f.attrs["method"])
-        out["model"] = str(f.attrs["model"])
-    out["bands"] = out["bands"].astype(str)
-    out["galaxy_type"] = out["galaxy_type"].astype(str)
-    return out

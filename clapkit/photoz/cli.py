@@ -75,7 +75,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "z_bins": args.z_bins,
     }
     if args.run:
-        out = Path(args.out) if args.out else RunDir(args.run).root / "metrics.json"
+        out = Path(args.out) if args.out else RunDir(args.run).metrics_path
         results = evaluate_run(RunDir(args.run), out, overwrite=args.overwrite, **options)
     else:
         out = args.out

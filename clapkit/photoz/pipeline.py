@@ -348,7 +348,7 @@ def train_run(
                 log(f"{method}: already trained, kept")
                 continue
             start = time.perf_counter()
-            folder = run.root / "models" / method
+            folder = run.model_dir(method)
             if method == "clap":
                 train_clap(
                     folder, spec, clap_config, train_inputs, valid_inputs, seed, progress, device
@@ -366,7 +366,7 @@ def train_run(
                     train_inputs,
                     valid_inputs,
                     seed,
-                    softmax_dir=run.root / "models" / "softmax",
+                    softmax_dir=run.model_dir("softmax"),
                     progress=progress,
                     device=device,
                 )
@@ -526,7 +526,7 @@ def predict_run(
     for method in outputs:
         check_writable(run.pdf_path(method), overwrite)
     if "clap" in trained:
-        check_writable(run.root / "clap" / "knn.h5", overwrite)
+        check_writable(run.clap_details_path, overwrite)
 
     galaxies = load_galaxies(data)
     if split is not None and "split" in galaxies.catalog.colnames:
@@ -543,7 +543,7 @@ def predict_run(
     timings: dict[str, Any] = {}
     for method in trained:
         start = time.perf_counter()
-        folder = run.root / "models" / method
+        folder = run.model_dir(method)
         columns = None
         if method == "clap":
             prediction = predict_clap(folder, spec, clap_config, inputs, progress, seed=seed)
@@ -551,7 +551,7 @@ def predict_run(
             projection = project_latent(
                 prediction.latent, config.get("projection", "umap"), seed=seed
             )
-            write_clap_details(run.root / "clap" / "knn.h5", prediction, inputs.ids, projection)
+            write_clap_details(run.clap_details_path, prediction, inputs.ids, projection)
             columns = {"novelty": prediction.novelty}
         elif method == "knn_photometry":
             results = {method: _predict_knn_photometry(folder, spec, galaxies)}
@@ -569,7 +569,7 @@ def predict_run(
                 base_config,
                 inputs,
                 seed,
-                softmax_dir=run.root / "models" / "softmax",
+                softmax_dir=run.model_dir("softmax"),
             )
             results = {method: p}
         seconds = time.perf_counter() - start
@@ -585,7 +585,7 @@ def predict_run(
         timings[method] = {"seconds": seconds, "galaxies_per_second": len(inputs) / seconds}
         log(f"{method}: {len(inputs)} galaxies in {seconds:.1f} s")
     run.write_json(
-        "predict.json",
+        run.predict_record_path,
         {"data": run.relative_data_path(data), "split": split, "timings": timings},
         overwrite=True,
     )

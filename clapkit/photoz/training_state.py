@@ -20,26 +20,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import clapkit
 from clapkit.errors import ValidationError
 from clapkit.runs import RunDir
-
-#: Everything a photo-z training and what follows from it (prediction, evaluation, the
-#: demo's figure) writes into a run directory; ``--overwrite`` replaces them together.
-TRAINING_ARTEFACTS = (
-    "models",
-    "pdfs",
-    "clap",
-    "train.json",
-    "predict.json",
-    "metrics.json",
-    "galaxies.h5",
-    "calibration.png",
-)
-#: Where ``--overwrite`` keeps the previous training until the new one has finished.
-BACKUP = ".replaced"
 
 
 class TrainingRun:
@@ -47,13 +33,13 @@ class TrainingRun:
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
-        self.path = run.root / "train.json"
+        self.path = run.train_record_path
 
     def exists(self) -> bool:
         return self.path.is_file()
 
     def read(self) -> dict[str, Any]:
-        record = self.run.read_json("train.json")
+        record = self.run.read_json(self.path)
         version = record.get("clapkit_version")
         if version != clapkit.__version__:
             raise ValidationError(
@@ -63,16 +49,16 @@ class TrainingRun:
         return record
 
     def write(self, record: dict[str, Any]) -> None:
-        self.run.write_json("train.json", record, overwrite=True)
+        self.run.write_json(self.path, record, overwrite=True)
 
 
-def _present(run: RunDir) -> list[str]:
-    return [name for name in TRAINING_ARTEFACTS if (run.root / name).exists()]
+def _present(run: RunDir) -> list[Path]:
+    """The training artefacts (:attr:`~clapkit.runs.RunDir.training_artefacts`) in the run."""
+    return [path for path in run.training_artefacts if path.exists()]
 
 
-def _remove(run: RunDir, names: list[str]) -> None:
-    for name in names:
-        path = run.root / name
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
         if path.is_dir():
             shutil.rmtree(path)
         else:
@@ -93,27 +79,27 @@ def replacing_training(run: RunDir, replace: bool) -> Iterator[None]:
     failed with an error (not an interruption) and finished no method is removed, so that
     a corrected rerun is not refused.
     """
-    backup = run.root / BACKUP
-    fresh = not (run.root / "train.json").exists()
+    backup = run.replaced_training_dir
+    fresh = not run.train_record_path.exists()
     if replace:
         if backup.is_dir():
-            _remove(run, _present(run))
+            _remove(_present(run))
         else:
             moving = _present(run)
             if moving:
                 backup.mkdir(parents=True)
-                for name in moving:
-                    (run.root / name).rename(backup / name)
+                for path in moving:
+                    path.rename(backup / path.name)
     try:
         yield
     except BaseException as err:
         if replace and backup.is_dir():
-            _remove(run, _present(run))
+            _remove(_present(run))
             for item in backup.iterdir():
                 item.rename(run.root / item.name)
             backup.rmdir()
         elif fresh and isinstance(err, Exception) and not _finished_methods(run):
-            _remove(run, _present(run))
+            _remove(_present(run))
         raise
     if backup.is_dir():
         shutil.rmtree(backup)
@@ -124,7 +110,7 @@ def _finished_methods(run: RunDir) -> list[str]:
     if not tracker.exists():
         return []
     try:
-        record = run.read_json("train.json")
+        record = run.read_json(run.train_record_path)
     except Exception:  # an unreadable record finished nothing worth keeping
         return []
     methods = record.get("methods", {})

@@ -3,9 +3,9 @@
 :func:`plan_figures` looks at a run (without drawing) and returns the figures it can
 make and the pillars it lacks, each with the command that makes it;
 :func:`figures_from_run` draws them for a notebook, :func:`write_figures` writes them for
-a paper (``clapkit figures``). Readers of the translation and stellar-mass results live
-in modules that import torch today, so they are imported only when such a figure is
-drawn: a photo-z run never loads torch.
+a paper (``clapkit figures``). Paths come from :class:`~clapkit.runs.RunDir` and results
+are read by the library's torch-free readers (:mod:`clapkit.translate.results`,
+:mod:`clapkit.interpret.results`), so making figures never loads torch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from clapkit.atomic import check_writable
 from clapkit.errors import ClapkitError, FileFormatError, ValidationError
-from clapkit.evaluation import GALAXY_TABLE, ordered_methods, read_galaxy_table
+from clapkit.evaluation import ordered_methods, read_galaxy_table
 from clapkit.plots.calibration import (
     plot_calibration_by_bin,
     plot_coverage_curves,
@@ -255,8 +255,8 @@ def _read_evaluation(run: RunDir, methods: list[str]) -> tuple[dict, Table] | st
     """``metrics.json``'s methods and ``galaxies.h5``, or why they cannot be used."""
     redo = f"make it with `clapkit evaluate --run {run.root} --overwrite`"
     try:
-        metrics = run.read_json("metrics.json").get("methods")
-        galaxies = read_galaxy_table(run.root / GALAXY_TABLE)
+        metrics = run.read_json(run.metrics_path).get("methods")
+        galaxies = read_galaxy_table(run.galaxy_table_path)
     except (ClapkitError, OSError, AttributeError) as err:
         return f"calibration figures: no usable evaluation ({err}); {redo}"
     if not isinstance(metrics, dict) or not any(
@@ -300,7 +300,7 @@ def _read_details(plan: FigurePlan):
     """CLAP's neighbours (``clap/knn.h5``), or None with the reason among the skipped."""
     from clapkit.photoz.details import read_clap_details
 
-    path = plan.run.root / "clap" / "knn.h5"
+    path = plan.run.clap_details_path
     try:
         return read_clap_details(path)
     except (ClapkitError, OSError) as err:
@@ -338,7 +338,7 @@ def _draw_galaxy(run, methods, galaxy_id, details, width) -> tuple[Figure, Table
 
 def _plan_translation(plan: FigurePlan) -> None:
     root = plan.run.root
-    folder = root / "translate"
+    folder = plan.run.translate_dir
     evaluated = sorted(p.parent.name for p in folder.glob("*/evaluation.json"))
     tasks = [t for t in TASK_ORDER if t in evaluated] + [
         t for t in evaluated if t not in TASK_ORDER
@@ -367,7 +367,7 @@ def _plan_translation(plan: FigurePlan) -> None:
 
 
 def _evaluation(root: Path, task: str) -> dict[str, Any]:
-    from clapkit.translate.evaluate import read_evaluation  # imports torch
+    from clapkit.translate.results import read_evaluation
 
     return read_evaluation(root, task)
 
@@ -381,7 +381,7 @@ def _draw_noise_spectra(root: Path, task: str, width) -> tuple[Figure, Table]:
 
 def _draw_translation_grid(root: Path, task: str, width) -> tuple[Figure, Table]:
     from clapkit.data import GalaxySet
-    from clapkit.translate.pixels import task as task_spec  # imports torch
+    from clapkit.translate.tasks import task as task_spec
 
     evaluation = _evaluation(root, task)
     spec = task_spec(task)
@@ -396,7 +396,7 @@ def _draw_translation_grid(root: Path, task: str, width) -> tuple[Figure, Table]
             stack = chosen.stacks[instrument]
             stamps[label] = np.asarray(stack.images[:, list(stack.bands).index(band)])
     for name in sets:
-        path = root / "translate" / task / name / "translated.h5"
+        path = RunDir(root).translated_path(task, name)
         with GalaxySet.load(path) as translated:
             if not np.array_equal(np.asarray(translated.ids)[: ids.size], ids):
                 raise FileFormatError(f"{path}: its galaxies are not those of the evaluation")
@@ -410,16 +410,15 @@ def _draw_translation_grid(root: Path, task: str, width) -> tuple[Figure, Table]
 
 def _plan_stellar_mass(plan: FigurePlan) -> None:
     run, root = plan.run, plan.run.root
-    folder = root / "interpret"
     # Figure, the result file it reads, the stage that writes it, what it is, how to draw.
     figures = (
-        ("mass_vs_truth", "mass/metrics.json", "train", "no trained model", _draw_mass),
-        ("causal_graph", "causal/local_tests.json", "causal", "no local tests", _draw_causal),
-        ("pc_graph", "causal/pc.json", "causal", "no PC discovery", _draw_pc),
-        ("mi_bars", "pid/pid.json", "pid", "no MI decomposition", _draw_mi),
+        ("mass_vs_truth", run.mass_metrics_path, "train", "no trained model", _draw_mass),
+        ("causal_graph", run.local_tests_path, "causal", "no local tests", _draw_causal),
+        ("pc_graph", run.pc_path, "causal", "no PC discovery", _draw_pc),
+        ("mi_bars", run.pid_path, "pid", "no MI decomposition", _draw_mi),
     )
     for name, result, stage, lacking, draw in figures:
-        if (folder / result).is_file():
+        if result.is_file():
             plan.figures.append(
                 PlannedFigure(name, "stellar mass", lambda width, draw=draw: draw(run, width))
             )
@@ -431,9 +430,9 @@ def _plan_stellar_mass(plan: FigurePlan) -> None:
 
 
 def _draw_mass(run: RunDir, width) -> tuple[Figure, Table]:
-    from clapkit.interpret.pipeline import read_mass_prediction  # imports torch
+    from clapkit.interpret.results import read_mass_prediction
 
-    stored = run.read_json("interpret/mass/metrics.json")
+    stored = run.read_json(run.mass_metrics_path)
     split = str(stored.get("split", "test"))
     metrics = stored.get("input_sets", {})
     estimates = {}
@@ -447,27 +446,24 @@ def _draw_mass(run: RunDir, width) -> tuple[Figure, Table]:
 def _draw_causal(run: RunDir, width) -> tuple[Figure, Table]:
     from clapkit.interpret.causal_graph import CausalGraph
 
-    path = run.root / "interpret" / "causal" / "local_tests.json"
-    return plot_causal_graph(CausalGraph.load(path), width=width)
+    return plot_causal_graph(CausalGraph.load(run.local_tests_path), width=width)
 
 
 def _draw_pc(run: RunDir, width) -> tuple[Figure, Table]:
     from clapkit.interpret.discovery import DiscoveryResult
 
-    stored = run.read_json("interpret/causal/pc.json")
+    stored = run.read_json(run.pc_path)
     try:
         found = DiscoveryResult.from_dict(stored["graph"])
         reference = stored.get("reference")
         reference = None if reference is None else DiscoveryResult.from_dict(reference)
     except (KeyError, TypeError, ValidationError) as err:
-        raise FileFormatError(
-            f"{run.root}/interpret/causal/pc.json: not a PC result ({err})"
-        ) from err
+        raise FileFormatError(f"{run.pc_path}: not a PC result ({err})") from err
     return plot_pc_graph(found, reference, width=width)
 
 
 def _draw_mi(run: RunDir, width) -> tuple[Figure, Table]:
-    pairs = run.read_json("interpret/pid/pid.json").get("pairs")
+    pairs = run.read_json(run.pid_path).get("pairs")
     if not isinstance(pairs, dict):
-        raise FileFormatError(f"{run.root}/interpret/pid/pid.json: no 'pairs' mapping")
+        raise FileFormatError(f"{run.pid_path}: no 'pairs' mapping")
     return plot_mi_bars(pairs, width=width)

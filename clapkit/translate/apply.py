@@ -21,7 +21,8 @@ from clapkit.data import GalaxySet
 from clapkit.data.stack import ImageStack
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import Translator
-from clapkit.translate.pixels import FIELD_TOLERANCE, check_finite, task
+from clapkit.translate.pixels import FIELD_TOLERANCE, check_finite
+from clapkit.translate.tasks import task
 from clapkit.translate.training import TranslationSpec, load_translator, to_target_grid
 
 __all__ = ["apply_translator", "check_source", "translate_images"]

@@ -26,10 +26,20 @@ def _read_config(path: str | None) -> dict:
     return data
 
 
-def _model_dir(args: argparse.Namespace, name: str | None = None) -> Path:
-    from clapkit.translate.evaluate import task_dir
+def _model_dir(args: argparse.Namespace) -> Path:
+    """The folder of the model of the task, in the run."""
+    from clapkit.runs import RunDir
+    from clapkit.translate.tasks import task
 
-    return task_dir(args.run, args.task) / (name or args.model)
+    return RunDir(args.run).translation_dir(task(args.task).name, args.model)
+
+
+def _translated_path(args: argparse.Namespace, name: str) -> Path:
+    """Where the images translated as set ``name`` go."""
+    from clapkit.runs import RunDir
+    from clapkit.translate.tasks import task
+
+    return RunDir(args.run).translated_path(task(args.task).name, name)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -70,7 +80,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     out = apply_translator(
         _model_dir(args),
         args.data,
-        _model_dir(args, name) / "translated.h5",
+        _translated_path(args, name),
         model=args.model,
         overrides=overrides,
         split=None if args.split == "all" else args.split,

@@ -4,7 +4,8 @@
 real target images of the same galaxies, giving one flat dict of headline numbers and the
 per-galaxy tables behind them. :func:`evaluate_task` is the workflow on a run directory:
 every translated set of a task, the real images as the reference row, and the photo-z
-probe (:mod:`clapkit.translate.probe`), written to ``translate/<task>/evaluation.json``.
+probe (:mod:`clapkit.translate.probe`), written to ``translate/<task>/evaluation.json``
+(read back by :mod:`clapkit.translate.results`).
 
 Headline metrics (the keys of the benchmark table):
 
@@ -22,7 +23,6 @@ Headline metrics (the keys of the benchmark table):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -45,16 +45,15 @@ from clapkit.translate.image_metrics import (
     pixel_metrics,
     relative_errors,
 )
-from clapkit.translate.pixels import task
 from clapkit.translate.probe import ProbeConfig, probe_metrics, probe_pdfs, train_probe
+from clapkit.translate.results import task_dir
+from clapkit.translate.tasks import task
 
 __all__ = [
     "HEADLINE_METRICS",
     "compare_images",
     "evaluate_task",
     "noise_spectrum",
-    "read_evaluation",
-    "read_morphology",
 ]
 
 #: Band whose shape (ellipticity, centroid) is reported: the deepest optical band.
@@ -197,17 +196,9 @@ def compare_images(
 # ----------------------------------------------------------------------------- workflow
 
 
-def task_dir(run: str | os.PathLike, task_name: str) -> Path:
-    """Folder of one task's models, translations and evaluation in a run."""
-    return Path(run) / "translate" / task(task_name).name
-
-
-def _translated_sets(folder: Path, models: Sequence[str] | None) -> dict[str, Path]:
-    found = {
-        path.parent.name: path
-        for path in sorted(folder.glob("*/translated.h5"))
-        if not path.parent.name.startswith(".")
-    }
+def _translated_sets(run: RunDir, task_name: str, models: Sequence[str] | None) -> dict[str, Path]:
+    found = run.translated_sets(task_name)
+    folder = run.task_dir(task_name)
     if models is None:
         return found
     missing = [m for m in models if m not in found]
@@ -257,10 +248,11 @@ def evaluate_task(
         {"k", name: {band: [...]}}}``, the row ``real`` being the real images.
     """
     folder = task_dir(run, task_name)
-    out = folder / "evaluation.json"
+    paths = RunDir(run)
+    out = paths.evaluation_path(task_name)
     if out.exists() and not overwrite:
         raise FileFormatError(f"{out} already exists; pass overwrite=True (--overwrite) to redo it")
-    sets = _translated_sets(folder, models)
+    sets = _translated_sets(paths, task_name, models)
     if not sets:
         raise FileFormatError(f"{folder}: nothing to evaluate; run `clapkit translate apply` first")
     target = task(task_name).target
@@ -269,7 +261,7 @@ def evaluate_task(
             raise ValidationError(
                 f"{data}: the real {target!r} images are needed; the data has {sorted(galaxies.stacks)}"
             )
-        probe_dir = folder / "probe"
+        probe_dir = paths.probe_dir(task_name)
         train_probe(
             galaxies.split("train"),
             galaxies.split("valid"),
@@ -319,11 +311,11 @@ def evaluate_task(
         table["z_true"] = z_true
         z_phot = (pdfs[name] * 0.5 * (edges[1:] + edges[:-1])).sum(axis=1)
         table["photoz"] = z_phot
-        _write_table(folder / f"morphology_{name}.h5", table)
+        _write_table(paths.morphology_path(task_name, name), table)
     result = {
         "task": task_name,
         # Relative to the run when inside it, so that a moved run keeps its images.
-        "data": RunDir(run).relative_data_path(data),
+        "data": paths.relative_data_path(data),
         "split": split,
         "n_galaxies": len(ids),
         "bands": bands,
@@ -335,28 +327,6 @@ def evaluate_task(
     }
     write_json(out, result, overwrite=True)
     return result
-
-
-def read_evaluation(run: str | os.PathLike, task_name: str) -> dict[str, Any]:
-    """The stored evaluation of ``task_name`` in ``run``; ``data`` becomes a full path."""
-    path = task_dir(run, task_name) / "evaluation.json"
-    if not path.is_file():
-        raise FileFormatError(f"{path}: not evaluated yet; run `clapkit translate evaluate`")
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise FileFormatError(f"{path}: not readable JSON ({err})") from err
-    data = Path(result["data"])
-    result["data"] = str(data if data.is_absolute() else Path(run) / data)
-    return result
-
-
-def read_morphology(run: str | os.PathLike, task_name: str, name: str) -> Table:
-    """Per-galaxy morphology and probe photo-z of one evaluated set (or ``"real"``)."""
-    path = task_dir(run, task_name) / f"morphology_{name}.h5"
-    if not path.is_file():
-        raise FileFormatError(f"{path}: missing; run `clapkit translate evaluate`")
-    return Table.read(path, path="morphology")
 
 
 #: Columns of the printed table: (metric key, header, format).

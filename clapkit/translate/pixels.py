@@ -12,10 +12,8 @@ translation and the dashboard:
    is the band's sky noise: the CLAP paper's range compression, in units of the noise so
    that every band and both instruments weigh alike in a loss.
 
-A translation *task* names the source and target image stacks (:data:`TASKS`): ``s2s``
-maps SDSS images onto a second SDSS exposure of the same galaxies (the control that
-measures model error alone: the target differs from the input only by its noise) and
-``s2c`` translates SDSS into CFHTLS.
+:func:`task_stacks` finds the source and target stacks of a translation task
+(:mod:`clapkit.translate.tasks`) in a GalaxySet and checks their grids.
 """
 
 from __future__ import annotations
@@ -32,41 +30,12 @@ from clapkit.data import GalaxySet
 from clapkit.data.stack import ImageStack
 from clapkit.errors import ValidationError
 from clapkit.translate.image_metrics import background_std
+from clapkit.translate.tasks import task
 
-__all__ = ["TASKS", "PixelScaler", "Task", "check_grids", "resample", "task"]
+__all__ = ["PixelScaler", "check_grids", "resample"]
 
 #: Largest relative difference of the fields of view that still counts as the same field.
 FIELD_TOLERANCE = 0.02
-
-
-@dataclass(frozen=True)
-class Task:
-    """A translation task: which image stack becomes which.
-
-    Examples
-    --------
-    >>> task("s2c")
-    Task(name='s2c', source='sdss', target='cfhtls')
-    """
-
-    name: str
-    source: str
-    target: str
-
-
-TASKS = {
-    # The control's target is a second SDSS exposure (another noise draw of the same
-    # galaxies): with the source itself as target the task would be the identity.
-    "s2s": Task("s2s", "sdss", "sdss_repeat"),
-    "s2c": Task("s2c", "sdss", "cfhtls"),
-}
-
-
-def task(name: str) -> Task:
-    """The task called ``name`` (``"s2s"`` or ``"s2c"``); anything else is refused."""
-    if name not in TASKS:
-        raise ValidationError(f"unknown translation task {name!r}; expected one of {sorted(TASKS)}")
-    return TASKS[name]
 
 
 def check_grids(source: ImageStack, target: ImageStack, *, what: str = "images") -> None:

@@ -31,8 +31,9 @@ from clapkit.nets.augment import random_dihedral
 from clapkit.nets.checkpoint import CheckpointFile
 from clapkit.nets.training import Epoch, train_epochs
 from clapkit.translate.models.base import TranslationBatch, Translator, strict_from_dict
-from clapkit.translate.pixels import PixelScaler, check_finite, resample, task, task_stacks
+from clapkit.translate.pixels import PixelScaler, check_finite, resample, task_stacks
 from clapkit.translate.registry import MODELS, build_model
+from clapkit.translate.tasks import task
 
 __all__ = [
     "MODEL_FORMAT",

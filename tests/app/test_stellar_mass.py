@@ -23,7 +23,7 @@ from clapkit_app.stellar_mass_plots import (
 from clapkit_app.stellar_mass_store import load_stellar_mass, read_stellar_mass
 
 from clapkit.data import GalaxySet
-from clapkit.interpret import pipeline
+from clapkit.interpret import results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
 from clapkit.sim.graph import true_graph
@@ -89,7 +89,7 @@ def test_the_scatter_shows_the_test_split_of_the_stored_estimates(run_root, data
         test_ids = np.asarray(survey.ids)[split == "test"]
     for name in ("images", "photometry"):
         hook(viewer, "ck-input-set").value = name
-        prediction = pipeline.read_mass_prediction(run_root, name)
+        prediction = results.read_mass_prediction(run_root, name)
         rows = np.searchsorted(prediction.ids, test_ids)
         points = glyph_data(viewer, "ck-mass-scatter", "points")
         np.testing.assert_array_equal(points["id"], test_ids)
@@ -122,7 +122,7 @@ def test_without_the_mi_decomposition_the_predictions_still_give_the_test_split(
     data = read_stellar_mass(copy)
     assert any("clapkit interpret pid" in p for p in data.problems)
     viewer = StellarMass(data=data)
-    prediction = pipeline.read_mass_prediction(copy, "images")
+    prediction = results.read_mass_prediction(copy, "images")
     test_ids = prediction.ids[prediction.split == "test"]
     np.testing.assert_array_equal(glyph_data(viewer, "ck-mass-scatter", "points")["id"], test_ids)
     assert f"the {len(test_ids)} test-split galaxies" in hook(viewer, "ck-mass-caption").object
@@ -185,13 +185,20 @@ def test_the_pc_graph_is_the_stored_one_and_no_truth_is_drawn_off_the_mock(run_r
     assert "no true graph" in hook(viewer, "ck-pc-caption").object
 
 
-def test_on_the_mock_survey_the_true_graph_is_drawn_beside_pc(copy):
-    path = copy / "interpret" / "causal" / "pc.json"
+def as_if_scored(root):
+    """Give the run's PC graph a score, as the causal stage does on the mock survey."""
+    path = root / "interpret" / "causal" / "pc.json"
     stored = json.loads(path.read_text())
     score = {"shd": 7, "n_missing": 3, "n_extra": 3, "n_misoriented": 1}
     score |= {"precision": 0.5, "recall": 0.5, "orientation_precision": 1.0}
     stored["score"] = score | {"orientation_recall": 0.2}
     path.write_text(json.dumps(stored))
+    return stored
+
+
+def test_on_the_mock_survey_the_true_graph_is_drawn_beside_pc(copy):
+    stored = as_if_scored(copy)
+    results.write_true_graph(copy, true_graph(("sdss", "wise")), "clapkit mock survey")
     data = read_stellar_mass(copy)
     assert data.problems == [] and data.truth is not None
     viewer = StellarMass(data=data)
@@ -206,6 +213,33 @@ def test_on_the_mock_survey_the_true_graph_is_drawn_beside_pc(copy):
     assert set(pc_colours) <= {AGREES, DISAGREES}
     caption = hook(viewer, "ck-pc-caption").object
     assert "SHD 7 (3 missing, 3 extra, 1 misoriented)" in caption
+
+
+def test_a_scored_run_without_a_recorded_true_graph_draws_none(copy):
+    """Runs made before the causal stage recorded the truth: the app computes none."""
+    as_if_scored(copy)
+    data = read_stellar_mass(copy)
+    assert data.problems == [] and data.pc_score is not None and data.truth is None
+    viewer = StellarMass(data=data)
+    assert not has_hook(viewer, "ck-true-graph")
+    assert "no true graph recorded" in hook(viewer, "ck-pc-caption").object
+
+
+def test_a_recorded_true_graph_that_lacks_the_pc_columns_is_not_drawn(copy):
+    stored = as_if_scored(copy)
+    partial = true_graph(("sdss",)).subgraph(stored["graph"]["columns"][:2]).copy()
+    results.write_true_graph(copy, partial, "clapkit mock survey")
+    data = read_stellar_mass(copy)
+    assert data.truth is None
+    assert any("true graph lacks" in problem for problem in data.problems)
+
+
+def test_an_unreadable_true_graph_is_a_problem_naming_the_file(copy):
+    as_if_scored(copy)
+    (copy / "interpret" / "causal" / "true_graph.json").write_text("{not json")
+    data = read_stellar_mass(copy)
+    assert data.truth is None and data.pc is not None
+    assert any("true_graph.json" in problem for problem in data.problems)
 
 
 def test_the_mi_bars_hold_the_stored_means_per_pair_and_galaxy_type(run_root, data):
@@ -235,7 +269,7 @@ def test_the_mi_bars_hold_the_stored_means_per_pair_and_galaxy_type(run_root, da
 
 
 def test_per_galaxy_histograms_count_the_stored_terms_of_the_chosen_pair(run_root, data):
-    terms = pipeline.read_pid_per_galaxy(run_root)
+    terms = results.read_pid_per_galaxy(run_root)
     types = terms["galaxy_type"]
     viewer = StellarMass(data=data)
     select = hook(viewer, "ck-pair")
@@ -254,7 +288,7 @@ def test_per_galaxy_histograms_count_the_stored_terms_of_the_chosen_pair(run_roo
 
 
 def test_attribution_maps_follow_the_chosen_galaxy(run_root, data):
-    arrays = pipeline.read_attributions(run_root)
+    arrays = results.read_attributions(run_root)
     summary = json.loads((run_root / "interpret" / "attributions" / "summary.json").read_text())
     viewer = StellarMass(data=data)
     select = hook(viewer, "ck-attribution-galaxy")

@@ -14,8 +14,8 @@ from clapkit_app.translation_store import load_translation, read_translation
 
 from clapkit.data import GalaxySet
 from clapkit.testing import synthetic_translation_run
-from clapkit.translate.evaluate import read_evaluation, read_morphology, task_dir
-from clapkit.translate.pixels import task as task_spec
+from clapkit.translate.results import read_evaluation, read_morphology, task_dir
+from clapkit.translate.tasks import task as task_spec
 
 #: Two models keep the run quick; NR-GAN brings its noise-free variant too.
 MODELS = ("nrgan", "swin")

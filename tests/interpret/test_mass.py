@@ -10,15 +10,15 @@ from astropy.table import Table
 
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
+from clapkit.interpret.input_sets import INPUT_SETS
 from clapkit.interpret.mass import (
-    INPUT_SETS,
     mass_edges,
     mass_metrics,
     predict_mass,
     read_model,
-    read_prediction,
     train_mass_model,
 )
+from clapkit.interpret.results import read_prediction
 from clapkit.metrics import gaussian_pdfs
 from clapkit.testing import synthetic_mass_survey
 

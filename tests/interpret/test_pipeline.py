@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from clapkit.cli import main
+from clapkit.data import GalaxySet
 from clapkit.errors import OverwriteError, ValidationError
-from clapkit.interpret import pipeline
+from clapkit.interpret import pipeline, results
 from clapkit.interpret.causal_graph import CausalGraph
+from clapkit.runs import RunDir
+from clapkit.sim.graph import true_graph
 from clapkit.testing import synthetic_mass_survey
 
 INPUT_SETS = ("photometry", "images", "images_normalised")
@@ -38,7 +42,7 @@ def test_train_writes_models_predictions_and_test_metrics(analysed):
     for name in INPUT_SETS:
         row = metrics["input_sets"][name]
         assert {"sigma", "bias", "crps", "pit_w1"} <= set(row)
-        prediction = pipeline.read_mass_prediction(run, name)
+        prediction = results.read_mass_prediction(run, name)
         # Every galaxy is predicted: the local tests search the latent space of all.
         assert prediction.pdfs.shape[0] == 400
         assert (prediction.split == "test").sum() == 80
@@ -56,13 +60,33 @@ def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
     adjacency = np.asarray(pc["graph"]["adjacency"])
     assert adjacency.shape == (len(pc["graph"]["columns"]),) * 2
     # The synthetic survey is not the mock survey: there is no true graph to score against.
-    assert pc["score"] is None
+    assert pc["score"] is None and results.read_true_graph(run) is None
+
+
+def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tmp_path):
+    data, run = analysed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    survey = synthetic_mass_survey(400, seed=2)  # the analysed galaxies, said to be the mock
+    mock = tmp_path / "mock.h5"
+    GalaxySet(survey.catalog, survey.stacks, {"source": pipeline.MOCK_SURVEY}).save(mock)
+    columns = ["z", "log_mstar", "restframe_u_r", "bulge_fraction", "disk_q", "disk_av"]
+    options = {"k": 8, "n_permutations": 99, "n_bootstrap": 2, "overwrite": True}
+    pipeline.causal_stage(mock, copy, pc_columns=columns, **options)
+    recorded = results.read_true_graph(copy)
+    expected = true_graph(pipeline.TRUE_GRAPH_BANDS)
+    assert set(recorded.nodes) == set(expected.nodes)
+    assert set(recorded.edges) == set(expected.edges)
+    assert results.clapkit_json(RunDir(copy).pc_path)["score"] is not None
+    # Redone on data whose truth is unknown, the run no longer claims one.
+    pipeline.causal_stage(data, copy, pc_columns=columns, **options)
+    assert results.read_true_graph(copy) is None
 
 
 def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
     _, run = analysed
     summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
-    terms = pipeline.read_pid_per_galaxy(run)
+    terms = results.read_pid_per_galaxy(run)
     for pair in ("photometry_images", "optical_wise"):
         row = summary["pairs"][pair]
         per = terms[pair]
@@ -77,7 +101,7 @@ def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
 
 def test_attributions_cover_every_band_and_report_the_sanity_check(analysed):
     _, run = analysed
-    arrays = pipeline.read_attributions(run)
+    arrays = results.read_attributions(run)
     assert arrays["maps"].shape == arrays["images"].shape == (6, 5, 16, 16)
     assert list(arrays["bands"]) == ["u", "g", "r", "i", "z"]
     assert arrays["profiles"].shape[:2] == arrays["randomised_profiles"].shape[:2] == (6, 5)

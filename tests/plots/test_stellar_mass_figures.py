@@ -8,7 +8,7 @@ import pytest
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
-from clapkit.interpret.pipeline import read_mass_prediction
+from clapkit.interpret.results import read_mass_prediction
 from clapkit.plots import plan_figures, plot_mi_bars, plot_pc_graph
 from clapkit.plots.stellar_mass import MI_TERMS
 from clapkit.testing import synthetic_interpret_run

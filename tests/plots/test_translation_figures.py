@@ -8,7 +8,7 @@ from clapkit.errors import ValidationError
 from clapkit.plots import plan_figures, plot_noise_spectra, plot_translation_grid
 from clapkit.plots.from_run import GRID_GALAXIES
 from clapkit.testing import synthetic_translation_run
-from clapkit.translate.evaluate import read_evaluation
+from clapkit.translate.results import read_evaluation
 
 
 @pytest.fixture(scope="module")

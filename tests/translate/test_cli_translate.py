@@ -66,3 +66,7 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, survey_file, capsys):
     # Only NR-GAN has emulated noise to leave out.
     assert main(["translate", "apply", "--model", "swin", "--no-noise", *base]) == 2
     assert "--no-noise applies to nrgan only" in capsys.readouterr().err
+    # A set name is one folder of the task: nothing is written outside the run.
+    assert main(["translate", "apply", "--model", "swin", "--name", "../elsewhere", *base]) == 2
+    assert "translation name '../elsewhere'" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()

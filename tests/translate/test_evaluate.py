@@ -13,10 +13,9 @@ from clapkit.translate.evaluate import (
     compare_images,
     evaluate_task,
     format_evaluation,
-    read_evaluation,
-    task_dir,
 )
 from clapkit.translate.probe import ProbeConfig
+from clapkit.translate.results import read_evaluation, task_dir
 
 BANDS = ["g", "r"]
 

@@ -6,7 +6,8 @@ import torch
 
 from clapkit.data import ImageStack
 from clapkit.errors import ValidationError
-from clapkit.translate.pixels import PixelScaler, check_finite, check_grids, resample, task
+from clapkit.translate.pixels import PixelScaler, check_finite, check_grids, resample
+from clapkit.translate.tasks import task
 
 
 def _stack(size: int, scale: float, bands=("g", "r")) -> ImageStack:
