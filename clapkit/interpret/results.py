@@ -142,6 +142,22 @@ def write_true_graph(
 ) -> Path:
     """Record the generative graph of the data ``source`` in the run (a node and edge list).
 
+    Parameters
+    ----------
+    run : path-like
+        The run directory; the graph goes to ``interpret/causal/true_graph.json``.
+    graph : networkx.DiGraph
+        The generative graph (nodes are catalog columns).
+    source : str
+        What data it is the truth of (the GalaxySet's ``meta["source"]``).
+    overwrite : bool
+        Replace a recorded graph.
+
+    Returns
+    -------
+    Path
+        The file written.
+
     Examples
     --------
     >>> import tempfile
