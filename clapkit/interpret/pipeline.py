@@ -5,7 +5,7 @@ writes its results there (atomically, each file stamped with the clapkit version
 
 - ``mass/<input set>/``: the model (:mod:`clapkit.interpret.mass`) and
   ``prediction.h5`` (PDFs, point estimates and latent vectors of *every* galaxy, the
-  latent space being what the local tests search); ``mass/metrics.json``: σ, bias and
+  latent space being what the local tests search); ``mass/metrics.json``: σ, median offset and
   the PDF metrics of each input set on the test split;
 - ``causal/local_tests.json``: the :class:`~clapkit.interpret.local_tests.CausalGraph`
   of the local tests in one model's latent space; ``causal/pc.json``: the PC graph over
@@ -46,6 +46,7 @@ from clapkit.interpret.mass import (
     read_prediction,
     train_mass_model,
 )
+from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.nets.device import resolve_device
 
 #: Feature sources of the MI decomposition: catalog columns, or ``latent:<input set>``,
@@ -161,7 +162,8 @@ def train_stage(
     path = interpret_dir(run) / "mass" / "metrics.json"
     metrics: dict[str, dict[str, float]] = {}
     if path.is_file():
-        metrics = clapkit_json(path).get("input_sets", {})
+        stored = clapkit_json(path).get("input_sets", {})
+        metrics = {name: upgrade_mass_metrics(row) for name, row in stored.items()}
     for name in names:
         log(f"stellar mass from {name}: training ({preset})")
         folder = train_mass_model(
@@ -180,8 +182,8 @@ def train_stage(
             prediction.pdfs[test_rows], prediction.edges, prediction.true[test_rows]
         )
         log(
-            f"stellar mass from {name}: σ {metrics[name]['sigma']:.3f} dex, bias "
-            f"{metrics[name]['bias']:+.3f} dex"
+            f"stellar mass from {name}: σ {metrics[name]['sigma']:.3f} dex, median offset "
+            f"{metrics[name]['median_offset']:+.3f} dex"
         )
     write_json(
         path,
