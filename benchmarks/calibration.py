@@ -4,7 +4,7 @@ Two datasets, each trained and predicted through a run directory exactly as
 ``clapkit train --method all,flexzboost`` / ``clapkit predict`` do:
 
 - ``mock_images``: a mock survey (``clapkit simulate``, SDSS-like ugriz 64x64 images +
-  E(B-V)); the preset's encoder (compact: the central 32x32 pixels).
+  E(B-V)); the preset's encoder (cpu: the compact CNN on the central 32x32 pixels).
 - ``sdss_photometry``: a held-out split of the real SDSS catalog shipped with kcorrect
   (z <= 0.6, 180 bins), MLP encoder on the default catalog features (adjacent colours,
   the r magnitude and the magnitude errors).
@@ -29,7 +29,7 @@ galaxies; also per variable), training time and inference galaxies per second. `
 checks the issue's targets on the final ``clap``.
 
 Usage: ``python benchmarks/calibration.py [--quick] [--out FILE] [--n-mock N]
-[--datasets mock_images,sdss_photometry] [--workdir DIR] [--preset compact|paper]
+[--datasets mock_images,sdss_photometry] [--workdir DIR] [--preset tiny|cpu|paper]
 [--device cpu|cuda|auto] [--no-ablation]``. ``--quick`` uses 3,000 mock galaxies.
 """
 
@@ -56,6 +56,7 @@ from clapkit.metrics.point import sigma_mad
 from clapkit.photoz.clap_config import PROJECT_VARIANT
 from clapkit.photoz.details import read_clap_details
 from clapkit.photoz.pipeline import merge, predict_run, train_run
+from clapkit.presets import add_preset_argument
 from clapkit.runs import RunDir
 from clapkit.sim import simulate_to_file
 
@@ -337,7 +338,7 @@ def main() -> None:
     parser.add_argument("--n-mock", type=int, default=None, help="default 20,000 (quick 3,000)")
     parser.add_argument("--datasets", default="mock_images,sdss_photometry")
     parser.add_argument("--workdir", default=None, help="keep data and runs here")
-    parser.add_argument("--preset", default="compact", choices=["compact", "paper"])
+    add_preset_argument(parser, "photo-z")
     parser.add_argument("--device", default="cpu", help="where the networks train")
     parser.add_argument("--no-ablation", action="store_true", help="the methods table only")
     parser.add_argument("--seed", type=int, default=0)

@@ -19,9 +19,9 @@ rows ``nrgan``, ``nrgan_smooth``, ``swin``, ``srgan``, ``capsule``, ``diffusion`
 ``train_seconds`` and ``translate_seconds``). The goal checks go to stderr.
 
 Usage: ``python benchmarks/translation.py [--quick] [--out FILE] [--workdir DIR]
-[--n N] [--preset cpu|gpu] [--tasks s2s,s2c] [--models ...]``. ``--quick`` (CPU
+[--n N] [--preset tiny|cpu|paper] [--tasks s2s,s2c] [--models ...]``. ``--quick`` (``cpu``
 presets, 800 galaxies, few epochs) finishes within 30 minutes on 2 cores; without it the
-GPU presets train for longer on 4,000 galaxies (meant for a GPU machine). A work
+``paper`` presets train for longer on 4,000 galaxies (meant for a GPU machine). A work
 directory is reused: finished models are not trained again.
 """
 
@@ -37,6 +37,7 @@ import torch
 from _report import emit
 
 from clapkit.data import GalaxySet
+from clapkit.presets import add_preset_argument
 from clapkit.sim import simulate_to_file
 from clapkit.translate.apply import apply_translator
 from clapkit.translate.evaluate import HEADLINE_METRICS, evaluate_task, format_evaluation
@@ -57,7 +58,7 @@ QUICK_EPOCHS = {
 FULL_EPOCHS = {"nrgan": 60, "swin": 40, "srgan": 40, "capsule": 40, "diffusion": 80}
 MODES = {
     "quick": {"n": 800, "preset": "cpu", "probe": ProbeConfig(epochs=12, crop=48)},
-    "full": {"n": 4000, "preset": "gpu", "probe": ProbeConfig(epochs=30, crop=64)},
+    "full": {"n": 4000, "preset": "paper", "probe": ProbeConfig(epochs=30, crop=64)},
 }
 
 
@@ -137,11 +138,13 @@ def goals(report: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CPU presets, 800 galaxies")
+    parser.add_argument("--quick", action="store_true", help="cpu presets, 800 galaxies")
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--workdir", default="data/runs/bench_translation")
     parser.add_argument("--n", type=int, help="galaxies to simulate")
-    parser.add_argument("--preset", choices=["tiny", "cpu", "gpu"])
+    add_preset_argument(
+        parser, "translation", default=None, default_help="cpu with --quick, else paper"
+    )
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--models", default=",".join(MODEL_NAMES))
     parser.add_argument(

@@ -3,7 +3,7 @@ image translation SDSS→CFHTLS, judged by what it preserves; and why networks e
 stellar mass as they do.
 
 Simulates a small mock survey (SDSS-like ugriz images of galaxies drawn from kcorrect's
-real SDSS fits), trains CLAP and the baselines in the compact configuration on its
+real SDSS fits), trains CLAP and the baselines with the ``cpu`` preset on its
 ``train`` split, predicts PDFs for the held-out ``test`` split and evaluates every
 method. A second, smaller survey drawn in both SDSS and CFHTLS trains NR-GAN and the
 SwinIR-like translator, whose test translations are evaluated (pixels, morphology,
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 import clapkit
 from clapkit.errors import FileFormatError, OverwriteError
 from clapkit.evaluation import evaluate_run, format_table, ordered_methods
+from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.pipeline import attribute_stage, causal_stage, pid_stage, train_stage
 from clapkit.interpret.results import read_mass_metrics
 from clapkit.photoz.pipeline import predict_run, train_run
@@ -49,7 +50,7 @@ PLOTTED = ("clap", "clap_raw", "softmax", "temperature", "ensemble")
 class DemoConfig:
     """Everything that determines the demo run; a change invalidates the cached run.
 
-    ``pipeline`` overrides the compact preset of :mod:`clapkit.photoz.pipeline` so the
+    ``pipeline`` overrides the ``cpu`` preset of :mod:`clapkit.photoz.pipeline` so the
     whole demo trains in minutes on two CPU cores.
     """
 
@@ -58,7 +59,7 @@ class DemoConfig:
     instruments: tuple[str, ...] = ("sdss",)
     n_bins: int = 180
     methods: str = "all"
-    # 20 epochs (the compact preset trains 30): with batch norm the networks have learned
+    # 20 epochs (the cpu preset trains 30): with batch norm the networks have learned
     # by then, and the whole demo takes about twelve minutes on two cores.
     pipeline: dict[str, Any] = field(
         default_factory=lambda: {
@@ -69,7 +70,7 @@ class DemoConfig:
     )
     outlier_threshold: float = 0.05
     #: The image-translation stage: a second, smaller mock survey drawn in both SDSS and
-    #: CFHTLS, NR-GAN and the SwinIR-like model trained on it (CPU presets), the test split
+    #: CFHTLS, NR-GAN and the SwinIR-like model trained on it (``cpu`` presets), the test split
     #: translated and evaluated with a photo-z probe on real CFHTLS images.
     translation: dict[str, Any] = field(
         default_factory=lambda: {
@@ -83,7 +84,7 @@ class DemoConfig:
     )
 
     #: The stellar-mass stage, on the demo survey: CLAP mass models for five input sets
-    #: (CPU preset, few epochs), local tests in the image model's latent space, PC, the MI
+    #: (``cpu`` preset, few epochs), local tests in the image model's latent space, PC, the MI
     #: decomposition of every input pair and attributions of a few test galaxies.
     interpretation: dict[str, Any] = field(
         default_factory=lambda: {
@@ -308,10 +309,13 @@ def report(metrics: dict[str, Any], run_root: str | os.PathLike) -> str:
         lines.append(format_evaluation(evaluation))
     if RunDir(run_root).mass_metrics_path.is_file():
         rows = read_mass_metrics(run_root)["input_sets"]
-        lines += ["", "Stellar mass from each input set (test split, dex):"]
-        lines.append(f"{'input set':<16} {'sigma':>7} {'bias':>7} {'CRPS':>7}")
-        for name, row in rows.items():
-            lines.append(f"{name:<16} {row['sigma']:7.3f} {row['bias']:+7.3f} {row['crps']:7.3f}")
+        lines += ["", "Stellar mass from each input set (test split, dex; offset: median):"]
+        lines.append(f"{'input set':<16} {'sigma':>7} {'offset':>7} {'CRPS':>7}")
+        for name, stored in rows.items():
+            row = upgrade_mass_metrics(stored)  # runs before the rename store "bias"
+            lines.append(
+                f"{name:<16} {row['sigma']:7.3f} {row['median_offset']:+7.3f} {row['crps']:7.3f}"
+            )
     lines += [
         "",
         f"run directory: {run_root} (PDFs, metrics.json, calibration.png, translate/, interpret/)",

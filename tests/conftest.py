@@ -8,7 +8,6 @@ g and r images grow with z, so a working pipeline must do better than the prior.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,32 +15,6 @@ import pytest
 from astropy.table import Table
 
 from clapkit.data import GalaxySet, ImageStack, assign_splits
-
-#: A configuration small enough that the whole pipeline trains in seconds.
-TINY_CONFIG = {
-    "crop": 12,
-    "net": {"width": 4, "rest_dim": 8, "estimator_hidden": 32},
-    "mlp": {"hidden": [32], "rest_dim": 4, "estimator_hidden": 32},
-    "train": {"epochs": 3, "batch_size": 32, "learning_rate": 3e-3},
-    "clap": {
-        "n_realisations": 2,
-        "k_min": 3,
-        "k_max": 40,
-        "n_k": 8,
-        "max_k_fraction": 0.25,
-        "n_pit_bins": 10,
-        "refit": {"epochs": 3, "batch_size": 32},
-    },
-    "baselines": {"ensemble_size": 2, "mc_samples": 4},
-    # RAIL's FlexZBoost with a small search and small trees: seconds, not minutes.
-    "flexzboost": {
-        "nbump": 3,
-        "nsharp": 3,
-        "max_basis": 15,
-        "regression_params": {"max_depth": 3, "n_estimators": 30, "objective": "reg:squarederror"},
-    },
-    "projection": "pca",
-}
 
 
 def synthetic_galaxies(
@@ -94,5 +67,9 @@ def make_galaxies():
 
 @pytest.fixture(scope="session")
 def tiny_config() -> dict:
-    """A copy of :data:`TINY_CONFIG`."""
-    return json.loads(json.dumps(TINY_CONFIG))
+    """The photo-z ``tiny`` preset in full, small enough that the whole pipeline trains in
+    seconds; tests change parts of it (in copies)."""
+    # Imported here, not at the top: the pipeline imports PyTorch, which most tests skip.
+    from clapkit.photoz.pipeline import resolve_config
+
+    return resolve_config({"preset": "tiny"})

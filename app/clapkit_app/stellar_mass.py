@@ -3,8 +3,8 @@
 Four parts, each what one stage of ``clapkit interpret`` stored (see
 :mod:`clapkit_app.stellar_mass_store`):
 
-- estimated against true log M* for a chosen input set, with every input set's σ, bias
-  and PDF metrics on the test split (``train``);
+- estimated against true log M* for a chosen input set, with every input set's σ, median
+  offset and PDF metrics on the test split (``train``);
 - the causal graph of the local tests (input X_in → latent S → mass Y, and each external
   variable X_ex → Y with the width of its effect and the colour of its verdict) with
   every test in a table, and the PC graph over catalog columns beside the mock survey's
@@ -56,7 +56,7 @@ from clapkit_app.store import plain_id
 #: Columns of the input-set table: metric key, title, number format.
 MASS_COLUMNS = (
     ("sigma", "σ (dex)", "0.000"),
-    ("bias", "bias (dex)", "0.000"),
+    ("median_offset", "median offset (dex)", "0.000"),
     ("rms", "rms (dex)", "0.000"),
     ("outlier_fraction", "outliers", "0.000"),
     ("crps", "CRPS (dex)", "0.000"),
@@ -240,7 +240,7 @@ class StellarMass(pn.viewable.Viewer):
         metrics = estimates.metrics
         self.mass_caption.object = (
             f"The scatter shows {shown}; dashed: 1:1; ★ the galaxy of the attribution maps. "
-            f"σ, bias and the PDF metrics are those `clapkit interpret train` stored for "
+            f"σ, the median offset and the PDF metrics are those `clapkit interpret train` stored for "
             f"the {data.split} split."
         )
         ids = estimates.ids[rows]
@@ -249,13 +249,13 @@ class StellarMass(pn.viewable.Viewer):
             found = np.flatnonzero(ids == self.galaxy_id)
             chosen = int(found[0]) if found.size else None
         sigma = metrics.get("sigma", np.nan)
-        bias = metrics.get("bias", np.nan)
+        offset = metrics.get("median_offset", np.nan)
         self._scatter.update(
             ids,
             estimates.true[rows],
             estimates.point[rows],
             chosen,
-            f"{name}: σ = {sigma:.3f} dex, bias = {bias:+.3f} dex ({data.split} split)",
+            f"{name}: σ = {sigma:.3f} dex, median offset = {offset:+.3f} dex ({data.split} split)",
         )
         self._select_row(self.mass_table, "input set", name)
 

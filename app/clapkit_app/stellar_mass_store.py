@@ -34,6 +34,7 @@ from clapkit.interpret import results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
 from clapkit.interpret.input_sets import INPUT_SETS
+from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.runs import RunDir
 from clapkit_app.store import as_id, plain_id
 
@@ -246,7 +247,7 @@ def _read_mass(out: StellarMassData) -> None:
             ids=_readonly(np.asarray(prediction.ids)),
             true=_readonly(np.asarray(prediction.true, dtype=float)),
             point=_readonly(np.asarray(prediction.point, dtype=float)),
-            metrics={k: float(v) for k, v in metrics[name].items()},
+            metrics={k: float(v) for k, v in upgrade_mass_metrics(metrics[name]).items()},
         )
         if prediction.split is not None:
             estimates.test_rows = _readonly(np.flatnonzero(prediction.split == out.split))

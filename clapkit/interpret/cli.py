@@ -12,11 +12,24 @@ from __future__ import annotations
 import argparse
 import json
 
+from clapkit.presets import add_preset_argument
+
 
 def _names(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+class _Renamed(argparse.Action):
+    """A flag that was renamed: using it is an error that names the new spelling."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string} is now {self.new} (e.g. {self.new} {values})")
 
 
 def _log(args: argparse.Namespace):
@@ -41,9 +54,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log=_log(args),
         device=args.device,
     )
-    print(f"{'input set':<16} {'sigma':>7} {'bias':>7}  (dex, test split)")
+    print(f"{'input set':<16} {'sigma':>7} {'offset':>7}  (dex, test split; offset: median)")
     for name, row in metrics.items():
-        print(f"{name:<16} {row['sigma']:7.3f} {row['bias']:+7.3f}")
+        print(f"{name:<16} {row['sigma']:7.3f} {row['median_offset']:+7.3f}")
     return 0
 
 
@@ -110,7 +123,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
         args.run,
         model=args.model,
         n_galaxies=args.galaxies,
-        method=args.method,
+        method=args.attribution,
         seed=args.seed,
         overwrite=args.overwrite,
         progress=not args.quiet,
@@ -127,8 +140,8 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
 def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     """Add ``interpret`` and its sub-commands to the ``clapkit`` parser.
 
-    Names (input sets, presets, methods) are checked by the stages, not here, so that the
-    command line starts without importing PyTorch.
+    Names (input sets, attribution methods) are checked by the stages, not here, so that
+    the command line starts without importing PyTorch; presets by :mod:`clapkit.presets`.
     """
 
     interpret = commands.add_parser(
@@ -152,7 +165,7 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
         help="comma-separated among photometry, photometry_wise, images, images_normalised, "
         "images_wise, images_wise_z (default: all)",
     )
-    train.add_argument("--preset", default="cpu", help="tiny, cpu or gpu (default: %(default)s)")
+    add_preset_argument(train, "stellar-mass")
     train.add_argument("--epochs", type=int, help="SCL epochs (default: the preset's)")
     train.add_argument(
         "--device",
@@ -183,10 +196,19 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
 
     attribute = steps.add_parser("attribute", help="captum attributions of an image model")
     common(attribute)
-    attribute.add_argument("--model", default="images", help="image input set")
+    attribute.add_argument(
+        "--model",
+        default="images",
+        help="input set whose image model is attributed (default: %(default)s)",
+    )
     attribute.add_argument("--galaxies", type=int, default=32, help="test galaxies to map")
     attribute.add_argument(
-        "--method", default="integrated_gradients", help="integrated_gradients or saliency"
+        "--attribution",
+        default="integrated_gradients",
+        help="attribution method: integrated_gradients or saliency (default: %(default)s)",
     )
+    # --method names a photo-z PDF method everywhere else (clapkit train, figures); the
+    # attribution method's old spelling is refused with its new one.
+    attribute.add_argument("--method", action=_Renamed, new="--attribution", help=argparse.SUPPRESS)
     attribute.add_argument("--overwrite", action="store_true", help="replace existing results")
     attribute.set_defaults(func=_cmd_attribute)

@@ -3,7 +3,7 @@
 The published analysis trains the SCL model with log M* as its target instead of the
 redshift, once per input set, and asks why some inputs estimate mass better than others.
 Everything of :mod:`clapkit.photoz.clap` carries over unchanged: the target is one scalar
-per galaxy binned on a grid (520 bins over log M* = 6–12.5 as published in the ``gpu``
+per galaxy binned on a grid (520 bins over log M* = 6–12.5 as published in the ``paper``
 preset, 130 on a CPU-sized training set; see :data:`MASS_PRESETS`), the
 latent space v_A orders galaxies by it, the adaptive KNN and the refit build calibrated
 PDFs from neighbours' known masses, and the harmonic mean combines realisations. So this
@@ -51,6 +51,7 @@ from clapkit.photoz.network_inputs import (
     network_inputs,
 )
 from clapkit.photoz.pipeline import merge
+from clapkit.presets import check_preset, current_preset_name
 
 __all__ = [
     "MASS_PRESETS",
@@ -66,8 +67,10 @@ N_MASS_BINS = 520
 TARGET = "log_mstar"
 MODEL_FORMAT = "clapkit.interpret.mass_model"
 
-#: Network and training sizes. ``cpu`` is the photo-z ``compact`` preset with one
-#: realisation; ``gpu`` the paper's sizes and grid; ``tiny`` is for tests.
+#: Network and training sizes, named as in :mod:`clapkit.presets`. ``cpu`` is the photo-z
+#: ``cpu`` preset with one realisation; ``paper`` the paper's network sizes and grid, but
+#: with batch norm in the image encoder, which the published network has not (below);
+#: ``tiny`` is for tests.
 #:
 #: Two departures from the photo-z presets, both measured on 3,000 mock galaxies:
 #:
@@ -110,7 +113,7 @@ MASS_PRESETS: dict[str, dict[str, Any]] = {
         "train": {"epochs": 30, "batch_size": 128, "learning_rate": 2e-3},
         "clap": {"n_realisations": 1, "refit": {"epochs": 40, "batch_size": 64}},
     },
-    "gpu": {
+    "paper": {
         "crop": 64,
         "n_bins": N_MASS_BINS,
         "net": {"kind": "paper", "width": 64, "rest_dim": 512, "batch_norm": True},
@@ -144,8 +147,7 @@ def mass_edges(n_bins: int = N_MASS_BINS, mass_range: tuple[float, float] = MASS
 
 def resolve_settings(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> dict:
     """A preset of :data:`MASS_PRESETS` with ``overrides`` merged in (unknown keys refused)."""
-    if preset not in MASS_PRESETS:
-        raise ValidationError(f"unknown preset {preset!r}; expected one of {list(MASS_PRESETS)}")
+    check_preset(preset, "stellar-mass")
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(MASS_PRESETS[preset])
     if unknown:
@@ -299,7 +301,12 @@ def train_mass_model(
     path = model_dir / "model.json"
     if path.is_file():
         previous = read_model(model_dir)
-        same = all(previous[key] == record[key] for key in ("input_set", "settings", "seed"))
+        # Models trained before clapkit.presets record the preset "gpu" (now "paper").
+        recorded = {**previous["settings"]}
+        recorded["preset"] = current_preset_name(recorded.get("preset"))
+        same = recorded == settings and all(
+            previous[key] == record[key] for key in ("input_set", "seed")
+        )
         if not same:
             raise ValidationError(
                 f"{model_dir} holds a {previous['input_set']!r} model with other settings; "
@@ -407,7 +414,8 @@ def mass_metrics(
     """Point and PDF metrics of stellar-mass estimates, in dex.
 
     With Δ = log M*_est − log M*_true (the PDF mean): ``sigma`` = 1.4826·median|Δ − median Δ|
-    (σ_MAD, as for redshifts but without the 1 + z), ``bias`` = median Δ, ``rms``,
+    (σ_MAD, as for redshifts but without the 1 + z), ``median_offset`` = median Δ (not
+    called bias: photo-z's bias is the mean of δz), ``rms``,
     ``outlier_fraction`` (|Δ| > ``outlier_dex``), mean ``crps`` (dex) and ``pit_w1`` (the
     1-Wasserstein distance of the PIT values to uniform).
 
@@ -425,14 +433,15 @@ def mass_metrics(
     Returns
     -------
     dict
-        ``sigma``, ``bias``, ``rms``, ``outlier_fraction``, ``crps`` and ``pit_w1``.
+        ``sigma``, ``median_offset``, ``rms``, ``outlier_fraction``, ``crps`` and
+        ``pit_w1`` (see :mod:`clapkit.interpret.mass_metric_names`).
 
     Examples
     --------
     >>> edges = np.linspace(9.0, 12.0, 31)
     >>> p = np.zeros((2, 30)); p[:, 10] = 1.0  # both PDFs in the bin 10.0-10.1
     >>> m = mass_metrics(p, edges, [10.05, 10.25])
-    >>> round(m["bias"], 3), m["outlier_fraction"]
+    >>> round(m["median_offset"], 3), m["outlier_fraction"]
     (-0.1, 0.0)
     """
     p = np.asarray(pdfs, dtype=np.float64)
@@ -449,7 +458,7 @@ def mass_metrics(
     median = float(np.median(delta))
     return {
         "sigma": float(MAD_TO_SIGMA * np.median(np.abs(delta - median))),
-        "bias": median,
+        "median_offset": median,
         "rms": float(np.sqrt(np.mean(delta**2))),
         "outlier_fraction": float(np.mean(np.abs(delta) > outlier_dex)),
         "crps": float(np.mean(crps(p, edges, true))),

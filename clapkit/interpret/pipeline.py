@@ -6,7 +6,7 @@ paths are :class:`~clapkit.runs.RunDir`'s, the readers :mod:`clapkit.interpret.r
 
 - ``mass/<input set>/``: the model (:mod:`clapkit.interpret.mass`) and
   ``prediction.h5`` (PDFs, point estimates and latent vectors of *every* galaxy, the
-  latent space being what the local tests search); ``mass/metrics.json``: σ, bias and
+  latent space being what the local tests search); ``mass/metrics.json``: σ, median offset and
   the PDF metrics of each input set on the test split;
 - ``causal/local_tests.json``: the :class:`~clapkit.interpret.local_tests.CausalGraph`
   of the local tests in one model's latent space; ``causal/pc.json``: the PC graph over
@@ -38,6 +38,7 @@ from clapkit.h5files import mark_complete, write_header
 from clapkit.interpret.galaxy_types import galaxy_types
 from clapkit.interpret.input_sets import INPUT_SETS, input_set
 from clapkit.interpret.mass import mass_metrics, predict_mass, read_model, train_mass_model
+from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.results import (
     ATTRIBUTION_FORMAT,
     PID_FORMAT,
@@ -155,7 +156,8 @@ def train_stage(
     path = RunDir(run).mass_metrics_path
     metrics: dict[str, dict[str, float]] = {}
     if path.is_file():
-        metrics = clapkit_json(path).get("input_sets", {})
+        stored = clapkit_json(path).get("input_sets", {})
+        metrics = {name: upgrade_mass_metrics(row) for name, row in stored.items()}
     for name in names:
         log(f"stellar mass from {name}: training ({preset})")
         folder = train_mass_model(
@@ -174,8 +176,8 @@ def train_stage(
             prediction.pdfs[test_rows], prediction.edges, prediction.true[test_rows]
         )
         log(
-            f"stellar mass from {name}: σ {metrics[name]['sigma']:.3f} dex, bias "
-            f"{metrics[name]['bias']:+.3f} dex"
+            f"stellar mass from {name}: σ {metrics[name]['sigma']:.3f} dex, median offset "
+            f"{metrics[name]['median_offset']:+.3f} dex"
         )
     write_json(
         path,

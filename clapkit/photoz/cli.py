@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from clapkit.errors import FileFormatError
+from clapkit.presets import add_preset_argument
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -109,8 +110,9 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         "comma-separated or 'all' (default: %(default)s)",
     )
     train.add_argument("--config", help="JSON file overriding the preset's settings")
-    train.add_argument(
-        "--preset", choices=["compact", "paper"], help="network size (default: compact)"
+    # No default here: a --config file may name the preset (else it is cpu).
+    add_preset_argument(
+        train, "photo-z", default=None, default_help="the --config file's, else cpu"
     )
     train.add_argument(
         "--features", help="comma-separated catalog columns: use the MLP encoder on them"

@@ -55,6 +55,7 @@ from clapkit.photoz.network_inputs import (
 from clapkit.photoz.nondetections import Nondetections, check_no_sentinels
 from clapkit.photoz.projection import PROJECTIONS, project_latent
 from clapkit.photoz.training_state import TrainingRun, replacing_training
+from clapkit.presets import DEFAULT_PRESET, check_preset, current_preset_name
 from clapkit.runs import RunDir
 
 #: Every method ``--method`` knows; ``all`` is clapkit's own (the peers need their extras).
@@ -63,20 +64,61 @@ OWN_METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry")
 #: The column photo-z estimates: refused among the features.
 TARGET_COLUMN = "z"
 
-#: Settings of the two network sizes; a ``--config`` file overrides any part of them.
+#: Settings of the three sizes of :mod:`clapkit.presets`; a ``--config`` file overrides any
+#: part of them. ``tiny`` trains the whole pipeline in seconds (tests, smoke runs); ``cpu``
+#: (the default) uses the compact CNN; ``paper`` the published inception encoder and
+#: network sizes, though it trains by epochs kept at the best validation loss rather than
+#: the published 150,000 batches of 64 (see :mod:`clapkit.photoz.clap_config`).
 #: ``clap.loss`` weighs the SCL terms on images (the paper's c = 100 for the
 #: reconstruction of sign-log pixels, mostly sky near 0); ``mlp_loss`` overrides it for
 #: catalog features, which are standardised to unit variance: there a reconstruction
 #: weight of 100 drowns the redshift terms (measured: validation cross-entropy no better
 #: than uniform after 10 epochs, against 1.1 with a weight of 1).
 #:
-#: The compact CNN uses batch norm (the ``paper`` inception network does not, as
+#: The compact CNN (``cpu``) uses batch norm (the ``paper`` inception network does not, as
 #: published). In the 30 epochs a CPU affords, the published SCL loss — three image
 #: reconstructions weighted 100 — leaves the plain network under-trained: on 3,000 mock
 #: galaxies one CLAP realisation's SCL softmax had σ_MAD 0.0317 and 20% outliers without
 #: batch norm, 0.0189 and 5% with it; the softmax baseline (same encoder) 0.0205 and 0.0179.
 PRESETS: dict[str, dict[str, Any]] = {
-    "compact": {
+    "tiny": {
+        "crop": 12,
+        "seed": 0,
+        "net": {
+            "kind": "compact",
+            "width": 4,
+            "rest_dim": 8,
+            "batch_norm": True,
+            "estimator_hidden": 32,
+        },
+        "mlp": {"hidden": [32], "rest_dim": 4, "estimator_hidden": 32},
+        "mlp_loss": {"reconstruction": 1.0},
+        "train": {"epochs": 3, "batch_size": 32, "learning_rate": 3e-3},
+        "clap": {
+            "n_realisations": 2,
+            "k_min": 3,
+            "k_max": 40,
+            "n_k": 8,
+            "max_k_fraction": 0.25,
+            "n_pit_bins": 10,
+            "refit": {"epochs": 3, "batch_size": 32},
+        },
+        "baselines": {"ensemble_size": 2, "mc_samples": 4},
+        "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
+        # RAIL's FlexZBoost with a small search and small trees: seconds, not minutes.
+        "flexzboost": {
+            "nbump": 3,
+            "nsharp": 3,
+            "max_basis": 15,
+            "regression_params": {
+                "max_depth": 3,
+                "n_estimators": 30,
+                "objective": "reg:squarederror",
+            },
+        },
+        "projection": "pca",
+    },
+    "cpu": {
         "crop": 32,
         "seed": 0,
         "net": {"kind": "compact", "width": 32, "rest_dim": 64, "batch_norm": True},
@@ -124,12 +166,10 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_config(override: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full configuration: the preset named in ``override`` (default ``compact``)
-    with ``override`` applied; unknown top-level keys are refused."""
+    """The full configuration: the preset named in ``override`` (default ``cpu``, see
+    :mod:`clapkit.presets`) with ``override`` applied; unknown top-level keys are refused."""
     override = dict(override or {})
-    preset = override.pop("preset", "compact")
-    if preset not in PRESETS:
-        raise ValidationError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    preset = check_preset(override.pop("preset", DEFAULT_PRESET), "photo-z")
     unknown = set(override) - set(PRESETS[preset])
     if unknown:
         raise ValidationError(
@@ -325,7 +365,11 @@ def train_run(
     replace = False
     if tracker.exists() and not overwrite:
         record = tracker.read()
-        if {k: record.get(k) for k in settings} != settings:
+        recorded = {k: record.get(k) for k in settings}
+        if isinstance(recorded["config"], dict):  # runs before clapkit.presets: "compact"
+            preset = current_preset_name(recorded["config"].get("preset"))
+            recorded["config"] = {**recorded["config"], "preset": preset}
+        if recorded != settings:
             raise OverwriteError(
                 f"{run.root} holds a training with other settings (config or inputs); "
                 "use --overwrite to replace it"

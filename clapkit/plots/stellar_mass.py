@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
+from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.plots.style import finish, label_panels, new_figure, print_style
 
 #: Terms of the MI decomposition, in the order of the bars.
@@ -51,8 +52,8 @@ def plot_mass_vs_truth(
     estimates : mapping of str to (true, estimated)
         Per input set the catalog log M* and the estimate (PDF mean) of the same galaxies.
     metrics : mapping, optional
-        Per input set ``sigma`` and ``bias`` (dex; ``mass/metrics.json``), written in
-        the panel.
+        Per input set ``sigma`` and ``median_offset`` (dex; ``mass/metrics.json``, whose
+        older files call the offset ``bias``), written in the panel.
     width : "single", "double" or float
 
     Returns
@@ -98,12 +99,13 @@ def plot_mass_vs_truth(
             )
             ax.set(xlim=limits, ylim=limits, aspect="equal")
             ax.set_title(name)
-            stats = (metrics or {}).get(name)
-            if stats and "sigma" in stats and "bias" in stats:
+            stats = upgrade_mass_metrics((metrics or {}).get(name) or {})
+            if "sigma" in stats and "median_offset" in stats:
                 ax.text(
                     0.04,
                     0.96,
-                    f"$\\sigma$ = {stats['sigma']:.3f} dex\nbias = {stats['bias']:+.3f} dex",
+                    f"$\\sigma$ = {stats['sigma']:.3f} dex\n"
+                    f"median offset = {stats['median_offset']:+.3f} dex",
                     transform=ax.transAxes,
                     va="top",
                     fontsize="small",

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from clapkit.errors import ValidationError
+from clapkit.presets import add_preset_argument
 
 
 def _read_config(path: str | None) -> dict:
@@ -130,7 +131,7 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
 
     train = steps.add_parser("train", help="train a model on the train split; a killed run resumes")
     common(train)
-    train.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size")
+    add_preset_argument(train, "translation")
     train.add_argument("--config", help="JSON file overriding the preset's model options")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -159,5 +160,8 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
         "evaluate", help="pixel, morphology, noise and photo-z metrics of every translated set"
     )
     common(evaluate, model=False)
-    evaluate.add_argument("--models", help="comma-separated translated sets (default: all)")
+    evaluate.add_argument(
+        "--models",
+        help="comma-separated translated sets: apply's --model, or its --name (default: all)",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)

@@ -2,7 +2,7 @@
 
 Every model subclasses :class:`~clapkit.translate.models.base.Translator` and is built by
 name through :func:`build_model` from a preset (``"tiny"`` for tests, ``"cpu"``,
-``"gpu"``) or a full config recorded with a trained model.
+``"paper"``: see :mod:`clapkit.presets`) or a full config recorded with a trained model.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def build_model(
     name : str
         A registered model (:data:`MODEL_NAMES`).
     preset : str or None
-        The size preset (``"tiny"``, ``"cpu"``, ``"gpu"``), or None for a complete config.
+        The size preset (``"tiny"``, ``"cpu"``, ``"paper"``), or None for a complete config.
     config : dict
         Overrides of the preset, or the complete config.
     n_bands : int

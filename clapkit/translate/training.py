@@ -304,7 +304,7 @@ def train_translator(
     config : dict, optional
         Overrides of the model's ``preset`` config.
     preset : str
-        ``"tiny"``, ``"cpu"`` or ``"gpu"``.
+        ``"tiny"``, ``"cpu"`` or ``"paper"`` (:mod:`clapkit.presets`).
     options : TrainOptions, optional
     split : str or None
         Train on this split (None: every galaxy).

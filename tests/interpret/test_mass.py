@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -165,11 +167,11 @@ def test_mass_metrics_of_calibrated_gaussians():
     metrics = mass_metrics(gaussian_pdfs(centre, sigma, edges), edges, true)
     # Δ ~ N(0, 0.15): σ_MAD estimates the standard deviation, the median is 0, the PIT flat.
     assert metrics["sigma"] == pytest.approx(0.15, rel=0.06)
-    assert abs(metrics["bias"]) < 0.01
+    assert abs(metrics["median_offset"]) < 0.01
     assert metrics["pit_w1"] < 0.02
     assert metrics["outlier_fraction"] == pytest.approx(0.0455, abs=0.01)  # |Δ| > 2σ
     shifted = mass_metrics(gaussian_pdfs(centre + 0.2, sigma, edges), edges, true)
-    assert shifted["bias"] == pytest.approx(0.2, abs=0.01)
+    assert shifted["median_offset"] == pytest.approx(0.2, abs=0.01)
     assert shifted["pit_w1"] > 0.2
 
 
@@ -211,3 +213,21 @@ def test_skipping_clap_knn_stages_leaves_the_final_pdfs_and_latents_unchanged(
     for stage in ("clap_scl", "clap_refit", "clap"):
         np.testing.assert_array_equal(light.pdfs[stage], full.pdfs[stage])
     np.testing.assert_array_equal(light.latent, full.latent)
+
+
+def test_a_model_that_records_the_old_preset_name_resumes(survey, photometry_model, tmp_path):
+    # Models trained before clapkit.presets record "gpu", the settings of today's "paper".
+    folder = tmp_path / "photometry"
+    shutil.copytree(photometry_model, folder)
+    record = json.loads((folder / "model.json").read_text())
+    # The tiny settings given as overrides of "paper" are the same numbers under "paper".
+    overrides = {key: value for key, value in record["settings"].items() if key != "preset"}
+    record["settings"]["preset"] = "gpu"
+    (folder / "model.json").write_text(json.dumps(record))
+    weights = (folder / "r0" / "refit.pt").read_bytes()
+    train_mass_model(survey, "photometry", folder, preset="paper", overrides=overrides)
+    assert (folder / "r0" / "refit.pt").read_bytes() == weights
+    with pytest.raises(ValidationError, match="other settings"):
+        train_mass_model(survey, "photometry", folder, preset="cpu", overrides=overrides)
+    with pytest.raises(ValidationError, match="stellar-mass preset 'gpu' is now called 'paper'"):
+        train_mass_model(survey, "photometry", folder, preset="gpu", overrides=overrides)

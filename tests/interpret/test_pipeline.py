@@ -41,7 +41,7 @@ def test_train_writes_models_predictions_and_test_metrics(analysed):
     assert set(metrics["input_sets"]) == set(INPUT_SETS)
     for name in INPUT_SETS:
         row = metrics["input_sets"][name]
-        assert {"sigma", "bias", "crps", "pit_w1"} <= set(row)
+        assert {"sigma", "median_offset", "crps", "pit_w1"} <= set(row)
         prediction = results.read_mass_prediction(run, name)
         # Every galaxy is predicted: the local tests search the latent space of all.
         assert prediction.pdfs.shape[0] == 400

@@ -57,7 +57,7 @@ def test_every_method_writes_normalised_pdfs_of_the_test_split(trained_images):
         assert pdfs.p.shape == (60, 20)
         np.testing.assert_allclose(pdfs.p.sum(axis=1), 1.0, atol=1e-9)
         assert pdfs.z_true is not None and np.all(pdfs.z_true > 0)
-        assert attrs["config"]["preset"] == "compact"
+        assert attrs["config"]["preset"] == "tiny"
     ids = [run.load_pdfs(m)[0].ids.tolist() for m in run.methods()]
     assert all(i == ids[0] for i in ids)
 
@@ -370,3 +370,25 @@ def test_the_paper_preset_trains_the_inception_encoder(image_file, tiny_config, 
     predict_run(run, image_file, log=quiet)
     pdfs, _ = run.load_pdfs("softmax")
     assert pdfs.p.shape == (60, 10)
+
+
+def test_a_run_that_records_the_old_preset_name_resumes(catalog_file, tmp_path):
+    # Runs trained before clapkit.presets record "compact", the settings of today's "cpu".
+    run = RunDir(tmp_path / "run")
+    train_run(catalog_file, run, "knn_photometry", config={"preset": "cpu"}, log=quiet)
+    record = json.loads((run.root / "train.json").read_text())
+    assert record["config"]["preset"] == "cpu"
+    record["config"]["preset"] = "compact"
+    (run.root / "train.json").write_text(json.dumps(record))
+    again = train_run(catalog_file, run, "knn_photometry", config={"preset": "cpu"}, log=quiet)
+    assert again["methods"]["knn_photometry"]["status"] == "done"
+    with pytest.raises(OverwriteError, match="other settings"):
+        train_run(catalog_file, run, "knn_photometry", config={"preset": "paper"}, log=quiet)
+
+
+def test_old_and_unknown_preset_names_are_refused_with_the_accepted_ones():
+    with pytest.raises(ValidationError, match="photo-z preset 'compact' is now called 'cpu'"):
+        resolve_config({"preset": "compact"})
+    with pytest.raises(ValidationError, match="unknown photo-z preset 'huge'; expected one of"):
+        resolve_config({"preset": "huge"})
+    assert resolve_config()["preset"] == "cpu"

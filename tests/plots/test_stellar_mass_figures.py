@@ -9,7 +9,7 @@ from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
 from clapkit.interpret.results import read_mass_prediction
-from clapkit.plots import plan_figures, plot_mi_bars, plot_pc_graph
+from clapkit.plots import plan_figures, plot_mass_vs_truth, plot_mi_bars, plot_pc_graph
 from clapkit.plots.stellar_mass import MI_TERMS
 from clapkit.testing import synthetic_interpret_run
 
@@ -43,8 +43,19 @@ def test_mass_against_truth_plots_the_test_galaxies_of_each_input_set(run_root, 
         rows = table[table["input_set"] == name]
         assert np.allclose(rows["estimated"], prediction.point[test])
         assert ax.get_xlim() == ax.get_ylim()
-        sigma = stored["input_sets"][name]["sigma"]
-        assert f"{sigma:.3f} dex" in ax.texts[0].get_text()
+        row = stored["input_sets"][name]
+        text = ax.texts[0].get_text()
+        assert f"{row['sigma']:.3f} dex" in text
+        assert f"median offset = {row['median_offset']:+.3f} dex" in text
+
+
+def test_metrics_stored_before_the_rename_still_label_the_median_offset():
+    # mass/metrics.json files written before median_offset call it "bias".
+    truth = np.array([10.0, 10.5, 11.0])
+    fig, _ = plot_mass_vs_truth(
+        {"images": (truth, truth + 0.1)}, metrics={"images": {"sigma": 0.05, "bias": 0.1}}
+    )
+    assert "median offset = +0.100 dex" in fig.axes[0].texts[0].get_text()
 
 
 def test_the_causal_graph_draws_every_edge_of_the_local_tests(run_root, figures):

@@ -239,18 +239,18 @@ def test_bad_config_value_is_refused(field, value):
 
 
 def test_config_round_trips_and_cpu_preset_is_the_default():
-    config = CapsuleConfig.preset("gpu")
+    config = CapsuleConfig.preset("paper")
     assert CapsuleConfig.from_dict(config.to_dict()) == config
     assert CapsuleConfig.preset("cpu") == CapsuleConfig()
 
 
 def test_presets_build_and_grow():
     counts = {}
-    for name in ("tiny", "cpu", "gpu"):
+    for name in ("tiny", "cpu", "paper"):
         torch.manual_seed(0)
         model = CapsuleTranslator(CapsuleConfig.preset(name), BANDS, 32)
         counts[name] = sum(p.numel() for p in model.parameters())
-    assert counts["gpu"] > counts["cpu"] > counts["tiny"]
+    assert counts["paper"] > counts["cpu"] > counts["tiny"]
 
 
 def test_wrong_config_class_is_refused():

@@ -385,15 +385,15 @@ def test_make_optimizers_gives_one_adamw_over_all_parameters():
 
 def test_presets_build_and_grow():
     counts = {}
-    for name in ("tiny", "cpu", "gpu"):
+    for name in ("tiny", "cpu", "paper"):
         model = DiffusionTranslator(DiffusionConfig.preset(name), BANDS, 136)
         counts[name] = sum(p.numel() for p in model.parameters())
-    assert counts["tiny"] < counts["cpu"] < counts["gpu"]
+    assert counts["tiny"] < counts["cpu"] < counts["paper"]
     assert DiffusionConfig.preset("cpu") == DiffusionConfig()
 
 
 def test_config_json_round_trip():
-    config = DiffusionConfig.preset("gpu", eta=0.3)
+    config = DiffusionConfig.preset("paper", eta=0.3)
     again = DiffusionConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
     assert again.channel_mults == (1, 2, 4, 8)

@@ -372,19 +372,19 @@ def test_bad_config_values_are_refused(field, value):
 
 
 def test_config_round_trips_through_json_data():
-    config = NRGANConfig.preset("gpu", add_noise=False)
+    config = NRGANConfig.preset("paper", add_noise=False)
     assert NRGANConfig.from_dict(config.to_dict()) == config
     assert NRGANConfig() == NRGANConfig.preset("cpu")
 
 
 def test_presets_build_translate_and_grow():
     counts = {}
-    for name in ("tiny", "cpu", "gpu"):
+    for name in ("tiny", "cpu", "paper"):
         torch.manual_seed(0)
         model = NRGANTranslator(NRGANConfig.preset(name), BANDS, 136)
         counts[name] = sum(p.numel() for p in model.parameters())
         assert _translate(model, torch.rand(1, BANDS, 136, 136), 0).shape == (1, BANDS, 136, 136)
-    assert counts["gpu"] > counts["cpu"] > counts["tiny"]
+    assert counts["paper"] > counts["cpu"] > counts["tiny"]
 
 
 def test_a_kernel_larger_than_the_image_is_refused():

@@ -229,15 +229,15 @@ def test_bad_config_values_are_refused(field, value):
 
 
 def test_config_round_trips_and_cpu_preset_is_the_default():
-    cfg = SRGANConfig.preset("gpu", perceptual_weight=0.5)
+    cfg = SRGANConfig.preset("paper", perceptual_weight=0.5)
     assert SRGANConfig.from_dict(cfg.to_dict()) == cfg
     assert SRGANConfig.preset("cpu") == SRGANConfig()
 
 
 def test_presets_build_and_grow():
     counts = {}
-    for name in ("tiny", "cpu", "gpu"):
+    for name in ("tiny", "cpu", "paper"):
         model = SRGANTranslator(SRGANConfig.preset(name), BANDS, 136)
         assert model.name == "srgan" and model.supervised
         counts[name] = sum(p.numel() for p in model.parameters())
-    assert counts["gpu"] > counts["cpu"] > counts["tiny"]
+    assert counts["paper"] > counts["cpu"] > counts["tiny"]

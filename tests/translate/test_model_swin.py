@@ -218,8 +218,10 @@ def test_nan_in_the_target_is_refused():
 def test_unknown_config_key_is_refused():
     with pytest.raises(ValidationError, match="unknown SwinConfig options"):
         SwinConfig.from_dict({"embed_dims": 16})
-    with pytest.raises(ValidationError, match="unknown preset"):
+    with pytest.raises(ValidationError, match="unknown SwinConfig preset 'huge'; expected one of"):
         SwinConfig.preset("huge")
+    with pytest.raises(ValidationError, match="SwinConfig preset 'gpu' is now called 'paper'"):
+        SwinConfig.preset("gpu")
 
 
 @pytest.mark.parametrize(
@@ -248,8 +250,8 @@ def test_config_json_round_trip_turns_lists_into_tuples():
 
 def test_presets_build_and_grow():
     counts = {}
-    for name in ("tiny", "cpu", "gpu"):
+    for name in ("tiny", "cpu", "paper"):
         model = SwinTranslator(SwinConfig.preset(name), n_bands=BANDS, size=136)
         counts[name] = sum(p.numel() for p in model.parameters())
-    assert counts["tiny"] < counts["cpu"] < counts["gpu"]
+    assert counts["tiny"] < counts["cpu"] < counts["paper"]
     assert SwinConfig.preset("cpu") == SwinConfig()

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from clapkit.errors import ValidationError
+from clapkit.presets import check_preset
 
 __all__ = ["ModelConfig", "TranslationBatch", "Translator", "check_size", "strict_from_dict"]
 
@@ -93,7 +94,8 @@ class ModelConfig:
     """Base of the model configs: JSON round trip that refuses unknown keys.
 
     Subclasses are dataclasses with defaults equal to their ``"cpu"`` preset and a class
-    attribute ``PRESETS`` mapping ``"tiny"``, ``"cpu"`` and ``"gpu"`` to overrides.
+    attribute ``PRESETS`` mapping each name of :data:`clapkit.presets.PRESET_NAMES`
+    (``"tiny"``, ``"cpu"``, ``"paper"``) to overrides.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -105,11 +107,8 @@ class ModelConfig:
 
     @classmethod
     def preset(cls: type[C], name: str, **overrides: Any) -> C:
-        """The ``"tiny"`` (tests), ``"cpu"`` or ``"gpu"`` configuration, with overrides."""
-        if name not in cls.PRESETS:
-            raise ValidationError(
-                f"unknown preset {name!r} for {cls.__name__}; expected one of {sorted(cls.PRESETS)}"
-            )
+        """The ``"tiny"`` (tests), ``"cpu"`` or ``"paper"`` configuration, with overrides."""
+        check_preset(name, cls.__name__)
         return cls.from_dict({**cls.PRESETS[name], **overrides})
 
     def to_dict(self) -> dict[str, Any]:

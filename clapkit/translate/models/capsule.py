@@ -314,6 +314,11 @@ def _positive_int(config: Any, name: str, minimum: int = 1) -> None:
 class CapsuleConfig(ModelConfig):
     """Sizes of the capsule translator; the defaults are the ``"cpu"`` preset.
 
+    The paper is a digit classifier, so no published translator size exists: the
+    ``"paper"`` preset takes its capsule sizes (32 primary types of 8 components, 16-D
+    output capsules, 3 routing rounds) but routes to 32 output capsules rather than 10
+    (one per digit), with a stem and decoder of this module's own (64 and 128 channels).
+
     Attributes
     ----------
     width : int
@@ -363,7 +368,7 @@ class CapsuleConfig(ModelConfig):
             "refine_channels": 8,
         },
         "cpu": {},
-        "gpu": {
+        "paper": {
             "width": 64,
             "primary_types": 32,
             "n_capsules": 32,

@@ -497,6 +497,10 @@ class DiffusionUNet(nn.Module):
 class DiffusionConfig(ModelConfig):
     """Options of :class:`DiffusionTranslator`; the defaults are the ``"cpu"`` preset.
 
+    The ``"paper"`` preset is not a published configuration: it is an SR3/Palette-like
+    U-Net (64 channels × (1, 2, 4, 8), two blocks per level, dropout 0.1) kept to three
+    halvings for 136-pixel images, sampled with 50 DDIM steps.
+
     Attributes
     ----------
     base_channels : int
@@ -568,7 +572,7 @@ class DiffusionConfig(ModelConfig):
             "sampling_steps": 4,
         },
         "cpu": {},
-        "gpu": {
+        "paper": {
             "base_channels": 64,
             "channel_mults": (1, 2, 4, 8),
             "blocks_per_level": 2,

@@ -487,6 +487,10 @@ class ResidualUNet(nn.Module):
 class NRGANConfig(ModelConfig):
     """Hyper-parameters of :class:`NRGANTranslator`; the defaults are the ``"cpu"`` preset.
 
+    The ``"paper"`` preset is this module's larger networks for a GPU (widths 32–64, four
+    halvings, 20 epochs of step 1); it is not checked against the sizes of Lin et al.
+    (2023), which this implementation does not reproduce layer for layer.
+
     Attributes
     ----------
     ae_width, ae_depth, ae_bottleneck : int
@@ -568,7 +572,7 @@ class NRGANConfig(ModelConfig):
             "pretrain_epochs": 1,
         },
         "cpu": {},
-        "gpu": {
+        "paper": {
             "ae_width": 32,
             "ae_depth": 4,
             "ae_bottleneck": 64,

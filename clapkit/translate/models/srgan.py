@@ -11,7 +11,7 @@ the survey images call for.
   source image. Its body is the paper's: a head conv with PReLU, residual blocks
   (conv–BN–PReLU–conv–BN plus skip), a conv–BN closing the long skip, and a tail conv.
   The tail starts at zero, so an untrained model is the identity.
-* **Body resolution.** With ``body_scale = 1`` (the ``"gpu"`` preset) the body works at
+* **Body resolution.** With ``body_scale = 1`` (the ``"paper"`` preset) the body works at
   full resolution. A CPU cannot train that at 136² pixels, so ``body_scale = s`` first
   folds each s×s block of pixels into channels (a lossless space-to-depth) and the tail
   unfolds them again (depth-to-space, the paper's sub-pixel step, here only undoing the
@@ -238,6 +238,10 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 class SRGANConfig(ModelConfig):
     """Architecture and loss weights of :class:`SRGANTranslator` (defaults: ``"cpu"``).
 
+    The ``"paper"`` preset has the published sizes of generator and discriminator (64
+    channels, 16 residual blocks, 9×9 outer kernels, four halvings), with the changes of
+    the module docstring (no upsampling, no VGG loss, a halving stem).
+
     Attributes
     ----------
     channels : int
@@ -292,7 +296,7 @@ class SRGANConfig(ModelConfig):
             "pretrain_epochs": 0,
         },
         "cpu": {},
-        "gpu": {
+        "paper": {
             "channels": 64,
             "n_blocks": 16,
             "outer_kernel": 9,

@@ -429,8 +429,9 @@ class SwinConfig(ModelConfig):
 
     The defaults are the ``"cpu"`` preset: two RSTBs of two layers on 4×4-pixel
     patches (a 34×34 token grid at 136 pixels, padded to 36 for 6×6 windows).
-    ``"gpu"`` is SwinIR's classical restoration model (six RSTBs of six layers, 180
-    channels, 6 heads, 8×8 windows) on 2×2-pixel patches.
+    ``"paper"`` is SwinIR's classical restoration model (six RSTBs of six layers, 180
+    channels, 6 heads, 8×8 windows) with one difference from the publication: tokens
+    are 2×2-pixel patches, where SwinIR attends over single pixels (``patch_size=1``).
 
     Parameters
     ----------
@@ -468,7 +469,7 @@ class SwinConfig(ModelConfig):
             "pixel_dim": 4,
         },
         "cpu": {},
-        "gpu": {
+        "paper": {
             "embed_dim": 180,
             "depths": (6, 6, 6, 6, 6, 6),
             "num_heads": 6,
