@@ -29,6 +29,7 @@ from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 from clapkit_app.images import stretch_band
+from clapkit_app.scatter import shown_note, shown_rows
 from clapkit_app.translation_plots import (
     TOOLS,
     TileGrid,
@@ -311,12 +312,16 @@ class MassScatter:
     def update(
         self, ids: np.ndarray, true: np.ndarray, point: np.ndarray, chosen: int | None, title: str
     ) -> None:
-        """Show galaxies ``ids`` (``true`` and estimated masses); star index ``chosen``."""
+        """Show galaxies ``ids`` (``true`` and estimated masses); star index ``chosen``.
+
+        Above :data:`~clapkit_app.scatter.MAX_SCATTER_POINTS` galaxies a fixed subset is
+        drawn (:func:`~clapkit_app.scatter.shown_rows`) and the title says so."""
         data = {"id": np.asarray(ids), "true": np.asarray(true), "point": np.asarray(point)}
-        self.points.data = data
+        shown = shown_rows(len(data["id"]))
+        self.points.data = {key: values[shown] for key, values in data.items()}
         rows = [chosen] if chosen is not None else []
         self.chosen.data = {key: values[rows] for key, values in data.items()}
-        self.figure.title.text = title
+        self.figure.title.text = title + shown_note(len(data["id"]))
 
 
 class PIDBars:

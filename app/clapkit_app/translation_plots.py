@@ -20,6 +20,7 @@ from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 from clapkit_app.images import colour_composite, rgba_image, stretch_band
+from clapkit_app.scatter import shown_note, shown_rows
 
 #: Side of one image tile on screen, in pixels.
 TILE = 100
@@ -337,7 +338,11 @@ class MorphologyPlots:
 
     def update(self, real: Any, translated: Any, band: str, model: str, row: int | None) -> None:
         """Show ``translated`` against ``real`` (morphology tables, one row per galaxy,
-        same order) of ``band``; star row ``row``."""
+        same order) of ``band``; star row ``row``.
+
+        Above :data:`~clapkit_app.scatter.MAX_SCATTER_POINTS` galaxies the same fixed
+        subset is drawn for every model (:func:`~clapkit_app.scatter.shown_rows`) and the
+        titles say so."""
         data = {"id": np.asarray(real["id"])}
         for key, title, column, log in MORPHOLOGY:
             name = column.format(b=band)
@@ -348,9 +353,10 @@ class MorphologyPlots:
                     values = np.where(ok > 0, values, np.nan)
                 data[f"{key}_{axis}"] = positive(values) if log else values
             fig = self.figures[key]
-            fig.title.text = title.format(b=band)
+            fig.title.text = title.format(b=band) + shown_note(len(data["id"]))
             fig.yaxis.axis_label = f"translated ({model})"
-        self.points.data = data
+        shown = shown_rows(len(data["id"]))
+        self.points.data = {name: np.asarray(values)[shown] for name, values in data.items()}
         rows = [row] if row is not None and 0 <= row < len(data["id"]) else []
         self.chosen.data = {name: np.asarray(values)[rows] for name, values in data.items()}
 
