@@ -45,8 +45,10 @@ How each quantity is measured:
   server built the session and ran the page script) and ``median_dom_ready_seconds``
   (Navigation Timing) split that time; the rest is the websocket and the browser
   rendering, whose CPU time counts too: the browser shares the machine with the server.
-- ``interaction``: one user with the four dashboards open; ``--n-interactions`` (≥ 20)
-  of each type: on ``/calibration`` change method A (done when ``.ck-summary-a`` shows the
+- ``interaction``: one user visits the four dashboards one after the other (one page
+  open at a time, as a person looks at one page; ``--together`` keeps all four open in
+  one browser context, whose rendering then competes with the server for the CPU);
+  ``--n-interactions`` (≥ 20) of each type: on ``/calibration`` change method A (done when ``.ck-summary-a`` shows the
   new method's σ_MAD from ``metrics.json``, ``f"{v:.4f}"``), select a bin row (when the
   selection status or the galaxy table changes), change the bin variable (when the
   bin table changes); on ``/neighbours`` change colour-by (when the map's canvas pixels
@@ -1168,26 +1170,33 @@ async def first_render(browser, url: str, args, rec: Recorder, logs: LogWatch) -
 
 
 async def interaction(browser, url, expected: Expected, args, rec: Recorder, logs) -> dict:
-    user = User(browser, url, expected, rec, args.seed, args, logs)
-    try:
+    """One user visits the dashboards one after the other (``--together``: all open at
+    once, in one browser context), ``--n-interactions`` of each type."""
+    groups = [DASHBOARDS] if args.together else [(name,) for name in DASHBOARDS]
+    missing: list[str] = []
+    for offset, dashboards in enumerate(groups):
+        user = User(browser, url, expected, rec, args.seed + offset, args, logs, dashboards)
         try:
-            await user.open()
-        except RenderTimeout as err:
-            rec.error("render", "open", str(err))
-            log(f"interaction: skipped, {err}")
-            return {**rec.summary(ALL_TYPES), "missing_hooks": []}
-        for kind in ALL_TYPES:
-            for _ in range(args.n_interactions):
-                await user.interact(kind)
-            s = stats(rec.settled.get(kind, []))
-            log(
-                f"interaction {kind}: n={s['n']} median "
-                + (f"{s['median_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms" if s["n"] else "-")
-            )
-    finally:
-        await user.close()
+            try:
+                await user.open()
+            except RenderTimeout as err:
+                rec.error("render", "open", str(err))
+                log(f"interaction: {', '.join(dashboards)} skipped, {err}")
+                continue
+            for kind in user.kinds():
+                for _ in range(args.n_interactions):
+                    await user.interact(kind)
+                s = stats(rec.settled.get(kind, []))
+                log(
+                    f"interaction {kind}: n={s['n']} median "
+                    + (f"{s['median_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms" if s["n"] else "-")
+                )
+        finally:
+            missing += user.missing
+            await user.close()
     report = rec.summary(ALL_TYPES)
-    report["missing_hooks"] = sorted(set(user.missing))
+    report["missing_hooks"] = sorted(set(missing))
+    report["dashboards_open_together"] = bool(args.together)
     return report
 
 
@@ -1446,6 +1455,12 @@ def main() -> None:
         action="store_true",
         help="serve with --log-level debug and count discarded sessions (not as users serve)",
     )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="interaction phase: the user keeps all four dashboards open at once (in one "
+        "browser, whose CPU the server shares) instead of visiting them one by one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -1485,6 +1500,7 @@ def main() -> None:
         "duration_s": args.duration,
         "think_s": args.think,
         "settle_s": args.settle,
+        "dashboards_open_together": args.together,
         "action_timeout_s": args.action_timeout,
         "server_args": list(SERVER_EXTRA),
         "stable_ms": STABLE_MS,
