@@ -522,21 +522,6 @@ class CapsuleTranslator(Translator):
         """One Adam step on the L1 distance to the paired targets; returns ``{"l1": ...}``.
 
         ``epoch`` and ``generator`` are unused: the model is deterministic.
-
-        Parameters
-        ----------
-        batch : TranslationBatch
-            Source and target images of the batch.
-        optimizers : dict of str to torch.optim.Optimizer
-            The model's optimisers, by name.
-        epoch : int
-            The current epoch.
-        generator : torch.Generator
-            The only source of randomness.
-
-        Returns
-        -------
-        dict of str to float
         """
         if batch.source.shape[0] == 0:
             raise ValidationError(

@@ -725,23 +725,8 @@ class DiffusionTranslator(Translator):
         epoch: int,
         generator: torch.Generator,
     ) -> dict[str, float]:
-        """One AdamW step on the v- (or ε-) prediction MSE at random steps; returns ``{"mse"}``.
-
-        Parameters
-        ----------
-        batch : TranslationBatch
-            Source and target images of the batch.
-        optimizers : dict of str to torch.optim.Optimizer
-            The model's optimisers, by name.
-        epoch : int
-            The current epoch.
-        generator : torch.Generator
-            The only source of randomness.
-
-        Returns
-        -------
-        dict of str to float
-        """
+        """One AdamW step on the v- (or ε-) prediction MSE at random steps; returns
+        ``{"mse"}``."""
         source, target = batch.source, batch.target
         self.check_images(source, "source")
         self.check_images(target, "target")

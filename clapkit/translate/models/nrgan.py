@@ -840,21 +840,6 @@ class NRGANTranslator(Translator):
         - ``"adversarial"``: LSGAN loss of translated smooth + emulated noise judged as real;
         - ``"discriminator"``: LSGAN loss of the discriminators (real vs translated).
 
-        Parameters
-        ----------
-        batch : TranslationBatch
-            Source and target images of the batch.
-        optimizers : dict of str to torch.optim.Optimizer
-            The model's optimisers, by name.
-        epoch : int
-            The current epoch.
-        generator : torch.Generator
-            The only source of randomness.
-
-        Returns
-        -------
-        dict of str to float
-
         Raises
         ------
         ValidationError

@@ -418,21 +418,6 @@ class SRGANTranslator(Translator):
         The generated images are computed once and shared by both steps; the
         discriminator step sees them detached, the generator step sees the discriminator
         as already updated on this batch.
-
-        Parameters
-        ----------
-        batch : TranslationBatch
-            Source and target images of the batch.
-        optimizers : dict of str to torch.optim.Optimizer
-            The model's optimisers, by name.
-        epoch : int
-            The current epoch.
-        generator : torch.Generator
-            The only source of randomness.
-
-        Returns
-        -------
-        dict of str to float
         """
         source, target = batch.source, batch.target
         if source.shape[0] == 0:

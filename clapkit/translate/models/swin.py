@@ -590,21 +590,6 @@ class SwinTranslator(Translator):
         """One AdamW step on the mean absolute error; returns ``{"l1": loss}``.
 
         ``epoch`` and ``generator`` are unused: training is deterministic given the batch.
-
-        Parameters
-        ----------
-        batch : TranslationBatch
-            Source and target images of the batch.
-        optimizers : dict of str to torch.optim.Optimizer
-            The model's optimisers, by name.
-        epoch : int
-            The current epoch.
-        generator : torch.Generator
-            The only source of randomness.
-
-        Returns
-        -------
-        dict of str to float
         """
         if batch.source.shape[0] == 0:
             raise ValidationError(
