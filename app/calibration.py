@@ -12,11 +12,16 @@ and images of the galaxy picked; a run that lacks something shows what to run in
 import sys
 
 from clapkit_app.calibration import CalibrationExplorer
-from clapkit_app.page import DASHBOARDS, page
+from clapkit_app.page import DASHBOARDS, page, serve
 from clapkit_app.store import load_run, run_from_args
 
 if __name__.startswith("bokeh"):
     root = run_from_args(sys.argv)
-    page(
-        CalibrationExplorer(run=load_run(root)), DASHBOARDS["calibration"], str(root), "calibration"
-    ).servable()
+    serve(
+        page(
+            CalibrationExplorer(run=load_run(root)),
+            DASHBOARDS["calibration"],
+            str(root),
+            "calibration",
+        )
+    )

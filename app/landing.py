@@ -8,9 +8,9 @@ Serve every page with ``clapkit serve [--run DIR]`` or
 import sys
 
 from clapkit_app.landing import Landing
-from clapkit_app.page import page
+from clapkit_app.page import page, serve
 from clapkit_app.store import load_run, run_from_args
 
 if __name__.startswith("bokeh"):
     root = run_from_args(sys.argv)
-    page(Landing(run=load_run(root)), "Home", str(root)).servable()
+    serve(page(Landing(run=load_run(root)), "Home", str(root)))

@@ -13,11 +13,13 @@ without them the page says which command makes them. In a notebook, show
 import sys
 
 from clapkit_app.neighbours import NeighbourBrowser
-from clapkit_app.page import DASHBOARDS, page
+from clapkit_app.page import DASHBOARDS, page, serve
 from clapkit_app.store import load_run, run_from_args
 
 if __name__.startswith("bokeh"):
     root = run_from_args(sys.argv)
-    page(
-        NeighbourBrowser(run=load_run(root)), DASHBOARDS["neighbours"], str(root), "neighbours"
-    ).servable()
+    serve(
+        page(
+            NeighbourBrowser(run=load_run(root)), DASHBOARDS["neighbours"], str(root), "neighbours"
+        )
+    )

@@ -14,16 +14,18 @@ data=clapkit_app.stellar_mass_store.load_stellar_mass(DIR))``.
 
 import sys
 
-from clapkit_app.page import DASHBOARDS, page
+from clapkit_app.page import DASHBOARDS, page, serve
 from clapkit_app.stellar_mass import StellarMass
 from clapkit_app.stellar_mass_store import load_stellar_mass
 from clapkit_app.store import run_from_args
 
 if __name__.startswith("bokeh"):
     root = run_from_args(sys.argv)
-    page(
-        StellarMass(data=load_stellar_mass(root)),
-        DASHBOARDS["stellar_mass"],
-        str(root),
-        "stellar_mass",
-    ).servable()
+    serve(
+        page(
+            StellarMass(data=load_stellar_mass(root)),
+            DASHBOARDS["stellar_mass"],
+            str(root),
+            "stellar_mass",
+        )
+    )

@@ -13,16 +13,18 @@ data=clapkit_app.translation_store.load_translation(DIR))``.
 
 import sys
 
-from clapkit_app.page import DASHBOARDS, page
+from clapkit_app.page import DASHBOARDS, page, serve
 from clapkit_app.store import run_from_args
 from clapkit_app.translation import TranslationCompare
 from clapkit_app.translation_store import load_translation
 
 if __name__.startswith("bokeh"):
     root = run_from_args(sys.argv)
-    page(
-        TranslationCompare(data=load_translation(root)),
-        DASHBOARDS["translation"],
-        str(root),
-        "translation",
-    ).servable()
+    serve(
+        page(
+            TranslationCompare(data=load_translation(root)),
+            DASHBOARDS["translation"],
+            str(root),
+            "translation",
+        )
+    )

@@ -1136,7 +1136,7 @@ class User:
 
 async def first_render(browser, url: str, args, rec: Recorder, logs: LogWatch) -> dict:
     out = {}
-    for path in PATHS:
+    for path in args.pages:
         times, html = [], []
         for i in range(args.repeats + 1):
             context = await new_context(browser)
@@ -1357,6 +1357,8 @@ async def browse(url: str, expected: Expected, args, server, logs) -> dict:
             out["first_render_errors"] = rec.summary(())["error_samples"] + [
                 {"kind": "server_log", "message": line[:400]} for line in logs.errors()
             ]
+            if args.first_render_only:
+                return out
             out["interaction"] = await phase(
                 "interaction",
                 f"phase 2/3: interaction latency, {args.n_interactions} per type, one user",
@@ -1461,9 +1463,24 @@ def main() -> None:
         help="interaction phase: the user keeps all four dashboards open at once (in one "
         "browser, whose CPU the server shares) instead of visiting them one by one",
     )
+    parser.add_argument(
+        "--first-render-only",
+        action="store_true",
+        help="measure the first render alone (a check while working on a page; its goals "
+        "then say nothing of the other phases)",
+    )
+    parser.add_argument(
+        "--pages",
+        default=",".join(PATHS),
+        help=f"comma-separated pages whose first render is measured (all: {','.join(PATHS)})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    args.pages = tuple(p.strip() for p in args.pages.split(",") if p.strip())
+    unknown = [p for p in args.pages if p not in PATHS]
+    if unknown or not args.pages:
+        parser.error(f"--pages: unknown {unknown}; choose from {','.join(PATHS)}")
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
         if getattr(args, name) is None:

@@ -378,7 +378,15 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 "novelty": NumberFormatter(format="0"),
             },
         )
-        self._update_bin_titles()
+        # Fixed titles: new titles rebuild every column of the table in the server and the
+        # browser (a quarter of a second each); the heading above names the variable.
+        self.bin_table.titles = {
+            "bin": "bin",
+            **{f"{key}_a": f"{label} A" for label, key in BIN_METRICS.items()},
+            **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
+        }
+        self.bin_heading = pn.pane.Markdown(css_classes=["ck-bin-heading"])
+        self._update_bin_heading()
         self._update_status()
         for side in (0, 1):
             self._update_side(side)
@@ -410,7 +418,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
         return pn.Column(
             *([alert] if alert is not None else []),
             pn.Row(*sides, sizing_mode="stretch_width"),
-            pn.pane.Markdown("### Metrics per bin — select a row to look inside that bin"),
+            self.bin_heading,
             pn.Row(
                 pn.Column(self.bin_variable, self.bin_metric, width=230),
                 bin_plot,
@@ -482,7 +490,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
         with pn.io.hold():
             self.bin_table.selection = []  # bin i of another variable is another bin
             self.bin_table.value = self._bin_frame()
-            self._update_bin_titles()
+            self._update_bin_heading()
             self._update_bin_plot()
 
     def _on_method(self, side: int) -> None:
@@ -585,13 +593,13 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 galaxy_id.item() if hasattr(galaxy_id, "item") else galaxy_id
             )
 
-    def _update_bin_titles(self) -> None:
-        """Column titles of the per-bin table: the variable binned, metric of A or B."""
-        self.bin_table.titles = {
-            "bin": BIN_VARIABLES.get(self.bin_variable.value, "bin"),
-            **{f"{key}_a": f"{label} A" for label, key in BIN_METRICS.items()},
-            **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
-        }
+    def _update_bin_heading(self) -> None:
+        """The heading of the per-bin table names the variable binned."""
+        variable = self.bin_variable.value
+        label = BIN_VARIABLES.get(variable, variable or "bin")
+        self.bin_heading.object = (
+            f"### Metrics per bin of {label} — select a row to look inside that bin"
+        )
 
     # ------------------------------------------------------------------ plots
 

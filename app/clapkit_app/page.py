@@ -61,3 +61,27 @@ def page(content, title: str, run_root: str, current: str | None = None):
     )
     template.main.append(content)
     return template
+
+
+def serve(template: Any, document: Any = None) -> None:
+    """Add ``template`` (from :func:`page`) to the document of this server session.
+
+    The template adds its areas to the document one root at a time, and Bokeh re-indexes
+    every model of the document after each (a third of the time the server spends on a
+    session of a large page). With the document's index frozen while the template adds
+    itself, the models are indexed once, when it is done; the document is the same.
+
+    Parameters
+    ----------
+    template : BaseTemplate
+        The page.
+    document : bokeh.document.Document, optional
+        Where to add it; default the session's (``pn.state.curdoc``). Outside a server
+        session this does what ``template.servable()`` does.
+    """
+    document = document if document is not None else pn.state.curdoc
+    if document is None or (document is pn.state.curdoc and document.session_context is None):
+        template.servable()
+        return
+    with document.models.freeze():
+        template.server_doc(document, location=True)

@@ -38,6 +38,7 @@ MORPHOLOGY = (
     ("size", "{b}-band HSM size σ (arcsec)", "sigma_{b}", False),
     ("photoz", "probe photo-z (mean)", "photoz", False),
 )
+MORPHOLOGY_LOG = {key: log for key, _title, _column, log in MORPHOLOGY}
 
 
 def positive(values: Any) -> np.ndarray:
@@ -304,6 +305,9 @@ class MorphologyPlots:
         self.points = ColumnDataSource({name: [] for name in columns})
         self.chosen = ColumnDataSource({name: [] for name in columns})
         self.figures = {}
+        # The real and translated tables (the store's, shared and never modified) and
+        # the band the points show.
+        self._drawn: tuple[Any, Any, str | None] = (None, None, None)
         for key, _title, _column, log in MORPHOLOGY:
             axis = "log" if log else "linear"
             fig = figure(
@@ -343,22 +347,46 @@ class MorphologyPlots:
         Above :data:`~clapkit_app.scatter.MAX_SCATTER_POINTS` galaxies the same fixed
         subset is drawn for every model (:func:`~clapkit_app.scatter.shown_rows`) and the
         titles say so."""
-        data = {"id": np.asarray(real["id"])}
-        for key, title, column, log in MORPHOLOGY:
-            name = column.format(b=band)
+        n = len(real["id"])
+        shown = shown_rows(n)
+        # What the drawn points show: a new galaxy moves only the star, and a new model
+        # changes only the translated (y) columns, so only those travel to the browser.
+        same_real = self._drawn[0] is real and self._drawn[2] == band
+        if not (same_real and self._drawn[1] is translated):
+            columns = ("y",) if same_real else ("x", "y")
+            new = {"id": np.asarray(real["id"])[shown]} if "x" in columns else {}
+            for key, _title, column, _log in MORPHOLOGY:
+                for axis in columns:
+                    new[f"{key}_{axis}"] = self._values(
+                        real if axis == "x" else translated, key, column.format(b=band), band, n
+                    )[shown]
+            if "x" in columns:
+                self.points.data = new
+            else:
+                self.points.data.update(new)
+            self._drawn = (real, translated, band)
+        # Bokeh sends a property only when its value changes.
+        for key, title, _column, _log in MORPHOLOGY:
+            self.figures[key].title.text = title.format(b=band) + shown_note(n)
+            self.figures[key].yaxis.axis_label = f"translated ({model})"
+        rows = [row] if row is not None and 0 <= row < n else []
+        chosen = {"id": np.asarray(real["id"])[rows]}
+        for key, _title, column, _log in MORPHOLOGY:
             for axis, table in (("x", real), ("y", translated)):
-                values = _column(table, name, len(data["id"]))
-                if key == "size":  # HSM's failures are not sizes
-                    ok = _column(table, f"hsm_ok_{band}", len(values))
-                    values = np.where(ok > 0, values, np.nan)
-                data[f"{key}_{axis}"] = positive(values) if log else values
-            fig = self.figures[key]
-            fig.title.text = title.format(b=band) + shown_note(len(data["id"]))
-            fig.yaxis.axis_label = f"translated ({model})"
-        shown = shown_rows(len(data["id"]))
-        self.points.data = {name: np.asarray(values)[shown] for name, values in data.items()}
-        rows = [row] if row is not None and 0 <= row < len(data["id"]) else []
-        self.chosen.data = {name: np.asarray(values)[rows] for name, values in data.items()}
+                chosen[f"{key}_{axis}"] = self._values(table, key, column.format(b=band), band, n)[
+                    rows
+                ]
+        self.chosen.data = chosen
+
+    @staticmethod
+    def _values(table: Any, key: str, name: str, band: str, n: int) -> np.ndarray:
+        """Column ``name`` of one morphology table as plotted: sizes where HSM failed are
+        NaN, and log-scaled quantities keep positive values only."""
+        values = _column(table, name, n)
+        if key == "size":  # HSM's failures are not sizes
+            ok = _column(table, f"hsm_ok_{band}", n)
+            values = np.where(ok > 0, values, np.nan)
+        return positive(values) if MORPHOLOGY_LOG[key] else values
 
 
 def _column(table: Any, name: str, n: int) -> np.ndarray:

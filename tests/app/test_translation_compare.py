@@ -155,6 +155,38 @@ def test_morphology_plots_hold_the_stored_tables_and_star_the_galaxy(run_root, d
     assert "translated (swin)" in hook(viewer, "ck-morphology-flux").object.yaxis.axis_label
 
 
+def test_a_new_model_sends_only_translated_columns_and_a_new_galaxy_only_the_star(data):
+    from bokeh.document import Document
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
+    viewer = TranslationCompare(data=data)
+    document = Document()
+    document.add_root(pn.panel(viewer).get_root(document))
+    points = hook(viewer, "ck-morphology-flux").object.select_one({"name": "points"})
+    sent: list[tuple[str, list[str] | None]] = []
+
+    def record(event):
+        if getattr(event, "model", None) is not points.data_source:
+            return
+        if isinstance(event, ColumnDataChangedEvent):
+            sent.append(("columns", event.cols))
+        elif isinstance(event, ModelChangedEvent) and event.attr == "data":
+            sent.append(("data", None))
+
+    document.on_change(record)
+    hook(viewer, "ck-model").value = "swin"
+    assert sent, "the new model's points were not sent"
+    assert all(kind == "columns" and all(c.endswith("_y") for c in cols) for kind, cols in sent)
+    sent.clear()
+    hook(viewer, "ck-galaxy").value = str(data.tasks["s2c"].ids[3])
+    assert sent == []
+    # Another band changes the real (x) columns too: the whole source is replaced.
+    viewer._morphology.update(
+        data.tasks["s2c"].morphology["real"], data.tasks["s2c"].morphology["swin"], "g", "swin", 0
+    )
+    assert sent and any(cols is None or any(c.endswith("_x") for c in cols) for _, cols in sent)
+
+
 def test_searching_an_id_shows_that_galaxy_and_an_unknown_id_changes_nothing(run_root, data):
     viewer = TranslationCompare(data=data)
     search, message = hook(viewer, "ck-galaxy"), hook(viewer, "ck-galaxy-message")
