@@ -449,6 +449,8 @@ def test_estimate_information_names_mismatched_lengths():
         estimate_information(x[:, 0], x[:, 1], bins, x[:, 0], x[:, 1], bins[:30], 5)
     with pytest.raises(ValidationError, match=r"test galaxies \[0\] fall in bins \[5\]"):
         estimate_information(x[:, 0], x[:, 1], bins, x[:2, 0], x[:2, 1], [5, 0], 6)
+    with pytest.raises(ValidationError, match=r"n_bins must be an integer >= 2, got 5\.0"):
+        estimate_information(x[:, 0], x[:, 1], bins, x[:, 0], x[:, 1], bins, 5.0)
 
 
 # ---------------------------------------------------------------------------------------

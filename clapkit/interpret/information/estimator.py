@@ -321,8 +321,9 @@ def estimate_information(
     config = ClassifierConfig() if config is None else config
     a_train, b_train = _as_features(x1_train, "x1_train"), _as_features(x2_train, "x2_train")
     a_test, b_test = _as_features(x1_test, "x1_test"), _as_features(x2_test, "x2_test")
-    y_train = _as_bins(bins_train, int(n_bins), "bins_train")
-    y_test = _as_bins(bins_test, int(n_bins), "bins_test")
+    n_bins = check_int(n_bins, "n_bins", minimum=2)
+    y_train = _as_bins(bins_train, n_bins, "bins_train")
+    y_test = _as_bins(bins_test, n_bins, "bins_test")
     lengths = {"x1_train": len(a_train), "x2_train": len(b_train), "bins_train": y_train.size}
     if len(set(lengths.values())) != 1:
         raise ValidationError(f"training inputs differ in length: {lengths}")
