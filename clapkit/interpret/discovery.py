@@ -502,8 +502,7 @@ def bootstrap_edge_frequencies(
     """
     columns = default_columns(catalog) if columns is None else tuple(columns)
     _check_parameters(alpha, depth, test, n_bootstrap)
-    if n_bootstrap < 1:
-        raise ValidationError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+    check_int(n_bootstrap, "n_bootstrap")
     data = _data_matrix(catalog, columns)
     size = _sample_size(len(data), len(columns), max_rows)
     rng = np.random.default_rng(seed)
@@ -765,10 +764,10 @@ def _sample_size(n_rows: int, n_columns: int, max_rows: int | None) -> int:
     needed = n_columns + MIN_EXTRA_ROWS
     if max_rows is None:
         return n_rows
-    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < needed:
+    max_rows = check_int(max_rows, "max_rows")
+    if max_rows < needed:
         raise ValidationError(
-            f"max_rows must be an integer of at least {needed} for {n_columns} columns, "
-            f"got {max_rows!r}"
+            f"max_rows must be at least {needed} for {n_columns} columns, got {max_rows}"
         )
     return min(n_rows, max_rows)
 

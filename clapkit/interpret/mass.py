@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 import clapkit
 from clapkit.atomic import write_json
+from clapkit.checks import check_int
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.interpret.input_sets import InputSet, input_set
@@ -137,12 +138,11 @@ def mass_edges(n_bins: int = N_MASS_BINS, mass_range: tuple[float, float] = MASS
     >>> e.size, float(e[0]), float(e[-1]), round(float(e[1] - e[0]), 4)
     (521, 6.0, 12.5, 0.0125)
     """
-    if int(n_bins) < 2:
-        raise ValidationError(f"n_bins must be at least 2, got {n_bins}")
+    n_bins = check_int(n_bins, "n_bins", minimum=2)
     lo, hi = (float(v) for v in mass_range)
     if not lo < hi:
         raise ValidationError(f"mass_range must be increasing, got {mass_range}")
-    return np.linspace(lo, hi, int(n_bins) + 1)
+    return np.linspace(lo, hi, n_bins + 1)
 
 
 def resolve_settings(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> dict:

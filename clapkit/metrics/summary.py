@@ -6,6 +6,7 @@ import numpy as np
 from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics.calibration import _pit, coverage_from_pit, pit_uniformity
 from clapkit.metrics.estimates import _point_estimate
@@ -146,9 +147,7 @@ def calibration_table(
         )
     finite = np.isfinite(by)
     if np.ndim(bins) == 0:
-        n_bins = int(bins)
-        if n_bins < 1:
-            raise ValidationError(f"bins must be >= 1, got {bins}")
+        n_bins = check_int(bins, "bins")
         if not np.any(finite):
             raise ValidationError("by has no finite value to bin on")
         bin_edges = np.quantile(by[finite], np.linspace(0, 1, n_bins + 1))

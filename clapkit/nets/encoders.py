@@ -20,6 +20,7 @@ import itertools
 import torch
 import torch.nn as nn
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 
 #: Smallest image side the convolutional encoders and the image decoder accept.
@@ -53,8 +54,7 @@ def _check_extra(extra: torch.Tensor | None, batch: int, n_extra: int) -> torch.
 
 def _check_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
-        if int(value) < 1:
-            raise ValidationError(f"{name} must be >= 1, got {value}")
+        check_int(value, name)
 
 
 def _check_image_encoder(
@@ -62,10 +62,8 @@ def _check_image_encoder(
 ) -> None:
     """The constructor arguments both convolutional encoders share."""
     _check_sizes(n_bands=n_bands, latent_dim=latent_dim, rest_dim=rest_dim, width=width)
-    if image_size < MIN_IMAGE_SIZE:
-        raise ValidationError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
-    if n_extra < 0:
-        raise ValidationError(f"n_extra must be >= 0, got {n_extra}")
+    check_int(image_size, "image_size", minimum=MIN_IMAGE_SIZE)
+    check_int(n_extra, "n_extra", minimum=0)
 
 
 def _conv_unit(conv: nn.Conv2d, act: nn.Module, batch_norm: bool) -> list[nn.Module]:
@@ -342,8 +340,7 @@ class MLPEncoder(nn.Module):
         super().__init__()
         _check_sizes(n_features=n_features, latent_dim=latent_dim, rest_dim=rest_dim)
         _check_sizes(**{f"hidden[{i}]": h for i, h in enumerate(hidden)})
-        if n_extra < 0:
-            raise ValidationError(f"n_extra must be >= 0, got {n_extra}")
+        check_int(n_extra, "n_extra", minimum=0)
         self.n_features, self.n_extra = n_features, n_extra
         self.latent_dim, self.rest_dim = latent_dim, rest_dim
         self.net = _mlp([n_features + n_extra, *hidden, latent_dim + rest_dim])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 
 
@@ -41,8 +42,7 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
             f"center_crop expects images of shape (B, C, H, W), got {tuple(x.shape)}"
         )
     height, width = x.shape[-2:]
-    if int(size) < 1:
-        raise ValidationError(f"crop size must be >= 1, got {size}")
+    size = check_int(size, "crop size")
     if size > height or size > width:
         raise ValidationError(
             f"crop size {size} exceeds the image size {height}×{width}; expected size <= {min(height, width)}"

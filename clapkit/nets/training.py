@@ -13,7 +13,12 @@
 4. best weights, kept when the record's ``keep_best`` entry is the lowest so far;
 5. checkpoint (:class:`~clapkit.nets.checkpoint.CheckpointFile`, written atomically);
 6. log, on the progress bar;
-7. stop, when a stop signal or ``stop_after`` asked for it.
+7. stop: after the last epoch, once ``keep_best`` has not improved for ``patience``
+   epochs (early stopping, a normal end), or when a stop signal or ``stop_after`` asked
+   for it (:class:`TrainingStopped`).
+
+Torch's global generator, reseeded every epoch for dropout, is given back to the caller
+as it was: training leaves no trace on the randomness of what runs after it.
 
 Because every random draw of an epoch derives from ``(seed, epoch)``, a run killed after
 epoch ``e`` and resumed from its checkpoint repeats exactly the epochs an uninterrupted
@@ -22,7 +27,11 @@ run would have done.
 The stop signal: while a loop with a checkpoint runs, Ctrl-C (SIGINT) or SIGTERM asks
 it to finish the current epoch, write its checkpoint and raise :class:`TrainingStopped`;
 a second signal stops at once (:class:`KeyboardInterrupt`), leaving the previous
-epoch's checkpoint. Either way, the same call resumes.
+epoch's checkpoint. Either way, the same call resumes. Without a checkpoint the signals
+keep their usual effect; a stop request recorded in :mod:`clapkit.stopping` (the
+``clapkit`` command records one with every Ctrl-C or SIGTERM, in case the
+:class:`KeyboardInterrupt` it raised was lost in a ``__del__``) also ends the loop after
+the current epoch, with :class:`TrainingStopped`.
 """
 
 from __future__ import annotations
@@ -40,8 +49,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from clapkit.checks import check_int
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.nets.checkpoint import CheckpointFile, TrainingState
+from clapkit.stopping import stop_requested
 
 __all__ = ["Epoch", "TrainingStopped", "seed_epoch", "stop_on_signal", "train_epochs"]
 
@@ -177,6 +188,25 @@ def _load_state(
         ) from err
 
 
+def _epochs_since_best(history: list[dict[str, float]], keep_best: str | None) -> int:
+    """Epochs at the end of ``history`` that did not lower ``keep_best`` (all of them
+    when none did), counted as :func:`train_epochs` counts them."""
+    best, since = np.inf, 0
+    for record in history:
+        score = record.get(keep_best, np.inf) if keep_best is not None else np.inf
+        best, since = (score, 0) if score < best else (best, since + 1)
+    return since
+
+
+@contextlib.contextmanager
+def _keep_global_generator() -> Iterator[None]:
+    """Give torch's global generators back as they were: the CPU one, and CUDA's where
+    CUDA is already in use (reading them otherwise would start CUDA)."""
+    devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 def train_epochs(
     run_epoch: Callable[[Epoch], dict[str, float]],
     modules: dict[str, nn.Module],
@@ -187,6 +217,7 @@ def train_epochs(
     lr_scale: Callable[[int], float] | None = None,
     checkpoint: CheckpointFile | None = None,
     keep_best: str | None = None,
+    patience: int | None = None,
     description: str = "train",
     progress: bool = False,
     stop_after: int | None = None,
@@ -214,6 +245,11 @@ def train_epochs(
     keep_best : str, optional
         A record entry (e.g. ``"valid_loss"``); the modules end with the weights of the
         epoch where it was lowest. Epochs whose record lacks it are not candidates.
+    patience : int, optional
+        With ``keep_best``: end the training, normally, once ``keep_best`` has not been
+        lowered for this many epochs in a row (early stopping); the modules end with the
+        best epoch's weights. A resumed run counts from the epochs in its checkpoint.
+        None trains all ``epochs``.
     description : str
         The progress bar's label.
     progress : bool
@@ -225,11 +261,14 @@ def train_epochs(
     -------
     list of dict
         One record per epoch, resumed ones included: ``epoch`` then ``run_epoch``'s keys.
+        Fewer than ``epochs`` when ``patience`` ended the training early.
 
     Raises
     ------
     TrainingStopped
-        When asked to stop before the last epoch; the checkpoint holds the last one done.
+        When asked to stop before the last epoch (a stop signal with a checkpoint, a
+        stop request of :mod:`clapkit.stopping`, ``stop_after``); the checkpoint holds the
+        last one done.
 
     Examples
     --------
@@ -244,8 +283,11 @@ def train_epochs(
     >>> [record["epoch"] for record in history]
     [0, 1, 2]
     """
-    if epochs < 1:
-        raise ValidationError(f"epochs must be >= 1, got {epochs}")
+    epochs = check_int(epochs, "epochs")
+    if patience is not None:
+        patience = check_int(patience, "patience")
+        if keep_best is None:
+            raise ValidationError("patience needs keep_best, the record entry it watches")
     # Captured before a checkpoint overwrites them with a scaled rate.
     base_lr = {
         name: [group["lr"] for group in optimizer.param_groups]
@@ -257,16 +299,21 @@ def train_epochs(
     else:
         _load_state(state, checkpoint, modules, optimizers)
     first_epoch = state.epoch + 1
+    since_best = _epochs_since_best(state.history, keep_best)
+
+    def out_of_patience() -> bool:
+        return patience is not None and since_best >= patience
 
     bar = tqdm(
-        range(first_epoch, epochs),
+        # a run that stopped early and is called again has nothing left to do
+        range(first_epoch, epochs if not out_of_patience() else first_epoch),
         desc=description,
         unit="epoch",
         initial=first_epoch,
         total=epochs,
         disable=not progress,
     )
-    with bar, stop_on_signal(enabled=checkpoint is not None) as stop:
+    with bar, _keep_global_generator(), stop_on_signal(enabled=checkpoint is not None) as stop:
         for done, index in enumerate(bar, start=1):
             # 1. randomness fixed by (seed, epoch)
             epoch = seed_epoch(seed, index)
@@ -282,6 +329,9 @@ def train_epochs(
             if keep_best is not None and record.get(keep_best, np.inf) < state.best_score:
                 state.best_score = float(record[keep_best])
                 state.best_modules = _copy_state(modules)
+                since_best = 0
+            else:
+                since_best += 1
             # 5. checkpoint
             state.epoch = index
             if checkpoint is not None:
@@ -290,9 +340,11 @@ def train_epochs(
                 checkpoint.write(state)
             # 6. log
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
-            # 7. stop when asked (after the last epoch there is nothing left to stop)
-            asked = stop.requested or (stop_after is not None and done >= stop_after)
-            if asked and index < epochs - 1:
+            # 7. stop: at the end, early, or when asked (after the end, nothing to stop)
+            if index == epochs - 1 or out_of_patience():
+                break
+            asked = stop.requested or stop_requested()
+            if asked or (stop_after is not None and done >= stop_after):
                 where = f"; {checkpoint.path} resumes it" if checkpoint is not None else ""
                 raise TrainingStopped(f"stopped after epoch {index}{where}")
     for name, best in state.best_modules.items():

@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges
 from clapkit.photoz.inputs import check_matrix, check_training_redshifts
@@ -55,6 +56,8 @@ _ROWS_PER_TASK = 256
 #: Neighbours of the latent distance that says how well the training set covers a galaxy
 #: (:meth:`AdaptiveKNN.neighbour_distance`).
 DISTANCE_NEIGHBOURS = 10
+#: Most PIT bins: their indices are stored as uint16.
+MAX_PIT_BINS = 65536
 
 
 #: The published k grid (``klist`` of ``CLAP_knn_recalibration.py``): steps of 5 up to
@@ -82,7 +85,8 @@ def published_k_grid(k_min: int = 5, k_max: int = 2000) -> NDArray[np.int64]:
     >>> published_k_grid(5, 42).tolist()
     [5, 10, 15, 20, 25, 30, 35, 40]
     """
-    k_min, k_max = int(k_min), int(k_max)
+    k_min = check_int(k_min, "k_min")
+    k_max = check_int(k_max, "k_max", minimum=k_min)
     full = PUBLISHED_K_GRID
     grid = full[(full >= k_min) & (full <= k_max)]
     if grid.size == 0:
@@ -108,9 +112,9 @@ def log_k_grid(k_min: int = 5, k_max: int = 2000, n: int = 120) -> NDArray[np.in
     >>> log_k_grid(5, 100, 6).tolist()
     [5, 9, 17, 30, 55, 100]
     """
-    k_min, k_max, n = int(k_min), int(k_max), int(n)
-    if k_min < 1 or k_max < k_min or n < 1:
-        raise ValidationError(f"need 1 <= k_min <= k_max and n >= 1, got {k_min}, {k_max}, {n}")
+    k_min = check_int(k_min, "k_min")
+    k_max = check_int(k_max, "k_max", minimum=k_min)
+    n = check_int(n, "n")
     if n > k_max - k_min + 1:
         raise ValidationError(
             f"cannot pick n={n} distinct integers between k_min={k_min} and k_max={k_max}"
@@ -149,7 +153,9 @@ def k_grid(kind: str, k_min: int, k_max: int, n: int = 120) -> NDArray[np.int64]
         raise ValidationError(f"k grid must be one of {K_GRIDS}, got {kind!r}")
     if kind == "published":
         return published_k_grid(k_min, k_max)
-    return log_k_grid(k_min, k_max, min(int(n), int(k_max) - int(k_min) + 1))
+    n = check_int(n, "n")
+    # log_k_grid checks k_min and k_max; int() only sizes the range here
+    return log_k_grid(k_min, k_max, min(n, int(k_max) - int(k_min) + 1))
 
 
 def check_k_grid(k_grid: ArrayLike, n_train: int | None = None) -> NDArray[np.int64]:
@@ -290,6 +296,16 @@ def _pdf_kernel(neighbours, z_bin, k_chosen, n_bins, out):
 # ----------------------------------------------------------------------------- pure functions
 
 
+def _check_n_pit_bins(n_pit_bins: int) -> int:
+    n_pit_bins = check_int(n_pit_bins, "n_pit_bins")
+    if n_pit_bins > MAX_PIT_BINS:
+        raise ValidationError(
+            f"n_pit_bins must be at most {MAX_PIT_BINS} (PIT bins are stored as uint16), "
+            f"got {n_pit_bins}"
+        )
+    return n_pit_bins
+
+
 def _pit_bin_dtype(n_pit_bins: int) -> type:
     return np.uint8 if n_pit_bins <= 256 else np.uint16
 
@@ -335,9 +351,7 @@ def training_pit_table(
     for name, values in (("z", z), ("neighbour_z", nz)):
         if not np.all(np.isfinite(values)):
             raise ValidationError(f"{name} is not finite at {np.argwhere(~np.isfinite(values))[0]}")
-    n_pit_bins = int(n_pit_bins)
-    if not 1 <= n_pit_bins <= 65536:
-        raise ValidationError(f"n_pit_bins must be in 1..65536, got {n_pit_bins}")
+    n_pit_bins = _check_n_pit_bins(n_pit_bins)
     pit = np.empty((z.size, k_grid.size), dtype=np.float32)
     pit_bin = np.empty((z.size, k_grid.size), dtype=_pit_bin_dtype(n_pit_bins))
     # One kernel serves both tables: here each galaxy's neighbours are its own row of nz.
@@ -579,12 +593,8 @@ class AdaptiveKNN:
     ) -> None:
         self.edges = check_edges(edges)
         self.k_grid = check_k_grid(published_k_grid() if k_grid is None else k_grid)
-        self.n_pit_bins = int(n_pit_bins)
-        if not 1 <= self.n_pit_bins <= 65536:
-            raise ValidationError(f"n_pit_bins must be in 1..65536, got {n_pit_bins}")
-        self.batch_size = int(batch_size)
-        if self.batch_size < 1:
-            raise ValidationError(f"batch_size must be >= 1, got {batch_size}")
+        self.n_pit_bins = _check_n_pit_bins(n_pit_bins)
+        self.batch_size = check_int(batch_size, "batch_size")
         if not isinstance(pit_includes_self, bool | np.bool_):
             raise ValidationError(
                 f"pit_includes_self must be true or false, got {pit_includes_self!r}"

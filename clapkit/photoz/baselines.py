@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.neighbors import NearestNeighbors
 from tqdm.auto import tqdm
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges, crps, histogram_pdfs
 from clapkit.photoz.inputs import check_matrix, check_training_redshifts
@@ -43,9 +44,7 @@ class KNNPhotoZ:
 
     def __init__(self, edges: ArrayLike, k: int = 20) -> None:
         self.edges = check_edges(edges)
-        if int(k) < 1:
-            raise ValidationError(f"k must be >= 1, got {k}")
-        self.k = int(k)
+        self.k = check_int(k, "k")
         self._index: NearestNeighbors | None = None
 
     def fit(self, features: ArrayLike, z: ArrayLike) -> KNNPhotoZ:

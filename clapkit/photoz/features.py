@@ -9,6 +9,7 @@ import numpy as np
 from astropy.table import Table
 from numpy.typing import NDArray
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 
 
@@ -82,6 +83,7 @@ def default_edges(z: NDArray, n_bins: int = 180, z_max: float | None = None) -> 
     """
     if z_max is None:
         z_max = float(np.ceil(np.percentile(np.asarray(z, dtype=np.float64), 99.9) * 10) / 10)
-    if not z_max > 0 or n_bins < 1:
-        raise ValidationError(f"need z_max > 0 and n_bins >= 1, got {z_max} and {n_bins}")
+    n_bins = check_int(n_bins, "n_bins")
+    if not z_max > 0:
+        raise ValidationError(f"z_max must be > 0, got {z_max}")
     return np.linspace(0.0, z_max, n_bins + 1)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 
 from clapkit.atomic import write_json
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.nets import SCLNet, build_net
 from clapkit.nets.mixture import (
@@ -97,8 +98,8 @@ class BaselineConfig:
         TrainConfig.from_dict(self.train)
         if not 0 < self.dropout < 1:
             raise ValidationError(f"dropout must be in (0, 1), got {self.dropout}")
-        if self.mc_samples < 1 or self.ensemble_size < 1 or self.gmm_components < 1:
-            raise ValidationError("mc_samples, ensemble_size and gmm_components must be >= 1")
+        for name in ("mc_samples", "ensemble_size", "gmm_components"):
+            setattr(self, name, check_int(getattr(self, name), name))
         if self.mc_combine not in MC_COMBINE:
             raise ValidationError(
                 f"mc_combine must be one of {MC_COMBINE}, got {self.mc_combine!r}"

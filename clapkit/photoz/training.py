@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from clapkit.atomic import atomic_path
+from clapkit.checks import check_int
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.nets.checkpoint import CheckpointFile, load_weights_only
 from clapkit.nets.device import resolve_device
@@ -61,10 +62,10 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValidationError(
-                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
-            )
+        self.epochs = check_int(self.epochs, "epochs")
+        self.batch_size = check_int(self.batch_size, "batch_size")
+        self.warmup_epochs = check_int(self.warmup_epochs, "warmup_epochs", minimum=0)
+        self.seed = check_int(self.seed, "seed", minimum=0)
         if not self.learning_rate > 0:
             raise ValidationError(f"learning_rate must be > 0, got {self.learning_rate}")
 

@@ -50,6 +50,7 @@ import numpy as np
 import scipy.fft
 import scipy.special
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.sim.instruments import (
     Band,
@@ -466,8 +467,7 @@ def render_noiseless(
     True
     """
     _check_bands(components, instrument)
-    if batch_size < 1:
-        raise ValidationError(f"batch_size must be ≥ 1, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size")
     grid = _fourier_grid(instrument)
     n, n_bands, m = len(components), components.n_bands, grid.size
     out = np.empty((n, n_bands, grid.stamp, grid.stamp), np.float32)  # (N, B, W, W)

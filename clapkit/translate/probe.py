@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from clapkit.atomic import write_json
+from clapkit.checks import check_int
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.metrics import summarize
@@ -58,13 +59,12 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.n_bins < 2:
-            raise ValidationError(
-                f"epochs and batch_size must be >= 1 and n_bins >= 2, got "
-                f"{self.epochs}, {self.batch_size}, {self.n_bins}"
-            )
-        if self.crop is not None and self.crop < 8:
-            raise ValidationError(f"crop must be >= 8 pixels or None, got {self.crop}")
+        self.epochs = check_int(self.epochs, "epochs")
+        self.batch_size = check_int(self.batch_size, "batch_size")
+        self.n_bins = check_int(self.n_bins, "n_bins", minimum=2)
+        if self.crop is not None:  # None: no crop
+            self.crop = check_int(self.crop, "crop", minimum=8)
+        self.seed = check_int(self.seed, "seed", minimum=0)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeConfig:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from clapkit.atomic import atomic_path, write_json
+from clapkit.checks import check_int
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.augment import random_dihedral
@@ -83,10 +84,9 @@ class TrainOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValidationError(
-                f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}"
-            )
+        self.epochs = check_int(self.epochs, "epochs")
+        self.batch_size = check_int(self.batch_size, "batch_size")
+        self.seed = check_int(self.seed, "seed", minimum=0)
         if not self.learning_rate > 0:
             raise ValidationError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.paired_fraction <= 1.0:

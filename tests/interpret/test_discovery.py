@@ -294,12 +294,13 @@ def test_collinear_columns_and_bad_parameters_are_refused():
         ({"alpha": 1.5}, "alpha"),
         ({"depth": -1}, "depth"),
         ({"test": "chisq"}, "test must be one of"),
-        ({"max_rows": 5}, "max_rows must be an integer of at least 23"),
+        ({"max_rows": 5}, "max_rows must be at least 23 for 3 columns, got 5"),
+        ({"max_rows": 500.0}, r"max_rows must be an integer >= 1, got 500\.0"),
         ({"n_bootstrap": -2}, "n_bootstrap"),
     ]:
         with pytest.raises(ValidationError, match=message):
             pc_discovery(table, ["a", "b", "c"], **options)
-    with pytest.raises(ValidationError, match="at least 1"):
+    with pytest.raises(ValidationError, match="n_bootstrap must be an integer >= 1, got 0"):
         bootstrap_edge_frequencies(table, ["a", "b"], n_bootstrap=0)
 
 

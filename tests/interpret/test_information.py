@@ -29,6 +29,8 @@ from clapkit.interpret.information import (
     mmi_decomposition,
     pointwise_information,
 )
+from clapkit.nets.training import TrainingStopped
+from clapkit.stopping import clear_stop, request_stop
 from clapkit.testing import single_thread_torch
 
 #: Small enough to train three classifiers in a few seconds on one thread, large enough
@@ -388,6 +390,34 @@ def test_classifier_names_bad_input():
         net.predict_proba(x[:, :2])
 
 
+def test_classifier_stops_on_a_stop_request_after_the_epoch():
+    # the clapkit command records Ctrl-C/SIGTERM in clapkit.stopping; the shared training
+    # loop honours it between epochs
+    x, bins = noise_problem(60)
+    config = ClassifierConfig(hidden=(4,), epochs=5)
+    request_stop()
+    try:
+        with pytest.raises(TrainingStopped, match="stopped after epoch 0"):
+            fit_classifier(x, bins, 5, features_valid=x[:10], bins_valid=bins[:10], config=config)
+    finally:
+        clear_stop()
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"epochs": 2.5}, r"epochs must be an integer >= 1, got 2\.5"),
+        ({"patience": 0}, "patience must be an integer >= 1, got 0"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"hidden": (8, 0)}, "hidden widths must be an integer >= 1, got 0"),
+    ],
+)
+def test_classifier_settings_must_be_whole_numbers(setting, match):
+    with pytest.raises(ValidationError, match=match):
+        ClassifierConfig(**setting)
+
+
 def test_classifier_restores_the_thread_setting():
     x, bins = noise_problem(60)
     before = torch.get_num_threads()
@@ -419,6 +449,8 @@ def test_estimate_information_names_mismatched_lengths():
         estimate_information(x[:, 0], x[:, 1], bins, x[:, 0], x[:, 1], bins[:30], 5)
     with pytest.raises(ValidationError, match=r"test galaxies \[0\] fall in bins \[5\]"):
         estimate_information(x[:, 0], x[:, 1], bins, x[:2, 0], x[:2, 1], [5, 0], 6)
+    with pytest.raises(ValidationError, match=r"n_bins must be an integer >= 2, got 5\.0"):
+        estimate_information(x[:, 0], x[:, 1], bins, x[:, 0], x[:, 1], bins, 5.0)
 
 
 # ---------------------------------------------------------------------------------------

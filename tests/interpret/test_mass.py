@@ -183,8 +183,10 @@ def test_mass_metrics_refuse_mismatched_shapes():
 
 
 def test_mass_edges_refuse_bad_grids():
-    with pytest.raises(ValidationError, match="at least 2"):
+    with pytest.raises(ValidationError, match="n_bins must be an integer >= 2, got 1"):
         mass_edges(1)
+    with pytest.raises(ValidationError, match=r"n_bins must be an integer >= 2, got 52\.0"):
+        mass_edges(52.0)
     with pytest.raises(ValidationError, match="increasing"):
         mass_edges(10, (12.0, 9.0))
 

@@ -138,6 +138,10 @@ def test_calibration_table_empty_bins_are_nan_and_bad_bins_refused():
         calibration_table(p, EDGES, [0.5, 0.5], [0.1, 0.2], bins=[0.5, 0.5])
     with pytest.raises(ValueError, match="one value per galaxy"):
         calibration_table(p, EDGES, [0.5, 0.5], [0.1], bins=2)
+    with pytest.raises(ValueError, match="bins must be an integer >= 1, got 0"):
+        calibration_table(p, EDGES, [0.5, 0.5], [0.1, 0.2], bins=0)
+    with pytest.raises(ValueError, match=r"bins must be an integer >= 1, got 2\.5"):
+        calibration_table(p, EDGES, [0.5, 0.5], [0.1, 0.2], bins=2.5)
 
 
 def test_pdfs_class_wraps_the_functions():

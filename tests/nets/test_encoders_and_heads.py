@@ -49,8 +49,25 @@ def test_encoder_input_checks():
         enc(torch.zeros(2, 5, 16, 16))
     with pytest.raises(ValidationError, match=r"extra must have shape \(2, 1\)"):
         enc(torch.zeros(2, 5, 16, 16), torch.zeros(2, 3))
-    with pytest.raises(ValidationError, match="image_size"):
+    with pytest.raises(ValidationError, match="image_size must be an integer >= 8, got 4"):
         CompactEncoder(n_bands=5, image_size=4)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: CompactEncoder(n_bands=0, image_size=16), "n_bands must be an integer >= 1, got 0"),
+        (lambda: CompactEncoder(n_bands=5, image_size=16.0), r"image_size must be an integer >= 8, got 16\.0"),
+        (lambda: InceptionEncoder(n_bands=5, image_size=16, width=True), "width must be an integer >= 1, got True"),
+        (lambda: CompactEncoder(n_bands=5, image_size=16, n_extra=-1), "n_extra must be an integer >= 0, got -1"),
+        (lambda: MLPEncoder(n_features=2.5), r"n_features must be an integer >= 1, got 2\.5"),
+        (lambda: MLPEncoder(n_features=3, hidden=(8, 0)), r"hidden\[1\] must be an integer >= 1, got 0"),
+        (lambda: MLPEncoder(n_features=3, n_extra=0.5), r"n_extra must be an integer >= 0, got 0\.5"),
+    ],
+)  # fmt: skip
+def test_encoder_sizes_must_be_whole_numbers(make, match):
+    with pytest.raises(ValidationError, match=match):
+        make()
 
 
 def test_paper_encoder_shapes():

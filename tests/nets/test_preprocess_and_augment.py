@@ -28,9 +28,17 @@ def test_center_crop_takes_the_middle():
     assert center_crop(x, 6).shape == (1, 1, 6, 6)
 
 
-@pytest.mark.parametrize("size", [7, 0])
-def test_center_crop_rejects_bad_sizes(size):
-    with pytest.raises(ValidationError, match="crop size"):
+@pytest.mark.parametrize(
+    ("size", "match"),
+    [
+        (7, "crop size 7 exceeds the image size"),
+        (0, "crop size must be an integer >= 1, got 0"),
+        (2.5, r"crop size must be an integer >= 1, got 2\.5"),
+        (True, "crop size must be an integer >= 1, got True"),
+    ],
+)
+def test_center_crop_rejects_bad_sizes(size, match):
+    with pytest.raises(ValidationError, match=match):
         center_crop(torch.zeros(1, 1, 6, 6), size)
 
 

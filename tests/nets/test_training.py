@@ -1,5 +1,6 @@
 """The shared training loop: exact resumption, the stop signal, foreign checkpoints,
-best weights, learning rates and a silent progress bar."""
+best weights, early stopping, learning rates, the caller's global generator and a silent
+progress bar."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.nets.checkpoint import CheckpointFile, TrainingState
 from clapkit.nets.training import Epoch, TrainingStopped, seed_epoch, train_epochs
+from clapkit.stopping import clear_stop, request_stop
 
 EPOCHS = 4
 
@@ -225,6 +227,99 @@ def test_the_best_epoch_is_kept_and_survives_a_resumption(tmp_path):
     torch.testing.assert_close(resumed.generator[0].weight, weights[1], rtol=0, atol=0)
 
 
+def scored_by(scores: list[float]) -> tuple[ToyGAN, dict[int, torch.Tensor]]:
+    """A ToyGAN whose epoch ``e`` scores ``scores[e]``; ``weights`` collects the generator's
+    weights at the end of every epoch run."""
+    toy = ToyGAN()
+    weights: dict[int, torch.Tensor] = {}
+    run_epoch = toy.run_epoch
+
+    def scored(epoch):
+        record = run_epoch(epoch)
+        weights[epoch.index] = toy.generator[0].weight.detach().clone()
+        return {**record, "score": scores[epoch.index]}
+
+    toy.run_epoch = scored
+    return toy, weights
+
+
+# lowest at epoch 2; epoch 4 only ties it, which is no improvement
+PATIENCE_SCORES = [5.0, 3.0, 1.0, 2.0, 1.0, 4.0, 0.5, 0.1, 0.1, 0.1]
+
+
+def test_patience_ends_the_training_early_with_the_best_weights(tmp_path):
+    toy, weights = scored_by(PATIENCE_SCORES)
+    history = toy.train(keep_best="score", patience=3, epochs=len(PATIENCE_SCORES))
+    assert [r["epoch"] for r in history] == [0, 1, 2, 3, 4, 5]  # 3 epochs after the best
+    assert torch.equal(toy.generator[0].weight, weights[2])
+    # Without patience the same training runs on and finds the later, lower scores.
+    toy, weights = scored_by(PATIENCE_SCORES)
+    assert len(toy.train(keep_best="score", epochs=len(PATIENCE_SCORES))) == 10
+    assert torch.equal(toy.generator[0].weight, weights[7])
+
+
+def test_patience_counts_the_epochs_of_a_resumed_run(tmp_path):
+    straight, _ = scored_by(PATIENCE_SCORES)
+    history = straight.train(keep_best="score", patience=3, epochs=len(PATIENCE_SCORES))
+    checkpoint = checkpoint_at(tmp_path)
+    settings = {"keep_best": "score", "patience": 3, "epochs": len(PATIENCE_SCORES)}
+    with pytest.raises(TrainingStopped, match="after epoch 3"):
+        scored_by(PATIENCE_SCORES)[0].train(checkpoint, stop_after=4, **settings)
+    # two epochs without improvement are in the checkpoint: one more ends the training
+    resumed, weights = scored_by(PATIENCE_SCORES)
+    assert resumed.train(checkpoint, **settings) == history
+    assert sorted(weights) == [4, 5]
+    assert_same_weights(straight, resumed)
+    # called again on a checkpoint that already ran out of patience: nothing to do
+    again, weights = scored_by(PATIENCE_SCORES)
+    assert again.train(checkpoint, **settings) == history and weights == {}
+    assert_same_weights(straight, again)
+
+
+def test_patience_needs_a_score_and_a_whole_number():
+    toy = ToyGAN()
+    with pytest.raises(ValidationError, match="patience needs keep_best"):
+        toy.train(patience=2)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValidationError, match=r"patience must be an integer >= 1, got"):
+            toy.train(keep_best="valid_loss", patience=bad)
+
+
+def test_the_callers_global_generator_is_left_as_it_was():
+    # every epoch reseeds torch's global generator (dropout); the caller's draws after
+    # training continue as if no training had run
+    class Failing(ToyGAN):
+        def run_epoch(self, epoch):
+            if epoch.index == 1:
+                raise RuntimeError("out of memory")
+            return super().run_epoch(epoch)
+
+    toy, failing = ToyGAN(), Failing()  # (their constructors seed the global generator)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    toy.train()
+    assert torch.equal(torch.get_rng_state(), before)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        failing.train()
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_recorded_stop_request_ends_the_training_after_the_epoch():
+    # the clapkit command records every Ctrl-C/SIGTERM in clapkit.stopping, in case the
+    # KeyboardInterrupt it raised was lost (in a __del__); the loop stops on it, too
+    class RequestAtOne(ToyGAN):
+        def run_epoch(self, epoch):
+            if epoch.index == 1:
+                request_stop()
+            return super().run_epoch(epoch)
+
+    try:
+        with pytest.raises(TrainingStopped, match=r"stopped after epoch 1$"):
+            RequestAtOne().train()
+    finally:
+        clear_stop()
+
+
 def test_each_optimiser_group_follows_the_schedule_from_its_own_rate():
     toy = ToyGAN()
     seen = []
@@ -253,8 +348,10 @@ def test_epoch_randomness_depends_on_seed_and_epoch_only():
     a, b, c = seed_epoch(1, 2), seed_epoch(1, 2), seed_epoch(1, 3)
     assert list(a.rng.permutation(10)) == list(b.rng.permutation(10))
     assert list(a.rng.permutation(10)) != list(c.rng.permutation(10))
-    with pytest.raises(ValidationError, match="epochs must be >= 1"):
+    with pytest.raises(ValidationError, match="epochs must be an integer >= 1, got 0"):
         train_epochs(lambda e: {}, {}, {}, epochs=0, seed=0)
+    with pytest.raises(ValidationError, match=r"epochs must be an integer >= 1, got 2\.5"):
+        train_epochs(lambda e: {}, {}, {}, epochs=2.5, seed=0)
 
 
 def test_a_checkpoint_round_trips(tmp_path):

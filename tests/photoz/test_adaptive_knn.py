@@ -251,6 +251,24 @@ def test_bad_configuration_and_targets_raise():
         AdaptiveKNN(EDGES, k_grid=[5, 5, 10])
     with pytest.raises(ValidationError, match="distinct integers"):
         log_k_grid(5, 10, 20)
+    with pytest.raises(ValidationError, match="k_min must be an integer >= 1, got 0"):
+        log_k_grid(0, 10, 3)
+    with pytest.raises(ValidationError, match=r"k_max must be an integer >= 5, got 40\.5"):
+        published_k_grid(5, 40.5)
+    with pytest.raises(ValidationError, match=r"n must be an integer >= 1, got 2\.5"):
+        k_grid("log", 5, 40, 2.5)
+    with pytest.raises(ValidationError, match="k_max must be an integer >= 5, got 4"):
+        log_k_grid(5, 4, 1)
+    with pytest.raises(ValidationError, match=r"n must be an integer >= 1, got 3\.0"):
+        log_k_grid(5, 10, 3.0)
+    with pytest.raises(ValidationError, match="n_pit_bins must be an integer >= 1, got 0"):
+        AdaptiveKNN(EDGES, k_grid=K_GRID, n_pit_bins=0)
+    with pytest.raises(ValidationError, match="n_pit_bins must be at most 65536"):
+        AdaptiveKNN(EDGES, k_grid=K_GRID, n_pit_bins=70_000)
+    with pytest.raises(ValidationError, match=r"n_pit_bins must be an integer >= 1, got 1\.5"):
+        training_pit_table(np.zeros((2, 5)), [0.1, 0.2], [1, 2], n_pit_bins=1.5)
+    with pytest.raises(ValidationError, match="batch_size must be an integer >= 1, got True"):
+        AdaptiveKNN(EDGES, k_grid=K_GRID, batch_size=True)
     model = AdaptiveKNN(EDGES, k_grid=K_GRID)
     with pytest.raises(ValidationError, match="fit"):
         model.predict(np.zeros((2, 4)))

@@ -199,3 +199,17 @@ def test_configs_refuse_nonsense():
         BaselineConfig(dropout=1.5)
     with pytest.raises(ValidationError, match="unknown network baseline"):
         train_baseline("gp", "x", None, BaselineConfig(), [1], [1])
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"mc_samples": 0}, "mc_samples must be an integer >= 1, got 0"),
+        ({"ensemble_size": 2.5}, r"ensemble_size must be an integer >= 1, got 2\.5"),
+        ({"gmm_components": True}, "gmm_components must be an integer >= 1, got True"),
+        ({"train": {"epochs": 1.0}}, r"epochs must be an integer >= 1, got 1\.0"),
+    ],
+)
+def test_baseline_counts_must_be_whole_numbers(setting, match):
+    with pytest.raises(ValidationError, match=match):
+        BaselineConfig(**setting)

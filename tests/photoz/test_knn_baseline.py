@@ -80,6 +80,9 @@ def test_bad_inputs_are_refused():
         KNNPhotoZ(EDGES, k=500).fit(x, z)
     with pytest.raises(ValueError, match="constant"):
         KNNPhotoZ(EDGES).fit(np.column_stack([x[:, 0], np.ones(100)]), z)
+    for k in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"k must be an integer >= 1, got {k}"):
+            KNNPhotoZ(EDGES, k=k)
 
 
 def test_photometry_features_and_their_errors():

@@ -140,8 +140,18 @@ def test_learning_rate_warms_up_then_decays():
 def test_bad_configs_and_empty_data_are_refused():
     with pytest.raises(ValidationError, match="unknown training options"):
         TrainConfig.from_dict({"epoch": 3})
-    with pytest.raises(ValidationError, match="epochs"):
+    with pytest.raises(ValidationError, match="epochs must be an integer >= 1, got 0"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValidationError, match=r"epochs must be an integer >= 1, got 2\.5"):
+        TrainConfig(epochs=2.5)
+    with pytest.raises(ValidationError, match="batch_size must be an integer >= 1, got True"):
+        TrainConfig(batch_size=True)
+    with pytest.raises(ValidationError, match="warmup_epochs must be an integer >= 0, got -1"):
+        TrainConfig(warmup_epochs=-1)
+    with pytest.raises(ValidationError, match="seed must be an integer >= 0, got -3"):
+        TrainConfig.from_dict({"seed": -3})
+    assert TrainConfig(epochs=np.int64(3)).epochs == 3  # a plain int, for the JSON identity
+    assert type(TrainConfig(epochs=np.int64(3)).epochs) is int
     empty = toy_data(0, 0)
     with pytest.raises(ValidationError, match="training split is empty"):
         fit(fresh_net(), step, score, empty, None, CONFIG)

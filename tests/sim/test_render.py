@@ -318,5 +318,7 @@ def test_bad_images_for_noise_are_rejected():
     images[1, 2, 3, 3] = -10.0
     with pytest.raises(ValidationError, match=r"≥ -sky.*galaxy 1"):
         add_noise(images, camera, rng)
-    with pytest.raises(ValidationError, match="batch_size"):
+    with pytest.raises(ValidationError, match="batch_size must be an integer >= 1, got 0"):
         render_noiseless(galaxies(1, seed=0), camera, batch_size=0)
+    with pytest.raises(ValidationError, match=r"batch_size must be an integer >= 1, got 8\.0"):
+        render_noiseless(galaxies(1, seed=0), camera, batch_size=8.0)

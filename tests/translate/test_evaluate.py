@@ -121,3 +121,20 @@ def test_evaluate_task_needs_translations_of_the_same_galaxies(tmp_path, survey_
         evaluate_task(run, "s2c", survey_file, probe=ProbeConfig(epochs=1, crop=None))
     with pytest.raises(FileFormatError, match="no translated images for"):
         evaluate_task(run, "s2c", survey_file, models=["swin"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"batch_size": 1.5}, r"batch_size must be an integer >= 1, got 1\.5"),
+        ({"n_bins": 1}, "n_bins must be an integer >= 2, got 1"),
+        ({"crop": 4}, "crop must be an integer >= 8, got 4"),
+        ({"crop": 32.0}, r"crop must be an integer >= 8, got 32\.0"),
+        ({"seed": True}, "seed must be an integer >= 0, got True"),
+    ],
+)
+def test_probe_settings_must_be_whole_numbers(setting, match):
+    with pytest.raises(ValidationError, match=match):
+        ProbeConfig(**setting)
+    assert ProbeConfig(crop=None).crop is None  # no crop

@@ -238,6 +238,13 @@ def test_bad_config_value_is_refused(field, value):
         CapsuleConfig.preset("tiny", **{field: value})
 
 
+def test_routing_iterations_must_be_a_whole_number():
+    u_hat = torch.zeros(1, 2, 3, 4)
+    for bad in (0, 1.5):
+        with pytest.raises(ValidationError, match=f"iterations must be an integer >= 1, got {bad}"):
+            route_by_agreement(u_hat, iterations=bad)
+
+
 def test_config_round_trips_and_cpu_preset_is_the_default():
     config = CapsuleConfig.preset("paper")
     assert CapsuleConfig.from_dict(config.to_dict()) == config

@@ -429,8 +429,20 @@ def test_bad_config_values_are_refused(overrides, field):
         DiffusionConfig.preset("tiny", **overrides)
 
 
+def test_channel_multipliers_are_whole_numbers():
+    message = r"DiffusionConfig.channel_mults\[1\] must be an integer >= 1, got 2\.0"
+    with pytest.raises(ValidationError, match=message):
+        DiffusionConfig.preset("tiny", channel_mults=(1, 2.0))
+
+
 def test_model_refuses_another_config_class():
     from clapkit.translate.models.base import ModelConfig
 
     with pytest.raises(ValidationError, match="DiffusionConfig"):
         DiffusionTranslator(ModelConfig(), BANDS, SIZE)
+
+
+@pytest.mark.parametrize("n_bands", [0, 2.5, True])
+def test_model_refuses_a_band_count_that_is_not_a_whole_number(n_bands):
+    with pytest.raises(ValidationError, match=f"n_bands must be an integer >= 1, got {n_bands}"):
+        DiffusionTranslator(DiffusionConfig.preset("tiny"), n_bands, SIZE)

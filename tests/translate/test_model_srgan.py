@@ -228,6 +228,21 @@ def test_bad_config_values_are_refused(field, value):
         SRGANConfig(**{field: value})
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("outer_kernel", 4, "SRGANConfig.outer_kernel must be odd, got 4"),
+        ("outer_kernel", 3.0, r"SRGANConfig.outer_kernel must be an integer >= 1, got 3\.0"),
+        ("outer_kernel", True, "SRGANConfig.outer_kernel must be an integer >= 1, got True"),
+        ("body_scale", 3, "SRGANConfig.body_scale must be 1, 2, 4 or 8, got 3"),
+        ("body_scale", 2.0, r"SRGANConfig.body_scale must be an integer >= 1, got 2\.0"),
+    ],
+)
+def test_kernel_and_scale_are_whole_numbers_then_odd_or_allowed(field, value, message):
+    with pytest.raises(ValidationError, match=message):
+        SRGANConfig(**{field: value})
+
+
 def test_config_round_trips_and_cpu_preset_is_the_default():
     cfg = SRGANConfig.preset("paper", perceptual_weight=0.5)
     assert SRGANConfig.from_dict(cfg.to_dict()) == cfg

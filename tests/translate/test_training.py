@@ -221,5 +221,13 @@ def test_options_refuse_bad_values():
         TrainOptions(paired_fraction=1.5)
     with pytest.raises(ValidationError, match="unknown training options"):
         TrainOptions.from_dict({"epoch": 3})
+    with pytest.raises(ValidationError, match=r"epochs must be an integer >= 1, got 2\.5"):
+        TrainOptions(epochs=2.5)
+    with pytest.raises(ValidationError, match="batch_size must be an integer >= 1, got 0"):
+        TrainOptions(batch_size=0)
+    with pytest.raises(ValidationError, match="batch_size must be an integer >= 1, got True"):
+        TrainOptions.from_dict({"batch_size": True})
+    with pytest.raises(ValidationError, match="seed must be an integer >= 0, got -1"):
+        TrainOptions(seed=-1)
     schedule = TrainOptions(epochs=10, learning_rate=1.0)
     assert schedule.lr(0) == schedule.lr(4) == 1.0 and schedule.lr(9) == pytest.approx(0.05)

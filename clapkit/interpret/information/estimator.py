@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
-from tqdm.auto import tqdm
 
 from clapkit.checks import check_int
 from clapkit.errors import ValidationError
@@ -31,6 +30,7 @@ from clapkit.interpret.information.pointwise import (
     pointwise_information,
 )
 from clapkit.nets.threads import torch_threads
+from clapkit.nets.training import Epoch, train_epochs
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class ClassifierConfig:
     learning_rate, weight_decay : float
     batch_size : int
     seed : int
-        Seeds the initial weights and the batch order.
+        Seeds the initial weights and, with the epoch, each epoch's batch order
+        (:func:`~clapkit.nets.training.seed_epoch`).
     num_threads : int or None
         PyTorch threads while training (restored after); None leaves the current setting.
         One by default: a small MLP is all per-operation overhead, and on a busy 2-core
@@ -73,6 +74,7 @@ class ClassifierConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, check_int(value, name))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", minimum=0))
         if not self.learning_rate > 0 or not self.weight_decay >= 0:
             raise ValidationError(
                 f"learning_rate must be > 0 and weight_decay >= 0, got "
@@ -146,6 +148,11 @@ def fit_classifier(
 ) -> BinClassifier:
     """Train a :class:`BinClassifier` with cross-entropy, stopping early on validation loss.
 
+    The epochs run in the loop every clapkit network shares,
+    :func:`clapkit.nets.training.train_epochs` (seeding per epoch, best weights, early
+    stopping, progress bar, the stop request of :mod:`clapkit.stopping`); torch's global
+    generator is left as it was.
+
     Parameters
     ----------
     features_train : array, shape (N, F) or (N,)
@@ -163,7 +170,12 @@ def fit_classifier(
     -------
     BinClassifier
         In eval mode, with the best validation epoch's weights and the training
-        ``history``.
+        ``history`` (one record per epoch: ``epoch``, ``train_loss``, ``valid_loss``).
+
+    Raises
+    ------
+    clapkit.nets.training.TrainingStopped
+        When the command was asked to stop (Ctrl-C, SIGTERM) during training.
 
     Examples
     --------
@@ -203,7 +215,8 @@ def fit_classifier(
     xv, yv = torch.from_numpy(x_valid).float(), torch.from_numpy(y_valid)
 
     with torch_threads(config.num_threads):
-        _train(net, optimizer, (xt, yt), (xv, yv), config, generator, progress)
+        net.history = _train(net, optimizer, (xt, yt), (xv, yv), config, progress)
+    net.eval()
     return net
 
 
@@ -213,16 +226,16 @@ def _train(
     train: tuple[torch.Tensor, torch.Tensor],
     valid: tuple[torch.Tensor, torch.Tensor],
     config: ClassifierConfig,
-    generator: torch.Generator,
     progress: bool,
-) -> None:
-    """The training loop of :func:`fit_classifier`; leaves ``net`` with its best weights."""
+) -> list[dict[str, float]]:
+    """The epoch of :func:`fit_classifier`, run by the shared loop; leaves ``net`` with
+    its best weights and returns the history."""
     (xt, yt), (xv, yv) = train, valid
-    best_loss, best_state, since_best = math.inf, None, 0
-    for epoch in tqdm(range(config.epochs), desc="bin classifier", disable=not progress):
-        # 1. one pass over the training data in a seeded order
+
+    def run_epoch(epoch: Epoch) -> dict[str, float]:
+        # one pass over the training data in an order fixed by (seed, epoch)
         net.train()
-        order = torch.randperm(len(yt), generator=generator)
+        order = torch.from_numpy(epoch.rng.permutation(len(yt)))
         total = 0.0
         for start in range(0, len(yt), config.batch_size):
             rows = order[start : start + config.batch_size]
@@ -231,23 +244,23 @@ def _train(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(rows)
-        # 2. validation loss; keep the best weights, stop when they stop improving
+        # the validation loss: the loop keeps the best weights and stops when it stalls
         net.eval()
         with torch.no_grad():
             valid_loss = F.cross_entropy(net(xv), yv).item()
-        net.history.append(
-            {"epoch": epoch, "train_loss": total / len(yt), "valid_loss": valid_loss}
-        )
-        if valid_loss < best_loss:
-            best_loss, since_best = valid_loss, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                break
-    assert best_state is not None  # the first epoch always improves on inf
-    net.load_state_dict(best_state)
-    net.eval()
+        return {"train_loss": total / len(yt), "valid_loss": valid_loss}
+
+    return train_epochs(
+        run_epoch,
+        {"classifier": net},
+        {"adam": optimizer},
+        epochs=config.epochs,
+        seed=config.seed,
+        keep_best="valid_loss",
+        patience=config.patience,
+        description="bin classifier",
+        progress=progress,
+    )
 
 
 def estimate_information(
@@ -308,8 +321,9 @@ def estimate_information(
     config = ClassifierConfig() if config is None else config
     a_train, b_train = _as_features(x1_train, "x1_train"), _as_features(x2_train, "x2_train")
     a_test, b_test = _as_features(x1_test, "x1_test"), _as_features(x2_test, "x2_test")
-    y_train = _as_bins(bins_train, int(n_bins), "bins_train")
-    y_test = _as_bins(bins_test, int(n_bins), "bins_test")
+    n_bins = check_int(n_bins, "n_bins", minimum=2)
+    y_train = _as_bins(bins_train, n_bins, "bins_train")
+    y_test = _as_bins(bins_test, n_bins, "bins_test")
     lengths = {"x1_train": len(a_train), "x2_train": len(b_train), "bins_train": y_train.size}
     if len(set(lengths.values())) != 1:
         raise ValidationError(f"training inputs differ in length: {lengths}")

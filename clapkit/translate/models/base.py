@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 import torch.nn as nn
 
+from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.presets import check_preset
 
@@ -152,10 +153,8 @@ class Translator(nn.Module):
             raise ValidationError(
                 f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}"
             )
-        if int(n_bands) < 1:
-            raise ValidationError(f"n_bands must be >= 1, got {n_bands}")
         self.config = config
-        self.n_bands = int(n_bands)
+        self.n_bands = check_int(n_bands, "n_bands")
         self.size = check_size(size)
 
     def make_optimizers(self, learning_rate: float) -> dict[str, torch.optim.Optimizer]:

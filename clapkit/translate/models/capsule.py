@@ -129,8 +129,7 @@ def route_by_agreement(
     >>> tuple(v.shape), tuple(c.shape), bool(torch.allclose(c.sum(-1), torch.ones(2, 6)))
     ((2, 3, 4), (2, 6, 3), True)
     """
-    if iterations < 1:
-        raise ValidationError(f"routing needs iterations >= 1, got {iterations}")
+    iterations = check_int(iterations, "iterations")
     logits = u_hat.new_zeros(u_hat.shape[:3])  # (B, J, N)
     for it in range(iterations):
         coupling = torch.softmax(logits, dim=1)  # (B, J, N)

@@ -598,13 +598,13 @@ class DiffusionConfig(ModelConfig):
         for name, value in positive.items():
             check_int(value, f"DiffusionConfig.{name}")
         mults = self.channel_mults
-        if not 1 <= len(mults) <= MAX_HALVINGS + 1 or any(
-            isinstance(m, bool) or int(m) != m or m < 1 for m in mults
-        ):
+        if not 1 <= len(mults) <= MAX_HALVINGS + 1:
             raise ValidationError(
                 f"DiffusionConfig.channel_mults must be 1 to {MAX_HALVINGS + 1} integers >= 1 "
                 f"(at most {MAX_HALVINGS} halvings), got {mults!r}"
             )
+        for i, m in enumerate(mults):
+            check_int(m, f"DiffusionConfig.channel_mults[{i}]")
         widths = [self.base_channels * m for m in mults]
         if any(w % self.norm_groups for w in widths):
             raise ValidationError(

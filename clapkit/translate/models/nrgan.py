@@ -532,7 +532,7 @@ class NRGANConfig(ModelConfig):
     >>> NRGANConfig.from_dict({"noise_kernel_size": 4})
     Traceback (most recent call last):
     ...
-    clapkit.errors.ValidationError: NRGANConfig.noise_kernel_size must be an odd integer >= 1, got 4
+    clapkit.errors.ValidationError: NRGANConfig.noise_kernel_size must be odd, got 4
     """
 
     ae_width: int = 8
@@ -608,9 +608,9 @@ class NRGANConfig(ModelConfig):
                     )
             elif f.type == "bool" and not isinstance(value, bool):
                 raise ValidationError(f"{name}.{f.name} must be true or false, got {value!r}")
-        if self.noise_kernel_size % 2 == 0:
+        if self.noise_kernel_size % 2 == 0:  # a kernel centred on its pixel
             raise ValidationError(
-                f"{name}.noise_kernel_size must be an odd integer >= 1, got {self.noise_kernel_size}"
+                f"{name}.noise_kernel_size must be odd, got {self.noise_kernel_size}"
             )
 
 

@@ -308,17 +308,18 @@ class SRGANConfig(ModelConfig):
     }
 
     def __post_init__(self) -> None:
-        for name in ("channels", "n_blocks", "disc_channels", "disc_downsamplings"):
+        for name in (
+            "channels", "n_blocks", "outer_kernel", "disc_channels", "body_scale",
+            "disc_downsamplings",
+        ):  # fmt: skip
             setattr(self, name, check_int(getattr(self, name), f"SRGANConfig.{name}"))
-        k = self.outer_kernel
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise ValidationError(
-                f"SRGANConfig.outer_kernel must be an odd integer >= 1, got {k!r}"
-            )
-        bs = self.body_scale
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs not in (1, 2, 4, 8):
+        if self.outer_kernel % 2 == 0:  # a kernel centred on its pixel
+            raise ValidationError(f"SRGANConfig.outer_kernel must be odd, got {self.outer_kernel}")
+        if self.body_scale not in (1, 2, 4, 8):
             # Image sides are multiples of 8, so these divide every valid side.
-            raise ValidationError(f"SRGANConfig.body_scale must be 1, 2, 4 or 8, got {bs!r}")
+            raise ValidationError(
+                f"SRGANConfig.body_scale must be 1, 2, 4 or 8, got {self.body_scale}"
+            )
         if self.content_loss not in ("mse", "l1"):
             raise ValidationError(
                 f"SRGANConfig.content_loss must be 'mse' or 'l1', got {self.content_loss!r}"
