@@ -7,6 +7,25 @@ from __future__ import annotations
 from typing import Any
 
 import panel as pn
+import panel.io.resources
+
+
+def _typeset_no_tex() -> None:
+    """Leave MathJax (bokeh-mathjax.min.js, 1.8 MB) out of every served page.
+
+    Panel adds it to any page holding an HTML or Markdown pane, in case the text holds
+    TeX; no text of these dashboards does (units and symbols are Unicode). Without it
+    the browser has 1.8 MB less to parse on every first load, and the panes show their
+    text as it is (Panel's HTML view skips typesetting when MathJax is absent). Bokeh's
+    own test for models that need MathJax (``MathText``) still adds it where needed.
+    Panel offers no setting for this; should the private function move, nothing breaks
+    but the saving (``tests/app/test_serving.py`` notices).
+    """
+    if hasattr(panel.io.resources, "_panel_use_mathjax"):
+        panel.io.resources._panel_use_mathjax = lambda roots: False
+
+
+_typeset_no_tex()
 
 #: URL path and title of every dashboard, in the order of the navigation.
 DASHBOARDS = {

@@ -43,10 +43,13 @@ def test_clapkit_serve_answers_on_every_dashboard_path(tmp_path):
     try:
         base = f"http://localhost:{port}"
         wait_until_up(f"{base}/landing", server, timeout=120)
-        for path in ("/", "/calibration", "/neighbours", "/translation"):
+        for path in ("/", "/calibration", "/neighbours", "/translation", "/stellar_mass"):
             with urllib.request.urlopen(base + path, timeout=60) as response:
                 assert response.status == 200
-                assert b"bokeh" in response.read().lower()
+                html = response.read().lower()
+                assert b"bokeh.min.js" in html
+                # No text of the dashboards is TeX: MathJax (1.8 MB) stays out.
+                assert b"mathjax" not in html
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
