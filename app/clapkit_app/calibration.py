@@ -340,6 +340,43 @@ class CalibrationExplorer(pn.viewable.Viewer):
         self._pit_plots = (PitPlot(COLOURS[0]), PitPlot(COLOURS[1]))
         self._coverage_plots = (CoveragePlot(), CoveragePlot())
         self._bin_plot = BinPlot()
+        self._make_tables()
+        self._fill_and_watch()
+        return self._arrange(alert)
+
+    def _arrange(self, alert: pn.pane.Alert | None) -> pn.Column:
+        """The page: both sides, the per-bin plot and table, the galaxies."""
+        sides = [
+            pn.Column(
+                select,
+                cards,
+                self._plot(self._pit_plots[side].figure),
+                self._plot(self._coverage_plots[side].figure),
+                sizing_mode="stretch_width",
+            )
+            for side, select, cards in (
+                (0, self.method_a, self.summary_a),
+                (1, self.method_b, self.summary_b),
+            )
+        ]
+        bin_plot = self._plot(self._bin_plot.figure)
+        return pn.Column(
+            *([alert] if alert is not None else []),
+            pn.Row(*sides, sizing_mode="stretch_width"),
+            self.bin_heading,
+            pn.Row(
+                pn.Column(self.bin_variable, self.bin_metric, width=230),
+                bin_plot,
+                sizing_mode="stretch_width",
+            ),
+            self.bin_table,
+            self.status,
+            pn.Row(self.galaxy_table, self.galaxy_view, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+    def _make_tables(self) -> None:
+        """The per-bin table, its heading and the galaxy table, built once."""
         self.bin_table = pn.widgets.Tabulator(
             self._bin_frame(),
             selectable=1,
@@ -347,6 +384,13 @@ class CalibrationExplorer(pn.viewable.Viewer):
             show_index=False,
             layout="fit_data_table",
             css_classes=["ck-bin-table"],
+            # Fixed titles: new titles rebuild every column of the table in the server
+            # and the browser (a quarter of a second each); the heading names the variable.
+            titles={
+                "bin": "bin",
+                **{f"{key}_a": f"{label} A" for label, key in BIN_METRICS.items()},
+                **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
+            },
             formatters=self._formatters(),
             sizing_mode="stretch_width",
             max_height=360,
@@ -378,14 +422,10 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 "novelty": NumberFormatter(format="0"),
             },
         )
-        # Fixed titles: new titles rebuild every column of the table in the server and the
-        # browser (a quarter of a second each); the heading above names the variable.
-        self.bin_table.titles = {
-            "bin": "bin",
-            **{f"{key}_a": f"{label} A" for label, key in BIN_METRICS.items()},
-            **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
-        }
         self.bin_heading = pn.pane.Markdown(css_classes=["ck-bin-heading"])
+
+    def _fill_and_watch(self) -> None:
+        """Every part shows the first methods; then the widgets are watched."""
         self._update_bin_heading()
         self._update_status()
         for side in (0, 1):
@@ -400,35 +440,6 @@ class CalibrationExplorer(pn.viewable.Viewer):
         # The first galaxy, selected: the page opens with a galaxy to look at.
         if len(self.galaxy_table.value):
             self.galaxy_table.selection = [0]
-
-        sides = [
-            pn.Column(
-                select,
-                cards,
-                self._plot(self._pit_plots[side].figure),
-                self._plot(self._coverage_plots[side].figure),
-                sizing_mode="stretch_width",
-            )
-            for side, select, cards in (
-                (0, self.method_a, self.summary_a),
-                (1, self.method_b, self.summary_b),
-            )
-        ]
-        bin_plot = self._plot(self._bin_plot.figure)
-        return pn.Column(
-            *([alert] if alert is not None else []),
-            pn.Row(*sides, sizing_mode="stretch_width"),
-            self.bin_heading,
-            pn.Row(
-                pn.Column(self.bin_variable, self.bin_metric, width=230),
-                bin_plot,
-                sizing_mode="stretch_width",
-            ),
-            self.bin_table,
-            self.status,
-            pn.Row(self.galaxy_table, self.galaxy_view, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
-        )
 
     @staticmethod
     def _plot(plot: Any) -> pn.pane.Bokeh:

@@ -389,87 +389,30 @@ class StellarMass(pn.viewable.Viewer):
 
     def _pc_graphs(self) -> pn.Column:
         data = self.data
-        pc = data.pc
+        pc, truth = data.pc, data.truth
         positions = circle_layout(pc.columns)
-        truth = data.truth
-        true_pairs = {frozenset(e) for e in truth.edges} if truth is not None else set()
-        found_pairs = {frozenset((a, b)) for a, b, _, _ in pc.edges()}
-        edges = []
-        for a, b, oriented, confidence in pc.edges():
-            scored = truth is not None
-            agrees = frozenset((a, b)) in true_pairs
-            arrow = "→" if oriented else "—"
-            support = "" if confidence is None else f", in {confidence:.0%} of bootstrap resamples"
-            verdict = (" · in the true graph" if agrees else " · not in the true graph") * scored
-            edges.append(
-                {
-                    "source": a,
-                    "target": b,
-                    "width": 1.0 + 5.0 * (confidence if confidence is not None else 0.5),
-                    "colour": (AGREES if agrees else DISAGREES) if scored else UNSCORED,
-                    "directed": oriented,
-                    "info": f"{a} {arrow} {b}{support}{verdict}",
-                }
-            )
         self._pc = GraphPlot("", (-2.2, 2.2), (-1.5, 1.5), 520)
-        n_boot = pc.edge_confidence.n_bootstrap if pc.edge_confidence is not None else 0
         self._pc.update(
             positions,
             {name: "white" for name in positions},
-            edges,
+            pc_edges(pc, truth),
             f"PC over {len(pc.columns)} catalog columns (α = {pc.alpha:g}, "
             f"{pc.test}, {pc.n_rows} galaxies)",
         )
         panes = [_pane(self._pc.figure, "ck-pc-graph")]
-        width = (
-            f"Edge width: share of {n_boot} bootstrap resamples that found the adjacency. "
-            if n_boot
-            else ""
-        )
         if truth is not None:
             self._truth = GraphPlot("", (-2.2, 2.2), (-1.5, 1.5), 520)
-            true_edges = [
-                {
-                    "source": a,
-                    "target": b,
-                    "width": 2.5,
-                    "colour": AGREES if frozenset((a, b)) in found_pairs else DISAGREES,
-                    "directed": True,
-                    "info": f"{a} → {b}"
-                    + (" · found by PC" if frozenset((a, b)) in found_pairs else " · missed by PC"),
-                }
-                for a, b in truth.edges
-            ]
             self._truth.update(
                 positions,
                 {name: "white" for name in positions},
-                true_edges,
+                true_edges(truth, pc),
                 "True graph of the mock survey over the same columns",
             )
             panes.append(_pane(self._truth.figure, "ck-true-graph"))
-            score = data.pc_score
-            caption = (
-                f"{width}<span style='color:{AGREES}'>Green</span>: an adjacency in both "
-                f"graphs; <span style='color:{DISAGREES}'>orange</span>: PC's extra edges "
-                "(left) and the true edges it missed (right). The true graph is the one the "
-                "run recorded, restricted to these columns. Stored score "
-                f"against its pattern: SHD {score.get('shd')} ({score.get('n_missing')} "
-                f"missing, {score.get('n_extra')} extra, {score.get('n_misoriented')} "
-                f"misoriented); adjacency precision {_fmt(score.get('precision'))}, recall "
-                f"{_fmt(score.get('recall'))}; orientation precision "
-                f"{_fmt(score.get('orientation_precision'))}, recall "
-                f"{_fmt(score.get('orientation_recall'))}."
-            )
-        else:
-            caption = (
-                f"{width}Arrows: edges PC could orient; plain lines: left undirected. There "
-                "is no true graph recorded in this run (real data, or a run made before "
-                "clapkit recorded it), so none to compare with."
-            )
         return pn.Column(
             pn.pane.Markdown("### PC causal discovery over catalog columns"),
             pn.Row(*panes),
-            pn.pane.Markdown(caption, css_classes=["ck-pc-caption"]),
+            pn.pane.Markdown(pc_caption(pc, truth, data.pc_score), css_classes=["ck-pc-caption"]),
             sizing_mode="stretch_width",
         )
 
@@ -689,6 +632,77 @@ def _held(callback: Callable[[Any], None]) -> Callable[[Any], None]:
             callback(event)
 
     return run
+
+
+def pc_edges(pc: Any, truth: Any) -> list[dict[str, Any]]:
+    """The edges PC found, as drawn: width from the bootstrap support, colour from
+    agreement with the true graph (when there is one), hover text saying both."""
+    true_pairs = {frozenset(e) for e in truth.edges} if truth is not None else set()
+    edges = []
+    for a, b, oriented, confidence in pc.edges():
+        agrees = frozenset((a, b)) in true_pairs
+        arrow = "→" if oriented else "—"
+        support = "" if confidence is None else f", in {confidence:.0%} of bootstrap resamples"
+        verdict = ""
+        if truth is not None:
+            verdict = " · in the true graph" if agrees else " · not in the true graph"
+        edges.append(
+            {
+                "source": a,
+                "target": b,
+                "width": 1.0 + 5.0 * (confidence if confidence is not None else 0.5),
+                "colour": (AGREES if agrees else DISAGREES) if truth is not None else UNSCORED,
+                "directed": oriented,
+                "info": f"{a} {arrow} {b}{support}{verdict}",
+            }
+        )
+    return edges
+
+
+def true_edges(truth: Any, pc: Any) -> list[dict[str, Any]]:
+    """The true graph's edges, as drawn: coloured by whether PC found the adjacency."""
+    found = {frozenset((a, b)) for a, b, _, _ in pc.edges()}
+    return [
+        {
+            "source": a,
+            "target": b,
+            "width": 2.5,
+            "colour": AGREES if frozenset((a, b)) in found else DISAGREES,
+            "directed": True,
+            "info": f"{a} → {b}"
+            + (" · found by PC" if frozenset((a, b)) in found else " · missed by PC"),
+        }
+        for a, b in truth.edges
+    ]
+
+
+def pc_caption(pc: Any, truth: Any, score: dict[str, Any] | None) -> str:
+    """What the PC graphs show, and the stored score against the true graph."""
+    score = score or {}
+    n_boot = pc.edge_confidence.n_bootstrap if pc.edge_confidence is not None else 0
+    width = (
+        f"Edge width: share of {n_boot} bootstrap resamples that found the adjacency. "
+        if n_boot
+        else ""
+    )
+    if truth is None:
+        return (
+            f"{width}Arrows: edges PC could orient; plain lines: left undirected. There "
+            "is no true graph recorded in this run (real data, or a run made before "
+            "clapkit recorded it), so none to compare with."
+        )
+    return (
+        f"{width}<span style='color:{AGREES}'>Green</span>: an adjacency in both "
+        f"graphs; <span style='color:{DISAGREES}'>orange</span>: PC's extra edges "
+        "(left) and the true edges it missed (right). The true graph is the one the "
+        "run recorded, restricted to these columns. Stored score "
+        f"against its pattern: SHD {score.get('shd')} ({score.get('n_missing')} "
+        f"missing, {score.get('n_extra')} extra, {score.get('n_misoriented')} "
+        f"misoriented); adjacency precision {_fmt(score.get('precision'))}, recall "
+        f"{_fmt(score.get('recall'))}; orientation precision "
+        f"{_fmt(score.get('orientation_precision'))}, recall "
+        f"{_fmt(score.get('orientation_recall'))}."
+    )
 
 
 def _pane(fig: Any, css_class: str, **params: Any) -> pn.pane.Bokeh:

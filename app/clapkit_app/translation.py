@@ -97,11 +97,26 @@ class TranslationCompare(pn.viewable.Viewer):
             alert = alert or pn.pane.Alert("No run to show.", alert_type="warning")
             self._layout = pn.Column(alert, sizing_mode="stretch_width")
             return
-        tasks = list(data.tasks)
-        first = "s2c" if "s2c" in tasks else tasks[0]
+        first = "s2c" if "s2c" in data.tasks else next(iter(data.tasks))
+        self._make_widgets(first)
+        self._set_task(first)
+        self.task_select.param.watch(lambda event: self._set_task(event.new), "value")
+        self.model_select.param.watch(lambda event: self._on_model(), "value")
+        self.band_select.param.watch(lambda event: self._on_band(), "value")
+        self.galaxy_search.param.watch(self._on_search, "value")
+        self.table.param.watch(self._on_row, "selection")
+
+        self._layout = self._arrange(alert)
+
+    def __panel__(self) -> pn.Column:
+        return self._layout
+
+    def _make_widgets(self, first: str) -> None:
+        """The selects, the search box, the figures and the table (task ``first``)."""
+        data = self.data
         self.task_select = pn.widgets.Select(
             label="Task",
-            options={task_label(data.tasks[t]): t for t in tasks},
+            options={task_label(data.tasks[t]): t for t in data.tasks},
             value=first,
             css_classes=["ck-task"],
             width=200,
@@ -136,13 +151,10 @@ class TranslationCompare(pn.viewable.Viewer):
             },
             css_classes=["ck-redshift-table"],
         )
-        self._set_task(first)
-        self.task_select.param.watch(lambda event: self._set_task(event.new), "value")
-        self.model_select.param.watch(lambda event: self._on_model(), "value")
-        self.band_select.param.watch(lambda event: self._on_band(), "value")
-        self.galaxy_search.param.watch(self._on_search, "value")
-        self.table.param.watch(self._on_row, "selection")
 
+    def _arrange(self, alert: pn.pane.Alert | None) -> pn.Column:
+        """The page: controls, the galaxy's images and noise spectra, the morphology
+        scatters and the table of every set."""
         controls = pn.Row(
             self.task_select,
             self.model_select,
@@ -153,7 +165,7 @@ class TranslationCompare(pn.viewable.Viewer):
             *(_pane(fig, f"ck-morphology-{key}") for key, fig in self._morphology.figures.items()),
             css_classes=["ck-morphology"],
         )
-        self._layout = pn.Column(
+        return pn.Column(
             *([alert] if alert is not None else []),
             controls,
             self.title,
@@ -176,9 +188,6 @@ class TranslationCompare(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             css_classes=["ck-translation-compare"],
         )
-
-    def __panel__(self) -> pn.Column:
-        return self._layout
 
     # ------------------------------------------------------------------ selection
 
