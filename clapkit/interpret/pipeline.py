@@ -2,7 +2,9 @@
 
 Every stage reads the GalaxySet and what earlier stages left in ``RUN/interpret/``, and
 writes its results there (atomically, each file stamped with the clapkit version; the
-paths are :class:`~clapkit.runs.RunDir`'s, the readers :mod:`clapkit.interpret.results`):
+paths are :class:`~clapkit.runs.RunDir`'s, the readers :mod:`clapkit.interpret.results`).
+Each stage takes its settings as one object of :mod:`clapkit.interpret.settings`, checked
+before the stage reads or writes anything. What they write:
 
 - ``mass/<input set>/``: the model (:mod:`clapkit.interpret.mass`) and
   ``prediction.h5`` (PDFs, point estimates and latent vectors of *every* galaxy, the
