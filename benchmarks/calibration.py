@@ -55,7 +55,7 @@ from clapkit.metrics import calibration_table, crps, point_estimate
 from clapkit.metrics.point import sigma_mad
 from clapkit.photoz.clap_config import PROJECT_VARIANT
 from clapkit.photoz.details import read_clap_details
-from clapkit.photoz.pipeline import merge, predict_run, train_run
+from clapkit.photoz.pipeline import PhotoZTrainSettings, merge, predict_run, train_run
 from clapkit.presets import add_preset_argument
 from clapkit.runs import RunDir
 from clapkit.sim import simulate_to_file
@@ -218,7 +218,9 @@ def run_methods(data: Path, run_dir: Path, config: dict, variables: dict, **trai
     """Every method with the published CLAP: the run, its table and the per-galaxy CRPS,
     point estimate and true redshift of every method."""
     run = RunDir(run_dir)
-    record = train_run(data, run, "all,flexzboost", config=config, progress=True, **train_kwargs)
+    device = train_kwargs.pop("device", None)  # the rest are settings: z_max, n_bins
+    settings = PhotoZTrainSettings("all,flexzboost", config=config, **train_kwargs)
+    record = train_run(data, run, settings, progress=True, device=device)
     timings = predict_run(run, data, progress=True, overwrite=True)
     kept: dict = {}
     return run, score_run(run, variables, timings, record, keep=kept), kept
@@ -280,7 +282,9 @@ def run_variant(
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(net, target / "net.pt")
     variant = merge(config, override)
-    record = train_run(data, run, "clap", config=variant, progress=True, **train_kwargs)
+    device = train_kwargs.pop("device", None)
+    settings = PhotoZTrainSettings("clap", config=variant, **train_kwargs)
+    record = train_run(data, run, settings, progress=True, device=device)
     timings = predict_run(run, data, progress=True, overwrite=True)
     scores = score_run(run, variables, timings, record, CLAP_STAGES)
     if networks_from is not None:  # the SCL time was spent once, by the run that trained them

@@ -37,6 +37,7 @@ from _report import emit
 from clapkit.interpret import pipeline
 from clapkit.interpret.information import gaussian_check
 from clapkit.interpret.input_sets import INPUT_SETS
+from clapkit.interpret.settings import CausalSettings, MassTrainSettings
 from clapkit.sim import simulate_to_file
 
 MODES = {
@@ -108,18 +109,11 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = {"train": {"epochs": mode["epochs"]}} if mode["epochs"] else None
     timings = {}
     start = time.perf_counter()
-    mass = pipeline.train_stage(
-        data,
-        run,
-        tuple(INPUT_SETS),
-        preset=mode["preset"],
-        overrides=overrides,
-        log=log,
-        device=device,
-    )
+    settings = MassTrainSettings(tuple(INPUT_SETS), preset=mode["preset"], overrides=overrides)
+    mass = pipeline.train_stage(data, run, settings, log=log, device=device)
     timings["train_seconds"] = time.perf_counter() - start
     start = time.perf_counter()
-    causal = pipeline.causal_stage(data, run, k=mode["k"], overwrite=True, log=log)
+    causal = pipeline.causal_stage(data, run, CausalSettings(k=mode["k"]), overwrite=True, log=log)
     timings["causal_seconds"] = time.perf_counter() - start
     start = time.perf_counter()
     pid = pipeline.pid_stage(data, run, overwrite=True, log=log)

@@ -39,7 +39,7 @@ from _report import emit
 from clapkit.data import GalaxySet
 from clapkit.presets import add_preset_argument
 from clapkit.sim import simulate_to_file
-from clapkit.translate.apply import apply_translator
+from clapkit.translate.apply import ApplySettings, apply_translator
 from clapkit.translate.evaluate import HEADLINE_METRICS, evaluate_task, format_evaluation
 from clapkit.translate.models import MODEL_NAMES
 from clapkit.translate.probe import ProbeConfig
@@ -107,8 +107,7 @@ def train_and_apply(data: Path, run: Path, task: str, model: str, epochs: int, p
             model_dir,
             data,
             task_dir(run, task) / name / "translated.h5",
-            model=model,
-            overrides=overrides,
+            ApplySettings(model=model, overrides=overrides),
             overwrite=True,
         )
         timings.setdefault("translate_seconds", time.perf_counter() - start)

@@ -27,15 +27,21 @@ from tqdm.auto import tqdm
 
 import clapkit
 from clapkit.errors import FileFormatError, OverwriteError
-from clapkit.evaluation import evaluate_run, format_table, ordered_methods
+from clapkit.evaluation import EvaluationSettings, evaluate_run, format_table, ordered_methods
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.pipeline import attribute_stage, causal_stage, pid_stage, train_stage
 from clapkit.interpret.results import read_mass_metrics
-from clapkit.photoz.pipeline import predict_run, train_run
+from clapkit.interpret.settings import (
+    AttributionSettings,
+    CausalSettings,
+    MassTrainSettings,
+    PIDSettings,
+)
+from clapkit.photoz.pipeline import PhotoZTrainSettings, predict_run, train_run
 from clapkit.plots import plot_calibration
 from clapkit.runs import RunDir
 from clapkit.sim import simulate_to_file
-from clapkit.translate.apply import apply_translator
+from clapkit.translate.apply import ApplySettings, apply_translator
 from clapkit.translate.evaluate import evaluate_task, format_evaluation
 from clapkit.translate.probe import ProbeConfig
 from clapkit.translate.results import read_evaluation
@@ -140,15 +146,15 @@ def _build(run: RunDir, config: DemoConfig, progress: bool, log: Callable[[str],
     train_run(
         data,
         run,
-        config.methods,
-        config=config.pipeline,
-        n_bins=config.n_bins,
+        PhotoZTrainSettings(config.methods, config=config.pipeline, n_bins=config.n_bins),
         progress=progress,
         log=log,
     )
     predict_run(run, data, progress=progress, log=log)
     log("evaluating every method (metrics.json, galaxies.h5)")
-    evaluate_run(run, z_bins=4, extra_bins=4, outlier_threshold=config.outlier_threshold)
+    evaluate_run(
+        run, EvaluationSettings(z_bins=4, extra_bins=4, outlier_threshold=config.outlier_threshold)
+    )
     loaded = {m: run.load_pdfs(m)[0] for m in PLOTTED if m in run.methods()}
     figure = plot_calibration(loaded)
     figure.savefig(run.calibration_figure_path, dpi=120)
@@ -189,7 +195,7 @@ def _build_translation(
         apply_translator(model_dir, data, run.translated_path(task, model), progress=progress)
         if model == "nrgan":
             smooth = run.translated_path(task, "nrgan_smooth")
-            apply_translator(model_dir, data, smooth, overrides={"add_noise": False})
+            apply_translator(model_dir, data, smooth, ApplySettings(overrides={"add_noise": False}))
     log("evaluating the translations (pixels, morphology, noise, photo-z probe)")
     probe = ProbeConfig(epochs=settings["probe_epochs"], seed=config.seed)
     evaluate_task(run.root, task, data, probe=probe, progress=progress)
@@ -199,28 +205,23 @@ def _build_interpretation(
     run: RunDir, data: Path, config: DemoConfig, progress: bool, log: Callable[[str], None]
 ) -> None:
     settings = config.interpretation
-    train_stage(
-        data,
-        run.root,
+    mass = MassTrainSettings(
         settings["input_sets"],
         preset=settings["preset"],
         overrides={"train": {"epochs": settings["epochs"]}},
         seed=config.seed,
-        progress=progress,
-        log=log,
     )
-    causal_stage(
-        data,
-        run.root,
+    train_stage(data, run.root, mass, progress=progress, log=log)
+    causal = CausalSettings(
         k=settings["k"],
         n_permutations=settings["permutations"],
         n_bootstrap=settings["bootstrap"],
         seed=config.seed,
-        progress=progress,
-        log=log,
     )
-    pid_stage(data, run.root, seed=config.seed, progress=progress, log=log)
-    attribute_stage(data, run.root, n_galaxies=settings["attributions"], seed=config.seed, log=log)
+    causal_stage(data, run.root, causal, progress=progress, log=log)
+    pid_stage(data, run.root, PIDSettings(seed=config.seed), progress=progress, log=log)
+    attributions = AttributionSettings(n_galaxies=settings["attributions"], seed=config.seed)
+    attribute_stage(data, run.root, attributions, log=log)
 
 
 def build_demo(

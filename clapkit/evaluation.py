@@ -6,8 +6,11 @@ The glue between stored PDFs (:mod:`clapkit.runs`) and the pure metrics
 
 from __future__ import annotations
 
+import itertools
+import numbers
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,11 @@ from astropy.table import Table
 
 import clapkit
 from clapkit.atomic import atomic_path, check_writable, write_json
+from clapkit.checks import check_int, check_number
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.metrics import PDFs, calibration_table, coverage, per_galaxy_parts
 from clapkit.runs import RunDir, load_pdfs
+from clapkit.settings import Settings
 
 #: Credibility levels of the stored coverage curves (the calibration explorer draws them).
 COVERAGE_LEVELS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
@@ -266,27 +271,89 @@ def run_catalog(run: RunDir) -> Table | None:
         return None
 
 
+@dataclass(frozen=True)
+class EvaluationSettings(Settings):
+    """How :func:`evaluate_run` scores a run: the outlier cut, the bins, the catalogs' columns.
+
+    Parameters
+    ----------
+    outlier_threshold : float
+        |δz| above which a galaxy is an outlier (0.05 for SDSS, 0.15 for deeper surveys).
+    z_bins : int or sequence of float
+        Equal-count bins of true redshift for the ``by_z_true`` tables, or their edges
+        (increasing).
+    extra_bins : int
+        Number of equal-count bins of each magnitude and colour.
+    id_column : str
+        The catalogs' id column.
+    z_column : str
+        The truth catalog's true-redshift column.
+    galaxy_table : bool
+        Also write the per-galaxy table ``<run>/galaxies.h5``.
+
+    Examples
+    --------
+    >>> EvaluationSettings(z_bins=[0.0, 0.2, 0.4]).z_bins
+    (0.0, 0.2, 0.4)
+    >>> EvaluationSettings(outlier_threshold=0)
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: outlier_threshold must be a number > 0, got 0
+    """
+
+    outlier_threshold: float = 0.05
+    z_bins: int | tuple[float, ...] = 5
+    extra_bins: int = 5
+    id_column: str = "id"
+    z_column: str = "z"
+    galaxy_table: bool = True
+
+    def __post_init__(self) -> None:
+        threshold = check_number(self.outlier_threshold, "outlier_threshold", above=0)
+        self._set("outlier_threshold", threshold)
+        if isinstance(self.z_bins, numbers.Integral) and not isinstance(self.z_bins, bool):
+            self._set("z_bins", check_int(self.z_bins, "z_bins"))
+        else:
+            try:
+                edges = tuple(check_number(e, "z_bins edges") for e in self.z_bins)
+            except TypeError:
+                raise ValidationError(
+                    f"z_bins must be a number of bins or their edges, got {self.z_bins!r}"
+                ) from None
+            if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+                raise ValidationError(f"z_bins edges must increase, at least two, got {edges}")
+            self._set("z_bins", edges)
+        self._set("extra_bins", check_int(self.extra_bins, "extra_bins"))
+        for name in ("id_column", "z_column"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValidationError(f"{name} must name a catalog column, got {value!r}")
+        if not isinstance(self.galaxy_table, bool):
+            raise ValidationError(f"galaxy_table must be True or False, got {self.galaxy_table!r}")
+
+    def pdf_options(self) -> dict[str, Any]:
+        """The keywords of :func:`evaluate_pdfs` these settings give (and :func:`evaluate_file`
+        passes on)."""
+        z_bins = self.z_bins if isinstance(self.z_bins, int) else np.asarray(self.z_bins)
+        return {"outlier_threshold": self.outlier_threshold, "z_bins": z_bins}
+
+
 def evaluate_run(
     run: RunDir,
+    settings: EvaluationSettings | None = None,
+    *,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
-    *,
     catalog: Table | None = None,
-    galaxy_table: bool = True,
     truth: Table | None = None,
-    id_column: str = "id",
-    z_column: str = "z",
-    outlier_threshold: float = 0.05,
-    z_bins: int | np.ndarray = 5,
-    extra_bins: int = 5,
 ) -> dict[str, Any]:
     """Evaluate every method of a run and write the results (default ``<run>/metrics.json``).
 
     Besides the summary, the coverage curves and the per-bin tables in true redshift,
     the tables come in bins of magnitude and colour (see :func:`bin_variables`) when a
     ``catalog`` is given or the run's ``predict.json`` names a readable data file. With
-    ``galaxy_table`` it also writes ``<run>/galaxies.h5``: one row per galaxy with id,
-    true redshift, those bin variables, every method's ``<method>.z_phot``,
+    ``settings.galaxy_table`` it also writes ``<run>/galaxies.h5``: one row per galaxy
+    with id, true redshift, those bin variables, every method's ``<method>.z_phot``,
     ``<method>.pit`` and ``<method>.crps``, and the per-galaxy columns stored with the
     PDFs (CLAP's ``novelty``), read by the dashboards.
 
@@ -297,6 +364,8 @@ def evaluate_run(
     ----------
     run : RunDir
         The run whose ``pdfs/*.h5`` are scored.
+    settings : EvaluationSettings, optional
+        Outlier cut, bins and catalog columns; the defaults when None.
     out : path-like, optional
         JSON output; ``<run>/metrics.json`` by default.
     overwrite : bool
@@ -304,24 +373,21 @@ def evaluate_run(
     catalog : astropy.table.Table, optional
         Catalog with the magnitudes and colours to bin by; by default the data file named by
         the run's ``predict.json``, if readable.
-    galaxy_table : bool
-        Also write the per-galaxy table ``<run>/galaxies.h5``.
     truth : astropy.table.Table, optional
         Catalog of true redshifts, matched on id, replacing those stored with the PDFs.
-    id_column, z_column : str
-        The catalogs' id and true-redshift columns.
-    outlier_threshold : float
-        |δz| above which a galaxy is an outlier.
-    z_bins : int or array
-        Bins of true redshift for the ``by_z_true`` tables.
-    extra_bins : int
-        Number of equal-count bins of each magnitude and colour.
 
     Returns
     -------
     dict
         One :func:`evaluate_pdfs` result per method, as written to ``out``.
+
+    Examples
+    --------
+    >>> settings = EvaluationSettings(z_bins=4, outlier_threshold=0.15)
+    >>> evaluate_run(RunDir("runs/photoz"), settings)  # doctest: +SKIP
     """
+    settings = EvaluationSettings() if settings is None else settings
+    id_column, galaxy_table = settings.id_column, settings.galaxy_table
     out = Path(out) if out is not None else run.metrics_path
     check_writable(out, overwrite)
     if galaxy_table:
@@ -339,20 +405,18 @@ def evaluate_run(
         path = run.pdf_path(method)
         pdfs, attrs = load_pdfs(path)
         if truth is not None:
-            pdfs = attach_truth(pdfs, truth, id_column, z_column)
+            pdfs = attach_truth(pdfs, truth, id_column, settings.z_column)
         elif pdfs.z_true is None:
             raise ValidationError(f"{path}: the file has no z_true; pass a truth catalog")
         if table is None:
             variables = bin_variables(catalog, pdfs.ids, id_column) if catalog is not None else {}
             table = Table({"id": pdfs.ids, "z_true": pdfs.z_true, **variables})
-            extra = {name: (values, extra_bins) for name, values in variables.items()}
+            extra = {name: (values, settings.extra_bins) for name, values in variables.items()}
         elif not np.array_equal(np.asarray(table["id"]), pdfs.ids):
             raise ValidationError(
                 f"{path}: its galaxies (ids, in order) differ from those of {methods[0]!r}"
             )
-        results[method] = evaluate_pdfs(
-            pdfs, outlier_threshold=outlier_threshold, z_bins=z_bins, extra_bins=extra
-        )
+        results[method] = evaluate_pdfs(pdfs, extra_bins=extra, **settings.pdf_options())
         for name, values in per_galaxy_parts(pdfs.p, pdfs.edges, pdfs.z_true).items():
             table[f"{method}.{name}"] = values
         # Per-galaxy values stored with the PDFs (CLAP's novelty percentile is shared by

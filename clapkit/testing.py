@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from clapkit.data import GalaxySet, ImageStack
 from clapkit.data.hdf5 import GalaxySetWriter
-from clapkit.evaluation import evaluate_run
+from clapkit.evaluation import EvaluationSettings, evaluate_run
 from clapkit.metrics import PDFs, gaussian_pdfs
 from clapkit.photoz.adaptive_knn import AdaptiveKNN, log_k_grid
 from clapkit.photoz.clap import CLAPPrediction
@@ -163,7 +163,7 @@ def synthetic_run(
         {"data": run.relative_data_path(data), "split": "test", "synthetic": True},
         overwrite=True,
     )
-    evaluate_run(run, catalog=catalog, z_bins=4, extra_bins=4, overwrite=True)
+    evaluate_run(run, EvaluationSettings(z_bins=4, extra_bins=4), catalog=catalog, overwrite=True)
     return run
 
 
@@ -318,7 +318,7 @@ def synthetic_translation_run(
 
 
 def _train_translation_run(root, data, seed, tasks, models, epochs, progress) -> None:
-    from clapkit.translate.apply import apply_translator
+    from clapkit.translate.apply import ApplySettings, apply_translator
     from clapkit.translate.evaluate import evaluate_task
     from clapkit.translate.probe import ProbeConfig
     from clapkit.translate.training import default_options, train_translator
@@ -329,14 +329,15 @@ def _train_translation_run(root, data, seed, tasks, models, epochs, progress) ->
             model_dir = run.translation_dir(task, model)
             options = default_options(model, epochs=epochs, batch_size=8, seed=seed)
             train_translator(data, model_dir, model, task, preset="tiny", options=options)
-            apply_translator(model_dir, data, run.translated_path(task, model), seed=seed)
+            apply_translator(
+                model_dir, data, run.translated_path(task, model), ApplySettings(seed=seed)
+            )
             if model == "nrgan":
                 apply_translator(
                     model_dir,
                     data,
                     run.translated_path(task, "nrgan_smooth"),
-                    overrides={"add_noise": False},
-                    seed=seed,
+                    ApplySettings(overrides={"add_noise": False}, seed=seed),
                 )
         probe = ProbeConfig(epochs=2, n_bins=20, crop=None, batch_size=16, seed=seed)
         evaluate_task(root, task, data, probe=probe)
@@ -452,6 +453,12 @@ def synthetic_interpret_run(
         The run directory ``root``.
     """
     from clapkit.interpret import pipeline
+    from clapkit.interpret.settings import (
+        AttributionSettings,
+        CausalSettings,
+        MassTrainSettings,
+        PIDSettings,
+    )
 
     root = Path(root)
     run = RunDir(root)
@@ -461,29 +468,17 @@ def synthetic_interpret_run(
         synthetic_mass_survey(n, seed).save(data)
     with single_thread_torch():
         if not run.mass_metrics_path.is_file():
-            pipeline.train_stage(
-                data,
-                root,
-                ("photometry", "images", "images_normalised"),
-                preset="tiny",
-                seed=seed,
-                progress=progress,
-            )
+            sets = ("photometry", "images", "images_normalised")
+            settings = MassTrainSettings(sets, preset="tiny", seed=seed)
+            pipeline.train_stage(data, root, settings, progress=progress)
         if not run.pc_path.is_file():
-            pipeline.causal_stage(
-                data, root, k=8, n_permutations=99, n_bootstrap=2, seed=seed, progress=progress
-            )
+            settings = CausalSettings(k=8, n_permutations=99, n_bootstrap=2, seed=seed)
+            pipeline.causal_stage(data, root, settings, progress=progress)
         if not run.pid_path.is_file():
-            pipeline.pid_stage(
-                data,
-                root,
-                ("photometry_images", "optical_wise"),
-                config={"epochs": 15},
-                seed=seed,
-                progress=progress,
-            )
+            pairs = ("photometry_images", "optical_wise")
+            settings = PIDSettings(pairs, classifier={"epochs": 15}, seed=seed)
+            pipeline.pid_stage(data, root, settings, progress=progress)
         if not run.attribution_summary_path.is_file():
-            pipeline.attribute_stage(
-                data, root, n_galaxies=6, n_steps=8, seed=seed, progress=progress
-            )
+            settings = AttributionSettings(n_galaxies=6, n_steps=8, seed=seed)
+            pipeline.attribute_stage(data, root, settings, progress=progress)
     return root

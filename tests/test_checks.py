@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from clapkit.checks import check_int
+from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
 
 
@@ -27,3 +27,27 @@ def test_the_minimum_is_the_callers_and_none_allows_any_integer():
     assert check_int(-5, "offset", minimum=None) == -5
     with pytest.raises(ValidationError, match=r"^offset must be an integer, got 1\.5$"):
         check_int(1.5, "offset", minimum=None)
+
+
+@pytest.mark.parametrize("value", [True, "0.1", float("nan"), float("inf"), 0, 1])
+def test_check_number_refuses_non_numbers_and_values_outside_open_bounds(value):
+    with pytest.raises(ValidationError, match=r"alpha must be a number in \(0, 1\)"):
+        check_number(value, "alpha", above=0, below=1)
+
+
+def test_check_number_accepts_integers_and_names_one_sided_bounds():
+    assert check_number(4, "span", above=0) == 4.0
+    with pytest.raises(ValidationError, match="span must be a number > 0, got -1"):
+        check_number(-1, "span", above=0)
+
+
+def test_check_choice_and_check_names():
+    assert check_choice("a", "method", ("a", "b")) == "a"
+    with pytest.raises(ValidationError, match=r"method must be one of \['a', 'b'\], got 'c'"):
+        check_choice("c", "method", ("a", "b"))
+    assert check_names(" z, hlr ,", "external") == ("z", "hlr")
+    assert check_names(["z"], "external") == ("z",)
+    with pytest.raises(ValidationError, match="external must hold names"):
+        check_names(["z", 3], "external")
+    with pytest.raises(ValidationError, match="external must be a sequence of names"):
+        check_names(3, "external")

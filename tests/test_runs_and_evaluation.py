@@ -9,8 +9,10 @@ import pytest
 from astropy.table import Table
 
 import clapkit
+from clapkit.cli import main
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.evaluation import (
+    EvaluationSettings,
     attach_truth,
     bin_variables,
     evaluate_file,
@@ -98,7 +100,7 @@ def test_evaluate_run_writes_metrics_for_every_method_and_refuses_to_overwrite(t
         narrow.point_estimate(), np.full(50, 0.004), EDGES, z_true=narrow.z_true
     )
     run.save_pdfs("overconfident", overconfident)
-    results = evaluate_run(run, z_bins=2)
+    results = evaluate_run(run, EvaluationSettings(z_bins=2))
     stored = json.loads((run.root / "metrics.json").read_text())
     assert stored["clapkit_version"] == clapkit.__version__
     assert sorted(stored["methods"]) == ["good", "overconfident"]
@@ -140,7 +142,7 @@ def test_evaluate_run_stores_coverage_curves_bins_and_a_galaxy_table(tmp_path):
     catalog = Table(
         {"id": ids[::-1], "mag_g": rng.uniform(17, 19, 400), "mag_r": rng.uniform(16, 18, 400)}
     )
-    evaluate_run(run, catalog=catalog, z_bins=3, extra_bins=4)
+    evaluate_run(run, EvaluationSettings(z_bins=3, extra_bins=4), catalog=catalog)
     result = run.read_json("metrics.json")["methods"]["calibrated"]
     curve = result["coverage_curve"]
     assert len(curve["levels"]) == len(curve["central"]) == len(curve["hpd"])
@@ -157,7 +159,7 @@ def test_evaluate_run_stores_coverage_curves_bins_and_a_galaxy_table(tmp_path):
     assert sum(row["n"] for row in result["by_g_r"]) == 400
     # The table is written only with --overwrite, like metrics.json.
     with pytest.raises(OverwriteError, match=r"galaxies\.h5"):
-        evaluate_run(run, tmp_path / "elsewhere.json", catalog=catalog)
+        evaluate_run(run, out=tmp_path / "elsewhere.json", catalog=catalog)
 
 
 def test_evaluate_run_refuses_methods_on_different_galaxies(tmp_path):
@@ -166,6 +168,40 @@ def test_evaluate_run_refuses_methods_on_different_galaxies(tmp_path):
     run.save_pdfs("b", make_pdfs(seed=5, ids=np.arange(500, 550)))
     with pytest.raises(ValidationError, match="differ"):
         evaluate_run(run)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"outlier_threshold": 0}, "outlier_threshold must be a number > 0, got 0"),
+        ({"z_bins": 0}, "z_bins must be an integer >= 1, got 0"),
+        ({"z_bins": [0.2, 0.1]}, "z_bins edges must increase"),
+        ({"z_bins": None}, "z_bins must be a number of bins or their edges"),
+        ({"extra_bins": 2.5}, "extra_bins must be an integer"),
+        ({"id_column": ""}, "id_column must name a catalog column"),
+        ({"galaxy_table": "yes"}, "galaxy_table must be True or False"),
+    ],
+)
+def test_a_bad_evaluation_setting_is_refused_by_name(changes, message):
+    with pytest.raises(ValidationError, match=message):
+        EvaluationSettings(**changes)
+
+
+def test_evaluation_settings_round_trip_and_give_evaluate_pdfs_its_options():
+    settings = EvaluationSettings(z_bins=np.array([0.0, 0.2, 0.4]), outlier_threshold=0.15)
+    assert settings.z_bins == (0.0, 0.2, 0.4)
+    assert EvaluationSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    options = settings.pdf_options()
+    np.testing.assert_array_equal(options["z_bins"], [0.0, 0.2, 0.4])
+    assert options["outlier_threshold"] == 0.15
+
+
+def test_a_bad_setting_given_to_the_command_is_refused_before_anything_is_written(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    run.save_pdfs("a", make_pdfs(seed=5))
+    assert main(["evaluate", "--run", str(run.root), "--z-bins", "0"]) == 2
+    assert "z_bins must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert not run.metrics_path.exists() and not run.galaxy_table_path.exists()
 
 
 def test_bin_variables_name_the_missing_galaxy():

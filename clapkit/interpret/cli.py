@@ -39,17 +39,21 @@ def _log(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from clapkit.interpret.input_sets import INPUT_SETS
     from clapkit.interpret.pipeline import train_stage
+    from clapkit.interpret.settings import MassTrainSettings
 
     overrides = {}
     if args.epochs is not None:
         overrides["train"] = {"epochs": args.epochs}
-    metrics = train_stage(
-        args.data,
-        args.run,
-        _names(args.input_sets) or list(INPUT_SETS),
+    settings = MassTrainSettings(
+        input_sets=_names(args.input_sets) or tuple(INPUT_SETS),
         preset=args.preset,
         overrides=overrides,
         seed=args.seed,
+    )
+    metrics = train_stage(
+        args.data,
+        args.run,
+        settings,
         progress=not args.quiet,
         log=_log(args),
         device=args.device,
@@ -61,11 +65,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_causal(args: argparse.Namespace) -> int:
-    from clapkit.interpret.pipeline import EXTERNAL, causal_stage
+    from clapkit.interpret.pipeline import causal_stage
+    from clapkit.interpret.settings import EXTERNAL, CausalSettings
 
-    result = causal_stage(
-        args.data,
-        args.run,
+    settings = CausalSettings(
         latent_of=args.latent_of,
         external=_names(args.external) or EXTERNAL,
         conditioning=args.conditioning or None,
@@ -73,6 +76,11 @@ def _cmd_causal(args: argparse.Namespace) -> int:
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
+    )
+    result = causal_stage(
+        args.data,
+        args.run,
+        settings,
         overwrite=args.overwrite,
         progress=not args.quiet,
         log=_log(args),
@@ -94,14 +102,14 @@ def _rounded(score: dict) -> dict:
 
 
 def _cmd_pid(args: argparse.Namespace) -> int:
-    from clapkit.interpret.pipeline import PAIRS, pid_stage
+    from clapkit.interpret.pipeline import pid_stage
+    from clapkit.interpret.settings import PAIRS, PIDSettings
 
+    settings = PIDSettings(_names(args.pairs) or tuple(PAIRS), n_bins=args.bins, seed=args.seed)
     result = pid_stage(
         args.data,
         args.run,
-        _names(args.pairs) or list(PAIRS),
-        n_bins=args.bins,
-        seed=args.seed,
+        settings,
         overwrite=args.overwrite,
         progress=not args.quiet,
         log=_log(args),
@@ -117,14 +125,15 @@ def _cmd_pid(args: argparse.Namespace) -> int:
 
 def _cmd_attribute(args: argparse.Namespace) -> int:
     from clapkit.interpret.pipeline import attribute_stage
+    from clapkit.interpret.settings import AttributionSettings
 
+    settings = AttributionSettings(
+        model=args.model, n_galaxies=args.galaxies, method=args.attribution, seed=args.seed
+    )
     summary = attribute_stage(
         args.data,
         args.run,
-        model=args.model,
-        n_galaxies=args.galaxies,
-        method=args.attribution,
-        seed=args.seed,
+        settings,
         overwrite=args.overwrite,
         progress=not args.quiet,
         log=_log(args),
@@ -140,8 +149,10 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
 def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     """Add ``interpret`` and its sub-commands to the ``clapkit`` parser.
 
-    Names (input sets, attribution methods) are checked by the stages, not here, so that
-    the command line starts without importing PyTorch; presets by :mod:`clapkit.presets`.
+    Names and numbers (input sets, attribution methods, ``--k``) are checked by the stages'
+    settings (:mod:`clapkit.interpret.settings`) when a command runs, not by the parser, so
+    that the command line starts without importing PyTorch; presets by
+    :mod:`clapkit.presets`.
     """
 
     interpret = commands.add_parser(

@@ -2,7 +2,9 @@
 
 Every stage reads the GalaxySet and what earlier stages left in ``RUN/interpret/``, and
 writes its results there (atomically, each file stamped with the clapkit version; the
-paths are :class:`~clapkit.runs.RunDir`'s, the readers :mod:`clapkit.interpret.results`):
+paths are :class:`~clapkit.runs.RunDir`'s, the readers :mod:`clapkit.interpret.results`).
+Each stage takes its settings as one object of :mod:`clapkit.interpret.settings`, checked
+before the stage reads or writes anything. What they write:
 
 - ``mass/<input set>/``: the model (:mod:`clapkit.interpret.mass`) and
   ``prediction.h5`` (PDFs, point estimates and latent vectors of *every* galaxy, the
@@ -36,7 +38,6 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, write_header
 from clapkit.interpret.galaxy_types import galaxy_types
-from clapkit.interpret.input_sets import INPUT_SETS, input_set
 from clapkit.interpret.mass import mass_metrics, predict_mass, read_model, train_mass_model
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.results import (
@@ -48,35 +49,17 @@ from clapkit.interpret.results import (
     read_mass_prediction,
     write_true_graph,
 )
+from clapkit.interpret.settings import (
+    PAIRS,
+    SOURCES,
+    AttributionSettings,
+    CausalSettings,
+    MassTrainSettings,
+    PIDSettings,
+)
 from clapkit.nets.device import resolve_device
 from clapkit.runs import RunDir
 
-#: Feature sources of the MI decomposition: catalog columns, or ``latent:<input set>``,
-#: the v_A of that trained model (how the images enter: through their encoder).
-SOURCES: dict[str, tuple[str, ...]] = {
-    "photometry": tuple(f"mag_{b}" for b in "ugriz"),
-    "optical": tuple(f"mag_{b}" for b in "ugriz"),
-    "wise": ("mag_w1", "mag_w2", "mag_w3"),
-    "morphology": ("hlr", "disk_q", "bulge_fraction"),
-    "images": ("latent:images",),
-    "images_normalised": ("latent:images_normalised",),
-    "r_band": ("mag_r",),
-    "other_bands": ("mag_u", "mag_g", "mag_i", "mag_z"),
-}
-#: The published pairs: photometry vs images (normalised by their fluxes, so that the
-#: images add shape, not brightness or colour), vs morphology, optical vs WISE, images vs
-#: WISE, and a band ablation (r against the other optical bands).
-PAIRS: dict[str, tuple[str, str]] = {
-    "photometry_images": ("photometry", "images_normalised"),
-    "photometry_morphology": ("photometry", "morphology"),
-    "optical_wise": ("optical", "wise"),
-    "images_wise": ("images", "wise"),
-    "r_band_rest": ("r_band", "other_bands"),
-}
-#: External variables of the local tests: axis ratio, size, bulge fraction (the mock's
-#: Sérsic-like index), redshift, disk dust, and the position angle, independent of the
-#: mass by construction (the false-positive check).
-EXTERNAL = ("disk_q", "hlr", "bulge_fraction", "z", "disk_av", "position_angle")
 #: ``GalaxySet.meta["source"]`` of the mock survey, whose true graph is known.
 MOCK_SURVEY = "clapkit mock survey"
 #: Magnitude columns of the mock survey's true graph that PC may be run over.
@@ -106,19 +89,13 @@ def _check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
 def train_stage(
     data: str | os.PathLike,
     run: str | os.PathLike,
-    input_sets: Sequence[str] = tuple(INPUT_SETS),
+    settings: MassTrainSettings | None = None,
     *,
-    preset: str = "cpu",
-    overrides: dict[str, Any] | None = None,
-    seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
     device: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Train (or resume) each input set's model, predict every galaxy, score the test split.
-
-    ``device`` is where the networks train and encode (``"cpu"`` by default, ``"cuda"``,
-    ``"auto"``). Returns ``{input_set: metrics}`` as written to ``mass/metrics.json``.
 
     Parameters
     ----------
@@ -126,27 +103,28 @@ def train_stage(
         GalaxySet file of the mock survey (with ``log_mstar`` and splits).
     run : path-like
         Run directory; the models go to ``interpret/mass/<input_set>/``.
-    input_sets : sequence of str
-        Names from :data:`clapkit.interpret.mass.INPUT_SETS`.
-    preset : str
-        Network size (``"tiny"``, ``"cpu"``, ...).
-    overrides : dict, optional
-        Settings that replace the preset's.
-    seed : int
-        Seeds the networks and their training.
+    settings : MassTrainSettings, optional
+        Input sets, preset, overrides and seed; the defaults when None.
     progress : bool
         Show progress bars.
     log : callable
         Receives one line per step (the command line prints them).
     device : str, optional
-        Where the networks train and encode.
+        Where the networks train and encode (``"cpu"`` by default, ``"cuda"``,
+        ``"auto"``); not a setting of the results.
 
     Returns
     -------
     dict
-        ``{input_set: metrics}``.
+        ``{input_set: metrics}`` as written to ``mass/metrics.json``.
+
+    Examples
+    --------
+    >>> settings = MassTrainSettings(("photometry",), preset="tiny")
+    >>> train_stage("survey.h5", "runs/mass", settings)  # doctest: +SKIP
     """
-    names = [input_set(name).name for name in input_sets]
+    settings = MassTrainSettings() if settings is None else settings
+    names, preset = settings.input_sets, settings.preset
     if device is not None:
         resolve_device(device)  # refused before the data is read
     galaxies = load_data(data)
@@ -165,8 +143,8 @@ def train_stage(
             name,
             mass_dir(run, name),
             preset=preset,
-            overrides=overrides,
-            seed=seed,
+            overrides=settings.overrides,
+            seed=settings.seed,
             progress=progress,
             device=device,
         )
@@ -201,98 +179,75 @@ def _aligned(prediction: MassPrediction, galaxies: GalaxySet, what: str) -> None
 def causal_stage(
     data: str | os.PathLike,
     run: str | os.PathLike,
+    settings: CausalSettings | None = None,
     *,
-    latent_of: str = "images",
-    external: Sequence[str] = EXTERNAL,
-    conditioning: str | None = "z",
-    k: int = 30,
-    n_permutations: int = 999,
-    alpha: float = 0.05,
-    pc_columns: Sequence[str] | None = None,
-    pc_alpha: float = 0.01,
-    pc_depth: int | None = 3,
-    n_bootstrap: int = 20,
-    max_rows: int | None = 5000,
-    seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
     """Local tests in one model's latent space and PC over catalog columns.
 
-    Returns ``{"local_tests": CausalGraph.to_dict(), "pc": {...}}`` as written.
-
     Parameters
     ----------
     data : path-like
         GalaxySet file with the catalog columns tested.
     run : path-like
-        Run directory with the trained ``latent_of`` model; the results go to
+        Run directory with the trained ``settings.latent_of`` model; the results go to
         ``interpret/causal/``.
-    latent_of : str
-        The input set whose latent space is tested.
-    external : sequence of str
-        Catalog columns tested against the latent vectors and the target.
-    conditioning : str or None
-        Column every local test conditions on.
-    k : int
-        Neighbours per local test.
-    n_permutations : int
-        Permutations per local test.
-    alpha : float
-        Significance level of the local tests.
-    pc_columns : sequence of str, optional
-        Columns for PC discovery; :func:`~clapkit.interpret.discovery.default_columns`
-        when None.
-    pc_alpha : float
-        Significance level of PC's conditional-independence tests.
-    pc_depth : int or None
-        Largest conditioning set PC tries; None for no limit.
-    n_bootstrap : int
-        Bootstrap resamples that give each PC edge its frequency.
-    max_rows : int or None
-        Rows PC draws from the catalog; None for all.
-    seed : int
-        Seeds the permutations, the row draw and the bootstrap.
+    settings : CausalSettings, optional
+        The local tests' and PC's settings; the defaults when None.
     overwrite : bool
         Replace this stage's existing outputs.
     progress : bool
         Show progress bars.
     log : callable
         Receives one line per step (the command line prints them).
+
+    Returns
+    -------
+    dict
+        ``{"local_tests": CausalGraph.to_dict(), "pc": {...}}`` as written.
+
+    Examples
+    --------
+    >>> settings = CausalSettings(k=8, n_permutations=99, n_bootstrap=2)
+    >>> causal_stage("survey.h5", "runs/mass", settings)  # doctest: +SKIP
     """
     from clapkit.interpret.discovery import pc_discovery, reference_graph, score_graph
     from clapkit.interpret.local_tests import run_local_tests
 
     paths = RunDir(run)
+    settings = CausalSettings() if settings is None else settings
+    latent_of = settings.latent_of
     _check_outputs((paths.local_tests_path, paths.pc_path, paths.true_graph_path), overwrite)
     galaxies = load_data(data)
     prediction = read_mass_prediction(run, latent_of)
     _aligned(prediction, galaxies, latent_of)
-    log(f"local tests in the latent space of the {latent_of} model (k = {k})")
+    log(f"local tests in the latent space of the {latent_of} model (k = {settings.k})")
     graph = run_local_tests(
         prediction.latent,
         galaxies.catalog,
         target="log_mstar",
-        external=list(external),
-        conditioning=conditioning,
-        k=k,
-        n_permutations=n_permutations,
-        alpha=alpha,
-        seed=seed,
+        external=list(settings.external),
+        conditioning=settings.conditioning,
+        k=settings.k,
+        n_permutations=settings.n_permutations,
+        alpha=settings.alpha,
+        seed=settings.seed,
         input_name=latent_of,
     )
     paths.causal_dir.mkdir(parents=True, exist_ok=True)
     graph.save(paths.local_tests_path, overwrite=True)
     log("PC causal discovery over catalog columns")
+    pc_columns = None if settings.pc_columns is None else list(settings.pc_columns)
     found = pc_discovery(
         galaxies.catalog,
         pc_columns,
-        alpha=pc_alpha,
-        depth=pc_depth,
-        max_rows=max_rows,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
+        alpha=settings.pc_alpha,
+        depth=settings.pc_depth,
+        max_rows=settings.max_rows,
+        n_bootstrap=settings.n_bootstrap,
+        seed=settings.seed,
         progress=progress,
     )
     pc = {"graph": found.to_dict(), "score": None, "reference": None}
@@ -341,11 +296,8 @@ def _features(source: str, galaxies: GalaxySet, run: str | os.PathLike) -> NDArr
 def pid_stage(
     data: str | os.PathLike,
     run: str | os.PathLike,
-    pairs: Sequence[str] = tuple(PAIRS),
+    settings: PIDSettings | None = None,
     *,
-    n_bins: int = 20,
-    config: dict[str, Any] | None = None,
-    seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
@@ -353,9 +305,9 @@ def pid_stage(
     """MI decomposition of each input pair; classifiers trained on the train split, the
     per-galaxy terms measured on the test split, in nats.
 
-    The mass is binned in ``n_bins`` equal bins over the training range (the MI of a
-    classifier is that of the binned mass); the images enter through the latent vectors
-    v_A of the trained ``images`` model.
+    The mass is binned in ``settings.n_bins`` equal bins over the training range (the MI
+    of a classifier is that of the binned mass); the images enter through the latent
+    vectors v_A of the trained ``images`` model.
 
     Parameters
     ----------
@@ -364,14 +316,8 @@ def pid_stage(
     run : path-like
         Run directory (the ``images`` model gives the latent inputs); the results go to
         ``interpret/pid/``.
-    pairs : sequence of str
-        Names from :data:`PAIRS`.
-    n_bins : int
-        Equal bins of log M*.
-    config : dict, optional
-        Settings of :class:`~clapkit.interpret.information.ClassifierConfig`.
-    seed : int
-        The classifiers' seed, unless ``config`` sets one.
+    settings : PIDSettings, optional
+        Pairs, bins and classifier settings; the defaults when None.
     overwrite : bool
         Replace this stage's existing outputs.
     progress : bool
@@ -383,12 +329,16 @@ def pid_stage(
     -------
     dict
         The summary written to ``interpret/pid/pid.json``.
-    """
-    from clapkit.interpret.information import ClassifierConfig, estimate_information
 
-    unknown = [pair for pair in pairs if pair not in PAIRS]
-    if unknown:
-        raise ValidationError(f"unknown input pairs {unknown}; expected some of {list(PAIRS)}")
+    Examples
+    --------
+    >>> settings = PIDSettings(("optical_wise",), classifier={"epochs": 15})
+    >>> pid_stage("survey.h5", "runs/mass", settings)  # doctest: +SKIP
+    """
+    from clapkit.interpret.information import estimate_information
+
+    settings = PIDSettings() if settings is None else settings
+    pairs, n_bins = settings.pairs, settings.n_bins
     paths = RunDir(run)
     _check_outputs((paths.pid_path, paths.pid_per_galaxy_path), overwrite)
     galaxies = load_data(data)
@@ -403,7 +353,7 @@ def pid_stage(
     lo, hi = mass[train].min(), mass[train].max()
     bins = np.clip(((mass - lo) / (hi - lo) * n_bins).astype(np.int64), 0, n_bins - 1)
     types = galaxy_types(galaxies.catalog)[test]
-    classifier = ClassifierConfig(**{"seed": seed, **(config or {})})
+    classifier = settings.classifier_config()
     summary: dict[str, Any] = {}
     per_galaxy: dict[str, dict[str, NDArray]] = {}
     features: dict[str, NDArray] = {}  # by source: several pairs share one
@@ -475,14 +425,8 @@ def _image_model(run: str | os.PathLike, name: str):
 def attribute_stage(
     data: str | os.PathLike,
     run: str | os.PathLike,
+    settings: AttributionSettings | None = None,
     *,
-    model: str = "images",
-    n_galaxies: int = 32,
-    method: str = "integrated_gradients",
-    n_steps: int = 32,
-    internal_batch_size: int = 32,
-    centre_radius: float = 4.0,
-    seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
@@ -497,20 +441,10 @@ def attribute_stage(
     data : path-like
         GalaxySet file with the images and ``log_mstar``.
     run : path-like
-        Run directory with the trained image ``model``; the results go to
+        Run directory with the trained image ``settings.model``; the results go to
         ``interpret/attributions/``.
-    model : str
-        The image input set to attribute.
-    n_galaxies : int
-        Test galaxies drawn for the maps.
-    method : str
-        Attribution method (see :mod:`clapkit.interpret.attributions`).
-    n_steps, internal_batch_size : int
-        Integration steps of the path methods and how many go through the network at once.
-    centre_radius : float
-        Radius (pixels) inside which attribution counts as central.
-    seed : int
-        Seeds the draw of galaxies and the randomisation check.
+    settings : AttributionSettings, optional
+        Model, galaxies, method and its steps; the defaults when None.
     overwrite : bool
         Replace this stage's existing outputs.
     progress : bool
@@ -522,6 +456,11 @@ def attribute_stage(
     -------
     dict
         The summary written to ``interpret/attributions/summary.json``.
+
+    Examples
+    --------
+    >>> settings = AttributionSettings(n_galaxies=6, n_steps=8)
+    >>> attribute_stage("survey.h5", "runs/mass", settings)  # doctest: +SKIP
     """
     from clapkit.interpret.attributions import (
         centre_fraction,
@@ -531,6 +470,8 @@ def attribute_stage(
     )
     from clapkit.photoz.network_inputs import network_inputs
 
+    settings = AttributionSettings() if settings is None else settings
+    model, method, seed = settings.model, settings.method, settings.seed
     paths = RunDir(run)
     _check_outputs((paths.attributions_path, paths.attribution_summary_path), overwrite)
     net, spec = _image_model(run, model)
@@ -539,15 +480,15 @@ def attribute_stage(
     if test_rows.size == 0:
         raise ValidationError(f"{data}: attributions are computed for test galaxies; none here")
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(test_rows, min(n_galaxies, test_rows.size), replace=False))
+    rows = np.sort(rng.choice(test_rows, min(settings.n_galaxies, test_rows.size), replace=False))
     chosen = galaxies[rows]
     inputs = network_inputs(spec, chosen)
     edges = np.asarray(spec.edges)
     mass = np.asarray(chosen.catalog["log_mstar"], dtype=np.float64)
     target = np.clip(np.searchsorted(edges, mass, side="right") - 1, 0, edges.size - 2)
     extra = inputs.extra if inputs.extra.shape[1] else None
-    options = {"extra": extra, "method": method, "n_steps": n_steps}
-    options["internal_batch_size"] = internal_batch_size
+    options = {"extra": extra, "method": method, "n_steps": settings.n_steps}
+    options["internal_batch_size"] = settings.internal_batch_size
     log(f"attributions ({method}) of {len(rows)} test galaxies")
     with torch.no_grad():
         predicted = net(
@@ -557,7 +498,7 @@ def attribute_stage(
     check = randomisation_check(net, inputs.x, target, seed=seed, progress=progress, **options)
     maps = check["attributions"]
     profiles, radii = radial_profiles(maps)
-    centre = centre_fraction(maps, centre_radius)
+    centre = centre_fraction(maps, settings.centre_radius)
     types = galaxy_types(chosen.catalog)
     paths.attributions_dir.mkdir(parents=True, exist_ok=True)
     with (
@@ -587,7 +528,7 @@ def attribute_stage(
         "method": method,
         "bands": list(spec.bands),
         "n_galaxies": len(rows),
-        "centre_radius_pixels": centre_radius,
+        "centre_radius_pixels": settings.centre_radius,
         "centre_fraction_by_type": {
             label: [float(v) for v in np.atleast_1d(value)]
             for label, value in mean_by_group(centre, types).items()

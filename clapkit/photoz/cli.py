@@ -16,25 +16,28 @@ from clapkit.presets import add_preset_argument
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from clapkit.photoz.nondetections import parse_mag_limits
-    from clapkit.photoz.pipeline import load_config_file, train_run
+    from clapkit.photoz.pipeline import PhotoZTrainSettings, load_config_file, train_run
 
     config = load_config_file(args.config) if args.config else {}
     if args.preset:
         config["preset"] = args.preset
-    record = train_run(
-        args.data,
-        args.run,
+    settings = PhotoZTrainSettings(
         args.method,
         config=config,
         features=args.features.split(",") if args.features else None,
         instrument=args.instrument,
         z_max=args.zmax,
         n_bins=args.bins,
+        nondetect=args.nondetect,
+        mag_limits=parse_mag_limits(args.mag_limits),
+    )
+    record = train_run(
+        args.data,
+        args.run,
+        settings,
         overwrite=args.overwrite,
         progress=not args.quiet,
         device=args.device,
-        nondetect=args.nondetect,
-        mag_limits=parse_mag_limits(args.mag_limits),
     )
     done = [m for m, s in record["methods"].items() if s.get("status") == "done"]
     print(f"trained {', '.join(done)} in {args.run}")
@@ -59,7 +62,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from astropy.table import Table
 
     from clapkit.atomic import check_writable
-    from clapkit.evaluation import evaluate_file, evaluate_run, format_table, write_metrics
+    from clapkit.evaluation import (
+        EvaluationSettings,
+        evaluate_file,
+        evaluate_run,
+        format_table,
+        write_metrics,
+    )
     from clapkit.runs import RunDir
 
     truth = None
@@ -68,23 +77,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             truth = Table.read(args.truth)
         except (OSError, ValueError) as err:
             raise FileFormatError(f"{args.truth}: cannot read the truth catalog ({err})") from err
-    options = {
-        "truth": truth,
-        "id_column": args.id_column,
-        "z_column": args.z_column,
-        "outlier_threshold": args.outlier_threshold,
-        "z_bins": args.z_bins,
-    }
+    settings = EvaluationSettings(
+        outlier_threshold=args.outlier_threshold,
+        z_bins=args.z_bins,
+        id_column=args.id_column,
+        z_column=args.z_column,
+    )
     if args.run:
         out = Path(args.out) if args.out else RunDir(args.run).metrics_path
-        results = evaluate_run(RunDir(args.run), out, overwrite=args.overwrite, **options)
+        results = evaluate_run(
+            RunDir(args.run), settings, out=out, overwrite=args.overwrite, truth=truth
+        )
     else:
         out = args.out
         if out:
             check_writable(out, args.overwrite)
         results = {}
         for path in args.pdfs:
-            method, result = evaluate_file(path, **options)
+            method, result = evaluate_file(
+                path, truth, settings.id_column, settings.z_column, **settings.pdf_options()
+            )
             results[method if method not in results else str(path)] = result
         if out:
             write_metrics(out, results, args.overwrite)

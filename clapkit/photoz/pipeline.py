@@ -2,7 +2,7 @@
 
 ``train_run`` reads a GalaxySet file (its ``split`` column: ``train``, ``valid``), freezes
 the inputs (:class:`~clapkit.photoz.network_inputs.InputSpec`) and the redshift grid, and
-trains the chosen methods into ``<run>/models/<method>/``. ``predict_run`` applies them
+trains the methods that :class:`PhotoZTrainSettings` names into ``<run>/models/<method>/``. ``predict_run`` applies them
 to the galaxies of a data file (its ``test`` split by default) and writes
 ``<run>/pdfs/<method>.h5`` — CLAP as ``clap_scl``, ``clap_raw``, ``clap_recal``,
 ``clap_refit`` and ``clap``, each with the galaxies' ``novelty`` percentile — plus ``<run>/clap/knn.h5``, what the dashboards show of CLAP's neighbours.
@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import numpy as np
 from astropy.table import vstack
 
 from clapkit.atomic import atomic_path, check_writable, write_json
+from clapkit.checks import check_int, check_names, check_number
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
@@ -48,6 +50,7 @@ from clapkit.photoz.network_baselines import (
 )
 from clapkit.photoz.network_inputs import (
     InputSpec,
+    NetworkInputs,
     check_compatible,
     make_input_spec,
     network_inputs,
@@ -57,6 +60,7 @@ from clapkit.photoz.projection import PROJECTIONS, project_latent
 from clapkit.photoz.training_state import TrainingRun, replacing_training
 from clapkit.presets import DEFAULT_PRESET, check_preset, current_preset_name
 from clapkit.runs import RunDir
+from clapkit.settings import Settings
 
 #: Every method ``--method`` knows; ``all`` is clapkit's own (the peers need their extras).
 METHODS = ("clap", *NETWORK_BASELINES, "knn_photometry", "flexzboost")
@@ -255,31 +259,122 @@ def _split(galaxies: GalaxySet, name: str, path: Any) -> GalaxySet:
     return galaxies[np.flatnonzero(labels == name)]
 
 
+@dataclass(frozen=True)
+class PhotoZTrainSettings(Settings):
+    """What ``clapkit train`` trains, on which inputs and on which redshift grid.
+
+    Checked when made, before any file is read; :meth:`resolved_config` is the full
+    configuration that ``train.json`` records.
+
+    Parameters
+    ----------
+    methods : str or sequence of str
+        Names from :data:`METHODS`, comma-separated, or ``"all"``; stored as a tuple.
+    config : dict, optional
+        Settings that override the preset's (``{"preset": "paper"}`` picks the preset;
+        see :data:`PRESETS`).
+    features : sequence of str, optional
+        Catalog columns to use instead of images (never ``z``).
+    instrument : str, optional
+        The image stack (default: ``sdss`` or the only one).
+    z_max : float, optional
+        Upper edge of the redshift grid; by default the largest training redshift rounded
+        up to 0.1.
+    n_bins : int
+        Bins of the redshift grid.
+    nondetect : float, optional
+        The catalog's non-detection magnitude (e.g. 99): such magnitudes of catalog
+        features are replaced by the band's limit, as RAIL does
+        (:mod:`~clapkit.photoz.nondetections`); without it they are refused.
+    mag_limits : dict of str to float, optional
+        Limiting magnitude of each band (``{"mag_u": 22.0}``), for ``nondetect``.
+
+    Examples
+    --------
+    >>> PhotoZTrainSettings("clap,softmax", config={"preset": "tiny"}).methods
+    ('clap', 'softmax')
+    >>> PhotoZTrainSettings(features=["mag_r", "z"])
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: features: column 'z' is the redshift being estimated; it cannot be a feature
+    """
+
+    methods: tuple[str, ...] = ("clap",)
+    config: dict[str, Any] | None = None
+    features: tuple[str, ...] | None = None
+    instrument: str | None = None
+    z_max: float | None = None
+    n_bins: int = 180
+    nondetect: float | None = None
+    mag_limits: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        self._set("methods", tuple(parse_methods(self.methods)))
+        if self.config is not None and not isinstance(self.config, dict):
+            raise ValidationError(f"config must be a dict of settings, got {self.config!r}")
+        self._set("config", copy.deepcopy(self.config))
+        self.resolved_config()  # unknown keys and bad values refused now
+        if self.features is not None:
+            features = check_names(self.features, "features")
+            if TARGET_COLUMN in features:
+                raise ValidationError(
+                    f"features: column {TARGET_COLUMN!r} is the redshift being estimated; it "
+                    "cannot be a feature"
+                )
+            self._set("features", features)
+        if self.instrument is not None and not isinstance(self.instrument, str):
+            raise ValidationError(f"instrument must be a name, got {self.instrument!r}")
+        if self.z_max is not None:
+            self._set("z_max", check_number(self.z_max, "z_max", above=0))
+        self._set("n_bins", check_int(self.n_bins, "n_bins", 2))
+        if self.nondetect is not None:
+            self._set("nondetect", check_number(self.nondetect, "nondetect"))
+        if self.mag_limits and self.nondetect is None:
+            raise ValidationError("--mag-limits needs --nondetect (the catalog's sentinel value)")
+        if self.mag_limits is not None:
+            limits = {
+                str(k): check_number(v, f"mag_limits[{k!r}]") for k, v in self.mag_limits.items()
+            }
+            self._set("mag_limits", limits)
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The preset named in :attr:`config` with :attr:`config` applied
+        (:func:`resolve_config`)."""
+        return resolve_config(self.config)
+
+    def nondetections(self) -> Nondetections | None:
+        """How non-detections are replaced, or None when they are refused."""
+        if self.nondetect is None:
+            return None
+        return Nondetections(self.nondetect, dict(self.mag_limits or {}))
+
+
+@dataclass
+class _TrainingData:
+    """What every method trains on: the splits, the grid, the inputs (read and checked)."""
+
+    train: GalaxySet
+    valid: GalaxySet
+    edges: np.ndarray
+    spec: InputSpec
+    train_inputs: NetworkInputs
+    valid_inputs: NetworkInputs
+
+
 def train_run(
     data: str | os.PathLike,
     run: str | os.PathLike | RunDir,
-    methods: str | Sequence[str] = "clap",
+    settings: PhotoZTrainSettings | None = None,
     *,
-    config: dict[str, Any] | None = None,
-    features: Sequence[str] | None = None,
-    instrument: str | None = None,
-    z_max: float | None = None,
-    n_bins: int = 180,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = print,
     device: str | None = None,
-    nondetect: float | None = None,
-    mag_limits: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Train ``methods`` on the ``train`` split of ``data`` into the run directory.
+    """Train the settings' methods on the ``train`` split of ``data`` into the run directory.
 
-    ``device`` is where the networks train (``"cpu"`` by default, ``"cuda"``, ``"auto"``);
-    it is not a setting of the run, so a killed run may resume elsewhere. ``nondetect``
-    (the catalog's sentinel magnitude, e.g. 99) and ``mag_limits`` (``{"mag_u": 22.0,
-    ...}``) replace non-detected magnitudes of catalog features by the band's limit, as
-    RAIL does (:mod:`~clapkit.photoz.nondetections`); without them such values are
-    refused. Returns the ``train.json`` record.
+    Every input is read and checked before the run directory is touched. A finished
+    method of the same settings is kept; an unfinished one resumes from its checkpoints.
 
     Parameters
     ----------
@@ -287,18 +382,9 @@ def train_run(
         GalaxySet file with ``z`` and a ``split`` column.
     run : path-like or RunDir
         The run directory.
-    methods : str or sequence of str
-        Names from :data:`METHODS`, comma-separated, or ``"all"``.
-    config : dict, optional
-        Settings that override the preset's (``{"preset": "paper"}`` picks the preset).
-    features : sequence of str, optional
-        Catalog columns to use instead of images.
-    instrument : str, optional
-        The image stack (default: ``sdss`` or the only one).
-    z_max : float, optional
-        Upper edge of the redshift grid.
-    n_bins : int
-        Bins of the redshift grid.
+    settings : PhotoZTrainSettings, optional
+        Methods, configuration, inputs and grid; the defaults (CLAP, ``cpu`` preset,
+        images) when None.
     overwrite : bool
         Replace a different training in ``run``.
     progress : bool
@@ -306,31 +392,59 @@ def train_run(
     log : callable
         Receives one line per step.
     device : str, optional
-        Where the networks train.
-    nondetect : float, optional
-        The catalog's non-detection magnitude.
-    mag_limits : dict of str to float, optional
-        Limiting magnitude of each band, for ``nondetect``.
+        Where the networks train (``"cpu"`` by default, ``"cuda"``, ``"auto"``); not a
+        setting of the run, so a killed run may resume elsewhere.
 
     Returns
     -------
     dict
         The ``train.json`` record.
+
+    Examples
+    --------
+    >>> settings = PhotoZTrainSettings("clap,softmax", config={"preset": "tiny"})
+    >>> train_run("survey.h5", "runs/photoz", settings)  # doctest: +SKIP
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
-    names = parse_methods(methods)
-    config = resolve_config(config)
+    settings = PhotoZTrainSettings() if settings is None else settings
+    config = settings.resolved_config()
     if device is not None:
         resolve_device(device)  # refused before anything is read or written
-    if "flexzboost" in names:
+    if "flexzboost" in settings.methods:
         require_rail()
-    if mag_limits and nondetect is None:
-        raise ValidationError("--mag-limits needs --nondetect (the catalog's sentinel value)")
-    policy = Nondetections(nondetect, dict(mag_limits or {})) if nondetect is not None else None
-    if features is not None and TARGET_COLUMN in features:
-        raise ValidationError(
-            f"column {TARGET_COLUMN!r} is the redshift being estimated; it cannot be a feature"
-        )
+    inputs = _training_data(data, settings, config, progress, log)
+    clap_config, base_config = _method_configs(config, inputs.spec.kind)
+    if "clap" in settings.methods:
+        clap_config.check_sizes(len(inputs.train_inputs), len(inputs.valid_inputs))
+    recorded = {"config": config, "input_spec": inputs.spec.to_dict()}
+    tracker = TrainingRun(run)
+    record, replace = _earlier_training(run, tracker, recorded, overwrite)
+    with replacing_training(run, replace):
+        if record is None:
+            run.root.mkdir(parents=True, exist_ok=True)
+            record = {"data": str(data), **recorded, "methods": {}}
+            tracker.write(record)
+        for method in _with_dependencies(list(settings.methods)):
+            if record["methods"].get(method, {}).get("status") == "done":
+                log(f"{method}: already trained, kept")
+                continue
+            start = time.perf_counter()
+            _train_method(method, run, inputs, config, (clap_config, base_config), progress, device)
+            seconds = time.perf_counter() - start
+            record["methods"][method] = {"status": "done", "train_seconds": seconds}
+            tracker.write(record)
+            log(f"{method}: trained in {seconds:.0f} s")
+    return record
+
+
+def _training_data(
+    data: str | os.PathLike,
+    settings: PhotoZTrainSettings,
+    config: dict[str, Any],
+    progress: bool,
+    log: Callable[[str], None],
+) -> _TrainingData:
+    """The train and valid splits of ``data``, the redshift grid and the network inputs."""
     galaxies = load_galaxies(data)
     train, valid = _split(galaxies, "train", data), _split(galaxies, "valid", data)
     if len(train) == 0:
@@ -340,85 +454,87 @@ def train_run(
     train_z = np.asarray(train.catalog["z"], dtype=np.float64)
     if not np.all(np.isfinite(train_z)):
         raise ValidationError(f"{data}: column z is not finite in the training split")
+    z_max = settings.z_max
     if z_max is None:  # the grid holds every training redshift
         z_max = max(0.1, float(np.ceil(train_z.max() * 10) / 10))
-    edges = default_edges(train_z, n_bins=n_bins, z_max=z_max)
+    edges = default_edges(train_z, n_bins=settings.n_bins, z_max=z_max)
     spec = make_input_spec(
         train,
         edges,
-        features=features,
-        instrument=instrument,
+        features=None if settings.features is None else list(settings.features),
+        instrument=settings.instrument,
         crop=config["crop"],
-        nondetect=policy,
+        nondetect=settings.nondetections(),
     )
-    settings = {"config": config, "input_spec": spec.to_dict()}
-
     log(f"inputs: {_describe(spec)}; train {len(train)}, valid {len(valid)} galaxies")
-    # Every input is read and checked before the run directory is touched.
     train_inputs = network_inputs(spec, train, require_z=True, progress=progress)
     valid_inputs = network_inputs(spec, valid, require_z=True, progress=progress)
-    clap_config, base_config = _method_configs(config, spec.kind)
-    if "clap" in names:
-        clap_config.check_sizes(len(train_inputs), len(valid_inputs))
+    return _TrainingData(train, valid, edges, spec, train_inputs, valid_inputs)
 
-    tracker = TrainingRun(run)
-    replace = False
+
+def _earlier_training(
+    run: RunDir, tracker: TrainingRun, recorded: dict[str, Any], overwrite: bool
+) -> tuple[dict[str, Any] | None, bool]:
+    """The record of an earlier training of the same settings to resume (or None), and
+    whether an earlier training is to be replaced; refused unless ``overwrite`` when it
+    differs."""
     if tracker.exists() and not overwrite:
         record = tracker.read()
-        recorded = {k: record.get(k) for k in settings}
-        if isinstance(recorded["config"], dict):  # runs before clapkit.presets: "compact"
-            preset = current_preset_name(recorded["config"].get("preset"))
-            recorded["config"] = {**recorded["config"], "preset": preset}
-        if recorded != settings:
+        earlier = {k: record.get(k) for k in recorded}
+        if isinstance(earlier["config"], dict):  # runs before clapkit.presets: "compact"
+            preset = current_preset_name(earlier["config"].get("preset"))
+            earlier["config"] = {**earlier["config"], "preset": preset}
+        if earlier != recorded:
             raise OverwriteError(
                 f"{run.root} holds a training with other settings (config or inputs); "
                 "use --overwrite to replace it"
             )
-    elif run.pdfs_dir.is_dir() and any(run.pdfs_dir.iterdir()) and not overwrite:
+        return record, False
+    if run.pdfs_dir.is_dir() and any(run.pdfs_dir.iterdir()) and not overwrite:
         raise OverwriteError(f"{run.root} already holds PDFs; use --overwrite to replace them")
-    else:
-        replace = overwrite
-        record = None
+    return None, overwrite
 
-    seed = int(config["seed"])
-    with replacing_training(run, replace):
-        if record is None:
-            run.root.mkdir(parents=True, exist_ok=True)
-            record = {"data": str(data), **settings, "methods": {}}
-            tracker.write(record)
-        for method in _with_dependencies(names):
-            done = record["methods"].get(method, {})
-            if done.get("status") == "done":
-                log(f"{method}: already trained, kept")
-                continue
-            start = time.perf_counter()
-            folder = run.model_dir(method)
-            if method == "clap":
-                train_clap(
-                    folder, spec, clap_config, train_inputs, valid_inputs, seed, progress, device
-                )
-            elif method == "knn_photometry":
-                _train_knn_photometry(folder, spec, config, train, valid, edges)
-            elif method == "flexzboost":
-                _train_flexzboost(folder, spec, config, train, valid, edges)
-            else:
-                train_baseline(
-                    method,
-                    folder,
-                    spec,
-                    base_config,
-                    train_inputs,
-                    valid_inputs,
-                    seed,
-                    softmax_dir=run.model_dir("softmax"),
-                    progress=progress,
-                    device=device,
-                )
-            seconds = time.perf_counter() - start
-            record["methods"][method] = {"status": "done", "train_seconds": seconds}
-            tracker.write(record)
-            log(f"{method}: trained in {seconds:.0f} s")
-    return record
+
+def _train_method(
+    method: str,
+    run: RunDir,
+    inputs: _TrainingData,
+    config: dict[str, Any],
+    method_configs: tuple[CLAPConfig, BaselineConfig],
+    progress: bool,
+    device: str | None,
+) -> None:
+    """Train one method into ``run.model_dir(method)``."""
+    folder, spec, seed = run.model_dir(method), inputs.spec, int(config["seed"])
+    clap_config, base_config = method_configs
+    if method == "clap":
+        train_clap(
+            folder,
+            spec,
+            clap_config,
+            inputs.train_inputs,
+            inputs.valid_inputs,
+            seed,
+            progress,
+            device,
+        )
+    elif method == "knn_photometry":
+        _train_knn_photometry(folder, spec, config, inputs.train, inputs.valid, inputs.edges)
+    elif method == "flexzboost":
+        _train_flexzboost(folder, spec, config, inputs.train, inputs.valid, inputs.edges)
+    else:
+        train_baseline(
+            method,
+            folder,
+            spec,
+            base_config,
+            inputs.train_inputs,
+            inputs.valid_inputs,
+            seed,
+            softmax_dir=run.model_dir("softmax"),
+            progress=progress,
+            device=device,
+        )
 
 
 def _with_dependencies(names: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ measurements, the dashboards) therefore reads translated images unchanged.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,18 @@ import torch
 from tqdm.auto import tqdm
 
 from clapkit.atomic import check_writable
+from clapkit.checks import check_choice, check_int
 from clapkit.data import GalaxySet
 from clapkit.data.stack import ImageStack
 from clapkit.errors import ValidationError
+from clapkit.settings import Settings
+from clapkit.translate.models import MODEL_NAMES
 from clapkit.translate.models.base import Translator
 from clapkit.translate.pixels import FIELD_TOLERANCE, check_finite
 from clapkit.translate.tasks import task
 from clapkit.translate.training import TranslationSpec, load_translator, to_target_grid
 
-__all__ = ["apply_translator", "check_source", "translate_images"]
+__all__ = ["ApplySettings", "apply_translator", "check_source", "translate_images"]
 
 
 def check_source(galaxies: GalaxySet, spec: TranslationSpec, *, what: str = "data") -> ImageStack:
@@ -117,25 +121,67 @@ def translate_images(
     return out
 
 
+@dataclass(frozen=True)
+class ApplySettings(Settings):
+    """Which galaxies :func:`apply_translator` translates, and how.
+
+    Parameters
+    ----------
+    model : str, optional
+        The model's name, checked against the one stored in the model folder.
+    overrides : dict, optional
+        Inference-time config fields to change (NR-GAN's ``{"add_noise": False}`` gives the
+        smooth variant).
+    split : str or None
+        The split to translate; None for every galaxy.
+    batch_size : int
+        Galaxies translated at a time.
+    seed : int
+        Seeds the model's randomness.
+
+    Examples
+    --------
+    >>> ApplySettings(overrides={"add_noise": False}, split=None).batch_size
+    32
+    >>> ApplySettings(batch_size=0)
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: batch_size must be an integer >= 1, got 0
+    """
+
+    model: str | None = None
+    overrides: dict[str, Any] | None = None
+    split: str | None = "test"
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            check_choice(self.model, "model", MODEL_NAMES)
+        if self.overrides is not None and not isinstance(self.overrides, dict):
+            raise ValidationError(
+                f"overrides must be a dict of config fields, got {self.overrides!r}"
+            )
+        if self.split is not None and (not isinstance(self.split, str) or not self.split):
+            raise ValidationError(f"split must name a split (or be None), got {self.split!r}")
+        self._set("batch_size", check_int(self.batch_size, "batch_size"))
+        self._set("seed", check_int(self.seed, "seed", 0))
+
+
 def apply_translator(
     model_dir: str | os.PathLike,
     data: str | os.PathLike,
     out: str | os.PathLike,
+    settings: ApplySettings | None = None,
     *,
-    model: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    split: str | None = "test",
-    batch_size: int = 32,
-    seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
-    """Translate the ``split`` galaxies of ``data`` with the model in ``model_dir``.
+    """Translate the ``settings.split`` galaxies of ``data`` with the model in ``model_dir``.
 
     Writes a GalaxySet file ``out`` (refused if it exists, unless ``overwrite``) holding
     the split's catalog and the translated images as the target instrument's stack; its
-    metadata records the model, task, data file and seed. ``overrides`` change
-    inference-time config fields (NR-GAN's ``add_noise=False`` gives the smooth variant).
+    metadata records the model, task, data file and seed.
 
     Parameters
     ----------
@@ -145,16 +191,9 @@ def apply_translator(
         GalaxySet file with the source instrument's images.
     out : path-like
         The GalaxySet file to write.
-    model : str, optional
-        The model's name, checked against the one stored in ``model_dir``.
-    overrides : dict, optional
-        Inference-time config fields to change.
-    split : str or None
-        The split to translate; None for every galaxy.
-    batch_size : int
-        Galaxies translated at a time.
-    seed : int
-        Seeds the model's randomness.
+    settings : ApplySettings, optional
+        Model check, inference overrides, split, batch size and seed; the defaults when
+        None.
     overwrite : bool
         Replace an existing ``out``.
     progress : bool
@@ -164,15 +203,28 @@ def apply_translator(
     -------
     pathlib.Path
         The file written.
+
+    Examples
+    --------
+    >>> smooth = ApplySettings(model="nrgan", overrides={"add_noise": False})
+    >>> apply_translator("run/translate/s2c/nrgan", "survey.h5", "smooth.h5", smooth)  # doctest: +SKIP
     """
+    settings = ApplySettings() if settings is None else settings
+    split, seed = settings.split, settings.seed
     out = check_writable(out, overwrite)
-    net, spec = load_translator(model_dir, model, overrides)
+    net, spec = load_translator(model_dir, settings.model, settings.overrides)
     with GalaxySet.load(data) as galaxies:
         part = galaxies.split(split) if split is not None else galaxies
         if len(part) == 0:
             raise ValidationError(f"{data}: no galaxies in split {split!r} to translate")
         images = translate_images(
-            net, spec, part, batch_size=batch_size, seed=seed, progress=progress, what=str(data)
+            net,
+            spec,
+            part,
+            batch_size=settings.batch_size,
+            seed=seed,
+            progress=progress,
+            what=str(data),
         )
         catalog = part.catalog.copy()
     target = spec.target

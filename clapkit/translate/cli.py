@@ -72,20 +72,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from clapkit.translate.apply import apply_translator
+    from clapkit.translate.apply import ApplySettings, apply_translator
 
     overrides = {"add_noise": False} if args.no_noise else None
     if args.no_noise and args.model != "nrgan":
         raise ValidationError("--no-noise applies to nrgan only (its emulated noise)")
     name = args.name or (f"{args.model}_smooth" if args.no_noise else args.model)
-    out = apply_translator(
-        _model_dir(args),
-        args.data,
-        _translated_path(args, name),
+    settings = ApplySettings(
         model=args.model,
         overrides=overrides,
         split=None if args.split == "all" else args.split,
         seed=args.seed,
+    )
+    out = apply_translator(
+        _model_dir(args),
+        args.data,
+        _translated_path(args, name),
+        settings,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )

@@ -7,7 +7,7 @@ import panel as pn
 from clapkit_app.landing import Landing
 from clapkit_app.store import method_label, read_run, run_from_args
 
-from clapkit.evaluation import evaluate_run
+from clapkit.evaluation import EvaluationSettings, evaluate_run
 from clapkit.metrics import PDFs
 from clapkit.runs import RunDir
 
@@ -22,7 +22,7 @@ def test_landing_shows_the_metrics_table_and_links(tmp_path):
     for method, width in (("softmax", 0.02), ("clap", 0.03)):
         pdfs = PDFs.from_gaussian([0.1, 0.2, 0.3], [width] * 3, edges, z_true=[0.1, 0.2, 0.31])
         run.save_pdfs(method, pdfs)
-    evaluate_run(run, z_bins=1)
+    evaluate_run(run, EvaluationSettings(z_bins=1))
     landing = Landing(run=read_run(run.root))
     (table,) = parts(landing, pn.widgets.Tabulator)
     # CLAP first, whatever the file order; labelled for people.

@@ -20,6 +20,7 @@ from clapkit.interpret.information import (
     TERMS,
     ClassifierConfig,
     Decomposition,
+    GaussianCheckSettings,
     GaussianModel,
     bin_prior,
     equal_width_bins,
@@ -462,7 +463,7 @@ def test_estimate_information_names_mismatched_lengths():
 def check():
     # module scope runs before the per-test one-thread fixture, so pin threads here too
     with single_thread_torch():
-        return gaussian_check(**TINY_CHECK, seed=0, config=TINY_CLASSIFIER)
+        return gaussian_check(GaussianCheckSettings(**TINY_CHECK, classifier=TINY_CLASSIFIER))
 
 
 def test_gaussian_check_is_json_ready_and_states_its_truths(check):
@@ -472,6 +473,34 @@ def test_gaussian_check_is_json_ready_and_states_its_truths(check):
     for term in ("mi_1", "mi_2", "mi_12"):
         loss = check[term]["closed_form"] - check[term]["binned_exact"]
         assert 0 < loss < 0.05  # 16 bins over ±4σ: narrow against every conditional σ
+
+
+def test_gaussian_check_records_settings_that_read_back(check):
+    settings = GaussianCheckSettings.from_dict(json.loads(json.dumps(check["config"])))
+    assert settings == GaussianCheckSettings(**TINY_CHECK, classifier=TINY_CLASSIFIER)
+    assert set(check["config"]) == {
+        *("n_train", "n_test", "rho_1", "rho_2", "rho_12", "n_bins", "span", "seed"),
+        *("valid_fraction", "classifier"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_train": 5}, "n_train must be an integer >= 10, got 5"),
+        ({"n_test": 0}, "n_test must be an integer >= 1"),
+        ({"rho_1": 1.0}, r"rho_1 must be a number in \(-1, 1\)"),
+        ({"rho_1": 0.9, "rho_2": 0.9, "rho_12": -0.9}, "positive-definite"),
+        ({"n_bins": 1}, "n_bins must be an integer >= 2"),
+        ({"span": 0}, "span must be a number > 0"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"valid_fraction": 1.0}, r"valid_fraction must be a number in \(0, 1\)"),
+        ({"classifier": {"epoch": 3}}, "classifier: .*epoch"),
+    ],
+)
+def test_a_bad_gaussian_check_setting_is_refused_by_name(changes, message):
+    with pytest.raises(ValidationError, match=message):
+        GaussianCheckSettings(**changes)
 
 
 def test_estimator_recovers_the_gaussian_information(check):

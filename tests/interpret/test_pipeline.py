@@ -14,6 +14,13 @@ from clapkit.data import GalaxySet
 from clapkit.errors import OverwriteError, ValidationError
 from clapkit.interpret import pipeline, results
 from clapkit.interpret.causal_graph import CausalGraph
+from clapkit.interpret.settings import (
+    EXTERNAL,
+    AttributionSettings,
+    CausalSettings,
+    MassTrainSettings,
+    PIDSettings,
+)
 from clapkit.runs import RunDir
 from clapkit.sim.graph import true_graph
 from clapkit.testing import synthetic_mass_survey
@@ -28,10 +35,11 @@ def analysed(tmp_path_factory):
     data = root / "survey.h5"
     synthetic_mass_survey(400, seed=2).save(data)
     run = root / "run"
-    pipeline.train_stage(data, run, INPUT_SETS, preset="tiny")
-    pipeline.causal_stage(data, run, k=8, n_permutations=99, n_bootstrap=2)
-    pipeline.pid_stage(data, run, ("photometry_images", "optical_wise"), config={"epochs": 15})
-    pipeline.attribute_stage(data, run, n_galaxies=6, n_steps=8)
+    pipeline.train_stage(data, run, MassTrainSettings(INPUT_SETS, preset="tiny"))
+    pipeline.causal_stage(data, run, CausalSettings(k=8, n_permutations=99, n_bootstrap=2))
+    pairs = ("photometry_images", "optical_wise")
+    pipeline.pid_stage(data, run, PIDSettings(pairs, classifier={"epochs": 15}))
+    pipeline.attribute_stage(data, run, AttributionSettings(n_galaxies=6, n_steps=8))
     return data, run
 
 
@@ -53,8 +61,8 @@ def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
     graph = CausalGraph.load(run / "interpret" / "causal" / "local_tests.json")
     tested = {(edge["source"], tuple(edge["conditioned_on"])) for edge in graph.edges}
     # Every external variable unconditionally and given z (z itself only unconditionally).
-    assert tested == {(name, ()) for name in pipeline.EXTERNAL} | {
-        (name, ("z",)) for name in pipeline.EXTERNAL if name != "z"
+    assert tested == {(name, ()) for name in EXTERNAL} | {
+        (name, ("z",)) for name in EXTERNAL if name != "z"
     }
     pc = json.loads((run / "interpret" / "causal" / "pc.json").read_text())
     adjacency = np.asarray(pc["graph"]["adjacency"])
@@ -71,15 +79,15 @@ def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tm
     mock = tmp_path / "mock.h5"
     GalaxySet(survey.catalog, survey.stacks, {"source": pipeline.MOCK_SURVEY}).save(mock)
     columns = ["z", "log_mstar", "restframe_u_r", "bulge_fraction", "disk_q", "disk_av"]
-    options = {"k": 8, "n_permutations": 99, "n_bootstrap": 2, "overwrite": True}
-    pipeline.causal_stage(mock, copy, pc_columns=columns, **options)
+    settings = CausalSettings(k=8, n_permutations=99, n_bootstrap=2, pc_columns=columns)
+    pipeline.causal_stage(mock, copy, settings, overwrite=True)
     recorded = results.read_true_graph(copy)
     expected = true_graph(pipeline.TRUE_GRAPH_BANDS)
     assert set(recorded.nodes) == set(expected.nodes)
     assert set(recorded.edges) == set(expected.edges)
     assert results.clapkit_json(RunDir(copy).pc_path)["score"] is not None
     # Redone on data whose truth is unknown, the run no longer claims one.
-    pipeline.causal_stage(data, copy, pc_columns=columns, **options)
+    pipeline.causal_stage(data, copy, settings, overwrite=True)
     assert results.read_true_graph(copy) is None
 
 
@@ -131,23 +139,23 @@ def test_stages_that_need_an_untrained_model_say_which(analysed, tmp_path):
     with pytest.raises(ValidationError, match="'images' stellar-mass model is not trained"):
         pipeline.causal_stage(data, tmp_path / "empty")
     with pytest.raises(ValidationError, match="'images' stellar-mass model is not trained"):
-        pipeline.pid_stage(data, tmp_path / "empty", ("images_wise",))
+        pipeline.pid_stage(data, tmp_path / "empty", PIDSettings(("images_wise",)))
     with pytest.raises(ValidationError, match="unknown input pairs"):
-        pipeline.pid_stage(data, tmp_path / "empty", ("images_spectra",))
+        pipeline.pid_stage(data, tmp_path / "empty", PIDSettings(("images_spectra",)))
 
 
 def test_variables_not_in_the_catalog_are_refused(analysed, tmp_path):
     data, run = analysed
     with pytest.raises(ValidationError, match="sersic_index"):
-        pipeline.causal_stage(
-            data, run, external=("sersic_index",), overwrite=True, n_permutations=99
-        )
+        settings = CausalSettings(external=("sersic_index",), n_permutations=99)
+        pipeline.causal_stage(data, run, settings, overwrite=True)
 
 
 def test_too_few_galaxies_for_the_neighbourhood_size_is_refused(analysed):
     data, run = analysed
     with pytest.raises(ValidationError, match="galaxies"):
-        pipeline.causal_stage(data, run, k=200, overwrite=True, n_permutations=99)
+        settings = CausalSettings(k=200, n_permutations=99)
+        pipeline.causal_stage(data, run, settings, overwrite=True)
 
 
 def test_the_command_line_runs_a_stage_and_refuses_to_overwrite(analysed, capsys):

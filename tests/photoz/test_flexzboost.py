@@ -17,7 +17,7 @@ from clapkit.photoz.flexzboost import (
     predict_flexzboost,
     train_flexzboost,
 )
-from clapkit.photoz.pipeline import predict_run, train_run
+from clapkit.photoz.pipeline import PhotoZTrainSettings, predict_run, train_run
 from clapkit.runs import RunDir
 
 
@@ -67,7 +67,12 @@ def test_the_stored_model_predicts_like_the_trained_one(make_galaxies, tmp_path,
 
 def test_flexzboost_trains_and_predicts_through_a_run(catalog_file, tmp_path, tiny_config):
     run = RunDir(tmp_path / "run")
-    record = train_run(catalog_file, run, "flexzboost", config=tiny_config, n_bins=20, log=print)
+    record = train_run(
+        catalog_file,
+        run,
+        PhotoZTrainSettings("flexzboost", config=tiny_config, n_bins=20),
+        log=print,
+    )
     assert record["methods"]["flexzboost"]["status"] == "done"
     predict_run(run, catalog_file, log=print)
     pdfs, _ = run.load_pdfs("flexzboost")

@@ -14,7 +14,7 @@ from clapkit.photoz.nondetections import (
     check_no_sentinels,
     parse_mag_limits,
 )
-from clapkit.photoz.pipeline import predict_run, train_run
+from clapkit.photoz.pipeline import PhotoZTrainSettings, predict_run, train_run
 from clapkit.runs import RunDir
 
 
@@ -84,16 +84,15 @@ def test_training_refuses_sentinels_then_replaces_them_when_asked(
 ):
     run = RunDir(tmp_path / "run")
     with pytest.raises(ValidationError, match=r"column mag_g has .* masked entries"):
-        train_run(sentinel_file, run, "softmax", config=tiny_config, log=quiet)
+        train_run(sentinel_file, run, PhotoZTrainSettings("softmax", config=tiny_config), log=quiet)
     assert not run.root.exists()  # refused before anything was written
     limits = {"mag_u": 24.0, "mag_g": 23.0}
     record = train_run(
         sentinel_file,
         run,
-        "softmax,knn_photometry",
-        config=tiny_config,
-        nondetect=99.0,
-        mag_limits=limits,
+        PhotoZTrainSettings(
+            "softmax,knn_photometry", config=tiny_config, nondetect=99.0, mag_limits=limits
+        ),
         log=quiet,
     )
     assert record["input_spec"]["nondetect"] == {"value": 99.0, "mag_limits": limits}
@@ -111,7 +110,12 @@ def test_training_refuses_sentinels_then_replaces_them_when_asked(
 
 def test_the_target_and_loose_limits_are_refused(sentinel_file, tmp_path, tiny_config, capsys):
     with pytest.raises(ValidationError, match="'z' is the redshift being estimated"):
-        train_run(sentinel_file, tmp_path / "a", "softmax", features=["mag_r", "z"], log=quiet)
+        train_run(
+            sentinel_file,
+            tmp_path / "a",
+            PhotoZTrainSettings("softmax", features=["mag_r", "z"]),
+            log=quiet,
+        )
     argv = ["train", "--data", str(sentinel_file), "--run", str(tmp_path / "b"), "--quiet"]
     assert main([*argv, "--mag-limits", "u=24"]) == 2
     assert "--mag-limits needs --nondetect" in capsys.readouterr().err

@@ -14,7 +14,13 @@ from clapkit.cli import main
 from clapkit.errors import OverwriteError, ValidationError
 from clapkit.evaluation import evaluate_run
 from clapkit.metrics import crps, histogram_pdfs
-from clapkit.photoz.pipeline import output_methods, predict_run, resolve_config, train_run
+from clapkit.photoz.pipeline import (
+    PhotoZTrainSettings,
+    output_methods,
+    predict_run,
+    resolve_config,
+    train_run,
+)
 from clapkit.runs import RunDir
 
 ALL_OUTPUTS = {
@@ -43,7 +49,9 @@ def trained_images(tmp_path_factory, make_galaxies, tiny_config):
     data = root / "galaxies.h5"
     make_galaxies().save(data)
     run = RunDir(root / "run")
-    record = train_run(data, run, "all", config=tiny_config, n_bins=20, z_max=0.4, log=quiet)
+    record = train_run(
+        data, run, PhotoZTrainSettings("all", config=tiny_config, n_bins=20, z_max=0.4), log=quiet
+    )
     timings = predict_run(run, data, log=quiet)
     return data, run, record, timings
 
@@ -84,7 +92,7 @@ def test_clap_keeps_its_neighbours_for_the_dashboards(trained_images):
 
 def test_evaluate_run_scores_every_method(trained_images, tmp_path):
     _, run, _, _ = trained_images
-    results = evaluate_run(run, tmp_path / "metrics.json")
+    results = evaluate_run(run, out=tmp_path / "metrics.json")
     assert set(results) == ALL_OUTPUTS
     assert all(0 <= r["summary"]["coverage_68"] <= 1 for r in results.values())
 
@@ -95,13 +103,18 @@ def test_training_again_keeps_finished_methods_and_refuses_other_settings(
     data, run, record, _ = trained_images
     messages = []
     again = train_run(
-        data, run, "all", config=tiny_config, n_bins=20, z_max=0.4, log=messages.append
+        data,
+        run,
+        PhotoZTrainSettings("all", config=tiny_config, n_bins=20, z_max=0.4),
+        log=messages.append,
     )
     assert again["methods"] == record["methods"]
     assert sum("already trained" in m for m in messages) == len(record["methods"])
     other = {**tiny_config, "seed": 1}
     with pytest.raises(OverwriteError, match="--overwrite"):
-        train_run(data, run, "softmax", config=other, n_bins=20, z_max=0.4, log=quiet)
+        train_run(
+            data, run, PhotoZTrainSettings("softmax", config=other, n_bins=20, z_max=0.4), log=quiet
+        )
 
 
 def test_predict_refuses_to_overwrite_before_any_work(trained_images):
@@ -144,7 +157,10 @@ def test_catalog_features_train_the_mlp(catalog_file, tmp_path, tiny_config):
         "clap": {**tiny_config["clap"], "refit": {"epochs": 40, "batch_size": 32}},
     }
     record = train_run(
-        catalog_file, run, "clap,softmax", config=config, n_bins=20, z_max=0.4, log=quiet
+        catalog_file,
+        run,
+        PhotoZTrainSettings("clap,softmax", config=config, n_bins=20, z_max=0.4),
+        log=quiet,
     )
     spec = record["input_spec"]
     assert spec["kind"] == "features"
@@ -179,10 +195,7 @@ def test_catalog_features_train_the_mlp(catalog_file, tmp_path, tiny_config):
     record = train_run(
         catalog_file,
         chosen,
-        "softmax",
-        config=tiny_config,
-        features=["mag_g", "mag_r"],
-        n_bins=20,
+        PhotoZTrainSettings("softmax", config=tiny_config, features=["mag_g", "mag_r"], n_bins=20),
         log=quiet,
     )
     assert record["input_spec"]["columns"] == ["mag_g", "mag_r"]
@@ -196,7 +209,9 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path, make_galaxies, tiny_co
     galaxies.catalog.remove_column("split")
     galaxies.save(no_split)
     with pytest.raises(ValidationError, match="no 'split' column"):
-        train_run(no_split, tmp_path / "a", "softmax", config=tiny_config, log=quiet)
+        train_run(
+            no_split, tmp_path / "a", PhotoZTrainSettings("softmax", config=tiny_config), log=quiet
+        )
 
     far = make_galaxies(n=120)
     far.catalog["z"][0] = 0.9
@@ -205,24 +220,36 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path, make_galaxies, tiny_co
     far_file = tmp_path / "far.h5"
     far.save(far_file)
     with pytest.raises(ValidationError, match="outside the grid"):
-        train_run(far_file, tmp_path / "b", "softmax", config=tiny_config, z_max=0.4, log=quiet)
+        train_run(
+            far_file,
+            tmp_path / "b",
+            PhotoZTrainSettings("softmax", config=tiny_config, z_max=0.4),
+            log=quiet,
+        )
 
     nan = make_galaxies(n=120, images=False)
     nan.catalog["mag_g"][3] = np.nan
     nan_file = tmp_path / "nan.h5"
     nan.save(nan_file)
     with pytest.raises(ValidationError, match="mag_g"):
-        train_run(nan_file, tmp_path / "c", "softmax", config=tiny_config, log=quiet)
+        train_run(
+            nan_file, tmp_path / "c", PhotoZTrainSettings("softmax", config=tiny_config), log=quiet
+        )
 
     empty = make_galaxies(n=120)
     empty.catalog["split"] = "test"
     empty_file = tmp_path / "empty.h5"
     empty.save(empty_file)
     with pytest.raises(ValidationError, match="training split is empty"):
-        train_run(empty_file, tmp_path / "d", "softmax", config=tiny_config, log=quiet)
+        train_run(
+            empty_file,
+            tmp_path / "d",
+            PhotoZTrainSettings("softmax", config=tiny_config),
+            log=quiet,
+        )
 
     with pytest.raises(ValidationError, match="unknown methods"):
-        train_run(no_split, tmp_path / "e", "clap,bogus", log=quiet)
+        train_run(no_split, tmp_path / "e", PhotoZTrainSettings("clap,bogus"), log=quiet)
     with pytest.raises(ValidationError, match="unknown configuration keys"):
         resolve_config({"epochs": 3})
     with pytest.raises(ValidationError, match="projection must be one of"):
@@ -249,7 +276,13 @@ def test_a_failed_overwrite_restores_the_previous_training(
     # Settings that cannot train are refused before the run is touched.
     bad = {**tiny_config, "clap": {**tiny_config["clap"], "k_min": 500, "k_max": 600}}
     with pytest.raises(ValidationError, match="too few for k_min=500"):
-        train_run(data, copy, "clap", config=bad, overwrite=True, n_bins=20, z_max=0.4, log=quiet)
+        train_run(
+            data,
+            copy,
+            PhotoZTrainSettings("clap", config=bad, n_bins=20, z_max=0.4),
+            overwrite=True,
+            log=quiet,
+        )
     # A training that fails half-way gives the old one back, file for file.
     import clapkit.photoz.pipeline as pipeline
 
@@ -260,7 +293,11 @@ def test_a_failed_overwrite_restores_the_previous_training(
     other = {**tiny_config, "seed": 5}
     with pytest.raises(RuntimeError, match="out of memory"):
         train_run(
-            data, copy, "knn_photometry,softmax", config=other, overwrite=True, n_bins=20, log=quiet
+            data,
+            copy,
+            PhotoZTrainSettings("knn_photometry,softmax", config=other, n_bins=20),
+            overwrite=True,
+            log=quiet,
         )
     after = {p.relative_to(copy.root): p.read_bytes() for p in copy.root.rglob("*") if p.is_file()}
     assert after == before
@@ -269,12 +306,18 @@ def test_a_failed_overwrite_restores_the_previous_training(
 
 def test_an_overwrite_replaces_the_training_and_its_results(catalog_file, tmp_path, tiny_config):
     run = RunDir(tmp_path / "run")
-    train_run(catalog_file, run, "knn_photometry", config=tiny_config, log=quiet)
+    train_run(
+        catalog_file, run, PhotoZTrainSettings("knn_photometry", config=tiny_config), log=quiet
+    )
     predict_run(run, catalog_file, log=quiet)
     evaluate_run(run)
     assert (run.root / "metrics.json").is_file()
     record = train_run(
-        catalog_file, run, "softmax", config=tiny_config, overwrite=True, n_bins=10, log=quiet
+        catalog_file,
+        run,
+        PhotoZTrainSettings("softmax", config=tiny_config, n_bins=10),
+        overwrite=True,
+        log=quiet,
     )
     assert set(record["methods"]) == {"softmax"}
     # The old model, PDFs and metrics belonged to the old training: they are gone.
@@ -296,11 +339,13 @@ def test_a_failed_fresh_training_leaves_nothing_to_refuse_the_rerun(
     monkeypatch.setattr(pipeline, "train_baseline", broken)
     run = RunDir(tmp_path / "run")
     with pytest.raises(RuntimeError, match="disk full"):
-        train_run(catalog_file, run, "softmax", config=tiny_config, log=quiet)
+        train_run(catalog_file, run, PhotoZTrainSettings("softmax", config=tiny_config), log=quiet)
     assert not (run.root / "train.json").exists() and not (run.root / "models").exists()
     monkeypatch.setattr(pipeline, "train_baseline", real)
     corrected = {**tiny_config, "seed": 3}
-    record = train_run(catalog_file, run, "softmax", config=corrected, log=quiet)
+    record = train_run(
+        catalog_file, run, PhotoZTrainSettings("softmax", config=corrected), log=quiet
+    )
     assert record["methods"]["softmax"]["status"] == "done"
 
 
@@ -312,7 +357,9 @@ def test_clap_trains_when_the_last_batch_holds_one_galaxy(make_galaxies, tmp_pat
     batch = n_train - 1  # one full batch, then a batch of one galaxy
     config = {**tiny_config, "train": {**tiny_config["train"], "batch_size": batch}}
     config["clap"] = {**config["clap"], "n_realisations": 1}
-    record = train_run(data, tmp_path / "run", "clap", config=config, n_bins=20, log=quiet)
+    record = train_run(
+        data, tmp_path / "run", PhotoZTrainSettings("clap", config=config, n_bins=20), log=quiet
+    )
     assert record["methods"]["clap"]["status"] == "done"
 
 
@@ -344,7 +391,11 @@ def test_cli_train_predict_evaluate(catalog_file, tmp_path, capsys, tiny_config)
 
 def test_training_on_an_explicit_device(catalog_file, tmp_path, capsys, tiny_config):
     record = train_run(
-        catalog_file, tmp_path / "cpu", "softmax", config=tiny_config, device="cpu", log=print
+        catalog_file,
+        tmp_path / "cpu",
+        PhotoZTrainSettings("softmax", config=tiny_config),
+        device="cpu",
+        log=print,
     )
     assert record["methods"]["softmax"]["status"] == "done"
     if torch.cuda.is_available():
@@ -365,7 +416,9 @@ def test_the_paper_preset_trains_the_inception_encoder(image_file, tiny_config, 
         "baselines": {"ensemble_size": 2},
     }
     run = RunDir(tmp_path / "run")
-    record = train_run(image_file, run, "softmax", config=config, n_bins=10, log=quiet)
+    record = train_run(
+        image_file, run, PhotoZTrainSettings("softmax", config=config, n_bins=10), log=quiet
+    )
     assert record["config"]["net"]["kind"] == "paper"
     predict_run(run, image_file, log=quiet)
     pdfs, _ = run.load_pdfs("softmax")
@@ -375,15 +428,30 @@ def test_the_paper_preset_trains_the_inception_encoder(image_file, tiny_config, 
 def test_a_run_that_records_the_old_preset_name_resumes(catalog_file, tmp_path):
     # Runs trained before clapkit.presets record "compact", the settings of today's "cpu".
     run = RunDir(tmp_path / "run")
-    train_run(catalog_file, run, "knn_photometry", config={"preset": "cpu"}, log=quiet)
+    train_run(
+        catalog_file,
+        run,
+        PhotoZTrainSettings("knn_photometry", config={"preset": "cpu"}),
+        log=quiet,
+    )
     record = json.loads((run.root / "train.json").read_text())
     assert record["config"]["preset"] == "cpu"
     record["config"]["preset"] = "compact"
     (run.root / "train.json").write_text(json.dumps(record))
-    again = train_run(catalog_file, run, "knn_photometry", config={"preset": "cpu"}, log=quiet)
+    again = train_run(
+        catalog_file,
+        run,
+        PhotoZTrainSettings("knn_photometry", config={"preset": "cpu"}),
+        log=quiet,
+    )
     assert again["methods"]["knn_photometry"]["status"] == "done"
     with pytest.raises(OverwriteError, match="other settings"):
-        train_run(catalog_file, run, "knn_photometry", config={"preset": "paper"}, log=quiet)
+        train_run(
+            catalog_file,
+            run,
+            PhotoZTrainSettings("knn_photometry", config={"preset": "paper"}),
+            log=quiet,
+        )
 
 
 def test_old_and_unknown_preset_names_are_refused_with_the_accepted_ones():

@@ -11,7 +11,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.training import TrainingStopped
 from clapkit.testing import synthetic_translation_survey
-from clapkit.translate.apply import apply_translator
+from clapkit.translate.apply import ApplySettings, apply_translator
 from clapkit.translate.registry import MODELS
 from clapkit.translate.training import (
     TrainOptions,
@@ -45,7 +45,7 @@ def test_every_model_trains_and_translates_onto_the_target_grid(tmp_path, survey
     assert len(spec.history) == 2 and all(np.isfinite(v) for v in spec.history[-1].values())
     assert (model_dir / "model.pt").is_file() and not (model_dir / "checkpoint.pt").exists()
     assert read_spec(model_dir).model == model and spec.size == 32
-    out = apply_translator(model_dir, survey_file, tmp_path / "out.h5", model=model)
+    out = apply_translator(model_dir, survey_file, tmp_path / "out.h5", ApplySettings(model=model))
     with GalaxySet.load(out) as translated, GalaxySet.load(survey_file) as galaxies:
         stack = translated.stacks["cfhtls"]
         assert stack.shape == (len(galaxies.split("test")), 5, 32, 32)

@@ -20,7 +20,7 @@ Modules, bottom up:
 - :mod:`.estimator`: a small tabular classifier (:func:`fit_classifier`,
   :func:`estimate_information`), the only module here that imports torch;
 - :mod:`.gaussian`: the jointly Gaussian check (:class:`GaussianModel`,
-  :func:`gaussian_check`), where every term is known in closed form.
+  :class:`GaussianCheckSettings`, :func:`gaussian_check`), where every term is known in closed form.
 
 Every public name is importable from this package. The first two modules load without
 torch, and so does this package until a name from the last two is asked for
@@ -48,6 +48,7 @@ _EXPORTS = {
     "fit_classifier": "estimator",
     "GAUSSIAN_TOLERANCE_NATS": "gaussian",
     "GaussianModel": "gaussian",
+    "GaussianCheckSettings": "gaussian",
     "equal_width_bins": "gaussian",
     "gaussian_check": "gaussian",
 }

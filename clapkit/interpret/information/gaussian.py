@@ -9,7 +9,7 @@ All information is in nats.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,11 +17,12 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr
 from scipy.stats import spearmanr
 
-from clapkit.checks import check_int
+from clapkit.checks import check_int, check_number
 from clapkit.errors import ValidationError
 from clapkit.interpret.information.decomposition import TERMS, Decomposition, mmi_decomposition
 from clapkit.interpret.information.estimator import ClassifierConfig, estimate_information
 from clapkit.interpret.information.pointwise import PROBABILITY_FLOOR, _as_bins, _as_features
+from clapkit.settings import Settings
 
 #: Largest estimator error, |estimated − exact| on the same test galaxies, that
 #: :func:`gaussian_check` accepts for any of its seven terms, in nats. Measured over seeds
@@ -206,25 +207,85 @@ class GaussianModel:
         return Decomposition(**mi)
 
 
+@dataclass(frozen=True)
+class GaussianCheckSettings(Settings):
+    """The model, sample sizes and classifiers of :func:`gaussian_check`.
+
+    Parameters
+    ----------
+    n_train : int
+        Draws the classifiers are trained on (at least 10).
+    n_test : int
+        Draws MI is measured on.
+    rho_1, rho_2, rho_12 : float
+        corr(Y, X₁), corr(Y, X₂), corr(X₁, X₂) of the :class:`GaussianModel`.
+    n_bins : int
+        Equal bins of Y (at least 2).
+    span : float
+        The bins cover ±``span`` standard deviations of Y.
+    seed : int
+        Seeds the draws.
+    classifier : ClassifierConfig or dict, optional
+        The classifiers' settings (its own seed draws their weights and validation rows);
+        a dict is read as :class:`ClassifierConfig`'s fields, the default when None.
+    valid_fraction : float
+        Share of the training draws held out for early stopping, in (0, 1).
+
+    Examples
+    --------
+    >>> GaussianCheckSettings(600, 300, n_bins=6).model().rho_1
+    0.8
+    >>> GaussianCheckSettings(n_train=5)
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: n_train must be an integer >= 10, got 5
+    """
+
+    n_train: int = 8000
+    n_test: int = 4000
+    rho_1: float = 0.8
+    rho_2: float = 0.6
+    rho_12: float = 0.3
+    n_bins: int = 32
+    span: float = 4.0
+    seed: int = 0
+    classifier: ClassifierConfig | None = None
+    valid_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        self._set("n_train", check_int(self.n_train, "n_train", minimum=10))
+        self._set("n_test", check_int(self.n_test, "n_test"))
+        for name in ("rho_1", "rho_2", "rho_12"):
+            self._set(name, check_number(getattr(self, name), name, above=-1, below=1))
+        self.model()  # the three correlations must form a covariance matrix
+        self._set("n_bins", check_int(self.n_bins, "n_bins", minimum=2))
+        self._set("span", check_number(self.span, "span", above=0))
+        self._set("seed", check_int(self.seed, "seed", minimum=0))
+        classifier = ClassifierConfig() if self.classifier is None else self.classifier
+        if isinstance(classifier, dict):  # as to_dict wrote it
+            try:
+                classifier = ClassifierConfig(**classifier)
+            except TypeError as err:  # an unknown key
+                raise ValidationError(f"classifier: {err}") from None
+        if not isinstance(classifier, ClassifierConfig):
+            raise ValidationError(f"classifier must be a ClassifierConfig, got {classifier!r}")
+        self._set("classifier", classifier)
+        valid = check_number(self.valid_fraction, "valid_fraction", above=0, below=1)
+        self._set("valid_fraction", valid)
+
+    def model(self) -> GaussianModel:
+        """The :class:`GaussianModel` of these correlations."""
+        return GaussianModel(self.rho_1, self.rho_2, self.rho_12)
+
+
 def gaussian_check(
-    n_train: int = 8000,
-    n_test: int = 4000,
-    *,
-    rho_1: float = 0.8,
-    rho_2: float = 0.6,
-    rho_12: float = 0.3,
-    n_bins: int = 32,
-    span: float = 4.0,
-    seed: int = 0,
-    config: ClassifierConfig | None = None,
-    valid_fraction: float = 0.2,
-    progress: bool = False,
+    settings: GaussianCheckSettings | None = None, *, progress: bool = False
 ) -> dict[str, Any]:
     """Recover a jointly Gaussian model's information with :func:`estimate_information`.
 
     Y is binned into ``n_bins`` equal bins over ±``span`` σ (tails clipped into the end
     bins), the classifiers are trained on ``n_train`` draws and MI is measured on
-    ``n_test`` more. Each of the seven terms is reported four ways, which separates the
+    ``n_test`` more (all fields of ``settings``). Each of the seven terms is reported four ways, which separates the
     error sources:
 
     - ``closed_form``: continuous Y, −½ log(1 − R²) (MMI decomposition);
@@ -248,20 +309,8 @@ def gaussian_check(
 
     Parameters
     ----------
-    n_train, n_test : int
-        Draws the classifiers are trained on and MI is measured on.
-    rho_1, rho_2, rho_12 : float
-        corr(Y, X₁), corr(Y, X₂), corr(X₁, X₂) of the :class:`GaussianModel`.
-    n_bins : int
-        Equal bins of Y.
-    span : float
-        The bins cover ±``span`` standard deviations of Y.
-    seed : int
-        Seeds the draws.
-    config : ClassifierConfig, optional
-        The classifiers' settings (its own seed draws their weights and validation rows).
-    valid_fraction : float
-        Share of the training draws held out for early stopping.
+    settings : GaussianCheckSettings, optional
+        The model, sample sizes and classifiers; the defaults when None.
     progress : bool
         Show progress bars.
 
@@ -270,27 +319,33 @@ def gaussian_check(
     dict
         JSON-ready: one entry per term in :data:`TERMS`, then ``per_galaxy``,
         ``pointwise_correlation``, ``standard_error``, ``estimator_error_nats``,
-        ``max_error_nats``, ``tolerance_nats``, ``within_tolerance`` and ``config``.
+        ``max_error_nats``, ``tolerance_nats``, ``within_tolerance`` and ``config``
+        (``settings.to_dict()``, which :meth:`GaussianCheckSettings.from_dict` reads back).
 
     Examples
     --------
     >>> small = ClassifierConfig(hidden=(8,), learning_rate=0.03)
-    >>> result = gaussian_check(600, 300, n_bins=6, config=small)
+    >>> result = gaussian_check(GaussianCheckSettings(600, 300, n_bins=6, classifier=small))
     >>> sorted(result["mi_12"])
     ['binned_exact', 'closed_form', 'estimated', 'sample_exact']
     >>> result["mi_12"]["binned_exact"] < result["mi_12"]["closed_form"]
     True
     """
-    config = ClassifierConfig() if config is None else config
-    model = GaussianModel(rho_1, rho_2, rho_12)
-    n_train, n_test = check_int(n_train, "n_train", minimum=10), check_int(n_test, "n_test")
-    y, x1, x2 = model.sample(int(n_train) + int(n_test), seed)
+    settings = GaussianCheckSettings() if settings is None else settings
+    model, n_train, n_bins, span = (
+        settings.model(),
+        settings.n_train,
+        settings.n_bins,
+        settings.span,
+    )
+    y, x1, x2 = model.sample(n_train + settings.n_test, settings.seed)
     bins = equal_width_bins(y, n_bins, span)
-    train, test = slice(0, int(n_train)), slice(int(n_train), None)
+    train, test = slice(0, n_train), slice(n_train, None)
 
     estimated = estimate_information(
         x1[train], x2[train], bins[train], x1[test], x2[test], bins[test], n_bins,
-        config=config, valid_fraction=valid_fraction, prior_pseudocount=0.5, progress=progress,
+        config=settings.classifier, valid_fraction=settings.valid_fraction,
+        prior_pseudocount=0.5, progress=progress,
     )  # fmt: skip
     exact = model.pointwise_information(bins[test], x1[test], x2[test], n_bins, span)
     ways = {
@@ -320,16 +375,5 @@ def gaussian_check(
     )
     result["tolerance_nats"] = GAUSSIAN_TOLERANCE_NATS
     result["within_tolerance"] = result["estimator_error_nats"] <= GAUSSIAN_TOLERANCE_NATS
-    result["config"] = {
-        "n_train": int(n_train),
-        "n_test": int(n_test),
-        "rho_1": rho_1,
-        "rho_2": rho_2,
-        "rho_12": rho_12,
-        "n_bins": int(n_bins),
-        "span": span,
-        "seed": seed,
-        "valid_fraction": valid_fraction,
-        "classifier": {**asdict(config), "hidden": list(config.hidden)},
-    }
+    result["config"] = settings.to_dict()
     return result

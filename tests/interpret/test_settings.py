@@ -1,0 +1,97 @@
+"""The settings of the stellar-mass stages: bad settings refused by name, before any work."""
+
+from __future__ import annotations
+
+import pytest
+
+from clapkit.cli import main
+from clapkit.errors import ValidationError
+from clapkit.interpret.settings import (
+    PAIRS,
+    AttributionSettings,
+    CausalSettings,
+    MassTrainSettings,
+    PIDSettings,
+)
+
+ALL = (MassTrainSettings, CausalSettings, PIDSettings, AttributionSettings)
+
+
+@pytest.mark.parametrize(
+    ("cls", "changes", "message"),
+    [
+        (MassTrainSettings, {"input_sets": ("spectra",)}, "unknown input set 'spectra'"),
+        (MassTrainSettings, {"input_sets": ()}, "input_sets must name"),
+        (MassTrainSettings, {"preset": "huge"}, "unknown stellar-mass preset 'huge'"),
+        (MassTrainSettings, {"overrides": {"trian": {}}}, "unknown stellar-mass settings"),
+        (MassTrainSettings, {"seed": -1}, "seed must be an integer >= 0"),
+        (CausalSettings, {"latent_of": "pixels"}, "latent_of must be one of"),
+        (CausalSettings, {"external": ()}, "external must name"),
+        (CausalSettings, {"k": 3}, "k must be an integer >= 4, got 3"),
+        (CausalSettings, {"k": 30.0}, "k must be an integer"),
+        (CausalSettings, {"n_permutations": 0}, "n_permutations must be an integer >= 1"),
+        (CausalSettings, {"alpha": 1.0}, r"alpha must be a number in \(0, 1\)"),
+        (CausalSettings, {"pc_alpha": 0}, r"pc_alpha must be a number in \(0, 1\)"),
+        (CausalSettings, {"pc_depth": -1}, "pc_depth must be an integer >= 0"),
+        (CausalSettings, {"n_bootstrap": -1}, "n_bootstrap must be an integer >= 0"),
+        (CausalSettings, {"max_rows": 0}, "max_rows must be an integer >= 1"),
+        (CausalSettings, {"conditioning": ""}, "conditioning must name a catalog column"),
+        (PIDSettings, {"pairs": ("images_spectra",)}, "unknown input pairs"),
+        (PIDSettings, {"n_bins": 1}, "n_bins must be an integer >= 2"),
+        (PIDSettings, {"classifier": {"epochs": 0}}, "epochs must be an integer >= 1"),
+        (PIDSettings, {"classifier": {"epoch": 5}}, "classifier: .*epoch"),
+        (AttributionSettings, {"model": "photo"}, "model must be one of"),
+        (AttributionSettings, {"n_galaxies": 0}, "n_galaxies must be an integer >= 1"),
+        (AttributionSettings, {"method": "shap"}, "method must be one of"),
+        (AttributionSettings, {"n_steps": 0}, "n_steps must be an integer >= 1"),
+        (AttributionSettings, {"internal_batch_size": True}, "internal_batch_size must be"),
+        (AttributionSettings, {"centre_radius": -1.0}, "centre_radius must be a number > 0"),
+    ],
+)
+def test_a_bad_setting_is_refused_by_name(cls, changes, message):
+    with pytest.raises(ValidationError, match=message):
+        cls(**changes)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_settings_round_trip_through_json(cls):
+    import json
+
+    settings = cls()
+    data = json.loads(json.dumps(settings.to_dict()))
+    assert cls.from_dict(data) == settings
+    with pytest.raises(ValidationError, match=f"unknown {cls.__name__} settings"):
+        cls.from_dict({**data, "nonsense": 1})
+
+
+def test_sequences_are_stored_as_tuples_and_settings_are_frozen():
+    settings = CausalSettings(external=["disk_q", "z"], pc_columns=["z", "log_mstar"])
+    assert settings.external == ("disk_q", "z") and settings.pc_columns == ("z", "log_mstar")
+    assert PIDSettings(list(PAIRS)).pairs == tuple(PAIRS)
+    with pytest.raises(AttributeError):
+        settings.k = 5
+
+
+def test_pid_settings_give_the_classifier_the_stage_seed():
+    assert PIDSettings(seed=3, classifier={"epochs": 15}).classifier_config().seed == 3
+    assert PIDSettings(seed=3, classifier={"seed": 1}).classifier_config().seed == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["causal", "--k", "2"], "k must be an integer >= 4, got 2"),
+        (["pid", "--bins", "1"], "n_bins must be an integer >= 2, got 1"),
+        (["attribute", "--attribution", "shap"], "method must be one of"),
+        (["train", "--input-sets", "spectra"], "unknown input set 'spectra'"),
+    ],
+)
+def test_the_command_line_refuses_a_bad_setting_before_reading_or_writing(
+    tmp_path, capsys, argv, message
+):
+    run = tmp_path / "run"
+    args = ["interpret", argv[0], "--data", str(tmp_path / "missing.h5"), "--run", str(run)]
+    assert main([*args, *argv[1:]]) == 2
+    # Refused for the setting, not for the missing data file, and nothing written.
+    assert message in capsys.readouterr().err
+    assert not run.exists()
