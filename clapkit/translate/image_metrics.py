@@ -80,7 +80,10 @@ def _band_names(bands: Sequence[str] | None, n_bands: int) -> list[str]:
 
 
 def pixel_metrics(
-    translated: ArrayLike, real: ArrayLike, data_range: ArrayLike | None = None
+    translated: ArrayLike,
+    real: ArrayLike,
+    data_range: ArrayLike | None = None,
+    per_galaxy: bool = False,
 ) -> dict[str, NDArray[np.float64]]:
     """Mean squared error, PSNR and SSIM per band, averaged over galaxies.
 
@@ -92,6 +95,9 @@ def pixel_metrics(
         Dynamic range used by PSNR and SSIM. Default: per band, the range (max - min) of
         the *real* images over all galaxies, so that every model is scored on the same
         scale. Galaxy images have no fixed range, which is why it is always explicit.
+    per_galaxy : bool
+        Return the per-galaxy values, shape (N, B), instead of their means (what a
+        bootstrap over galaxies resamples).
 
     Returns
     -------
@@ -134,6 +140,8 @@ def pixel_metrics(
             if mse[n, b] > 0:
                 psnr[n, b] = peak_signal_noise_ratio(r[n, b], t[n, b], data_range=dr[b])
             ssim[n, b] = structural_similarity(r[n, b], t[n, b], data_range=dr[b])
+    if per_galaxy:
+        return {"mse": mse, "psnr": psnr, "ssim": ssim, "data_range": dr}
     return {
         "mse": mse.mean(axis=0),
         "psnr": psnr.mean(axis=0),
@@ -233,7 +241,10 @@ def background_std(images: ArrayLike, mask: ArrayLike | None = None) -> NDArray[
 
 
 def noise_power_spectrum(
-    images: ArrayLike, mask: ArrayLike | None = None, n_bins: int | None = None
+    images: ArrayLike,
+    mask: ArrayLike | None = None,
+    n_bins: int | None = None,
+    per_galaxy: bool = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Radially averaged 2-D power spectrum of the source-free pixels, per band.
 
@@ -252,12 +263,16 @@ def noise_power_spectrum(
         True on source pixels; default :func:`source_mask` of ``images``.
     n_bins : int, optional
         Number of annuli of equal width; default ``min(H, W) // 2``.
+    per_galaxy : bool
+        Return each galaxy's spectrum, shape (N, B, n_bins), instead of the mean over
+        galaxies. The annulus average is linear, so the mean of these over galaxies is
+        the default result: a bootstrap over galaxies averages resampled rows of them.
 
     Returns
     -------
     k : ndarray, shape (n_bins,)
         Bin centres in cycles per pixel.
-    power : ndarray, shape (B, n_bins)
+    power : ndarray, shape (B, n_bins), or (N, B, n_bins) with ``per_galaxy``
         Mean power per annulus; NaN for an annulus that holds no frequency.
 
     Examples
@@ -270,7 +285,7 @@ def noise_power_spectrum(
     """
     arr = _check_stack(images)
     m = _mask_for(arr, mask)
-    _, n_bands, height, width = arr.shape
+    _, _, height, width = arr.shape
     if n_bins is None:
         n_bins = min(height, width) // 2
     n_bins = check_int(n_bins, "n_bins")
@@ -284,7 +299,8 @@ def noise_power_spectrum(
     field = np.where(free, arr - background, 0.0)
     power2d = np.abs(np.fft.fft2(field)) ** 2 / (height * width)  # (N, B, H, W)
     power2d /= frac[..., None, None]
-    mean2d = power2d.mean(axis=0)  # (B, H, W)
+    # (G, B, H, W): the galaxies, or their mean as a single "galaxy".
+    spectra2d = power2d if per_galaxy else power2d.mean(axis=0, keepdims=True)
 
     ky = np.fft.fftfreq(height)[:, None]
     kx = np.fft.fftfreq(width)[None, :]
@@ -294,13 +310,15 @@ def noise_power_spectrum(
     index = np.digitize(k2d, edges, right=True) - 1
     keep = (k2d > 0) & (index < n_bins)
     counts = np.bincount(index[keep], minlength=n_bins)
-    power = np.full((n_bands, n_bins), np.nan)
     filled = counts > 0
-    for b in range(n_bands):
-        sums = np.bincount(index[keep], weights=mean2d[b][keep], minlength=n_bins)
-        power[b, filled] = sums[filled] / counts[filled]
+    # One sparse sum per annulus: (G, B, pixels) @ (pixels, n_bins).
+    members = np.zeros((int(keep.sum()), n_bins))
+    members[np.arange(members.shape[0]), index[keep]] = 1.0
+    sums = spectra2d[..., keep] @ members  # (G, B, n_bins)
+    power = np.full(sums.shape, np.nan)
+    power[..., filled] = sums[..., filled] / counts[filled]
     k = 0.5 * (edges[:-1] + edges[1:])
-    return k, power
+    return k, (power if per_galaxy else power[0])
 
 
 def _background(arr: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
