@@ -570,8 +570,20 @@ _TABLE_COLUMNS = (
 )
 
 
+def _interval_text(row: dict[str, Any], key: str, fmt: str) -> str:
+    """``lo–hi`` of a row's stored interval of ``key`` in the column's format, or ""."""
+    stored = row.get(f"{key}_ci")
+    if stored is None:
+        return ""
+    lo, hi = ("?" if v is None else fmt.format(v).strip() for v in stored)
+    return f"{lo}–{hi}"
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """The evaluation of one task as a text table, one row per translated set.
+
+    Where the rows carry bootstrap intervals (``<key>_ci``), each row is followed by a
+    line of its intervals, ``lo–hi`` under each value, and the title says their level.
 
     Examples
     --------
@@ -581,18 +593,43 @@ def format_evaluation(result: dict[str, Any]) -> str:
     s2c (3 test galaxies)
     model           PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
     nrgan_smooth    0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
+    >>> row["psnr_ci"] = [0.25, 0.75]
+    >>> print(format_evaluation({**result, "bootstrap": {"confidence": 0.95}}))
+    s2c (3 test galaxies; second lines: 95% bootstrap intervals over galaxies)
+    model              PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
+    nrgan_smooth       0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
+                  0.25–0.75
     """
-    first = max([len("model"), *(len(name) for name in result["models"])])
-    widths = [max(len(title), len(fmt.format(0.0))) for _, title, fmt in _TABLE_COLUMNS]
+    rows = result["models"]
+    first = max([len("model"), *(len(name) for name in rows)])
+    widths = [
+        max(
+            len(title),
+            len(fmt.format(0.0)),
+            *(len(_interval_text(row, key, fmt)) for row in rows.values()),
+        )
+        for key, title, fmt in _TABLE_COLUMNS
+    ]
     header = f"{'model':<{first}}" + "".join(
         f"  {title:>{w}}" for (_, title, _), w in zip(_TABLE_COLUMNS, widths, strict=True)
     )
-    lines = [f"{result['task']} ({result['n_galaxies']} test galaxies)", header]
-    for name, row in result["models"].items():
-        cells = []
+    title = f"{result['task']} ({result['n_galaxies']} test galaxies"
+    has_intervals = any(
+        _interval_text(row, key, fmt) for row in rows.values() for key, _, fmt in _TABLE_COLUMNS
+    )
+    if has_intervals:
+        level = result.get("bootstrap", {}).get("confidence")
+        level_text = f"{100 * level:g}% " if level is not None else ""
+        title += f"; second lines: {level_text}bootstrap intervals over galaxies"
+    lines = [title + ")", header]
+    for name, row in rows.items():
+        cells, intervals = [], []
         for (key, _, fmt), width in zip(_TABLE_COLUMNS, widths, strict=True):
             value = row.get(key)
             text = "—" if value is None else fmt.format(value).strip()
             cells.append(f"  {text:>{width}}")
+            intervals.append(f"  {_interval_text(row, key, fmt):>{width}}")
         lines.append(f"{name:<{first}}" + "".join(cells))
+        if has_intervals:
+            lines.append((" " * first + "".join(intervals)).rstrip())
     return "\n".join(lines)
