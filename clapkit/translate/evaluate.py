@@ -19,6 +19,19 @@ Headline metrics (the keys of the benchmark table):
   source-free noise power spectrum;
 - redshift information: ``photoz_sigma_mad``, ``photoz_bias``, ``photoz_outlier_fraction``,
   ``photoz_crps``, ``photoz_pit_w1`` of the probe applied to the images.
+
+Error bars: every metric is an aggregate over galaxies of per-galaxy contributions, so
+one set of bootstrap draws of the galaxies (:class:`BootstrapConfig`, seeded) recomputes
+every metric of every row on the same galaxies, and ``<key>_ci`` is its percentile
+interval. What is resampled per metric: the per-galaxy pixel scores (MSE, PSNR, SSIM,
+averaged); the per-galaxy relative errors of each morphology column and peak ratio
+(median per band, then the band mean); the per-galaxy ellipticity error and centroid
+offset (median); each galaxy's background σ in both sets (medians compared); each
+galaxy's noise power spectrum in both sets (means compared bin by bin, worst bin kept);
+the probe's per-galaxy point estimate, PIT and CRPS (σ_MAD, bias, outliers, mean CRPS and
+PIT W1 recomputed). Because the draws are shared, ``paired_differences`` gives the
+interval of (row − real) galaxy for galaxy, and
+:func:`clapkit.translate.results.rows_differ` says whether two rows differ.
 """
 
 from __future__ import annotations
@@ -343,7 +356,7 @@ def compare_images(
         Radial bins of the noise power spectrum.
     bootstrap : BootstrapConfig, optional
         With it, every metric ``<key>`` gets ``<key>_ci``: its bootstrap interval over
-        galaxies, ``(lo, hi)`` (see :class:`_RowParts` for what each metric resamples).
+        galaxies, ``(lo, hi)`` (the module docstring says what each metric resamples).
 
     Returns
     -------
