@@ -15,8 +15,12 @@ command line does it (``clapkit translate train``, ``apply``, ``evaluate``):
 
 Output: JSON shaped ``{task: {model: {metric: value}}}`` (tasks ``s2s`` and ``s2c``;
 rows ``nrgan``, ``nrgan_smooth``, ``swin``, ``srgan``, ``capsule``, ``diffusion``,
-``real``; metrics of :data:`clapkit.translate.evaluate.HEADLINE_METRICS` plus
-``train_seconds`` and ``translate_seconds``). The goal checks go to stderr.
+``real``; metrics of :data:`clapkit.translate.evaluate.HEADLINE_METRICS`, each with its
+95% bootstrap interval over galaxies ``<metric>_ci``, plus ``train_seconds`` and
+``translate_seconds``). The goal checks go to stderr; whether a model's probe σ_MAD and
+outlier fraction differ from the real images' is decided by
+:func:`clapkit.translate.results.rows_differ` (paired bootstrap interval of the
+difference excludes 0).
 
 Usage: ``python benchmarks/translation.py [--quick] [--out FILE] [--workdir DIR]
 [--n N] [--preset tiny|cpu|paper] [--tasks s2s,s2c] [--models ...]``. ``--quick`` (``cpu``
@@ -43,7 +47,7 @@ from clapkit.translate.apply import ApplySettings, apply_translator
 from clapkit.translate.evaluate import HEADLINE_METRICS, evaluate_task, format_evaluation
 from clapkit.translate.models import MODEL_NAMES
 from clapkit.translate.probe import ProbeConfig
-from clapkit.translate.results import task_dir
+from clapkit.translate.results import rows_differ, task_dir
 from clapkit.translate.tasks import TASKS as TASK_SPECS
 from clapkit.translate.training import default_options, read_spec, train_translator
 
@@ -115,11 +119,12 @@ def train_and_apply(data: Path, run: Path, task: str, model: str, epochs: int, p
     return timings
 
 
-def goals(report: dict) -> dict:
-    """The issue's goals, checked on the report."""
+def goals(report: dict, results: dict) -> dict:
+    """The issue's goals, checked on the report (and the evaluations, for intervals)."""
     out = {}
     for task, rows in report.items():
         real = rows["real"]
+        translated = [name for name in rows if name != "real"]
         out[task] = {
             "nrgan_noise_power_within_10pct": rows["nrgan"]["noise_power_max_rel_error"] <= 0.10,
             "nrgan_smooth_noise_power_within_10pct": rows["nrgan_smooth"][
@@ -130,6 +135,13 @@ def goals(report: dict) -> dict:
                 name: row["photoz_sigma_mad"] / real["photoz_sigma_mad"]
                 for name, row in rows.items()
                 if name != "real"
+            },
+            # Redshift information lost (or gained): outside the bootstrap noise.
+            **{
+                f"{key}_differs_from_real": {
+                    name: rows_differ(results[task], name, "real", key) for name in translated
+                }
+                for key in ("photoz_sigma_mad", "photoz_outlier_fraction")
             },
         }
     return out
@@ -165,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
             data, n, seed=7, instruments=STACKS, workers=2, progress=True, overwrite=True
         )
     report: dict = {}
+    results: dict = {}
     for task in args.tasks.split(","):
         timings = {}
         for model in args.models.split(","):
@@ -177,14 +190,16 @@ def main(argv: list[str] | None = None) -> dict:
                 timings["nrgan_smooth"] = timing
         result = evaluate_task(workdir, task, data, probe=mode["probe"], overwrite=True)
         log("\n" + format_evaluation(result))
+        results[task] = result
         report[task] = {
             name: {
                 **{key: row.get(key) for key in HEADLINE_METRICS},
+                **{f"{key}_ci": row.get(f"{key}_ci") for key in HEADLINE_METRICS},
                 **timings.get(name, {}),
             }
             for name, row in result["models"].items()
         }
-    log(f"goals: {json.dumps(goals(report), indent=1, default=float)}")
+    log(f"goals: {json.dumps(goals(report, results), indent=1, default=float)}")
     log(f"total {time.perf_counter() - started:.0f} s")
     return emit(report, args.out)
 

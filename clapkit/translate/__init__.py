@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "background_std",
+    "galaxy_peak_pixels",
     "morphology",
     "noise_power_spectrum",
     "peak_flux_ratios",

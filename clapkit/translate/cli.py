@@ -97,13 +97,17 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from clapkit.translate.evaluate import evaluate_task, format_evaluation
+    from clapkit.translate.evaluate import BootstrapConfig, evaluate_task, format_evaluation
 
+    bootstrap = BootstrapConfig(
+        n_resamples=args.bootstrap, confidence=args.confidence, seed=args.bootstrap_seed
+    )
     result = evaluate_task(
         args.run,
         args.task,
         args.data,
         models=args.models.split(",") if args.models else None,
+        bootstrap=bootstrap,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -166,5 +170,17 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--models",
         help="comma-separated translated sets: apply's --model, or its --name (default: all)",
+    )
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap draws of the galaxies for the intervals of every metric (0: none)",
+    )
+    evaluate.add_argument(
+        "--confidence", type=float, default=0.95, help="probability covered by each interval"
+    )
+    evaluate.add_argument(
+        "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap draws"
     )
     evaluate.set_defaults(func=_cmd_evaluate)

@@ -19,23 +19,53 @@ Headline metrics (the keys of the benchmark table):
   source-free noise power spectrum;
 - redshift information: ``photoz_sigma_mad``, ``photoz_bias``, ``photoz_outlier_fraction``,
   ``photoz_crps``, ``photoz_pit_w1`` of the probe applied to the images.
+
+Error bars: every metric is an aggregate over galaxies of per-galaxy contributions, so
+one set of bootstrap draws of the galaxies (:class:`BootstrapConfig`, seeded) recomputes
+every metric of every row on the same galaxies, and ``<key>_ci`` is its percentile
+interval. What is resampled per metric: the per-galaxy pixel scores (MSE, PSNR, SSIM,
+averaged); the per-galaxy relative errors of each morphology column and peak ratio
+(median per band, then the band mean); the per-galaxy ellipticity error and centroid
+offset (median); each galaxy's background σ in both sets (medians compared); each
+galaxy's noise power spectrum in both sets (means compared bin by bin, worst bin kept);
+the probe's per-galaxy point estimate, PIT and CRPS (σ_MAD, bias, outliers, mean CRPS and
+PIT W1 recomputed). Because the draws are shared, ``paired_differences`` gives the
+interval of (row − real) galaxy for galaxy, and
+:func:`clapkit.translate.results.rows_differ` says whether two rows differ.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.table import Table
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from clapkit.atomic import atomic_path, write_json
+from clapkit.checks import check_int
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
+from clapkit.metrics import (
+    bias,
+    outlier_fraction,
+    per_galaxy_parts,
+    sigma_mad,
+    wasserstein_to_uniform,
+)
+from clapkit.metrics.bootstrap import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    bootstrap_draws,
+    check_confidence,
+    percentile_interval,
+)
 from clapkit.runs import RunDir
 from clapkit.translate.image_metrics import (
     background_std,
@@ -43,14 +73,14 @@ from clapkit.translate.image_metrics import (
     noise_power_spectrum,
     peak_flux_ratios,
     pixel_metrics,
-    relative_errors,
 )
-from clapkit.translate.probe import ProbeConfig, probe_metrics, probe_pdfs, train_probe
+from clapkit.translate.probe import ProbeConfig, probe_pdfs, train_probe
 from clapkit.translate.results import task_dir
 from clapkit.translate.tasks import task
 
 __all__ = [
     "HEADLINE_METRICS",
+    "BootstrapConfig",
     "compare_images",
     "evaluate_task",
     "noise_spectrum",
@@ -58,6 +88,8 @@ __all__ = [
 
 #: Band whose shape (ellipticity, centroid) is reported: the deepest optical band.
 REFERENCE_BAND = "r"
+#: Radial bins of the stored noise power spectra.
+N_POWER_BINS = 16
 #: Keys of one row of the evaluation table, in display order.
 HEADLINE_METRICS = (
     "mse",
@@ -91,27 +123,211 @@ def noise_spectrum(images: ArrayLike, n_bins: int = 16) -> tuple[np.ndarray, np.
     return noise_power_spectrum(images, n_bins=n_bins)
 
 
-def _morphology_errors(table_t: Table, table_r: Table, bands: Sequence[str]) -> dict[str, float]:
-    out = {}
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """Bootstrap intervals over galaxies for every row of the evaluation table.
+
+    Attributes
+    ----------
+    n_resamples : int
+        Draws of the galaxies, with replacement; 0 gives no intervals.
+    confidence : float
+        Probability covered by each interval (percentile interval).
+    seed : int
+        Seed of ``np.random.default_rng``: the same seed gives the same draws, and so
+        the same intervals.
+
+    Examples
+    --------
+    >>> BootstrapConfig(n_resamples=200).draws(5).shape
+    (200, 5)
+    """
+
+    n_resamples: int = DEFAULT_RESAMPLES
+    confidence: float = DEFAULT_CONFIDENCE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int(self.n_resamples, "n_resamples", minimum=0)
+        check_confidence(self.confidence)
+        check_int(self.seed, "seed", minimum=0)
+
+    def draws(self, n: int) -> NDArray[np.intp] | None:
+        """Galaxy indices of every draw, shape (n_resamples, n); None without draws."""
+        if self.n_resamples == 0:
+            return None
+        return bootstrap_draws(n, self.n_resamples, self.seed)
+
+
+def _nanmedian(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Median over galaxies (axis 0) ignoring NaN; NaN, silently, where all are NaN.
+
+    ``np.nanmedian`` goes through masked arrays (a millisecond a call); sorting puts NaN
+    last, so the median of the finite values is read from the sorted columns directly.
+    """
+    ordered = np.sort(values.reshape(len(values), -1), axis=0)  # (N, columns)
+    n = (~np.isnan(ordered)).sum(axis=0)
+    low = np.take_along_axis(ordered, (np.maximum(n - 1, 0) // 2)[None], axis=0)[0]
+    high = np.take_along_axis(ordered, np.minimum(n // 2, len(values) - 1)[None], axis=0)[0]
+    median = np.where(n > 0, 0.5 * (low + high), np.nan)
+    return median.reshape(values.shape[1:])
+
+
+def _per_galaxy_rel_error(xt: ArrayLike, xr: ArrayLike) -> NDArray[np.float64]:
+    """|x_t − x_r| / |x_r| per galaxy; NaN where either is not finite or x_r is 0."""
+    xt = np.asarray(xt, dtype=np.float64)
+    xr = np.asarray(xr, dtype=np.float64)
+    usable = np.isfinite(xt) & np.isfinite(xr) & (xr != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(usable, np.abs(xt - xr) / np.abs(xr), np.nan)
+
+
+@dataclass
+class _RowParts:
+    """Per-galaxy contributions to one row of the table: what a bootstrap resamples.
+
+    Each metric is an aggregate over galaxies of per-galaxy values, so any resample of
+    the galaxies (``index``, repeats allowed) gives the metric on that resample:
+
+    - ``means``: the metric is the mean over galaxies (MSE, PSNR, SSIM; per galaxy
+      already averaged over bands for the band-averaged keys);
+    - ``band_medians``: per band the median over galaxies of the relative error, then
+      the mean over the bands where it is defined (size, flux, peak, concentration,
+      peak ratios);
+    - ``medians``: the median over galaxies (ellipticity error, centroid offset);
+    - ``noise_std``: per-galaxy background σ of both sets, (N, B) each; the metric
+      compares their medians over galaxies, band by band, and keeps the worst band;
+    - ``noise_power``: per-galaxy noise power spectra of both sets, (N, B, K) each; the
+      metric compares their means over galaxies, bin by bin, and keeps the worst bin;
+    - ``photoz``: the probe's per-galaxy point estimate, PIT and CRPS and the true
+      redshifts; the metrics are recomputed from them (σ_MAD, bias, outliers, mean
+      CRPS, PIT W1 of the resampled galaxies).
+    """
+
+    means: dict[str, NDArray[np.float64]]
+    band_medians: dict[str, NDArray[np.float64]]
+    medians: dict[str, NDArray[np.float64]]
+    noise_std: tuple[NDArray[np.float64], NDArray[np.float64]]
+    noise_power: tuple[NDArray[np.float64], NDArray[np.float64]]
+    photoz: dict[str, NDArray[np.float64]] | None = field(default=None)
+
+    def metrics(self, index: NDArray[np.intp] | None = None) -> dict[str, float]:
+        """Every metric of the row on the galaxies ``index`` (default: all, once each)."""
+
+        def pick(values: NDArray[np.float64]) -> NDArray[np.float64]:
+            return values if index is None else values[index]
+
+        out: dict[str, float] = {}
+        for key, values in self.means.items():
+            out[key] = float(np.mean(pick(values)))
+        for key, values in self.band_medians.items():
+            per_band = np.atleast_1d(_nanmedian(pick(values)))
+            finite = per_band[np.isfinite(per_band)]
+            out[key] = float(np.mean(finite)) if finite.size else float("nan")
+        for key, values in self.medians.items():
+            out[key] = float(_nanmedian(pick(values)))
+        std_t, std_r = (_nanmedian(pick(v)) for v in self.noise_std)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["noise_std_rel_error"] = float(np.max(np.abs(std_t / std_r - 1.0)))
+        power_t, power_r = (pick(v).mean(axis=0) for v in self.noise_power)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN ratio
+            out["noise_power_max_rel_error"] = float(np.nanmax(np.abs(power_t / power_r - 1.0)))
+        if self.photoz is not None:
+            out.update(_photoz_metrics(*(pick(self.photoz[key]) for key in PHOTOZ_PARTS)))
+        return out
+
+
+#: Per-galaxy parts of the probe's metrics, in the order :func:`_photoz_metrics` takes.
+PHOTOZ_PARTS = ("z_phot", "z_true", "pit", "crps")
+
+
+def _photoz_metrics(
+    z_phot: NDArray[np.float64],
+    z_true: NDArray[np.float64],
+    pit: NDArray[np.float64],
+    crps: NDArray[np.float64],
+) -> dict[str, float]:
+    """The probe's metrics (:func:`~clapkit.translate.probe.probe_metrics`) from its
+    per-galaxy parts: no pass over the PDFs, no uniformity tests beyond W1."""
+    out = {
+        "photoz_sigma_mad": sigma_mad(z_phot, z_true),
+        "photoz_bias": bias(z_phot, z_true),
+        "photoz_outlier_fraction": outlier_fraction(z_phot, z_true, 0.05),
+        "photoz_crps": float(np.mean(crps)),
+        "photoz_pit_w1": wasserstein_to_uniform(pit) if pit.size >= 2 else float("nan"),
+    }
+    return {key: float(value) for key, value in out.items()}
+
+
+def _row_parts(
+    t: NDArray[np.float64],
+    r: NDArray[np.float64],
+    bands: Sequence[str],
+    table_t: Table,
+    table_r: Table,
+    n_power_bins: int,
+) -> _RowParts:
+    """The per-galaxy contributions of translated ``t`` against real ``r``."""
+    pixels = pixel_metrics(t, r, per_galaxy=True)  # (N, B) each
+    means = {key: pixels[key].mean(axis=1) for key in ("mse", "psnr", "ssim")}
+    for b, name in enumerate(bands):
+        means[f"psnr_{name}"] = pixels["psnr"][:, b]
+        means[f"ssim_{name}"] = pixels["ssim"][:, b]
+    band_medians = {}
     for key, column in (
         ("size_rel_error", "sigma"),
         ("flux_rel_error", "flux"),
         ("peak_flux_rel_error", "peak"),
         ("concentration_rel_error", "concentration"),
     ):
-        per_band = relative_errors(table_t, table_r, [f"{column}_{b}" for b in bands])
-        values = [v for v in per_band.values() if math.isfinite(v)]
-        out[key] = float(np.mean(values)) if values else float("nan")
+        band_medians[key] = np.stack(
+            [
+                _per_galaxy_rel_error(table_t[f"{column}_{b}"], table_r[f"{column}_{b}"])
+                for b in bands
+            ],
+            axis=1,
+        )
+    ratios_t = peak_flux_ratios(t, bands)
+    ratios_r = peak_flux_ratios(r, bands)
+    band_medians["peak_ratio_rel_error"] = np.stack(
+        [_per_galaxy_rel_error(ratios_t[key], ratios_r[key]) for key in ratios_r]
+        or [np.full(len(t), np.nan)],
+        axis=1,
+    )
     band = REFERENCE_BAND if REFERENCE_BAND in bands else bands[len(bands) // 2]
     e_t = np.hypot(table_t[f"e1_{band}"], table_t[f"e2_{band}"])
     e_r = np.hypot(table_r[f"e1_{band}"], table_r[f"e2_{band}"])
     offset = np.hypot(
         table_t[f"x_{band}"] - table_r[f"x_{band}"], table_t[f"y_{band}"] - table_r[f"y_{band}"]
     )
-    with np.errstate(invalid="ignore"):
-        out["ellipticity_abs_error"] = float(np.nanmedian(np.abs(e_t - e_r)))
-        out["centroid_offset"] = float(np.nanmedian(offset))
-    return out
+    medians = {
+        "ellipticity_abs_error": np.abs(np.asarray(e_t - e_r, dtype=np.float64)),
+        "centroid_offset": np.asarray(offset, dtype=np.float64),
+    }
+    _, power_t = noise_power_spectrum(t, n_bins=n_power_bins, per_galaxy=True)
+    _, power_r = noise_power_spectrum(r, n_bins=n_power_bins, per_galaxy=True)
+    return _RowParts(
+        means=means,
+        band_medians=band_medians,
+        medians=medians,
+        noise_std=(background_std(t), background_std(r)),
+        noise_power=(power_t, power_r),
+    )
+
+
+def _draw_values(
+    metrics: Callable[[NDArray[np.intp] | None], dict[str, float]], draws: NDArray[np.intp]
+) -> dict[str, NDArray[np.float64]]:
+    """Every metric recomputed on every draw: key → array (R,)."""
+    rows = [metrics(index) for index in draws]
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+
+
+def _intervals(
+    values: dict[str, NDArray[np.float64]], confidence: float
+) -> dict[str, tuple[float, float]]:
+    return {key: percentile_interval(v, confidence) for key, v in values.items()}
 
 
 def compare_images(
@@ -122,7 +338,8 @@ def compare_images(
     *,
     real_morphology: Table | None = None,
     n_power_bins: int = 16,
-) -> tuple[dict[str, float], Table, np.ndarray]:
+    bootstrap: BootstrapConfig | None = None,
+) -> tuple[dict[str, Any], Table, np.ndarray]:
     """Pixel, morphology and noise fidelity of ``translated`` against ``real`` images.
 
     Parameters
@@ -137,12 +354,15 @@ def compare_images(
         measured (it is the same for every model).
     n_power_bins : int
         Radial bins of the noise power spectrum.
+    bootstrap : BootstrapConfig, optional
+        With it, every metric ``<key>`` gets ``<key>_ci``: its bootstrap interval over
+        galaxies, ``(lo, hi)`` (the module docstring says what each metric resamples).
 
     Returns
     -------
     metrics : dict
         The pixel, morphology and noise keys of :data:`HEADLINE_METRICS`, plus per band
-        ``psnr_<b>`` and ``ssim_<b>``.
+        ``psnr_<b>`` and ``ssim_<b>`` (and their ``_ci`` with ``bootstrap``).
     table : astropy.table.Table
         Per-galaxy morphology of ``translated``.
     power : ndarray, shape (B, n_power_bins)
@@ -167,30 +387,15 @@ def compare_images(
         )
     if len(bands) != r.shape[1]:
         raise ValidationError(f"{len(bands)} band names for images of {r.shape[1]} bands")
-    pixels = pixel_metrics(t, r)
-    metrics: dict[str, float] = {
-        "mse": float(np.mean(pixels["mse"])),
-        "psnr": float(np.mean(pixels["psnr"])),
-        "ssim": float(np.mean(pixels["ssim"])),
-    }
-    for b, name in enumerate(bands):
-        metrics[f"psnr_{name}"] = float(pixels["psnr"][b])
-        metrics[f"ssim_{name}"] = float(pixels["ssim"][b])
     table_t = morphology(t, pixel_scale, bands)
     table_r = real_morphology if real_morphology is not None else morphology(r, pixel_scale, bands)
-    metrics.update(_morphology_errors(table_t, table_r, bands))
-    ratios_t = peak_flux_ratios(t, bands)
-    ratios_r = peak_flux_ratios(r, bands)
-    ratio_errors = relative_errors(Table(ratios_t), Table(ratios_r), list(ratios_r))
-    finite = [v for v in ratio_errors.values() if math.isfinite(v)]
-    metrics["peak_ratio_rel_error"] = float(np.mean(finite)) if finite else float("nan")
-    std_t = np.nanmedian(background_std(t), axis=0)
-    std_r = np.nanmedian(background_std(r), axis=0)
-    metrics["noise_std_rel_error"] = float(np.max(np.abs(std_t / std_r - 1.0)))
-    _, power_t = noise_spectrum(t, n_power_bins)
-    _, power_r = noise_spectrum(r, n_power_bins)
-    metrics["noise_power_max_rel_error"] = float(np.nanmax(np.abs(power_t / power_r - 1.0)))
-    return metrics, table_t, power_t
+    parts = _row_parts(t, r, bands, table_t, table_r, n_power_bins)
+    metrics: dict[str, Any] = parts.metrics()
+    draws = bootstrap.draws(len(t)) if bootstrap is not None else None
+    if draws is not None:
+        intervals = _intervals(_draw_values(parts.metrics, draws), bootstrap.confidence)
+        metrics.update({f"{key}_ci": ci for key, ci in intervals.items()})
+    return metrics, table_t, parts.noise_power[0].mean(axis=0)
 
 
 # ----------------------------------------------------------------------------- workflow
@@ -223,6 +428,7 @@ def evaluate_task(
     models: Sequence[str] | None = None,
     probe: ProbeConfig | None = None,
     split: str = "test",
+    bootstrap: BootstrapConfig | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -238,15 +444,31 @@ def evaluate_task(
     models : sequence of str, optional
         Names to evaluate (default: every translated set found).
     probe : ProbeConfig, optional
+    split : str
+        The split whose galaxies are evaluated.
+    bootstrap : BootstrapConfig, optional
+        Intervals over galaxies (default :class:`BootstrapConfig`: 1,000 draws, 95%).
+        The same draws serve every metric and every row, so rows are paired.
     overwrite : bool
         Replace ``evaluation.json``; without it an existing one is refused.
+    progress : bool
+        Show the probe's training progress.
 
     Returns
     -------
     dict
         ``{"task", "n_galaxies", "bands", "models": {name: metrics}, "noise_power":
-        {"k", name: {band: [...]}}}``, the row ``real`` being the real images.
+        {"k", name: {band: [...]}}, "bootstrap", "paired_differences"}``, the row
+        ``real`` being the real images. Each row holds ``<key>`` and ``<key>_ci``
+        (``[lo, hi]``, null where not finite); ``bootstrap`` is the configuration
+        (``n_resamples``, ``confidence``, ``seed``, ``resampled: "galaxies"``);
+        ``paired_differences`` is ``{"reference": "real", "models": {name: {key:
+        [lo, hi]}}}``, the interval of (row − real) over the same draws, which is
+        narrower than comparing two intervals because the galaxies are paired.
+        Without draws (``n_resamples=0``) the last two are absent and so are the
+        ``_ci`` keys.
     """
+    bootstrap = bootstrap if bootstrap is not None else BootstrapConfig()
     folder = task_dir(run, task_name)
     paths = RunDir(run)
     out = paths.evaluation_path(task_name)
@@ -278,12 +500,14 @@ def evaluate_task(
         z_true = np.asarray(test.catalog["z"], dtype=np.float64)
         p_real, edges = probe_pdfs(probe_dir, test)
     real_table = morphology(real, pixel_scale, bands)
-    metrics_real, _, power_real = compare_images(
-        real, real, bands, pixel_scale, real_morphology=real_table
-    )
-    rows: dict[str, dict[str, Any]] = {}
-    k, _ = noise_spectrum(real[:1])
-    spectra: dict[str, Any] = {"k": k.tolist()}
+    real64 = np.asarray(real, dtype=np.float64)
+    draws = bootstrap.draws(len(ids))
+
+    def photoz_parts(p: np.ndarray) -> dict[str, np.ndarray]:
+        return {**per_galaxy_parts(p, edges, z_true), "z_true": z_true}
+
+    parts: dict[str, _RowParts] = {}
+    spectra: dict[str, Any] = {"k": noise_spectrum(real[:1])[0].tolist()}
     tables: dict[str, Table] = {"real": real_table}
     pdfs: dict[str, np.ndarray] = {"real": p_real}
     for name, path in sets.items():
@@ -293,18 +517,26 @@ def evaluate_task(
                     f"{path}: translated galaxies differ from the {split!r} split of {data}; "
                     "apply the model to the same data again"
                 )
-            images = np.asarray(translated.stacks[target].images[:], dtype=np.float32)
+            images = np.asarray(translated.stacks[target].images[:], dtype=np.float64)
             p, _ = probe_pdfs(probe_dir, translated)
-        metrics, table, power = compare_images(
-            images, real, bands, pixel_scale, real_morphology=real_table
-        )
-        metrics.update({f"photoz_{k}": v for k, v in probe_metrics(p, edges, z_true).items()})
-        rows[name] = metrics
-        spectra[name] = dict(zip(bands, power.tolist(), strict=True))
+        table = morphology(images, pixel_scale, bands)
+        parts[name] = _row_parts(images, real64, bands, table, real_table, N_POWER_BINS)
+        parts[name].photoz = photoz_parts(p)
         tables[name], pdfs[name] = table, p
-    metrics_real.update({f"photoz_{k}": v for k, v in probe_metrics(p_real, edges, z_true).items()})
-    rows["real"] = metrics_real
-    spectra["real"] = dict(zip(bands, power_real.tolist(), strict=True))
+    parts["real"] = _row_parts(real64, real64, bands, real_table, real_table, N_POWER_BINS)
+    parts["real"].photoz = photoz_parts(p_real)
+    rows: dict[str, dict[str, Any]] = {}
+    drawn: dict[str, dict[str, np.ndarray]] = {}
+    for name, row_parts in parts.items():
+        rows[name] = {key: _json_number(v) for key, v in row_parts.metrics().items()}
+        spectra[name] = dict(
+            zip(bands, row_parts.noise_power[0].mean(axis=0).tolist(), strict=True)
+        )
+        if draws is None:
+            continue
+        drawn[name] = _draw_values(row_parts.metrics, draws)
+        for key, ci in _intervals(drawn[name], bootstrap.confidence).items():
+            rows[name][f"{key}_ci"] = [_json_number(v) for v in ci]
     for name, table in tables.items():
         table = table.copy()
         table.add_column(ids, name="id", index=0)
@@ -319,12 +551,20 @@ def evaluate_task(
         "split": split,
         "n_galaxies": len(ids),
         "bands": bands,
-        "models": {
-            name: {key: _json_number(value) for key, value in row.items()}
-            for name, row in rows.items()
-        },
+        "models": rows,
         "noise_power": spectra,
     }
+    if draws is not None:
+        result["bootstrap"] = {**asdict(bootstrap), "resampled": "galaxies"}
+        differences = {}
+        for name in sets:
+            with np.errstate(invalid="ignore"):  # inf − inf: PSNR of identical images
+                paired = {key: drawn[name][key] - drawn["real"][key] for key in drawn[name]}
+            differences[name] = {
+                key: [_json_number(v) for v in ci]
+                for key, ci in _intervals(paired, bootstrap.confidence).items()
+            }
+        result["paired_differences"] = {"reference": "real", "models": differences}
     write_json(out, result, overwrite=True)
     return result
 
@@ -343,8 +583,20 @@ _TABLE_COLUMNS = (
 )
 
 
+def _interval_text(row: dict[str, Any], key: str, fmt: str) -> str:
+    """``lo–hi`` of a row's stored interval of ``key`` in the column's format, or ""."""
+    stored = row.get(f"{key}_ci")
+    if stored is None:
+        return ""
+    lo, hi = ("?" if v is None else fmt.format(v).strip() for v in stored)
+    return f"{lo}–{hi}"
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """The evaluation of one task as a text table, one row per translated set.
+
+    Where the rows carry bootstrap intervals (``<key>_ci``), each row is followed by a
+    line of its intervals, ``lo–hi`` under each value, and the title says their level.
 
     Examples
     --------
@@ -354,18 +606,43 @@ def format_evaluation(result: dict[str, Any]) -> str:
     s2c (3 test galaxies)
     model           PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
     nrgan_smooth    0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
+    >>> row["psnr_ci"] = [0.25, 0.75]
+    >>> print(format_evaluation({**result, "bootstrap": {"confidence": 0.95}}))
+    s2c (3 test galaxies; second lines: 95% bootstrap intervals over galaxies)
+    model              PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
+    nrgan_smooth       0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
+                  0.25–0.75
     """
-    first = max([len("model"), *(len(name) for name in result["models"])])
-    widths = [max(len(title), len(fmt.format(0.0))) for _, title, fmt in _TABLE_COLUMNS]
+    rows = result["models"]
+    first = max([len("model"), *(len(name) for name in rows)])
+    widths = [
+        max(
+            len(title),
+            len(fmt.format(0.0)),
+            *(len(_interval_text(row, key, fmt)) for row in rows.values()),
+        )
+        for key, title, fmt in _TABLE_COLUMNS
+    ]
     header = f"{'model':<{first}}" + "".join(
         f"  {title:>{w}}" for (_, title, _), w in zip(_TABLE_COLUMNS, widths, strict=True)
     )
-    lines = [f"{result['task']} ({result['n_galaxies']} test galaxies)", header]
-    for name, row in result["models"].items():
-        cells = []
+    title = f"{result['task']} ({result['n_galaxies']} test galaxies"
+    has_intervals = any(
+        _interval_text(row, key, fmt) for row in rows.values() for key, _, fmt in _TABLE_COLUMNS
+    )
+    if has_intervals:
+        level = result.get("bootstrap", {}).get("confidence")
+        level_text = f"{100 * level:g}% " if level is not None else ""
+        title += f"; second lines: {level_text}bootstrap intervals over galaxies"
+    lines = [title + ")", header]
+    for name, row in rows.items():
+        cells, intervals = [], []
         for (key, _, fmt), width in zip(_TABLE_COLUMNS, widths, strict=True):
             value = row.get(key)
             text = "—" if value is None else fmt.format(value).strip()
             cells.append(f"  {text:>{width}}")
+            intervals.append(f"  {_interval_text(row, key, fmt):>{width}}")
         lines.append(f"{name:<{first}}" + "".join(cells))
+        if has_intervals:
+            lines.append((" " * first + "".join(intervals)).rstrip())
     return "\n".join(lines)

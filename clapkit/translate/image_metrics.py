@@ -5,7 +5,9 @@ columns; the GalaxySet convention), in three tiers of the published evaluation:
 
 - pixel level: :func:`pixel_metrics` (MSE, PSNR, SSIM per band);
 - morphology level: :func:`morphology` (flux, peak, HSM adaptive moments, concentration),
-  :func:`peak_flux_ratios` and :func:`relative_errors` to compare two tables;
+  :func:`peak_flux_ratios` and :func:`relative_errors` to compare two tables; the peak is
+  measured at the galaxy (:func:`galaxy_peak_pixels`: its photutils segment), not at the
+  brightest pixel of the stamp;
 - noise: :func:`source_mask`, :func:`background_std` and :func:`noise_power_spectrum`.
 
 No I/O and no models here. Every stack is checked at entry: a non-finite pixel raises
@@ -14,12 +16,15 @@ No I/O and no models here. Every stack is checked at entry: a non-finite pixel r
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import galsim
 import numpy as np
 from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
+from photutils.segmentation import detect_sources
+from photutils.utils.exceptions import NoDetectionsWarning
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -27,6 +32,10 @@ from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics.point import MAD_TO_SIGMA
 
+#: Detection threshold of :func:`galaxy_peak_pixels`, in robust standard deviations.
+DETECTION_NSIGMA = 2.0
+#: Fewest connected pixels (8-connected) that make a segment in :func:`galaxy_peak_pixels`.
+DETECTION_NPIXELS = 5
 #: Side of the square window of :func:`skimage.metrics.structural_similarity` (its default).
 SSIM_WINDOW = 7
 
@@ -71,7 +80,10 @@ def _band_names(bands: Sequence[str] | None, n_bands: int) -> list[str]:
 
 
 def pixel_metrics(
-    translated: ArrayLike, real: ArrayLike, data_range: ArrayLike | None = None
+    translated: ArrayLike,
+    real: ArrayLike,
+    data_range: ArrayLike | None = None,
+    per_galaxy: bool = False,
 ) -> dict[str, NDArray[np.float64]]:
     """Mean squared error, PSNR and SSIM per band, averaged over galaxies.
 
@@ -83,6 +95,9 @@ def pixel_metrics(
         Dynamic range used by PSNR and SSIM. Default: per band, the range (max - min) of
         the *real* images over all galaxies, so that every model is scored on the same
         scale. Galaxy images have no fixed range, which is why it is always explicit.
+    per_galaxy : bool
+        Return the per-galaxy values, shape (N, B), instead of their means (what a
+        bootstrap over galaxies resamples).
 
     Returns
     -------
@@ -125,6 +140,8 @@ def pixel_metrics(
             if mse[n, b] > 0:
                 psnr[n, b] = peak_signal_noise_ratio(r[n, b], t[n, b], data_range=dr[b])
             ssim[n, b] = structural_similarity(r[n, b], t[n, b], data_range=dr[b])
+    if per_galaxy:
+        return {"mse": mse, "psnr": psnr, "ssim": ssim, "data_range": dr}
     return {
         "mse": mse.mean(axis=0),
         "psnr": psnr.mean(axis=0),
@@ -224,7 +241,10 @@ def background_std(images: ArrayLike, mask: ArrayLike | None = None) -> NDArray[
 
 
 def noise_power_spectrum(
-    images: ArrayLike, mask: ArrayLike | None = None, n_bins: int | None = None
+    images: ArrayLike,
+    mask: ArrayLike | None = None,
+    n_bins: int | None = None,
+    per_galaxy: bool = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Radially averaged 2-D power spectrum of the source-free pixels, per band.
 
@@ -243,12 +263,16 @@ def noise_power_spectrum(
         True on source pixels; default :func:`source_mask` of ``images``.
     n_bins : int, optional
         Number of annuli of equal width; default ``min(H, W) // 2``.
+    per_galaxy : bool
+        Return each galaxy's spectrum, shape (N, B, n_bins), instead of the mean over
+        galaxies. The annulus average is linear, so the mean of these over galaxies is
+        the default result: a bootstrap over galaxies averages resampled rows of them.
 
     Returns
     -------
     k : ndarray, shape (n_bins,)
         Bin centres in cycles per pixel.
-    power : ndarray, shape (B, n_bins)
+    power : ndarray, shape (B, n_bins), or (N, B, n_bins) with ``per_galaxy``
         Mean power per annulus; NaN for an annulus that holds no frequency.
 
     Examples
@@ -261,7 +285,7 @@ def noise_power_spectrum(
     """
     arr = _check_stack(images)
     m = _mask_for(arr, mask)
-    _, n_bands, height, width = arr.shape
+    _, _, height, width = arr.shape
     if n_bins is None:
         n_bins = min(height, width) // 2
     n_bins = check_int(n_bins, "n_bins")
@@ -275,7 +299,8 @@ def noise_power_spectrum(
     field = np.where(free, arr - background, 0.0)
     power2d = np.abs(np.fft.fft2(field)) ** 2 / (height * width)  # (N, B, H, W)
     power2d /= frac[..., None, None]
-    mean2d = power2d.mean(axis=0)  # (B, H, W)
+    # (G, B, H, W): the galaxies, or their mean as a single "galaxy".
+    spectra2d = power2d if per_galaxy else power2d.mean(axis=0, keepdims=True)
 
     ky = np.fft.fftfreq(height)[:, None]
     kx = np.fft.fftfreq(width)[None, :]
@@ -285,13 +310,15 @@ def noise_power_spectrum(
     index = np.digitize(k2d, edges, right=True) - 1
     keep = (k2d > 0) & (index < n_bins)
     counts = np.bincount(index[keep], minlength=n_bins)
-    power = np.full((n_bands, n_bins), np.nan)
     filled = counts > 0
-    for b in range(n_bands):
-        sums = np.bincount(index[keep], weights=mean2d[b][keep], minlength=n_bins)
-        power[b, filled] = sums[filled] / counts[filled]
+    # One sparse sum per annulus: (G, B, pixels) @ (pixels, n_bins).
+    members = np.zeros((int(keep.sum()), n_bins))
+    members[np.arange(members.shape[0]), index[keep]] = 1.0
+    sums = spectra2d[..., keep] @ members  # (G, B, n_bins)
+    power = np.full(sums.shape, np.nan)
+    power[..., filled] = sums[..., filled] / counts[filled]
     k = 0.5 * (edges[:-1] + edges[1:])
-    return k, power
+    return k, (power if per_galaxy else power[0])
 
 
 def _background(arr: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -319,6 +346,105 @@ def _concentration(img: NDArray[np.float64], x0: float, y0: float) -> float:
     return float(5.0 * np.log10(r80 / r20))
 
 
+def _hsm_centroid_pixel(img: NDArray[np.float64]) -> tuple[int, int] | None:
+    """(row, column) of the pixel holding the HSM adaptive-moment centroid, or None."""
+    try:
+        res = galsim.hsm.FindAdaptiveMom(galsim.Image(np.ascontiguousarray(img), scale=1.0))
+    except galsim.GalSimHSMError:
+        return None
+    # GalSim images start at pixel (1, 1); arrays at index 0.
+    row = int(np.clip(round(res.moments_centroid.y - 1.0), 0, img.shape[0] - 1))
+    col = int(np.clip(round(res.moments_centroid.x - 1.0), 0, img.shape[1] - 1))
+    return row, col
+
+
+def galaxy_peak_pixels(
+    images: ArrayLike,
+    nsigma: float = DETECTION_NSIGMA,
+    npixels: int = DETECTION_NPIXELS,
+    subtract_background: bool = True,
+) -> dict[str, NDArray]:
+    """The pixel of each galaxy's peak, one pixel shared by every band.
+
+    The galaxy is found on a detection image, the sum of the bands: its pixels more than
+    ``nsigma`` robust standard deviations (1.4826 × MAD of the stamp) above the stamp's
+    median are split into 8-connected segments of at least ``npixels`` pixels
+    (:func:`photutils.segmentation.detect_sources`), and the galaxy's segment is the one
+    holding the pixel nearest to the stamp centre. Its peak is the brightest pixel of
+    the detection image within that segment. Where no segment is found (a blank or
+    very faint stamp) the peak falls back to the pixel of the HSM adaptive-moment
+    centroid of the detection image, and to the stamp centre where HSM fails too.
+
+    Why not each band's brightest pixel: in a band where the galaxy is faint, the
+    brightest pixel of the stamp is a noise maximum anywhere in the stamp, biased upward
+    by several σ, so two image sets would be compared on their noise. The summed bands
+    find the galaxy at a signal-to-noise no single band has, and reading every band at
+    the same pixel gives cross-band peak-flux ratios (colours at one place) that a
+    noise maximum cannot move.
+
+    Parameters
+    ----------
+    images : array_like, shape (N, B, H, W)
+    nsigma : float
+        Detection threshold in robust standard deviations of the detection image.
+    npixels : int
+        Fewest connected pixels of a segment.
+    subtract_background : bool
+        Subtract each image's median of source-free pixels (:func:`source_mask`) first.
+
+    Returns
+    -------
+    dict
+        ``"row"``, ``"col"`` (int arrays (N,)): the peak pixel; ``"in_segment"`` (bool
+        (N,)): True where a segment was found, False where the HSM centroid (or the
+        centre) was used; ``"segment"`` (bool (N, H, W)): the galaxy's segment, all False
+        where none was found.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:21, :21]
+    >>> img = np.exp(-((xx - 10) ** 2 + (yy - 9) ** 2) / 8.0)[None, None]
+    >>> img = img + 0.01 * np.random.default_rng(0).normal(size=(1, 1, 21, 21))
+    >>> img[0, 0, 1, 1] = 5.0  # a brighter spike far from the galaxy
+    >>> found = galaxy_peak_pixels(img)
+    >>> int(found["row"][0]), int(found["col"][0]), bool(found["in_segment"][0])
+    (9, 10, True)
+    """
+    arr = _check_stack(images)
+    if not (np.isfinite(nsigma) and nsigma >= 0):
+        raise ValidationError(f"nsigma must be finite and >= 0, got {nsigma}")
+    npixels = check_int(npixels, "npixels")
+    if subtract_background:
+        arr = arr - _background(arr, source_mask(arr))
+    n_gal, _, height, width = arr.shape
+    detection = arr.sum(axis=1)  # (N, H, W)
+    med, sigma = _median_and_mad_sigma(detection)
+    thresholds = (med + nsigma * sigma)[:, 0, 0]  # (N,)
+    yy, xx = np.indices((height, width))
+    dist2 = (yy - (height - 1) / 2) ** 2 + (xx - (width - 1) / 2) ** 2
+    rows = np.empty(n_gal, dtype=np.int64)
+    cols = np.empty(n_gal, dtype=np.int64)
+    in_segment = np.zeros(n_gal, dtype=bool)
+    segments = np.zeros((n_gal, height, width), dtype=bool)
+    for n in range(n_gal):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDetectionsWarning)
+            seg = detect_sources(detection[n], thresholds[n], npixels, connectivity=8)
+        if seg is not None:
+            labels = seg.data
+            labelled = labels > 0
+            nearest = np.argmin(np.where(labelled, dist2, np.inf))
+            segment = labels == labels.flat[nearest]
+            peak = np.argmax(np.where(segment, detection[n], -np.inf))
+            rows[n], cols[n] = np.unravel_index(peak, (height, width))
+            in_segment[n] = True
+            segments[n] = segment
+            continue
+        pixel = _hsm_centroid_pixel(detection[n])
+        rows[n], cols[n] = pixel if pixel is not None else (height // 2, width // 2)
+    return {"row": rows, "col": cols, "in_segment": in_segment, "segment": segments}
+
+
 def morphology(
     images: ArrayLike,
     pixel_scale: float = 1.0,
@@ -342,13 +468,26 @@ def morphology(
     -------
     astropy.table.Table
         One row per galaxy; per band ``<b>`` the columns
-        ``flux_<b>`` (sum of pixels), ``peak_<b>`` (brightest pixel),
+        ``flux_<b>`` (sum of pixels), ``peak_<b>`` (the band's value at the galaxy's
+        peak pixel, :func:`galaxy_peak_pixels`),
         ``sigma_<b>`` (HSM adaptive-moment size, × ``pixel_scale``),
         ``e1_<b>``, ``e2_<b>`` (HSM observed distortion, (a² − b²)/(a² + b²) along x),
         ``x_<b>``, ``y_<b>`` (HSM centroid in 0-based array pixels: column, row),
         ``concentration_<b>`` (5 log10(r80 / r20) of the curve of growth around the
         centroid) and ``hsm_ok_<b>``. Where HSM fails its columns are NaN, ``hsm_ok`` is
-        False, and the concentration is taken around the brightest pixel.
+        False, and the concentration is taken around the brightest pixel. Then, shared
+        by the bands: ``peak_x``, ``peak_y`` (the peak pixel: column, row) and
+        ``peak_in_segment`` (True where the galaxy's photutils segment gave it, False
+        where the HSM centroid of the summed bands did).
+
+    Notes
+    -----
+    The peak is read at one pixel per galaxy, the brightest pixel of the summed bands
+    within the galaxy's segment, not at each band's brightest pixel of the stamp: in a
+    faint band that maximum is a noise peak anywhere in the stamp, so translated and
+    real images would be compared on their noise; at the galaxy's pixel the peak is the
+    galaxy's flux plus unbiased noise, and ``peak_<b> / peak_<b'>`` is a colour at one
+    place (:func:`peak_flux_ratios`).
 
     Examples
     --------
@@ -365,6 +504,8 @@ def morphology(
     names = _band_names(bands, n_bands)
     if subtract_background:
         arr = arr - _background(arr, source_mask(arr))
+    peaks = galaxy_peak_pixels(arr, subtract_background=False)
+    at_peak = arr[np.arange(n_gal), :, peaks["row"], peaks["col"]]  # (N, B)
     table = Table()
     for b, name in enumerate(names):
         cols = {
@@ -375,7 +516,7 @@ def morphology(
         for n in range(n_gal):
             img = np.ascontiguousarray(arr[n, b])
             cols["flux"][n] = img.sum()
-            cols["peak"][n] = img.max()
+            cols["peak"][n] = at_peak[n, b]
             try:
                 res = galsim.hsm.FindAdaptiveMom(galsim.Image(img, scale=pixel_scale))
             except galsim.GalSimHSMError:
@@ -394,13 +535,21 @@ def morphology(
         for key, values in cols.items():
             table[f"{key}_{name}"] = values
         table[f"hsm_ok_{name}"] = ok
+    table["peak_x"] = peaks["col"]
+    table["peak_y"] = peaks["row"]
+    table["peak_in_segment"] = peaks["in_segment"]
     return table
 
 
 def peak_flux_ratios(
     images: ArrayLike, bands: Sequence[str], subtract_background: bool = True
 ) -> dict[str, NDArray[np.float64]]:
-    """Ratios of the peak fluxes of consecutive bands, per galaxy.
+    """Ratios of the peak fluxes of consecutive bands, per galaxy, at one pixel.
+
+    Every band is read at the same pixel, the galaxy's peak on the summed bands within
+    its segment (:func:`galaxy_peak_pixels`), so a ratio is the colour of the galaxy at
+    its peak; each band's own maximum would put a noise peak of a faint band over the
+    galaxy's peak of a bright one.
 
     Parameters
     ----------
@@ -418,16 +567,18 @@ def peak_flux_ratios(
 
     Examples
     --------
-    >>> img = np.zeros((1, 2, 8, 8))
-    >>> img[0, 0, 3, 3], img[0, 1, 3, 3] = 2.0, 1.0
-    >>> peak_flux_ratios(img, ["g", "r"])
+    >>> yy, xx = np.mgrid[:16, :16]
+    >>> blob = np.exp(-((xx - 7.5) ** 2 + (yy - 7.5) ** 2) / 8.0)
+    >>> img = np.stack([2.0 * blob, blob])[None]  # (1, 2, 16, 16)
+    >>> peak_flux_ratios(img, ["g", "r"], subtract_background=False)
     {'peak_g/peak_r': array([2.])}
     """
     arr = _check_stack(images)
     names = _band_names(bands, arr.shape[1])
     if subtract_background:
         arr = arr - _background(arr, source_mask(arr))
-    peaks = arr.max(axis=(2, 3))  # (N, B)
+    found = galaxy_peak_pixels(arr, subtract_background=False)
+    peaks = arr[np.arange(arr.shape[0]), :, found["row"], found["col"]]  # (N, B)
     out = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(len(names) - 1):

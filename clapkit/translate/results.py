@@ -15,10 +15,18 @@ from typing import Any
 from astropy.table import Table
 
 from clapkit.errors import FileFormatError
+from clapkit.metrics.bootstrap import intervals_overlap
 from clapkit.runs import RunDir
 from clapkit.translate.tasks import TASKS, task
 
-__all__ = ["read_evaluation", "read_morphology", "result_paths", "task_dir"]
+__all__ = [
+    "interval",
+    "read_evaluation",
+    "read_morphology",
+    "result_paths",
+    "rows_differ",
+    "task_dir",
+]
 
 
 def task_dir(run: str | os.PathLike, task_name: str) -> Path:
@@ -45,6 +53,71 @@ def read_evaluation(run: str | os.PathLike, task_name: str) -> dict[str, Any]:
     data = Path(result["data"])
     result["data"] = str(data if data.is_absolute() else Path(run) / data)
     return result
+
+
+def interval(row: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """The bootstrap interval ``<key>_ci`` of one evaluation row, None where absent.
+
+    Absent in evaluations written before intervals existed, evaluated with
+    ``n_resamples=0``, or where a bound is not finite (stored as null).
+
+    Examples
+    --------
+    >>> interval({"psnr": 30.0, "psnr_ci": [29.5, 30.4]}, "psnr"), interval({"psnr": 30.0}, "psnr")
+    ((29.5, 30.4), None)
+    """
+    stored = row.get(f"{key}_ci")
+    if stored is None or len(stored) != 2 or any(v is None for v in stored):
+        return None
+    return float(stored[0]), float(stored[1])
+
+
+def rows_differ(result: dict[str, Any], name_a: str, name_b: str, key: str) -> bool | None:
+    """Whether two rows of an evaluation differ in metric ``key`` beyond bootstrap noise.
+
+    When one row is the reference of the stored paired differences (``"real"``), the
+    interval of (row − real), computed on the same draws of the same galaxies, decides:
+    the rows differ when it excludes 0. Otherwise the two rows' own intervals decide:
+    they differ when they do not overlap, a stricter test (unpaired intervals ignore that
+    both rows scored the same galaxies).
+
+    Parameters
+    ----------
+    result : dict
+        An evaluation, as :func:`read_evaluation` or
+        :func:`clapkit.translate.evaluate.evaluate_task` returns it.
+    name_a, name_b : str
+        Two rows of ``result["models"]``.
+    key : str
+        A metric, e.g. ``"photoz_sigma_mad"``.
+
+    Returns
+    -------
+    bool or None
+        None where the intervals needed are missing (an evaluation written before
+        intervals, or a bound that is not finite).
+
+    Examples
+    --------
+    >>> result = {"models": {
+    ...     "a": {"psnr": 30.0, "psnr_ci": [29.0, 31.0]},
+    ...     "b": {"psnr": 33.0, "psnr_ci": [32.0, 34.0]},
+    ...     "c": {"psnr": 30.5, "psnr_ci": [29.5, 31.5]}}}
+    >>> rows_differ(result, "a", "b", "psnr"), rows_differ(result, "a", "c", "psnr")
+    (True, False)
+    """
+    paired = result.get("paired_differences") or {}
+    reference = paired.get("reference")
+    if reference in (name_a, name_b) and name_a != name_b:
+        other = name_b if name_a == reference else name_a
+        stored = paired.get("models", {}).get(other, {}).get(key)
+        if stored is not None and None not in stored:
+            return not intervals_overlap(stored, (0.0, 0.0))
+    models = result["models"]
+    ci_a, ci_b = interval(models[name_a], key), interval(models[name_b], key)
+    if ci_a is None or ci_b is None:
+        return None
+    return not intervals_overlap(ci_a, ci_b)
 
 
 def read_morphology(run: str | os.PathLike, task_name: str, name: str) -> Table:

@@ -31,11 +31,17 @@ def test_train_apply_evaluate_through_the_command_line(tmp_path, survey_file, ca
     spec = json.loads((folder / "nrgan" / "model.json").read_text())
     assert spec["training"]["paired_fraction"] == 0.5 and spec["training"]["epochs"] == 2
     capsys.readouterr()
-    assert main(["translate", "evaluate", *base]) == 0
+    assert main(["translate", "evaluate", *base, "--bootstrap", "50", "--confidence", "0.9"]) == 0
     table = capsys.readouterr().out
     assert "nrgan_smooth" in table and "real" in table
+    assert "90% bootstrap intervals over galaxies" in table
     evaluation = json.loads((folder / "evaluation.json").read_text())
     assert set(evaluation["models"]) == {"nrgan", "nrgan_smooth", "real"}
+    assert evaluation["bootstrap"]["n_resamples"] == 50
+    assert evaluation["bootstrap"]["confidence"] == 0.9
+    lo, hi = evaluation["models"]["nrgan"]["photoz_sigma_mad_ci"]
+    assert lo <= evaluation["models"]["nrgan"]["photoz_sigma_mad"] <= hi
+    assert set(evaluation["paired_differences"]["models"]) == {"nrgan", "nrgan_smooth"}
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path, survey_file, capsys):

@@ -10,12 +10,13 @@ from clapkit.errors import FileFormatError, ValidationError
 from clapkit.testing import synthetic_translation_survey
 from clapkit.translate.evaluate import (
     HEADLINE_METRICS,
+    BootstrapConfig,
     compare_images,
     evaluate_task,
     format_evaluation,
 )
-from clapkit.translate.probe import ProbeConfig
-from clapkit.translate.results import read_evaluation, task_dir
+from clapkit.translate.probe import ProbeConfig, probe_metrics, probe_pdfs
+from clapkit.translate.results import interval, read_evaluation, rows_differ, task_dir
 
 BANDS = ["g", "r"]
 
@@ -66,6 +67,29 @@ def test_compare_refuses_mismatched_sets():
         compare_images(real, real, ["r"], 0.2)
 
 
+def test_compare_images_gives_every_metric_a_reproducible_interval():
+    clean, real = _galaxies(n=40, noise=0.5)
+    rng = np.random.default_rng(2)
+    brighter = 1.25 * clean + rng.normal(0, 0.5, clean.shape)
+    config = BootstrapConfig(n_resamples=200, seed=3)
+    metrics, _, _ = compare_images(brighter, real, BANDS, 0.2, bootstrap=config)
+    for key in [k for k in metrics if not k.endswith("_ci")]:
+        lo, hi = metrics[f"{key}_ci"]
+        assert lo <= metrics[key] <= hi or np.isnan(lo), key
+    # The flux error is 0.25 by construction: inside its interval, which is narrow.
+    lo, hi = metrics["flux_rel_error_ci"]
+    assert lo < 0.25 < hi and hi - lo < 0.05
+    again, _, _ = compare_images(brighter, real, BANDS, 0.2, bootstrap=config)
+    assert again == metrics
+    other, _, _ = compare_images(
+        brighter, real, BANDS, 0.2, bootstrap=BootstrapConfig(n_resamples=200, seed=4)
+    )
+    assert other["flux_rel_error_ci"] != metrics["flux_rel_error_ci"]
+    assert other["flux_rel_error"] == metrics["flux_rel_error"]
+    with pytest.raises(ValidationError, match="confidence"):
+        BootstrapConfig(confidence=95)
+
+
 @pytest.fixture(scope="module")
 def survey_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("survey") / "survey.h5"
@@ -99,6 +123,30 @@ def test_evaluate_task_scores_every_set_against_the_real_images(tmp_path, survey
     assert result["n_galaxies"] == 12 and set(result["noise_power"]["real"]) == set("ugriz")
     # Stored, readable, refused without overwrite, and printable.
     assert read_evaluation(run, "s2c")["models"]["bright"] == result["models"]["bright"]
+    # Every row has an interval beside every metric, from the configured draws.
+    assert result["bootstrap"] == {
+        "n_resamples": 1000,
+        "confidence": 0.95,
+        "seed": 0,
+        "resampled": "galaxies",
+    }
+    bright = result["models"]["bright"]
+    for key in HEADLINE_METRICS:
+        assert f"{key}_ci" in bright, key
+    lo, hi = bright["flux_rel_error_ci"]
+    assert lo <= bright["flux_rel_error"] <= hi
+    # The copy is the real images: their paired difference is exactly 0; the brighter
+    # set differs in flux beyond the bootstrap noise.
+    assert result["paired_differences"]["models"]["copy"]["flux_rel_error"] == [0.0, 0.0]
+    assert rows_differ(result, "bright", "real", "flux_rel_error") is True
+    assert rows_differ(result, "copy", "real", "photoz_sigma_mad") is False
+    # The probe's metrics from per-galaxy parts are the probe's own.
+    with GalaxySet.load(survey_file) as galaxies:
+        test = galaxies.split("test")
+        p, edges = probe_pdfs(task_dir(run, "s2c") / "probe", test)
+        z = np.asarray(test.catalog["z"], dtype=float)
+    for key, value in probe_metrics(p, edges, z).items():
+        assert real[f"photoz_{key}"] == pytest.approx(value, rel=1e-12)
     json.loads((task_dir(run, "s2c") / "evaluation.json").read_text())
     with pytest.raises(FileFormatError, match="already exists"):
         evaluate_task(run, "s2c", survey_file, probe=probe)
@@ -138,3 +186,28 @@ def test_probe_settings_must_be_whole_numbers(setting, match):
     with pytest.raises(ValidationError, match=match):
         ProbeConfig(**setting)
     assert ProbeConfig(crop=None).crop is None  # no crop
+
+
+def test_evaluations_written_before_intervals_still_read(tmp_path):
+    """An evaluation.json of the previous format (no intervals) reads, prints and
+    compares (as unknown)."""
+    run = tmp_path / "run"
+    row = {key: 0.5 for key in HEADLINE_METRICS}
+    old = {
+        "task": "s2c",
+        "data": "survey.h5",
+        "split": "test",
+        "n_galaxies": 12,
+        "bands": ["g", "r"],
+        "models": {"swin": dict(row), "real": {**row, "psnr": None}},
+        "noise_power": {"k": [0.1], "swin": {"g": [1.0], "r": [1.0]}},
+    }
+    folder = task_dir(run, "s2c")
+    folder.mkdir(parents=True)
+    (folder / "evaluation.json").write_text(json.dumps(old))
+    result = read_evaluation(run, "s2c")
+    assert result["models"]["swin"] == row
+    assert interval(result["models"]["swin"], "psnr") is None
+    assert rows_differ(result, "swin", "real", "photoz_sigma_mad") is None
+    table = format_evaluation(result)
+    assert "bootstrap" not in table and "swin" in table and "—" in table

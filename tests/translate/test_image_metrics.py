@@ -9,6 +9,7 @@ from scipy import ndimage
 from clapkit.errors import ValidationError
 from clapkit.translate import (
     background_std,
+    galaxy_peak_pixels,
     morphology,
     noise_power_spectrum,
     peak_flux_ratios,
@@ -224,6 +225,71 @@ def test_peak_ratio_of_bands_scaled_two_to_one():
     np.testing.assert_allclose(ratios["peak_g/peak_r"], 2.0, rtol=1e-3)
     with pytest.raises(ValidationError, match="band names"):
         peak_flux_ratios(noisy, ["g", "r", "i"])
+
+
+def _galaxy_with_spike(rng: np.random.Generator, n_bands: int = 1) -> np.ndarray:
+    """(1, n_bands, 32, 32): a Gaussian galaxy peaking at pixel (row 15, col 17), unit
+    noise, and a spike brighter than the galaxy in a corner, far from it."""
+    img = _draw(galsim.Gaussian(sigma=2.5, flux=1500.0).shift(1.5, -0.5))
+    stack = img[None, None] + rng.normal(0.0, 1.0, size=(1, n_bands, STAMP, STAMP))
+    stack[0, :, 2, 3] = 3 * img.max()
+    return stack
+
+
+def test_peak_is_the_galaxy_s_not_a_brighter_spike_in_the_stamp():
+    x = _galaxy_with_spike(np.random.default_rng(11))
+    galaxy_peak = np.unravel_index(
+        np.argmax(_draw(galsim.Gaussian(sigma=2.5).shift(1.5, -0.5))), (STAMP, STAMP)
+    )
+    found = galaxy_peak_pixels(x)
+    assert bool(found["in_segment"][0])
+    # The segment holds the galaxy, not the spike; the peak pixel is within a pixel of
+    # the galaxy's true peak (noise of 1 on a peak of ~38).
+    assert found["segment"][0][galaxy_peak] and not found["segment"][0][2, 3]
+    assert abs(int(found["row"][0]) - galaxy_peak[0]) <= 1
+    assert abs(int(found["col"][0]) - galaxy_peak[1]) <= 1
+    t = morphology(x, bands=["r"])
+    assert t["peak_r"][0] < x[0, 0].max() / 2  # not the spike
+    assert t["peak_r"][0] == pytest.approx(x[0, 0, found["row"][0], found["col"][0]], abs=0.5)
+    assert (t["peak_y"][0], t["peak_x"][0]) == (found["row"][0], found["col"][0])
+    assert bool(t["peak_in_segment"][0])
+
+
+def test_pure_noise_band_is_read_at_the_galaxy_pixel():
+    rng = np.random.default_rng(12)
+    x = _galaxy_with_spike(rng, n_bands=2)
+    x[0, 1] = rng.normal(0.0, 1.0, size=(STAMP, STAMP))  # the galaxy is absent in band 1
+    x[0, 1, 30, 28] = 50.0  # and its stamp maximum is far away
+    found = galaxy_peak_pixels(x)
+    row, col = int(found["row"][0]), int(found["col"][0])
+    ratios = peak_flux_ratios(x, ["g", "r"], subtract_background=False)
+    # Both bands read at the galaxy's pixel: the ratio is peak / noise value there,
+    # not the galaxy's peak over the noise maximum of 50.
+    assert ratios["peak_g/peak_r"][0] == pytest.approx(x[0, 0, row, col] / x[0, 1, row, col])
+    t = morphology(x, bands=["g", "r"], subtract_background=False)
+    assert t["peak_r"][0] == x[0, 1, row, col] and abs(t["peak_r"][0]) < 5.0
+
+
+def test_peak_ratios_of_a_galaxy_scaled_per_band_are_the_scale_factors():
+    rng = np.random.default_rng(13)
+    scales = np.array([0.3, 1.0, 2.5, 0.8])
+    base = _galaxy_with_spike(rng)[0, 0]  # noise and spike included: scaled with the galaxy
+    x = (scales[:, None, None] * base)[None]  # (1, 4, 32, 32)
+    ratios = peak_flux_ratios(x, ["u", "g", "r", "i"], subtract_background=False)
+    for i, key in enumerate(ratios):
+        assert ratios[key][0] == pytest.approx(scales[i] / scales[i + 1], rel=1e-12)
+
+
+def test_blank_stamp_falls_back_to_the_centroid_or_the_centre():
+    x = np.zeros((2, 1, STAMP, STAMP))
+    # No segment can be as large as the stamp: the HSM centroid of the detection image.
+    x[1, 0] = _draw(galsim.Gaussian(sigma=1.5, flux=10.0).shift(4.5, 3.5))
+    found = galaxy_peak_pixels(x, npixels=STAMP * STAMP + 1, subtract_background=False)
+    assert not found["in_segment"].any() and not found["segment"].any()
+    assert (found["row"][0], found["col"][0]) == (STAMP // 2, STAMP // 2)  # HSM fails
+    assert (found["row"][1], found["col"][1]) == (STAMP // 2 + 3, STAMP // 2 + 4)
+    with pytest.raises(ValidationError, match="nsigma"):
+        galaxy_peak_pixels(x, nsigma=-1.0)
 
 
 def test_relative_errors_of_morphology_tables():
