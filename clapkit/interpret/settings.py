@@ -20,6 +20,7 @@ from typing import Any
 
 from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
+from clapkit.interpret.causal_graph import REGRESSIONS
 from clapkit.interpret.input_sets import INPUT_SETS, input_set
 from clapkit.presets import check_preset
 from clapkit.settings import Settings
@@ -120,12 +121,17 @@ class CausalSettings(Settings):
         Catalog columns tested against the latent vectors and the target.
     conditioning : str or None
         Column every local test conditions on; None for none.
+    regression : {"quadratic", "linear"}
+        How the conditioning column is regressed out in each neighbourhood: with its
+        square, as the published code does (the default), or a straight line (the
+        earlier default). Recorded in every stored test.
     k : int
         Neighbours per local test (at least 4).
     n_permutations : int
         Permutations per local test.
     alpha : float
-        Significance level of the local tests, in (0, 1).
+        False-discovery rate of the local tests, in (0, 1): a test is "dependent" when its
+        Benjamini–Hochberg adjusted p-value is below it.
     pc_columns : sequence of str, optional
         Columns for PC discovery; :func:`~clapkit.interpret.discovery.default_columns`
         when None.
@@ -144,6 +150,8 @@ class CausalSettings(Settings):
     --------
     >>> CausalSettings(k=8, external=["disk_q", "z"], conditioning=None).external
     ('disk_q', 'z')
+    >>> CausalSettings().regression, CausalSettings(regression="linear").regression
+    ('quadratic', 'linear')
     >>> CausalSettings(k=2)
     Traceback (most recent call last):
     ...
@@ -153,6 +161,7 @@ class CausalSettings(Settings):
     latent_of: str = "images"
     external: tuple[str, ...] = EXTERNAL
     conditioning: str | None = "z"
+    regression: str = "quadratic"
     k: int = 30
     n_permutations: int = 999
     alpha: float = 0.05
@@ -171,6 +180,7 @@ class CausalSettings(Settings):
         self._set("external", external)
         if self.conditioning is not None:
             _column(self.conditioning, "conditioning")
+        check_choice(self.regression, "regression", REGRESSIONS)
         self._set("k", check_int(self.k, "k", 4))
         self._set("n_permutations", check_int(self.n_permutations, "n_permutations"))
         self._set("alpha", check_number(self.alpha, "alpha", above=0, below=1))

@@ -81,6 +81,7 @@ def test_pid_settings_give_the_classifier_the_stage_seed():
     ("argv", "message"),
     [
         (["causal", "--k", "2"], "k must be an integer >= 4, got 2"),
+        (["causal", "--regression", "cubic"], "regression must be one of"),
         (["pid", "--bins", "1"], "n_bins must be an integer >= 2, got 1"),
         (["attribute", "--attribution", "shap"], "method must be one of"),
         (["train", "--input-sets", "spectra"], "unknown input set 'spectra'"),
