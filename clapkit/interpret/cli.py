@@ -176,7 +176,9 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--input-sets",
         help="comma-separated among photometry, photometry_wise, images, images_normalised, "
-        "images_wise, images_wise_z (default: all)",
+        "images_wise, images_wise_z (default: these six), the single-band ablations "
+        "images_band_<b> and photometry_band_<b> (b in ugriz), or the groups bands (all ten "
+        "ablations) and all",
     )
     add_preset_argument(train, "stellar-mass")
     train.add_argument("--epochs", type=int, help="SCL epochs (default: the preset's)")

@@ -21,7 +21,7 @@ from typing import Any
 from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import REGRESSIONS
-from clapkit.interpret.input_sets import INPUT_SETS, input_set
+from clapkit.interpret.input_sets import ALL_INPUT_SETS, INPUT_SETS, expand_input_sets
 from clapkit.presets import check_preset
 from clapkit.settings import Settings
 
@@ -70,7 +70,9 @@ class MassTrainSettings(Settings):
     Parameters
     ----------
     input_sets : sequence of str
-        Names from :data:`clapkit.interpret.input_sets.INPUT_SETS` (all by default).
+        Names from :data:`clapkit.interpret.input_sets.ALL_INPUT_SETS` or groups of
+        :data:`~clapkit.interpret.input_sets.GROUPS` (``bands``: every single-band
+        ablation); :data:`~clapkit.interpret.input_sets.INPUT_SETS` by default.
     preset : str
         Network size (``"tiny"``, ``"cpu"``, ``"paper"``;
         :data:`clapkit.interpret.mass.MASS_PRESETS`).
@@ -98,7 +100,7 @@ class MassTrainSettings(Settings):
         names = check_names(self.input_sets, "input_sets")
         if not names:
             raise ValidationError("input_sets must name at least one input set")
-        self._set("input_sets", tuple(input_set(name).name for name in names))
+        self._set("input_sets", expand_input_sets(names))
         check_preset(self.preset, "stellar-mass")
         if self.overrides is not None and not isinstance(self.overrides, dict):
             raise ValidationError(f"overrides must be a dict, got {self.overrides!r}")
@@ -173,7 +175,7 @@ class CausalSettings(Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self.latent_of, "latent_of", INPUT_SETS)
+        check_choice(self.latent_of, "latent_of", ALL_INPUT_SETS)
         external = check_names(self.external, "external")
         if not external:
             raise ValidationError("external must name at least one catalog column")
@@ -289,7 +291,7 @@ class AttributionSettings(Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self.model, "model", INPUT_SETS)
+        check_choice(self.model, "model", ALL_INPUT_SETS)
         self._set("n_galaxies", check_int(self.n_galaxies, "n_galaxies"))
         from clapkit.interpret.attributions import METHODS
 
