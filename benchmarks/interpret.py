@@ -58,6 +58,8 @@ def headline_tests(local_tests: dict) -> dict:
     for test in local_tests["tests"]:
         result = test["result"]
         row = {key: result[key] for key in ("effect", "effect_err", "p_value", "verdict")}
+        row["p_adjusted"] = result.get("p_adjusted")  # Benjamini-Hochberg; None before it
+        row["regression"] = result.get("regression", "linear")
         row["conditioned_on"] = list(result["conditioned_on"])
         entry = rows.setdefault(test["source"], {})
         if result["conditioned_on"]:
@@ -65,7 +67,7 @@ def headline_tests(local_tests: dict) -> dict:
         else:
             entry["unconditional"] = row
             entry.setdefault("effect", row["effect"])
-            for key in ("effect_err", "p_value", "verdict", "conditioned_on"):
+            for key in ("effect_err", "p_value", "p_adjusted", "verdict", "conditioned_on"):
                 entry.setdefault(key, row[key])
     return rows
 

@@ -66,9 +66,11 @@ MASS_COLUMNS = (
 TEST_COLUMNS = (
     ("source", "variable", None),
     ("given", "given", None),
+    ("fit", "fit of the given", None),
     ("effect", "effect", "0.000"),
     ("effect_err", "±", "0.000"),
     ("p_value", "p", "0.000"),
+    ("p_adjusted", "p (BH)", "0.000"),
     ("verdict", "verdict", None),
     ("k", "k", "0"),
     ("n_centres", "centres", "0"),
@@ -98,14 +100,24 @@ def mass_frame(data: StellarMassData) -> pd.DataFrame:
 
 
 def local_tests_frame(data: StellarMassData) -> pd.DataFrame:
-    """One row per local test, in the order they were run."""
+    """One row per local test, in the order they were run.
+
+    ``fit`` says how the conditioning variables were regressed out (``quadratic`` or
+    ``linear``; empty for an unconditional test); ``p_adjusted`` is the
+    Benjamini–Hochberg adjusted p-value, NaN (shown blank) in results stored before it.
+    """
     rows = data.causal.edges if data.causal is not None else []
-    return pd.DataFrame(
-        {
-            key: [given(r["conditioned_on"]) if key == "given" else r[key] for r in rows]
-            for key, _, _ in TEST_COLUMNS
-        }
-    )
+
+    def cell(row: dict[str, Any], key: str) -> Any:
+        if key == "given":
+            return given(row["conditioned_on"])
+        if key == "fit":
+            return row["regression"] if row["conditioned_on"] else ""
+        if key == "p_adjusted":
+            return np.nan if row["p_adjusted"] is None else row["p_adjusted"]
+        return row[key]
+
+    return pd.DataFrame({key: [cell(r, key) for r in rows] for key, _, _ in TEST_COLUMNS})
 
 
 def chosen_tests(rows: list[dict[str, Any]], conditioning: str) -> list[dict[str, Any]]:
@@ -142,7 +154,10 @@ def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widget
         layout="fit_data_table",
         titles={key: title for key, title, _ in columns},
         formatters={
-            key: NumberFormatter(format=fmt, nan_format="—") for key, _, fmt in columns if fmt
+            # An adjusted p-value missing from older results is left blank.
+            key: NumberFormatter(format=fmt, nan_format="" if key == "p_adjusted" else "—")
+            for key, _, fmt in columns
+            if fmt
         },
         css_classes=[css_class],
     )
@@ -312,7 +327,10 @@ class StellarMass(pn.viewable.Viewer):
             "variable, against a permutation baseline. Edge width: |effect|; "
             f"<span style='color:{DEPENDENT}'>red: dependent</span>, "
             f"<span style='color:{INDEPENDENT}'>grey: independent</span> (p < α = "
-            f"{_alpha(graph)}). A dependence that survives in S means the variable carries "
+            f"{_alpha(graph)}, after Benjamini–Hochberg adjustment across the tests: "
+            "column p (BH); blank for results stored before it, whose verdicts read the raw "
+            "p). The fit of the given variable: quadratic as published, or linear. "
+            "A dependence that survives in S means the variable carries "
             "information about the mass that the input lacks. A variable without a test "
             "of the chosen conditioning is drawn with its most conditioned test."
         )
@@ -358,7 +376,8 @@ class StellarMass(pn.viewable.Viewer):
                     "directed": True,
                     "info": (
                         f"{row['source']}: effect {row['effect']:+.3f} ± "
-                        f"{row['effect_err']:.3f}, p = {row['p_value']:.3g}, {row['verdict']} "
+                        f"{row['effect_err']:.3f}, p = {row['p_value']:.3g}"
+                        f"{_adjusted(row['p_adjusted'])}, {row['verdict']} "
                         f"(conditioned on {given(row['conditioned_on'])})"
                     ),
                 }
@@ -603,6 +622,11 @@ def _alpha(graph: Any) -> str:
     if not rows:
         return "?"
     return f"{graph.result(rows[0]['source'], rows[0]['conditioned_on']).alpha:g}"
+
+
+def _adjusted(p_adjusted: float | None) -> str:
+    """The adjusted p-value for an edge's hover text (nothing in older results)."""
+    return "" if p_adjusted is None else f" (BH {p_adjusted:.3g})"
 
 
 def _by_length(conditioning: str) -> tuple[int, str]:

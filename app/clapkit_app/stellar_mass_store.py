@@ -33,7 +33,7 @@ from clapkit.errors import ClapkitError
 from clapkit.interpret import results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
-from clapkit.interpret.input_sets import INPUT_SETS
+from clapkit.interpret.input_sets import ALL_INPUT_SETS
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.runs import RunDir
 from clapkit_app.store import as_id, plain_id
@@ -50,8 +50,8 @@ def ordered_input_sets(names: list[str]) -> list[str]:
     >>> ordered_input_sets(["images", "zeta", "photometry"])
     ['photometry', 'images', 'zeta']
     """
-    known = [name for name in INPUT_SETS if name in names]
-    return known + sorted(n for n in names if n not in INPUT_SETS)
+    known = [name for name in ALL_INPUT_SETS if name in names]
+    return known + sorted(n for n in names if n not in ALL_INPUT_SETS)
 
 
 @dataclass
@@ -81,7 +81,7 @@ class MassEstimates:
     @property
     def description(self) -> str:
         """What the input set reads, as the library describes it."""
-        chosen = INPUT_SETS.get(self.name)
+        chosen = ALL_INPUT_SETS.get(self.name)
         return chosen.description if chosen is not None else self.name
 
 

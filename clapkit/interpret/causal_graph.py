@@ -26,9 +26,14 @@ from clapkit.errors import FileFormatError, ValidationError
 
 ROLES = ("X_in", "S", "Y", "X_ex")
 VERDICTS = ("dependent", "independent")
+#: How conditioning variables are regressed out in a neighbourhood: with their squares
+#: (as published, the default) or alone.
+REGRESSIONS = ("quadratic", "linear")
 
 _FORMAT = "clapkit.causal_graph"
 _FORMAT_VERSION = 1
+#: Keys of a stored result added after version 1 was first written: optional on reading.
+_LATER_KEYS = ("regression", "p_adjusted")
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,9 +48,10 @@ class LocalTestResult:
     effect_err : float
         Standard error of that mean (sample standard deviation over centres / √C).
     p_value : float
-        Two-sided permutation p-value of the mean.
+        Two-sided permutation p-value of the mean (raw).
     verdict : str
-        ``"dependent"`` if ``p_value < alpha``, else ``"independent"``.
+        ``"dependent"`` if the p-value that decides (``p_adjusted`` when there is one,
+        else ``p_value``) is below ``alpha``, else ``"independent"``.
     alpha : float
         Significance level of the verdict.
     conditioned_on : tuple of str
@@ -62,6 +68,13 @@ class LocalTestResult:
     centre_p : ndarray of float64, shape (n_centres,)
         Two-sided permutation p-value of each neighbourhood on its own (not corrected
         for multiple testing).
+    regression : {"quadratic", "linear"}
+        How the conditioning variables were regressed out (see
+        :mod:`clapkit.interpret.local_tests`); results stored before the choice existed
+        read as ``"linear"``, what they were.
+    p_adjusted : float or None
+        ``p_value`` adjusted for the multiple tests of its run (Benjamini–Hochberg);
+        None for a test run alone and for results stored before the adjustment.
     """
 
     effect: float
@@ -78,10 +91,18 @@ class LocalTestResult:
     centres: NDArray[np.int64] = field(repr=False)
     centre_r: NDArray[np.float64] = field(repr=False)
     centre_p: NDArray[np.float64] = field(repr=False)
+    regression: str = "linear"
+    p_adjusted: float | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValidationError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.regression not in REGRESSIONS:
+            raise ValidationError(
+                f"regression must be one of {REGRESSIONS}, got {self.regression!r}"
+            )
+        if self.p_adjusted is not None:
+            object.__setattr__(self, "p_adjusted", float(self.p_adjusted))
         object.__setattr__(self, "conditioned_on", tuple(str(c) for c in self.conditioned_on))
         object.__setattr__(self, "centres", np.asarray(self.centres, dtype=np.int64))
         for name in ("centre_r", "centre_p"):
@@ -121,14 +142,18 @@ class LocalTestResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LocalTestResult:
-        """Inverse of :meth:`to_dict`; unknown or missing keys are refused."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys are refused.
+
+        Only ``regression`` and ``p_adjusted`` may be missing, as in results stored
+        before they existed: those read as ``"linear"`` and None.
+        """
         if not isinstance(data, Mapping):
             raise ValidationError(
                 f"a local test result must be a mapping, got {type(data).__name__}"
             )
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
-        missing = [name for name in known if name not in data]
+        missing = [name for name in known if name not in data and name not in _LATER_KEYS]
         if unknown or missing:
             raise ValidationError(
                 f"a local test result needs exactly the keys {known}; "
@@ -253,16 +278,19 @@ class CausalGraph:
     @property
     def edges(self) -> list[dict[str, Any]]:
         """One row per recorded test, in the order added: source, target, conditioning,
-        effect, its error, p-value, verdict, significance, latent adjustment, k and number
-        of centres."""
+        how it was regressed out, effect, its error, raw and adjusted p-values (None when
+        not adjusted), verdict, significance, latent adjustment, k and number of
+        centres."""
         return [
             {
                 "source": source,
                 "target": self.target,
                 "conditioned_on": list(cond),
+                "regression": r.regression,
                 "effect": r.effect,
                 "effect_err": r.effect_err,
                 "p_value": r.p_value,
+                "p_adjusted": r.p_adjusted,
                 "verdict": r.verdict,
                 "significant": r.significant,
                 "adjust_latent": r.adjust_latent,
@@ -279,8 +307,8 @@ class CausalGraph:
         edge (``kind="tested"``; the test is symmetric, the direction a convention) carries
         ``tests``, the rows of :attr:`edges` for that variable, and, from the test with
         the most conditioning variables (the first added among equals): ``strength``
-        (``|effect|``), ``effect``, ``effect_err``, ``p_value``, ``significant``,
-        ``verdict`` and ``conditioned_on``. Untested X_ex nodes have no edge.
+        (``|effect|``), ``effect``, ``effect_err``, ``p_value``, ``p_adjusted``,
+        ``significant``, ``verdict`` and ``conditioned_on``. Untested X_ex nodes have no edge.
         """
         g = nx.DiGraph()
         for role in ROLES[:3]:
@@ -305,6 +333,7 @@ class CausalGraph:
                         "effect",
                         "effect_err",
                         "p_value",
+                        "p_adjusted",
                         "significant",
                         "verdict",
                         "conditioned_on",

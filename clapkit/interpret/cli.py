@@ -72,6 +72,7 @@ def _cmd_causal(args: argparse.Namespace) -> int:
         latent_of=args.latent_of,
         external=_names(args.external) or EXTERNAL,
         conditioning=args.conditioning or None,
+        regression=args.regression,
         k=args.k,
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,
@@ -90,7 +91,8 @@ def _cmd_causal(args: argparse.Namespace) -> int:
         row = edge["result"]
         print(
             f"{edge['source']:<16} | {conditioned:<4} effect {row['effect']:+.3f} ± "
-            f"{row['effect_err']:.3f}  p {row['p_value']:.3g}  {row['verdict']}"
+            f"{row['effect_err']:.3f}  p {row['p_value']:.3g}  p(BH) {row['p_adjusted']:.3g}  "
+            f"{row['verdict']}"
         )
     if result["pc"]["score"] is not None:
         print("PC vs the true graph:", json.dumps(_rounded(result["pc"]["score"])))
@@ -174,7 +176,9 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--input-sets",
         help="comma-separated among photometry, photometry_wise, images, images_normalised, "
-        "images_wise, images_wise_z (default: all)",
+        "images_wise, images_wise_z (default: these six), the single-band ablations "
+        "images_band_<b> and photometry_band_<b> (b in ugriz), or the groups bands (all ten "
+        "ablations) and all",
     )
     add_preset_argument(train, "stellar-mass")
     train.add_argument("--epochs", type=int, help="SCL epochs (default: the preset's)")
@@ -192,6 +196,12 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     )
     causal.add_argument("--external", help="comma-separated catalog columns to test")
     causal.add_argument("--conditioning", default="z", help="column to condition on ('' for none)")
+    causal.add_argument(
+        "--regression",
+        default="quadratic",
+        help="how the conditioning column is regressed out in each neighbourhood: quadratic "
+        "(with its square, as published) or linear (default: %(default)s)",
+    )
     causal.add_argument("--k", type=int, default=30, help="neighbourhood size")
     causal.add_argument("--permutations", type=int, default=999)
     causal.add_argument("--bootstrap", type=int, default=20, help="PC bootstrap resamples")

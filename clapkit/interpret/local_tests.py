@@ -25,10 +25,28 @@ neighbourhoods makes the per-centre statistics independent under the null (given
 which alone decides the neighbourhoods), so both the permutation p-value of their mean
 and the standard error over centres are valid. The price is that only a fraction of the
 galaxies enter a test.
+
+How a conditioning variable is regressed out: by default *quadratically*, as published.
+The authors' ``InterpretSM_res_causal.py`` (github.com/QiufanLin/InterpretSM, commit
+4d3b8f9) conditions on redshift with ``compute_2ndregress`` (lines 61–95): within each
+galaxy's k = 100 neighbours (line 150) the target and the queried variable are each
+least-squares fitted by ``a0 + a1 z + a2 z²`` (the normal equations solved in closed
+form) and the correlation of the two residuals is taken (lines 166–169). Here each
+conditioning column enters with its square (no cross terms between columns), in the
+same orthogonal-complement frame as the linear fit. ``regression="linear"`` keeps the
+earlier straight-line fit: under a flux limit the mass–redshift relation inside a
+neighbourhood is curved, and linear residuals can leave a common dependence on z that
+reads as a spurious "dependent".
+
+Multiple testing: :func:`run_local_tests` adjusts the p-values of all its tests together
+by Benjamini–Hochberg (:func:`scipy.stats.false_discovery_control`), keeps both, and
+gives the verdicts from the adjusted ones. The published code reports correlations
+against a shuffled baseline and makes no such correction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -36,18 +54,21 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
+from scipy.stats import false_discovery_control
 
-from clapkit.checks import check_int
+from clapkit.checks import check_choice, check_int
 from clapkit.errors import ValidationError
-from clapkit.interpret.causal_graph import CausalGraph, LocalTestResult
+from clapkit.interpret.causal_graph import REGRESSIONS, CausalGraph, LocalTestResult
 from clapkit.photoz.inputs import check_matrix
 from clapkit.photoz.neighbours import NeighbourIndex
 
 __all__ = [
     "DEFAULT_EXTERNAL",
     "MIN_CENTRES",
+    "REGRESSIONS",
     "CausalGraph",
     "LocalTestResult",
+    "benjamini_hochberg",
     "disjoint_neighbourhoods",
     "local_test",
     "partial_correlation",
@@ -58,7 +79,6 @@ __all__ = [
 MIN_CENTRES = 10
 #: External variables of the mock survey: axis ratio, size, bulge fraction, redshift, dust.
 DEFAULT_EXTERNAL = ("disk_q", "hlr", "bulge_fraction", "z", "disk_av")
-#: Node roles of a :class:`CausalGraph`.
 
 #: Candidate centres whose neighbours are searched at once.
 _BLOCK = 2048
@@ -112,13 +132,51 @@ def partial_correlation(x: ArrayLike, y: ArrayLike, conditioning: ArrayLike | No
     ux, uy = (
         _unit(coords, values)[0]
         for coords, values in zip(
-            _local_coordinates(members, [x, y], [] if c is None else [c]), (x, y), strict=True
+            _local_coordinates(members, [x, y], [] if c is None else [(c, False)]),
+            (x, y),
+            strict=True,
         )
     )
     for name, u in (("x", ux), ("y", uy)):
         if not u.any():
             raise ValidationError(f"{name} has no variance left after the regression")
     return float(np.clip(ux @ uy, -1.0, 1.0))
+
+
+def benjamini_hochberg(p_values: ArrayLike) -> NDArray[np.float64]:
+    """Benjamini–Hochberg adjusted p-values (false discovery rate), in the input order.
+
+    The adjusted value of the i-th smallest of m p-values is
+    ``min(1, min over j >= i of m p_(j) / j)``; calling "dependent" every test whose
+    adjusted value is below α keeps the expected share of false discoveries under α for
+    independent (or positively dependent) tests. A thin check around
+    :func:`scipy.stats.false_discovery_control`.
+
+    Parameters
+    ----------
+    p_values : array_like, shape (m,)
+        Raw p-values in [0, 1].
+
+    Returns
+    -------
+    ndarray of float64, shape (m,)
+
+    Raises
+    ------
+    ValidationError
+        On an empty or non-vector input, or a value outside [0, 1].
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.01, 0.04, 0.03, 0.2]).round(3).tolist()
+    [0.04, 0.053, 0.053, 0.2]
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0:
+        raise ValidationError(f"p_values must be a non-empty vector, got shape {p.shape}")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValidationError(f"p_values must lie in [0, 1], got {p[~((p >= 0) & (p <= 1))][:5]}")
+    return np.asarray(false_discovery_control(p, method="bh"), dtype=np.float64)
 
 
 def disjoint_neighbourhoods(
@@ -203,6 +261,7 @@ def local_test(
     n_permutations: int = 999,
     alpha: float = 0.05,
     adjust_latent: bool = False,
+    regression: str = "quadratic",
     seed: int = 0,
 ) -> LocalTestResult:
     """Test whether ``target`` depends on ``external`` within neighbourhoods of ``latent``.
@@ -212,9 +271,10 @@ def local_test(
        permutation baseline of their mean anti-conservative; disjoint ones are
        independent under the null given the latent space.
     2. In each neighbourhood, target and external variable are regressed (least squares
-       with an intercept) on the conditioning variables, and on the latent coordinates
-       when ``adjust_latent``; the correlation of the residuals is the per-centre
-       statistic r_i (a partial correlation).
+       with an intercept) on the conditioning variables and their squares (as published;
+       the variables alone with ``regression="linear"``), and on the latent coordinates
+       (linearly) when ``adjust_latent``; the correlation of the residuals is the
+       per-centre statistic r_i (a partial correlation).
     3. The sample statistic is the mean of r_i; its standard error is their standard
        deviation over √C, valid because the centres are independent.
     4. The baseline shuffles the external variable within each neighbourhood
@@ -238,7 +298,7 @@ def local_test(
         Their names in the result; ``c0, c1, ...`` by default.
     k : int
         Neighbourhood size, centre included. It must exceed the number of regressors
-        (1 + m, plus d with ``adjust_latent``) by at least 3.
+        (1 + 2m quadratic or 1 + m linear, plus d with ``adjust_latent``) by at least 3.
     n_centres : int, optional
         At most this many centres (at least :data:`MIN_CENTRES`); as many disjoint
         neighbourhoods as the greedy visit finds by default.
@@ -251,12 +311,16 @@ def local_test(
         Also regress out the latent coordinates in each neighbourhood. The published
         test does not; it removes the part of a dependence that comes from the latent
         space still varying across a neighbourhood, at the cost of d degrees of freedom.
+    regression : {"quadratic", "linear"}
+        How the conditioning variables are regressed out: with their squares (as in the
+        published code, see the module notes) or alone. Recorded in the result.
     seed : int
         Seeds the choice of centres and the permutations.
 
     Returns
     -------
     LocalTestResult
+        A single test, so ``p_adjusted`` is None and the verdict reads ``p_value``.
 
     Raises
     ------
@@ -290,10 +354,14 @@ def local_test(
     c = _check_conditioning(conditioning, n)
     names = _conditioning_names(conditioning_names, c)
     k, n_permutations, alpha = _check_settings(k, n_centres, n_permutations, alpha, seed, n)
-    _check_dof(k, 0 if c is None else c.shape[1], x.shape[1] if adjust_latent else 0)
+    quadratic = check_choice(regression, "regression", REGRESSIONS) == "quadratic"
+    m = 0 if c is None else c.shape[1]
+    _check_dof(k, m * (2 if quadratic else 1), x.shape[1] if adjust_latent else 0)
     centre_rng, perm_rng = np.random.default_rng(seed).spawn(2)
     centres, members = _centres_or_raise(x, k, n_centres, centre_rng)
-    regressors = [r for r in (c, x if adjust_latent else None) if r is not None]
+    regressors = [(c, quadratic)] if c is not None else []
+    if adjust_latent:
+        regressors.append((x, False))
     cy, ce = _local_coordinates(members, [y, e], regressors)
     return _test_neighbourhoods(
         _unit(cy, y),
@@ -302,6 +370,7 @@ def local_test(
         k,
         names,
         adjust_latent,
+        regression,
         n_permutations,
         alpha,
         seed,
@@ -321,6 +390,7 @@ def run_local_tests(
     n_permutations: int = 999,
     alpha: float = 0.05,
     adjust_latent: bool = False,
+    regression: str = "quadratic",
     seed: int = 0,
     input_name: str = "images",
     latent_name: str = "latent",
@@ -331,6 +401,10 @@ def run_local_tests(
     :func:`local_test` with this seed), so the tests of different variables compare like
     with like. An external variable is never conditioned on itself: redshift, when both
     external and conditioning, is only tested unconditionally.
+
+    The p-values of all the tests run here (unconditional and conditioned) are adjusted
+    together by Benjamini–Hochberg (:func:`benjamini_hochberg`); each result keeps its
+    raw ``p_value`` and its ``p_adjusted``, and its verdict is ``p_adjusted < alpha``.
 
     Parameters
     ----------
@@ -344,8 +418,8 @@ def run_local_tests(
         Columns tested (X_ex).
     conditioning : str or sequence of str, optional
         Columns regressed out in the conditioned tests; None runs unconditional tests only.
-    k, n_centres, n_permutations, alpha, adjust_latent, seed
-        As in :func:`local_test`.
+    k, n_centres, n_permutations, alpha, adjust_latent, regression, seed
+        As in :func:`local_test` (``alpha`` applies to the adjusted p-values).
     input_name, latent_name : str
         Names of the X_in and S nodes.
 
@@ -368,6 +442,8 @@ def run_local_tests(
     ...                         n_permutations=199)
     >>> [(e["source"], e["conditioned_on"], e["verdict"]) for e in graph.edges]
     [('size', [], 'dependent'), ('size', ['z'], 'dependent')]
+    >>> [e["p_adjusted"] for e in graph.edges]
+    [0.005, 0.005]
     """
     x = check_matrix(latent, "latent")
     n = x.shape[0]
@@ -393,21 +469,24 @@ def run_local_tests(
         raise ValidationError(f"the target {target!r} cannot also be external or conditioning")
     columns = {name: _column(catalog, name) for name in [target, *external, *cond_cols]}
     k, n_permutations, alpha = _check_settings(k, n_centres, n_permutations, alpha, seed, n)
-    _check_dof(k, len(cond_cols), x.shape[1] if adjust_latent else 0)
+    quadratic = check_choice(regression, "regression", REGRESSIONS) == "quadratic"
+    _check_dof(k, len(cond_cols) * (2 if quadratic else 1), x.shape[1] if adjust_latent else 0)
     for name in (target, *external):
         _check_vector(columns[name], f"column {name!r}", n)
     centre_rng, _ = np.random.default_rng(seed).spawn(2)
     centres, members = _centres_or_raise(x, k, n_centres, centre_rng)
-    latent_reg = [x] if adjust_latent else []
+    latent_reg = [(x, False)] if adjust_latent else []
 
-    graph = CausalGraph({"X_in": input_name, "S": latent_name, "Y": target, "X_ex": list(external)})
     y = columns[target]
+    tests: list[tuple[str, LocalTestResult]] = []
     for name in external:
         others = [c for c in cond_cols if c != name]
-        variants: list[tuple[list[str], list[NDArray[np.float64]]]] = [([], latent_reg)]
+        variants: list[tuple[list[str], list[tuple[NDArray[np.float64], bool]]]] = [
+            ([], latent_reg)
+        ]
         if others:
             c = np.column_stack([columns[o] for o in others])
-            variants.append((others, [c, *latent_reg]))
+            variants.append((others, [(c, quadratic), *latent_reg]))
         for names, regressors in variants:
             cy, ce = _local_coordinates(members, [y, columns[name]], regressors)
             # A fresh generator per test: each equals local_test with the same seed.
@@ -419,12 +498,19 @@ def run_local_tests(
                 k,
                 tuple(names),
                 adjust_latent,
+                regression,
                 n_permutations,
                 alpha,
                 seed,
                 perm_rng,
             )
-            graph.add_test(name, result)
+            tests.append((name, result))
+
+    adjusted = benjamini_hochberg([result.p_value for _, result in tests])
+    graph = CausalGraph({"X_in": input_name, "S": latent_name, "Y": target, "X_ex": list(external)})
+    for (name, result), p_adj in zip(tests, adjusted, strict=True):
+        verdict = "dependent" if p_adj < alpha else "independent"
+        graph.add_test(name, dataclasses.replace(result, p_adjusted=float(p_adj), verdict=verdict))
     return graph
 
 
@@ -438,6 +524,7 @@ def _test_neighbourhoods(
     k: int,
     names: tuple[str, ...],
     adjust_latent: bool,
+    regression: str,
     n_permutations: int,
     alpha: float,
     seed: int,
@@ -480,15 +567,20 @@ def _test_neighbourhoods(
         centres=centres,
         centre_r=r,
         centre_p=centre_p,
+        regression=regression,
     )
 
 
 def _local_coordinates(
     members: NDArray[np.int64],
     variables: Sequence[NDArray[np.float64]],
-    regressors: Sequence[NDArray[np.float64]],
+    regressors: Sequence[tuple[NDArray[np.float64], bool]],
 ) -> list[NDArray[np.float64]]:
     """Each variable's residual in each neighbourhood, as coordinates to be permuted.
+
+    ``regressors`` are ``(values (N,) or (N, m), quadratic)`` pairs; a quadratic one
+    enters with the square of each of its columns (centred in the neighbourhood first,
+    which spans the same space as the raw square and is far less collinear with it).
 
     Without regressors the coordinates (C, k) are the values minus their neighbourhood
     mean: permuting them is permuting the values, exact under the null whatever their
@@ -505,13 +597,13 @@ def _local_coordinates(
         return [v - v.mean(axis=1, keepdims=True) for v in values]
     n_c, k = members.shape
     parts = [np.ones((n_c, k, 1))]
-    for reg in regressors:
-        local = reg[members]  # (C, k, m)
-        # Centred and scaled within the neighbourhood: the QR then sees columns of
-        # comparable size whatever the units.
-        local = local - local.mean(axis=1, keepdims=True)
-        scale = np.sqrt(np.mean(local**2, axis=1, keepdims=True))
-        parts.append(local / np.where(scale > 0, scale, 1.0))
+    for reg, quadratic in regressors:
+        local = reg[members]  # (C, k) or (C, k, m)
+        local = local[..., None] if local.ndim == 2 else local  # (C, k, m)
+        columns = [_standardised(local)]
+        if quadratic:
+            columns.append(_standardised(columns[0] ** 2))
+        parts.extend(columns)
     design = np.concatenate(parts, axis=2)  # (C, k, p)
     p = design.shape[2]
     out = [np.empty((n_c, k - p)) for _ in values]
@@ -526,6 +618,14 @@ def _local_coordinates(
         for o, v in zip(out, values, strict=True):
             o[start : start + chunk] = np.einsum("ckq,ck->cq", frame, v[start : start + chunk])
     return out
+
+
+def _standardised(local: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Columns (C, k, m) centred and scaled within each neighbourhood: the QR then sees
+    columns of comparable size whatever the units."""
+    local = local - local.mean(axis=1, keepdims=True)
+    scale = np.sqrt(np.mean(local**2, axis=1, keepdims=True))
+    return local / np.where(scale > 0, scale, 1.0)
 
 
 def _unit(coords: NDArray[np.float64], values: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -584,7 +684,10 @@ def _check_settings(
 
 
 def _check_dof(k: int, n_conditioning: int, n_latent: int) -> None:
-    """Leave at least three degrees of freedom to each neighbourhood's correlation."""
+    """Leave at least three degrees of freedom to each neighbourhood's correlation.
+
+    ``n_conditioning`` counts the conditioning regressors (squares included).
+    """
     p = 1 + n_conditioning + n_latent
     if k < p + 3:
         raise ValidationError(

@@ -19,7 +19,8 @@ the paper): ``photometry`` (SDSS ugriz magnitudes and errors), ``photometry_wise
 W1–W3), ``images`` (the SDSS ugriz stamps), ``images_normalised`` (each band divided by
 the galaxy's catalog flux in it: shape without brightness or colour, the images of the
 photometry-vs-images decomposition), ``images_wise`` (+ W1–W3 as scalars beside the
-images), ``images_wise_z`` (+ the redshift). The photometry MLP of the paper is CLAP's
+images), ``images_wise_z`` (+ the redshift); and, when asked for, the single-band
+ablations ``images_band_<b>`` and ``photometry_band_<b>``. The photometry MLP of the paper is CLAP's
 MLP encoder on the ``photometry`` columns (``kind="features"``).
 """
 
@@ -284,6 +285,7 @@ def train_mass_model(
             crop=settings["crop"],
             extra_columns=chosen.columns,
             flux_columns=chosen.flux_columns,
+            bands=chosen.bands or None,
         )
     config = _clap_config(settings, chosen.kind)
     model_dir = Path(model_dir)

@@ -11,7 +11,8 @@ before the stage reads or writes anything. What they write:
   latent space being what the local tests search); ``mass/metrics.json``: σ, median offset and
   the PDF metrics of each input set on the test split;
 - ``causal/local_tests.json``: the :class:`~clapkit.interpret.local_tests.CausalGraph`
-  of the local tests in one model's latent space; ``causal/pc.json``: the PC graph over
+  of the local tests in one model's latent space (each test with how z was regressed
+  out, quadratic by default, and its raw and Benjamini–Hochberg adjusted p-values); ``causal/pc.json``: the PC graph over
   catalog columns with bootstrap edge confidences and, on the mock survey, its score
   against :func:`clapkit.sim.graph.true_graph`, which ``causal/true_graph.json`` records;
 - ``pid/pid.json``: the MI decomposition of every input pair (sample means, by galaxy
@@ -223,7 +224,10 @@ def causal_stage(
     galaxies = load_data(data)
     prediction = read_mass_prediction(run, latent_of)
     _aligned(prediction, galaxies, latent_of)
-    log(f"local tests in the latent space of the {latent_of} model (k = {settings.k})")
+    log(
+        f"local tests in the latent space of the {latent_of} model (k = {settings.k}, "
+        f"{settings.regression} in {settings.conditioning or 'nothing'})"
+    )
     graph = run_local_tests(
         prediction.latent,
         galaxies.catalog,
@@ -233,6 +237,7 @@ def causal_stage(
         k=settings.k,
         n_permutations=settings.n_permutations,
         alpha=settings.alpha,
+        regression=settings.regression,
         seed=settings.seed,
         input_name=latent_of,
     )

@@ -29,7 +29,7 @@ import clapkit
 from clapkit.atomic import atomic_path, write_json
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, open_checked, write_header
-from clapkit.interpret.input_sets import INPUT_SETS, input_set
+from clapkit.interpret.input_sets import ALL_INPUT_SETS, input_set
 from clapkit.metrics import bin_centers
 from clapkit.runs import RunDir
 
@@ -228,7 +228,7 @@ def result_paths(run: str | os.PathLike) -> list[Path]:
     run = RunDir(run)
     return [
         run.mass_metrics_path,
-        *(run.mass_prediction_path(name) for name in INPUT_SETS),
+        *(run.mass_prediction_path(name) for name in ALL_INPUT_SETS),
         run.local_tests_path,
         run.pc_path,
         run.true_graph_path,

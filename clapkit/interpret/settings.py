@@ -20,7 +20,8 @@ from typing import Any
 
 from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
-from clapkit.interpret.input_sets import INPUT_SETS, input_set
+from clapkit.interpret.causal_graph import REGRESSIONS
+from clapkit.interpret.input_sets import ALL_INPUT_SETS, INPUT_SETS, expand_input_sets
 from clapkit.presets import check_preset
 from clapkit.settings import Settings
 
@@ -69,7 +70,9 @@ class MassTrainSettings(Settings):
     Parameters
     ----------
     input_sets : sequence of str
-        Names from :data:`clapkit.interpret.input_sets.INPUT_SETS` (all by default).
+        Names from :data:`clapkit.interpret.input_sets.ALL_INPUT_SETS` or groups of
+        :data:`~clapkit.interpret.input_sets.GROUPS` (``bands``: every single-band
+        ablation); :data:`~clapkit.interpret.input_sets.INPUT_SETS` by default.
     preset : str
         Network size (``"tiny"``, ``"cpu"``, ``"paper"``;
         :data:`clapkit.interpret.mass.MASS_PRESETS`).
@@ -97,7 +100,7 @@ class MassTrainSettings(Settings):
         names = check_names(self.input_sets, "input_sets")
         if not names:
             raise ValidationError("input_sets must name at least one input set")
-        self._set("input_sets", tuple(input_set(name).name for name in names))
+        self._set("input_sets", expand_input_sets(names))
         check_preset(self.preset, "stellar-mass")
         if self.overrides is not None and not isinstance(self.overrides, dict):
             raise ValidationError(f"overrides must be a dict, got {self.overrides!r}")
@@ -120,12 +123,17 @@ class CausalSettings(Settings):
         Catalog columns tested against the latent vectors and the target.
     conditioning : str or None
         Column every local test conditions on; None for none.
+    regression : {"quadratic", "linear"}
+        How the conditioning column is regressed out in each neighbourhood: with its
+        square, as the published code does (the default), or a straight line (the
+        earlier default). Recorded in every stored test.
     k : int
         Neighbours per local test (at least 4).
     n_permutations : int
         Permutations per local test.
     alpha : float
-        Significance level of the local tests, in (0, 1).
+        False-discovery rate of the local tests, in (0, 1): a test is "dependent" when its
+        Benjamini–Hochberg adjusted p-value is below it.
     pc_columns : sequence of str, optional
         Columns for PC discovery; :func:`~clapkit.interpret.discovery.default_columns`
         when None.
@@ -144,6 +152,8 @@ class CausalSettings(Settings):
     --------
     >>> CausalSettings(k=8, external=["disk_q", "z"], conditioning=None).external
     ('disk_q', 'z')
+    >>> CausalSettings().regression, CausalSettings(regression="linear").regression
+    ('quadratic', 'linear')
     >>> CausalSettings(k=2)
     Traceback (most recent call last):
     ...
@@ -153,6 +163,7 @@ class CausalSettings(Settings):
     latent_of: str = "images"
     external: tuple[str, ...] = EXTERNAL
     conditioning: str | None = "z"
+    regression: str = "quadratic"
     k: int = 30
     n_permutations: int = 999
     alpha: float = 0.05
@@ -164,13 +175,14 @@ class CausalSettings(Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self.latent_of, "latent_of", INPUT_SETS)
+        check_choice(self.latent_of, "latent_of", ALL_INPUT_SETS)
         external = check_names(self.external, "external")
         if not external:
             raise ValidationError("external must name at least one catalog column")
         self._set("external", external)
         if self.conditioning is not None:
             _column(self.conditioning, "conditioning")
+        check_choice(self.regression, "regression", REGRESSIONS)
         self._set("k", check_int(self.k, "k", 4))
         self._set("n_permutations", check_int(self.n_permutations, "n_permutations"))
         self._set("alpha", check_number(self.alpha, "alpha", above=0, below=1))
@@ -279,7 +291,7 @@ class AttributionSettings(Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self.model, "model", INPUT_SETS)
+        check_choice(self.model, "model", ALL_INPUT_SETS)
         self._set("n_galaxies", check_int(self.n_galaxies, "n_galaxies"))
         from clapkit.interpret.attributions import METHODS
 

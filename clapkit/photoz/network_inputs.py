@@ -298,6 +298,7 @@ def make_input_spec(
     extra_columns: Sequence[str] = ("ebv",),
     flux_columns: Sequence[str] = (),
     nondetect: Nondetections | None = None,
+    bands: Sequence[str] | None = None,
 ) -> InputSpec:
     """Choose the inputs from the training galaxies and freeze their standardisation.
 
@@ -327,6 +328,9 @@ def make_input_spec(
         Magnitude columns (one per band) that normalise the images.
     nondetect : Nondetections, optional
         How non-detected magnitudes are replaced.
+    bands : sequence of str, optional
+        Images only: the bands of the stack the network reads, in the stack's order
+        (a band ablation); all of them by default.
 
     Returns
     -------
@@ -361,6 +365,16 @@ def make_input_spec(
     if instrument not in train.stacks:
         raise ValidationError(f"no image stack {instrument!r}; the data has {sorted(train.stacks)}")
     stack = train.stacks[instrument]
+    if bands is None:
+        chosen = list(stack.bands)
+    else:
+        unknown = [b for b in bands if b not in stack.bands]
+        if unknown or not bands or len(set(bands)) != len(bands):
+            raise ValidationError(
+                f"bands must be distinct bands of the {instrument!r} stack "
+                f"{list(stack.bands)}, got {list(bands)}"
+            )
+        chosen = [b for b in stack.bands if b in bands]
     size = int(stack.shape[-1])
     columns = [c for c in extra_columns if c in train.catalog.colnames]
     values = _column_matrix(train, columns, "extra")
@@ -368,7 +382,7 @@ def make_input_spec(
         "images",
         edges,
         instrument=instrument,
-        bands=list(stack.bands),
+        bands=chosen,
         image_size=size,
         crop=size if crop is None else min(int(crop), size),
         columns=columns,
@@ -405,7 +419,7 @@ def check_compatible(spec: InputSpec, galaxies: GalaxySet) -> None:
             f"the model was trained on {spec.instrument!r} images; "
             f"this data has stacks {sorted(galaxies.stacks)}"
         )
-    if list(stack.bands) != spec.bands:
+    if not set(spec.bands) <= set(stack.bands):
         raise ValidationError(
             f"the model was trained on bands {spec.bands} of {spec.instrument!r}; "
             f"this data has {list(stack.bands)}"
@@ -432,7 +446,14 @@ def band_fluxes(spec: InputSpec, galaxies: GalaxySet) -> NDArray[np.float64]:
     """
     stack = galaxies.stacks[spec.instrument]
     mags = _column_matrix(galaxies, spec.flux_columns, "flux")
-    return 10.0 ** ((np.asarray(stack.zero_points, dtype=np.float64) - mags) / 2.5)
+    zero_points = np.asarray(stack.zero_points, dtype=np.float64)[_band_index(spec, stack.bands)]
+    return 10.0 ** ((zero_points - mags) / 2.5)
+
+
+def _band_index(spec: InputSpec, stack_bands: Sequence[str]) -> list[int]:
+    """Where each band the network reads sits in the stack."""
+    bands = list(stack_bands)
+    return [bands.index(b) for b in spec.bands]
 
 
 def scale_images(images: NDArray) -> NDArray[np.float32]:
@@ -489,10 +510,14 @@ def network_inputs(
     lo = (spec.image_size - spec.crop) // 2
     cut = slice(lo, lo + spec.crop)
     x = np.empty((n, len(spec.bands), spec.crop, spec.crop), dtype=np.float32)
+    index = _band_index(spec, stack.bands)
+    every_band = index == list(range(len(stack.bands)))
     starts = range(0, n, _READ_ROWS)
     for start in tqdm(starts, desc="reading images", unit="block", disable=not progress):
         rows = slice(start, min(start + _READ_ROWS, n))
         block = np.asarray(stack.take(rows).images[..., cut, cut])
+        if not every_band:
+            block = block[:, index]
         bad = ~np.isfinite(block)
         if np.any(bad):
             row = int(np.argwhere(bad)[0][0]) + start

@@ -163,11 +163,33 @@ def test_the_tests_table_lists_every_test_and_its_rows_choose_the_conditioning(d
     assert table.value["source"].tolist() == [r["source"] for r in rows]
     assert table.value["given"].tolist() == [given(r["conditioned_on"]) for r in rows]
     np.testing.assert_allclose(table.value["p_value"], [r["p_value"] for r in rows])
+    np.testing.assert_allclose(table.value["p_adjusted"], [r["p_adjusted"] for r in rows])
+    assert table.value["fit"].tolist() == [
+        r["regression"] if r["conditioned_on"] else "" for r in rows
+    ]
     assert table.value["verdict"].tolist() == [r["verdict"] for r in rows]
     unconditional = table.value["given"].tolist().index("—")
     table.selection = [unconditional]
     assert hook(viewer, "ck-conditioning").value == "—"
     assert "conditioned on —" in hook(viewer, "ck-causal-graph").object.title.text
+
+
+def test_local_tests_stored_before_the_adjustment_still_show(copy):
+    # Results written before issue 18: no regression, no adjusted p-value.
+    path = copy / "interpret" / "causal" / "local_tests.json"
+    stored = json.loads(path.read_text())
+    for test in stored["tests"]:
+        del test["result"]["regression"], test["result"]["p_adjusted"]
+    path.write_text(json.dumps(stored))
+    viewer = StellarMass(data=read_stellar_mass(copy))
+    table = hook(viewer, "ck-local-tests")
+    assert table.value["p_adjusted"].isna().all()
+    conditioned = table.value["given"] != "—"
+    assert set(table.value["fit"][conditioned]) == {"linear"}
+    assert set(table.value["fit"][~conditioned]) == {""}
+    np.testing.assert_allclose(
+        table.value["p_value"], [t["result"]["p_value"] for t in stored["tests"]]
+    )
 
 
 def test_the_pc_graph_is_the_stored_one_and_no_truth_is_drawn_off_the_mock(run_root, data):

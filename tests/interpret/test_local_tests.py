@@ -13,6 +13,7 @@ from clapkit.interpret.local_tests import (
     MIN_CENTRES,
     CausalGraph,
     LocalTestResult,
+    benjamini_hochberg,
     disjoint_neighbourhoods,
     local_test,
     partial_correlation,
@@ -164,7 +165,12 @@ def test_all_tests_share_centres_and_match_local_test(graph):
         k=30,
         n_permutations=199,
     )
-    assert single.to_dict() == graph.result("through_c", ["c"]).to_dict()
+    in_graph = graph.result("through_c", ["c"])
+    # A test alone is not adjusted for multiplicity; within the graph it is.
+    assert single.p_adjusted is None and in_graph.p_adjusted is not None
+    unadjusted = {k: v for k, v in in_graph.to_dict().items() if k not in ("p_adjusted", "verdict")}
+    assert {k: v for k, v in single.to_dict().items() if k in unadjusted} == unadjusted
+    assert single.regression == in_graph.regression == "quadratic"
 
 
 def test_a_variable_is_never_conditioned_on_itself():
@@ -200,6 +206,108 @@ def test_a_neighbourhood_without_variance_counts_as_no_dependence():
     assert constant.sum() >= MIN_CENTRES // 2
     assert np.all(result.centre_p[constant] == 1.0)
     assert np.isfinite(result.effect) and np.isfinite(result.effect_err)
+
+
+# -- conditioning: quadratic (as published) against linear ------------------------------
+
+
+def quadratic_in_z(seed: int, n: int = 3000) -> tuple[np.ndarray, Table]:
+    """Mass depends on z quadratically and on b, which the latent space lacks.
+
+    ``z_only`` depends on z alone (quadratically): independent of the mass given S and
+    z, but a straight line in z leaves the same curvature in both residuals. ``hidden``
+    carries b: dependent whatever the conditioning.
+    """
+    rng = np.random.default_rng(seed)
+    a, b, e1, e2 = rng.normal(size=(4, n))
+    z = rng.uniform(-1.0, 1.0, size=n)
+    latent = a[:, None]  # knows a, not z or b
+    catalog = Table(
+        {
+            "log_mstar": a + 3.0 * z**2 + 0.5 * b,
+            "z_only": 3.0 * z**2 + 0.5 * e1,
+            "hidden": b + 0.5 * e2,
+            "z": z,
+        }
+    )
+    return latent, catalog
+
+
+@pytest.mark.parametrize("regression", ["linear", "quadratic"])
+def test_quadratic_conditioning_removes_a_curved_dependence_on_z(regression):
+    latent, catalog = quadratic_in_z(5)
+    graph = run_local_tests(
+        latent,
+        catalog,
+        external=["z_only", "hidden"],
+        conditioning="z",
+        k=30,
+        n_permutations=199,
+        regression=regression,
+    )
+    z_only, hidden = graph.result("z_only", ["z"]), graph.result("hidden", ["z"])
+    assert z_only.regression == hidden.regression == regression
+    # Linear residuals share the curvature in z: a spurious dependence. The published
+    # second-order regression removes it.
+    expected = "dependent" if regression == "linear" else "independent"
+    assert z_only.verdict == expected, (z_only.effect, z_only.p_adjusted)
+    assert hidden.verdict == "dependent"
+    if regression == "quadratic":
+        assert abs(z_only.effect) < 3 * z_only.effect_err
+    else:
+        assert z_only.effect > 0.3
+
+
+def test_local_test_quadratic_is_the_default():
+    latent, catalog = quadratic_in_z(6, n=1500)
+    args = (latent, catalog["log_mstar"], catalog["z_only"])
+    default = local_test(*args, conditioning=catalog["z"], k=30, n_permutations=199)
+    linear = local_test(
+        *args, conditioning=catalog["z"], k=30, n_permutations=199, regression="linear"
+    )
+    assert default.regression == "quadratic" and default.verdict == "independent"
+    assert linear.regression == "linear" and linear.verdict == "dependent"
+
+
+# -- multiple testing: Benjamini-Hochberg --------------------------------------------------
+
+
+def test_benjamini_hochberg_by_hand():
+    # m = 5; sorted 0.005, 0.01, 0.03, 0.04, 0.2; m p / rank = 0.025, 0.025, 0.05, 0.05,
+    # 0.2; running minimum from the largest rank down leaves them so.
+    p = [0.01, 0.04, 0.03, 0.2, 0.005]
+    assert benjamini_hochberg(p) == pytest.approx([0.025, 0.05, 0.05, 0.2, 0.025])
+    # A later smaller ratio pulls earlier ones down: 0.02 * 2 / 1 > 0.021 * 2 / 2.
+    assert benjamini_hochberg([0.02, 0.021]) == pytest.approx([0.021, 0.021])
+    for bad in ([], [[0.1]], [1.2], [np.nan]):
+        with pytest.raises(ValidationError, match="p_values"):
+            benjamini_hochberg(bad)
+
+
+def test_verdicts_read_the_adjusted_p_values(graph):
+    rows = graph.edges
+    assert [r["p_adjusted"] for r in rows] == pytest.approx(
+        benjamini_hochberg([r["p_value"] for r in rows]).tolist()
+    )
+    assert all(r["p_adjusted"] >= r["p_value"] for r in rows)
+    for r in rows:
+        assert r["verdict"] == ("dependent" if r["p_adjusted"] < 0.05 else "independent")
+    # At alpha = 0.01 the three dependences have raw p = 1/200 < alpha, but 8 tests
+    # adjust them to 0.005 * 8 / 3 > alpha: the verdict follows the adjusted value.
+    latent, catalog = synthetic(0)
+    strict = run_local_tests(
+        latent,
+        catalog,
+        external=EXTERNAL,
+        conditioning="c",
+        k=30,
+        n_permutations=199,
+        alpha=0.01,
+    )
+    hidden = strict.result("hidden")
+    assert hidden.p_value < 0.01 <= hidden.p_adjusted
+    assert hidden.p_adjusted == pytest.approx(0.005 * 8 / 3)
+    assert hidden.verdict == "independent"
 
 
 # -- validity: false-positive rates over seeded repeats ----------------------------------
@@ -252,7 +360,12 @@ def test_false_positive_rate_is_nominal(conditioned):
         ({"conditioning": np.zeros((400, 2, 1))}, "conditioning must have shape"),
         ({"k": 50}, "at least 10 disjoint neighbourhoods, so at least 500 galaxies"),
         ({"k": 3}, "k must be an integer >= 4"),
-        ({"k": 5, "conditioning": np.ones((400, 2))}, "k must be at least 6"),
+        ({"k": 7, "conditioning": np.ones((400, 2))}, "k must be at least 8"),
+        (
+            {"k": 5, "conditioning": np.ones((400, 2)), "regression": "linear"},
+            "k must be at least 6",
+        ),
+        ({"k": 20, "regression": "cubic"}, "regression must be"),
         ({"n_permutations": 10}, "n_permutations must be at least 20"),
         ({"alpha": 1.5}, r"alpha must be a number in \(0, 1\)"),
         ({"n_centres": 3}, "n_centres must be at least 10"),
@@ -322,6 +435,15 @@ def test_result_dict_is_strict_json():
     assert LocalTestResult.from_dict(json.loads(text)).to_dict() == result.to_dict()
     with pytest.raises(ValidationError, match=r"unknown \['extra'\]"):
         LocalTestResult.from_dict({**result.to_dict(), "extra": 1})
+    # Results stored before the choice of regression and the adjustment read as what
+    # they were: linear, unadjusted (the verdict then reads the raw p-value).
+    old = {k: v for k, v in result.to_dict().items() if k not in ("regression", "p_adjusted")}
+    read = LocalTestResult.from_dict(old)
+    assert read.regression == "linear" and read.p_adjusted is None
+    with pytest.raises(ValidationError, match=r"missing \['k'\]"):
+        LocalTestResult.from_dict({k: v for k, v in old.items() if k != "k"})
+    with pytest.raises(ValidationError, match="regression must be one of"):
+        small_result(regression="cubic")
     with pytest.raises(ValidationError, match="centre_r must have shape"):
         small_result(centre_r=[0.1])
     with pytest.raises(ValidationError, match="verdict must be one of"):

@@ -12,7 +12,7 @@ from astropy.table import Table
 
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, OverwriteError, ValidationError
-from clapkit.interpret.input_sets import INPUT_SETS
+from clapkit.interpret.input_sets import ALL_INPUT_SETS, BAND_SETS, BANDS, INPUT_SETS
 from clapkit.interpret.mass import (
     mass_edges,
     mass_metrics,
@@ -57,6 +57,27 @@ def test_every_input_set_trains_and_predicts_on_the_tiny_preset(survey, tmp_path
         assert record["spec"]["kind"] == chosen.kind
         assert set(chosen.columns) <= set(record["spec"]["columns"])
         assert record["spec"]["flux_columns"] == list(chosen.flux_columns)
+
+
+def test_every_band_has_an_image_and_a_photometry_ablation():
+    assert sorted(BAND_SETS) == sorted(
+        f"{kind}_band_{b}" for b in BANDS for kind in ("images", "photometry")
+    )
+    assert not set(BAND_SETS) & set(INPUT_SETS)  # not trained by default
+
+
+@pytest.mark.parametrize("name", ["images_band_g", "photometry_band_g"])
+def test_a_single_band_model_reads_that_band_alone(survey, tmp_path, name):
+    test = survey.split("test")
+    folder = train_mass_model(survey, name, tmp_path / name, preset="tiny")
+    prediction = predict_mass(folder, test)
+    assert prediction.input_set == name
+    assert prediction.pdfs.shape == (len(test), 40)
+    spec = read_model(folder)["spec"]
+    if BAND_SETS[name].kind == "images":
+        assert spec["bands"] == ["g"]
+    else:
+        assert spec["columns"] == ["mag_g", "magerr_g", "ebv"]
 
 
 def test_a_trained_photometry_model_beats_the_prior(survey, photometry_model):
@@ -194,7 +215,7 @@ def test_mass_edges_refuse_bad_grids():
 def test_the_catalog_of_the_synthetic_survey_is_what_the_input_sets_read():
     table = synthetic_mass_survey(10).catalog
     assert isinstance(table, Table)
-    for chosen in INPUT_SETS.values():
+    for chosen in ALL_INPUT_SETS.values():
         assert set(chosen.columns) | set(chosen.flux_columns) <= set(table.colnames)
 
 

@@ -64,6 +64,10 @@ def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
     assert tested == {(name, ()) for name in EXTERNAL} | {
         (name, ("z",)) for name in EXTERNAL if name != "z"
     }
+    # z regressed out quadratically (as published) by default, and every p-value
+    # adjusted with the others of the run.
+    assert {edge["regression"] for edge in graph.edges} == {"quadratic"}
+    assert all(edge["p_adjusted"] >= edge["p_value"] for edge in graph.edges)
     pc = json.loads((run / "interpret" / "causal" / "pc.json").read_text())
     adjacency = np.asarray(pc["graph"]["adjacency"])
     assert adjacency.shape == (len(pc["graph"]["columns"]),) * 2

@@ -72,6 +72,17 @@ def test_sequences_are_stored_as_tuples_and_settings_are_frozen():
         settings.k = 5
 
 
+def test_band_ablations_are_trained_by_name_or_as_a_group_not_by_default():
+    from clapkit.interpret.input_sets import BAND_SETS, INPUT_SETS
+
+    assert MassTrainSettings().input_sets == tuple(INPUT_SETS)
+    assert MassTrainSettings(("images", "bands")).input_sets == ("images", *BAND_SETS)
+    assert MassTrainSettings(("images_band_r",)).input_sets == ("images_band_r",)
+    assert CausalSettings(latent_of="images_band_r").latent_of == "images_band_r"
+    with pytest.raises(ValidationError, match="single-band ablation"):
+        MassTrainSettings(("images_band_y",))
+
+
 def test_pid_settings_give_the_classifier_the_stage_seed():
     assert PIDSettings(seed=3, classifier={"epochs": 15}).classifier_config().seed == 3
     assert PIDSettings(seed=3, classifier={"seed": 1}).classifier_config().seed == 1
@@ -81,6 +92,7 @@ def test_pid_settings_give_the_classifier_the_stage_seed():
     ("argv", "message"),
     [
         (["causal", "--k", "2"], "k must be an integer >= 4, got 2"),
+        (["causal", "--regression", "cubic"], "regression must be one of"),
         (["pid", "--bins", "1"], "n_bins must be an integer >= 2, got 1"),
         (["attribute", "--attribution", "shap"], "method must be one of"),
         (["train", "--input-sets", "spectra"], "unknown input set 'spectra'"),

@@ -81,7 +81,22 @@ def test_feature_spec_defaults_to_colours_a_magnitude_and_the_errors(make_galaxi
 def test_data_that_does_not_match_the_spec_is_refused(make_galaxies):
     spec = make_input_spec(make_galaxies(n=30), EDGES, crop=8)
     with pytest.raises(ValidationError, match="bands"):
-        check_compatible(spec, make_galaxies(n=30, bands="griz"))
+        check_compatible(spec, make_galaxies(n=30, bands="gr"))  # i is missing
+    # Bands are read by name: a stack with more bands gives the model its own.
+    wider = make_galaxies(n=30, bands="zgri")
+    check_compatible(spec, wider)
+    every_band = make_input_spec(wider, EDGES, crop=8)
+    assert every_band.bands == ["z", "g", "r", "i"]
+    np.testing.assert_array_equal(
+        network_inputs(spec, wider).x, network_inputs(every_band, wider).x[:, 1:]
+    )
+    alone = make_input_spec(wider, EDGES, crop=8, bands=["r"])
+    assert alone.bands == ["r"]
+    np.testing.assert_array_equal(
+        network_inputs(alone, wider).x, network_inputs(every_band, wider).x[:, 2:3]
+    )
+    with pytest.raises(ValidationError, match="bands must be distinct bands"):
+        make_input_spec(wider, EDGES, bands=["y"])
     with pytest.raises(ValidationError, match="16x16"):
         check_compatible(spec, make_galaxies(n=30, size=24))
     with pytest.raises(ValidationError, match="'sdss' images"):
