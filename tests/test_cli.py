@@ -91,7 +91,7 @@ TINY_DEMO = DemoConfig(
         "input_sets": ["photometry", "images", "images_normalised"],
         "preset": "tiny",
         "epochs": 2,
-        "k": 5,
+        "k": 8,  # quadratic conditioning on two columns needs at least 8
         "permutations": 99,
         "bootstrap": 2,
         "attributions": 4,
