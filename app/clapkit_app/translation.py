@@ -68,12 +68,40 @@ def default_band(bands: list[str]) -> str | None:
 
 
 def metrics_frame(data: TaskData) -> pd.DataFrame:
-    """One row per set (``real`` first, then the translated sets): the stored metrics."""
+    """One row per set (``real`` first, then the translated sets): the stored metrics.
+
+    Where the evaluation stored bootstrap intervals (``clapkit translate evaluate``
+    since intervals exist), each metric is followed by ``<key>_ci``: the interval as
+    text, marked ``*`` on a translated set whose difference from the real images, on the
+    same resampled galaxies, excludes zero. Older evaluations show no interval columns.
+    """
     names = [REAL, *data.sets]
-    frame = {"set": names}
-    for key, _, _ in TABLE_COLUMNS:
+    frame: dict[str, list[Any]] = {"set": names}
+    for key, _, fmt in TABLE_COLUMNS:
         frame[key] = [data.metric(name, key) for name in names]
+        intervals = [data.interval(name, key) for name in names]
+        if any(found is not None for found in intervals):
+            frame[f"{key}_ci"] = [
+                interval_text(found, fmt, data.differs_from_real(name, key))
+                for name, found in zip(names, intervals, strict=True)
+            ]
     return pd.DataFrame(frame)
+
+
+def interval_text(found: tuple[float, float] | None, fmt: str, differs: bool | None) -> str:
+    """An interval as the table shows it, in the metric's number format (``"0.000"``:
+    three decimals); ``*`` marks a set that differs from the real images.
+
+    Examples
+    --------
+    >>> interval_text((0.0123, 0.0187), "0.0000", True), interval_text(None, "0.00", None)
+    ('0.0123–0.0187 *', '—')
+    """
+    if found is None:
+        return "—"
+    decimals = len(fmt.partition(".")[2])
+    text = f"{found[0]:.{decimals}f}–{found[1]:.{decimals}f}"
+    return f"{text} *" if differs else text
 
 
 class TranslationCompare(pn.viewable.Viewer):
@@ -145,12 +173,23 @@ class TranslationCompare(pn.viewable.Viewer):
             layout="fit_data_table",
             frozen_columns=["set"],
             sizing_mode="stretch_width",
-            titles={key: title for key, title, _ in TABLE_COLUMNS},
+            titles={
+                **{key: title for key, title, _ in TABLE_COLUMNS},
+                **{f"{key}_ci": f"{title} {self._confidence()}" for key, title, _ in TABLE_COLUMNS},
+            },
             formatters={
                 key: NumberFormatter(format=fmt, nan_format="—") for key, _, fmt in TABLE_COLUMNS
             },
             css_classes=["ck-redshift-table"],
         )
+
+    def _confidence(self) -> str:
+        """The intervals' level as the column titles say it (``95%``)."""
+        for task in self.data.tasks.values():
+            confidence = (task.evaluation.get("bootstrap") or {}).get("confidence")
+            if confidence is not None:
+                return f"{100 * float(confidence):g}%"
+        return "interval"
 
     def _arrange(self, alert: pn.pane.Alert | None) -> pn.Column:
         """The page: controls, the galaxy's images and noise spectra, the morphology
@@ -182,7 +221,8 @@ class TranslationCompare(pn.viewable.Viewer):
             morphology,
             pn.pane.Markdown(
                 "### Redshift information and fidelity of every set — select a row to show "
-                "that model"
+                "that model\n\nIntervals: bootstrap over the evaluated galaxies; `*` a set "
+                "whose difference from the real images (same resampled galaxies) excludes 0."
             ),
             self.table,
             sizing_mode="stretch_width",

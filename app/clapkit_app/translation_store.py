@@ -28,7 +28,13 @@ import panel as pn
 from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError, FileFormatError
 from clapkit.runs import RunDir
-from clapkit.translate.results import read_evaluation, read_morphology, result_paths
+from clapkit.translate.results import (
+    interval,
+    read_evaluation,
+    read_morphology,
+    result_paths,
+    rows_differ,
+)
 from clapkit.translate.tasks import TASKS, task
 from clapkit_app.store import as_id, plain_id
 
@@ -118,6 +124,19 @@ class TaskData:
         """A stored metric of set ``name`` (NaN where None: not finite or not measured)."""
         value = self.evaluation["models"].get(name, {}).get(key)
         return float("nan") if value is None else float(value)
+
+    def interval(self, name: str, key: str) -> tuple[float, float] | None:
+        """The bootstrap interval of metric ``key`` of set ``name``; None where the
+        evaluation stored none (written before intervals, or a bound not finite)."""
+        return interval(self.evaluation["models"].get(name, {}), key)
+
+    def differs_from_real(self, name: str, key: str) -> bool | None:
+        """Whether set ``name`` differs from the real images in ``key`` beyond bootstrap
+        noise (:func:`clapkit.translate.results.rows_differ`); None for the real images
+        themselves and where the intervals needed are missing."""
+        if name == REAL or name not in self.evaluation["models"]:
+            return None
+        return rows_differ(self.evaluation, name, REAL, key)
 
     def noise_power(self, name: str, band: str) -> tuple[np.ndarray, np.ndarray] | None:
         """``k`` and the noise power of set ``name`` in ``band``, None if not stored."""

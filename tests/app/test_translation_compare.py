@@ -187,6 +187,46 @@ def test_a_new_model_sends_only_translated_columns_and_a_new_galaxy_only_the_sta
     assert sent and any(cols is None or any(c.endswith("_x") for c in cols) for _, cols in sent)
 
 
+def test_the_table_shows_each_metric_s_interval_and_marks_sets_that_differ(data):
+    from clapkit.translate.results import interval, rows_differ
+
+    task = data.tasks["s2c"]
+    table = hook(TranslationCompare(data=data), "ck-redshift-table")
+    frame = table.value
+    evaluation = task.evaluation
+    for key, title, fmt in TABLE_COLUMNS:
+        column = f"{key}_ci"
+        assert column in frame and table.titles[column] == f"{title} 95%"
+        decimals = len(fmt.partition(".")[2])
+        for name, text in zip(frame["set"], frame[column], strict=True):
+            found = interval(evaluation["models"][name], key)
+            if found is None:
+                assert text == "—"
+                continue
+            lo, hi = text.rstrip(" *").split("–")
+            assert float(lo) == pytest.approx(found[0], abs=10**-decimals)
+            assert float(hi) == pytest.approx(found[1], abs=10**-decimals)
+            differs = name != "real" and rows_differ(evaluation, name, "real", key)
+            assert text.endswith(" *") == bool(differs)
+
+
+def test_an_evaluation_without_intervals_shows_none(data):
+    import copy
+
+    from clapkit_app.translation import metrics_frame
+
+    task = copy.copy(data.tasks["s2c"])
+    stored = copy.deepcopy(task.evaluation)
+    stored.pop("paired_differences", None)
+    for row in stored["models"].values():
+        for key in [k for k in row if k.endswith("_ci")]:
+            del row[key]
+    task.evaluation = stored
+    frame = metrics_frame(task)
+    assert not [c for c in frame if c.endswith("_ci")]
+    assert frame["photoz_sigma_mad"].notna().all()
+
+
 def test_searching_an_id_shows_that_galaxy_and_an_unknown_id_changes_nothing(run_root, data):
     viewer = TranslationCompare(data=data)
     search, message = hook(viewer, "ck-galaxy"), hook(viewer, "ck-galaxy-message")
