@@ -14,7 +14,8 @@ variable), exactly as ``clapkit interpret train|causal|pid|attribute`` does it:
 5. the Gaussian closed-form check of the MI estimator.
 
 Output: JSON with keys ``mass`` (``{input_set: {sigma, median_offset, ...}}``), ``pid``
-(``{pair: {redundancy, unique_1, unique_2, synergy}}``), ``pc`` (``{shd, precision,
+(``{pair: {redundancy, unique_1, unique_2, synergy, ...}}``, each with its bootstrap
+interval over the test galaxies as ``<term>_ci``), ``pc`` (``{shd, precision,
 recall, ...}``), ``local_tests`` (``{variable: {effect, p_value, verdict, ...}}``, the test
 given z where there is one) and ``gaussian_check``; the goal checks go to stderr.
 
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
         "pid": {
             pair: {
                 **{term: row[term] for term in terms},
+                **{f"{term}_ci": row[f"{term}_ci"] for term in terms},  # bootstrap, test galaxies
                 "inputs": row["inputs"],
                 "by_type": row["by_type"],
             }

@@ -16,7 +16,8 @@ before the stage reads or writes anything. What they write:
   catalog columns with bootstrap edge confidences and, on the mock survey, its score
   against :func:`clapkit.sim.graph.true_graph`, which ``causal/true_graph.json`` records;
 - ``pid/pid.json``: the MI decomposition of every input pair (sample means, by galaxy
-  type) and ``pid/per_galaxy.h5`` (the per-galaxy terms);
+  type, with bootstrap intervals over the test galaxies) and ``pid/per_galaxy.h5`` (the
+  per-galaxy terms);
 - ``attributions/attributions.h5`` and ``attributions/summary.json``: per-band maps of
   test galaxies, their radial profiles and the model-randomisation check.
 """
@@ -39,6 +40,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, write_header
 from clapkit.interpret.galaxy_types import galaxy_types
+from clapkit.interpret.information.decomposition import Decomposition
 from clapkit.interpret.mass import mass_metrics, predict_mass, read_model, train_mass_model
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.results import (
@@ -58,6 +60,7 @@ from clapkit.interpret.settings import (
     MassTrainSettings,
     PIDSettings,
 )
+from clapkit.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from clapkit.nets.device import resolve_device
 from clapkit.runs import RunDir
 
@@ -298,6 +301,25 @@ def _features(source: str, galaxies: GalaxySet, run: str | os.PathLike) -> NDArr
     return np.hstack(parts)
 
 
+def _pid_row(
+    decomposition: Decomposition, inputs: Sequence[str], types: NDArray, seed: int
+) -> dict[str, Any]:
+    """One pair's entry of ``pid.json``: every mean term with its bootstrap interval
+    (``<term>_ci``), the means by galaxy type, and the decomposition of the mean MIs
+    (``mmi``) with its intervals, from the same draws."""
+    intervals = decomposition.intervals(DEFAULT_RESAMPLES, DEFAULT_CONFIDENCE, seed)
+
+    def with_intervals(values: dict[str, float], found: dict[str, tuple]) -> dict[str, Any]:
+        return {**values, **{f"{term}_ci": list(found[term]) for term in values}}
+
+    return {
+        "inputs": list(inputs),
+        **with_intervals(decomposition.mean(), intervals["mean"]),
+        "by_type": decomposition.by_group(types),
+        "mmi": with_intervals(decomposition.mmi(), intervals["mmi"]),
+    }
+
+
 def pid_stage(
     data: str | os.PathLike,
     run: str | os.PathLike,
@@ -333,7 +355,13 @@ def pid_stage(
     Returns
     -------
     dict
-        The summary written to ``interpret/pid/pid.json``.
+        The summary written to ``interpret/pid/pid.json``. Per pair: every term's mean
+        over the test galaxies and its bootstrap interval ``<term>_ci`` (``[lo, hi]``,
+        :meth:`~clapkit.interpret.information.Decomposition.intervals`), ``by_type``,
+        and ``mmi``, the decomposition of the mean MIs with its intervals; the draws'
+        settings under ``bootstrap``. The intervals are the sampling uncertainty of the
+        test galaxies only: the classifiers are not retrained per draw. Files written
+        before the intervals were added lack these keys.
 
     Examples
     --------
@@ -380,11 +408,7 @@ def pid_stage(
             config=classifier,
             progress=progress,
         )
-        summary[pair] = {
-            "inputs": [first, second],
-            **decomposition.mean(),
-            "by_type": decomposition.by_group(types),
-        }
+        summary[pair] = _pid_row(decomposition, (first, second), types, settings.seed)
         per_galaxy[pair] = {
             term: np.asarray(getattr(decomposition, term))
             for term in ("mi_1", "mi_2", "mi_12", "redundancy", "unique_1", "unique_2", "synergy")
@@ -404,6 +428,12 @@ def pid_stage(
         "units": "nats",
         "n_bins": n_bins,
         "mass_range": [float(lo), float(hi)],
+        "bootstrap": {
+            "n_resamples": DEFAULT_RESAMPLES,
+            "confidence": DEFAULT_CONFIDENCE,
+            "seed": settings.seed,
+            "resampled": "test galaxies; classifiers not retrained per draw",
+        },
         "pairs": summary,
     }
     write_json(paths.pid_path, result, overwrite=True)

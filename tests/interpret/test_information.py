@@ -204,6 +204,44 @@ def test_by_group_means_over_galaxy_types():
         d.by_group(labels[:-1])
 
 
+def test_bootstrap_intervals_cover_the_means_of_both_decompositions():
+    d = random_decomposition()
+    intervals = d.intervals(n_resamples=400)
+    for kind, values in (("mean", d.mean()), ("mmi", d.mmi())):
+        assert list(intervals[kind]) == list(TERMS)
+        for term in TERMS:
+            lo, hi = intervals[kind][term]
+            assert lo <= values[term] <= hi, (kind, term)
+    json.dumps(intervals)
+    # the same draws for every term: an interval of mi_1 is that of both decompositions
+    assert intervals["mean"]["mi_1"] == intervals["mmi"]["mi_1"]
+
+
+@pytest.mark.parametrize("n", [400, 1600])
+def test_bootstrap_interval_width_is_that_of_a_normal_mean(n):
+    rng = np.random.default_rng(n)
+    d = Decomposition(rng.normal(0.5, 1, n), rng.normal(0.3, 1, n), rng.normal(1.0, 1, n))
+    intervals = d.intervals(n_resamples=2000, seed=1)["mean"]
+    expected = 2 * stats.norm.ppf(0.975) / math.sqrt(n)  # terms drawn N(mu, 1)
+    for term in ("mi_1", "mi_2", "mi_12"):
+        lo, hi = intervals[term]
+        assert hi - lo == pytest.approx(expected, rel=0.15), term
+    lo, hi = d.intervals(n_resamples=2000, confidence=0.5, seed=1)["mean"]["mi_1"]
+    assert hi - lo == pytest.approx(2 * stats.norm.ppf(0.75) / math.sqrt(n), rel=0.15)
+
+
+def test_bootstrap_intervals_repeat_with_the_seed_and_check_their_settings():
+    d = random_decomposition(n=200)
+    assert d.intervals(n_resamples=100, seed=3) == d.intervals(n_resamples=100, seed=3)
+    assert d.intervals(n_resamples=100, seed=3) != d.intervals(n_resamples=100, seed=4)
+    with pytest.raises(ValidationError, match="confidence"):
+        d.intervals(confidence=1.5)
+    with pytest.raises(ValidationError, match="n_resamples"):
+        d.intervals(n_resamples=0)
+    with pytest.raises(ValidationError, match="no galaxies"):
+        Decomposition([], [], []).intervals()
+
+
 def test_decomposition_names_bad_input():
     with pytest.raises(ValidationError, match="differ in length"):
         Decomposition([0.1, 0.2], [0.1], [0.3, 0.4])

@@ -111,6 +111,35 @@ def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
     assert len(terms["ids"]) == len(terms["galaxy_type"]) == 80
 
 
+def test_pid_summary_carries_bootstrap_intervals_and_older_summaries_still_read(analysed):
+    from clapkit.interpret.information import TERMS, Decomposition
+    from clapkit.plots.stellar_mass import plot_mi_bars
+
+    _, run = analysed
+    summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
+    terms = results.read_pid_per_galaxy(run)
+    assert summary["bootstrap"]["n_resamples"] == 1000
+    assert summary["bootstrap"]["confidence"] == 0.95
+    for pair, row in summary["pairs"].items():
+        per = terms[pair]
+        decomposition = Decomposition(per["mi_1"], per["mi_2"], per["mi_12"])
+        expected = decomposition.intervals(seed=summary["bootstrap"]["seed"])
+        for term in TERMS:
+            lo, hi = row[f"{term}_ci"]
+            assert lo <= row[term] <= hi
+            assert (lo, hi) == pytest.approx(expected["mean"][term])
+            assert row["mmi"][term] == pytest.approx(decomposition.mmi()[term])
+            assert row["mmi"][f"{term}_ci"] == pytest.approx(expected["mmi"][term])
+    # A summary written before the intervals (no *_ci, mmi or bootstrap) still draws.
+    older = {
+        pair: {key: value for key, value in row.items() if key in ("inputs", "by_type", *TERMS)}
+        for pair, row in summary["pairs"].items()
+    }
+    for pairs in (summary["pairs"], older):
+        _, table = plot_mi_bars(pairs)
+        assert len(table) == 4 * len(pairs)
+
+
 def test_attributions_cover_every_band_and_report_the_sanity_check(analysed):
     _, run = analysed
     arrays = results.read_attributions(run)
