@@ -357,9 +357,10 @@ class MorphologyPlots:
             new = {"id": np.asarray(real["id"])[shown]} if "x" in columns else {}
             for key, _title, column, _log in MORPHOLOGY:
                 for axis in columns:
+                    table = real if axis == "x" else translated
                     new[f"{key}_{axis}"] = self._values(
-                        real if axis == "x" else translated, key, column.format(b=band), band, n
-                    )[shown]
+                        table, key, column.format(b=band), band, n, shown
+                    )
             if "x" in columns:
                 self.points.data = new
             else:
@@ -373,18 +374,18 @@ class MorphologyPlots:
         chosen = {"id": np.asarray(real["id"])[rows]}
         for key, _title, column, _log in MORPHOLOGY:
             for axis, table in (("x", real), ("y", translated)):
-                chosen[f"{key}_{axis}"] = self._values(table, key, column.format(b=band), band, n)[
-                    rows
-                ]
+                chosen[f"{key}_{axis}"] = self._values(
+                    table, key, column.format(b=band), band, n, rows
+                )
         self.chosen.data = chosen
 
     @staticmethod
-    def _values(table: Any, key: str, name: str, band: str, n: int) -> np.ndarray:
-        """Column ``name`` of one morphology table as plotted: sizes where HSM failed are
-        NaN, and log-scaled quantities keep positive values only."""
-        values = _column(table, name, n)
+    def _values(table: Any, key: str, name: str, band: str, n: int, rows: Any) -> np.ndarray:
+        """Column ``name`` of one morphology table at ``rows``, as plotted: sizes where
+        HSM failed are NaN, and log-scaled quantities keep positive values only."""
+        values = _column(table, name, n)[rows]
         if key == "size":  # HSM's failures are not sizes
-            ok = _column(table, f"hsm_ok_{band}", n)
+            ok = _column(table, f"hsm_ok_{band}", n)[rows]
             values = np.where(ok > 0, values, np.nan)
         return positive(values) if MORPHOLOGY_LOG[key] else values
 

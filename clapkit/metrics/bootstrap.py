@@ -7,6 +7,10 @@ row, and every row of a table over the same galaxies, uses the same ones: differ
 between rows are then paired, galaxy for galaxy. :func:`percentile_interval` turns the
 recomputed values into an interval and :func:`bootstrap_interval` does both for one
 statistic of a few arrays.
+
+Why not ``scipy.stats.bootstrap``: it draws its own resamples for each call, so two
+metrics (or two models) would be resampled differently and their intervals could not be
+paired; here the draws are made once and shared.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from clapkit.checks import check_int
+from clapkit.checks import check_int, check_number
 from clapkit.errors import ValidationError
 
 __all__ = [
@@ -44,10 +48,7 @@ def check_confidence(confidence: float) -> float:
     >>> check_confidence(0.95)
     0.95
     """
-    value = float(confidence)
-    if not 0.0 < value < 1.0:
-        raise ValidationError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
-    return value
+    return check_number(confidence, "confidence", above=0, below=1)
 
 
 def bootstrap_draws(
