@@ -13,7 +13,9 @@ variable), exactly as ``clapkit interpret train|causal|pid|attribute`` does it:
 4. integrated-gradients attributions of the image model with the randomisation check;
 5. the Gaussian closed-form check of the MI estimator.
 
-Output: JSON with keys ``mass`` (``{input_set: {sigma, median_offset, ...}}``), ``pid``
+Output: JSON with keys ``mass`` (``{input_set: {sigma, median_offset, ...}}``, each with its
+bootstrap interval over the test galaxies as ``<metric>_ci``), ``mass_paired_differences``
+(each input set's metrics minus photometry's on the same draws), ``pid``
 (``{pair: {redundancy, unique_1, unique_2, synergy, ...}}``, each with its bootstrap
 interval over the test galaxies as ``<term>_ci``), ``pc`` (``{shd, precision,
 recall, ...}``), ``local_tests`` (``{variable: {effect, p_value, verdict, ...}}``, the test
@@ -41,6 +43,7 @@ from _report import emit
 from clapkit.interpret import pipeline
 from clapkit.interpret.information import gaussian_check
 from clapkit.interpret.input_sets import INPUT_SETS
+from clapkit.interpret.results import read_mass_metrics
 from clapkit.interpret.settings import CausalSettings, MassTrainSettings
 from clapkit.sim import simulate_to_file
 
@@ -83,6 +86,11 @@ def goals(report: dict) -> dict:
     return {
         "images_beat_photometry": mass["images"]["sigma"] < mass["photometry"]["sigma"],
         "sigma_ratio_images_to_photometry": mass["images"]["sigma"] / mass["photometry"]["sigma"],
+        # σ(images) − σ(photometry) on the same bootstrap draws of the test galaxies.
+        "sigma_images_minus_photometry_interval": report["mass_paired_differences"]
+        .get("input_sets", {})
+        .get("images", {})
+        .get("sigma"),
         "independent_variable_found_independent": tests[INDEPENDENT]["verdict"] == "independent",
         "dust_axis_ratio_dependence_found": tests["disk_q"]["verdict"] == "dependent",
         "linear_conditioning_verdicts_that_differ": sorted(
@@ -144,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     terms = ("redundancy", "unique_1", "unique_2", "synergy", "mi_1", "mi_2", "mi_12")
     report = {
         "mass": mass,
+        "mass_paired_differences": read_mass_metrics(run).get("paired_differences", {}),
         "pid": {
             pair: {
                 **{term: row[term] for term in terms},

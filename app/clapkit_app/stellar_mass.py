@@ -30,6 +30,7 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
+from clapkit_app.formatting import interval_text
 from clapkit_app.page import problems_alert
 from clapkit_app.stellar_mass_plots import (
     AGREES,
@@ -91,12 +92,63 @@ def given(conditioned_on: list[str] | tuple[str, ...]) -> str:
 
 
 def mass_frame(data: StellarMassData) -> pd.DataFrame:
-    """One row per input set: its stored test-split metrics."""
+    """One row per input set: its stored test-split metrics.
+
+    Where ``clapkit interpret train`` stored bootstrap intervals, σ is followed by its
+    interval (``sigma_ci``) and by the interval of σ minus the reference input set's σ
+    on the same resampled galaxies (``sigma_paired``), marked ``*`` where it excludes
+    zero. Results stored before the intervals show neither column.
+    """
     names = list(data.mass)
     frame: dict[str, list] = {"input set": names}
     for key, _, _ in MASS_COLUMNS:
         frame[key] = [data.mass[n].metrics.get(key, np.nan) for n in names]
+    if any(data.mass[n].intervals for n in names):
+        frame["sigma_ci"] = [
+            interval_text(data.mass[n].intervals.get("sigma"), "0.000", None) for n in names
+        ]
+        paired = [data.mass[n].paired.get("sigma") for n in names]
+        frame["sigma_paired"] = [
+            interval_text(p, "0.000", p is not None and not (p[0] <= 0.0 <= p[1]))
+            if p is not None
+            else ("reference" if n == data.paired_reference else "—")
+            for n, p in zip(names, paired, strict=True)
+        ]
     return pd.DataFrame(frame)
+
+
+#: Columns of the MI table: the stored mean of each term and its title.
+PID_COLUMNS = (
+    ("mi_1", "MI₁"),
+    ("mi_2", "MI₂"),
+    ("mi_12", "MI₁₂"),
+    ("redundancy", "redundancy"),
+    ("unique_1", "unique₁"),
+    ("unique_2", "unique₂"),
+    ("synergy", "synergy"),
+)
+
+
+def pid_frame(pid: dict[str, Any]) -> pd.DataFrame:
+    """One row per input pair of ``pid.json``: each term's mean over the test galaxies
+    and, where stored (``<term>_ci``), its bootstrap interval as text (``<term>_ci``)."""
+    pairs = list(pid["pairs"])
+    frame: dict[str, list] = {"pair": [_pair_label(pid, p) for p in pairs]}
+    for key, _ in PID_COLUMNS:
+        rows = [pid["pairs"][p] for p in pairs]
+        frame[key] = [float(row.get(key, np.nan)) for row in rows]
+        if any(f"{key}_ci" in row for row in rows):
+            frame[f"{key}_ci"] = [
+                interval_text(_stored_interval(row.get(f"{key}_ci")), "0.000", None) for row in rows
+            ]
+    return pd.DataFrame(frame)
+
+
+def _stored_interval(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    lo, hi = (np.nan if v is None else float(v) for v in value)
+    return lo, hi
 
 
 def local_tests_frame(data: StellarMassData) -> pd.DataFrame:
@@ -141,6 +193,15 @@ def chosen_tests(rows: list[dict[str, Any]], conditioning: str) -> list[dict[str
         exact = [r for r in tests if given(r["conditioned_on"]) == conditioning]
         out.append(exact[0] if exact else max(tests, key=lambda r: len(r["conditioned_on"])))
     return out
+
+
+def _interval_columns(data: StellarMassData) -> tuple:
+    """Titles of the mass table's interval columns (:func:`mass_frame`)."""
+    reference = data.paired_reference or "reference"
+    return (
+        ("sigma_ci", "σ interval", None),
+        ("sigma_paired", f"σ − σ({reference})", None),
+    )
 
 
 def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widgets.Tabulator:
@@ -218,7 +279,9 @@ class StellarMass(pn.viewable.Viewer):
         )
         self._scatter = MassScatter()
         self.mass_caption = pn.pane.Markdown(css_classes=["ck-mass-caption"])
-        self.mass_table = _row_table(mass_frame(data), MASS_COLUMNS, "ck-mass-table")
+        self.mass_table = _row_table(
+            mass_frame(data), (*MASS_COLUMNS, *_interval_columns(data)), "ck-mass-table"
+        )
         self._show_mass()
         self.input_select.param.watch(_held(lambda event: self._show_mass()), "value")
         self.mass_table.param.watch(_held(self._on_mass_row), "selection")
@@ -257,6 +320,13 @@ class StellarMass(pn.viewable.Viewer):
             f"The scatter shows {shown}; dashed: 1:1; ★ the galaxy of the attribution maps. "
             f"σ, the median offset and the PDF metrics are those `clapkit interpret train` stored for "
             f"the {data.split} split."
+            + (
+                " Intervals are bootstrap intervals over the test galaxies (the models are not "
+                "retrained per draw); σ − σ(reference) is computed on the same draws, and * "
+                "marks a difference whose interval excludes 0."
+                if estimates.intervals
+                else ""
+            )
         )
         ids = estimates.ids[rows]
         chosen = None
@@ -469,6 +539,7 @@ class StellarMass(pn.viewable.Viewer):
                 "redundancy − unique₁ − unique₂. Estimated terms can be negative: those "
                 "segments hang below zero."
             ),
+            self._pid_table(pid),
             self.pair_select,
             pn.Row(
                 *(_pane(fig, f"ck-pid-{term}") for term, fig in self._histograms.figures.items()),
@@ -477,6 +548,31 @@ class StellarMass(pn.viewable.Viewer):
             self.pid_caption,
             sizing_mode="stretch_width",
         )
+
+    def _pid_table(self, pid: dict[str, Any]) -> pn.Column:
+        frame = pid_frame(pid)
+        titles = {"pair": "input pair", **dict(PID_COLUMNS)}
+        titles.update({f"{key}_ci": f"{title} interval" for key, title in PID_COLUMNS})
+        bootstrap = pid.get("bootstrap") or {}
+        note = (
+            f"{bootstrap.get('confidence', 0.95):.0%} bootstrap intervals over the test "
+            "galaxies (the classifiers are not retrained per draw)."
+            if any(key.endswith("_ci") for key in frame)
+            else "These results were stored before intervals were."
+        )
+        table = pn.widgets.Tabulator(
+            frame,
+            disabled=True,
+            selectable=False,
+            show_index=False,
+            layout="fit_data_table",
+            titles=titles,
+            formatters={
+                key: NumberFormatter(format="0.000", nan_format="—") for key, _ in PID_COLUMNS
+            },
+            css_classes=["ck-pid-table"],
+        )
+        return pn.Column(pn.pane.Markdown(f"Means, {pid.get('units', 'nats')}: {note}"), table)
 
     def _show_pid(self) -> None:
         pid, galaxies = self.data.pid, self.data.pid_galaxies

@@ -66,6 +66,12 @@ class MassEstimates:
         Every galaxy the model predicted, its catalog log M* and the PDF mean.
     metrics : dict
         ``mass/metrics.json``'s row of this input set (test split); empty if absent.
+    intervals : dict
+        The bootstrap interval ``(lo, hi)`` of each metric that has one (``<metric>_ci``
+        in the file); empty for results stored before them.
+    paired : dict
+        The paired-bootstrap interval of each metric minus that of the reference input
+        set (``paired_differences`` in the file); empty for the reference itself.
     test_rows : ndarray of int or None
         Rows of the test-split galaxies, when the run lists them (see
         :attr:`StellarMassData.test_ids`); None otherwise.
@@ -76,6 +82,8 @@ class MassEstimates:
     true: np.ndarray = field(repr=False)
     point: np.ndarray = field(repr=False)
     metrics: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    paired: dict[str, tuple[float, float]] = field(default_factory=dict)
     test_rows: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -96,6 +104,9 @@ class StellarMassData:
         What is missing and how to make it (Markdown); empty for a complete run.
     split : str
         The split ``mass/metrics.json`` was scored on.
+    paired_reference : str or None
+        The input set the others are compared with, draw by draw (``MassEstimates.paired``);
+        None for results stored before the intervals.
     mass : dict of str to MassEstimates
         Each trained input set, in the library's order.
     test_ids : ndarray or None
@@ -123,6 +134,7 @@ class StellarMassData:
     root: Path
     problems: list[str] = field(default_factory=list)
     split: str = "test"
+    paired_reference: str | None = None
     mass: dict[str, MassEstimates] = field(default_factory=dict)
     test_ids: np.ndarray | None = field(default=None, repr=False)
     causal: CausalGraph | None = None
@@ -233,6 +245,9 @@ def _read_mass(out: StellarMassData) -> None:
         _unreadable(out, "stellar-mass metrics", err, "train")
         return
     out.split = str(stored.get("split", "test"))
+    differences = stored.get("paired_differences") or {}
+    out.paired_reference = differences.get("reference")
+    paired = differences.get("input_sets") or {}
     for name in ordered_input_sets(list(metrics)):
         try:
             prediction = results.read_mass_prediction(root, name)
@@ -247,7 +262,8 @@ def _read_mass(out: StellarMassData) -> None:
             ids=_readonly(np.asarray(prediction.ids)),
             true=_readonly(np.asarray(prediction.true, dtype=float)),
             point=_readonly(np.asarray(prediction.point, dtype=float)),
-            metrics={k: float(v) for k, v in upgrade_mass_metrics(metrics[name]).items()},
+            **_metrics_and_intervals(upgrade_mass_metrics(metrics[name])),
+            paired=_intervals(paired.get(name, {})),
         )
         if prediction.split is not None:
             estimates.test_rows = _readonly(np.flatnonzero(prediction.split == out.split))
@@ -256,6 +272,25 @@ def _read_mass(out: StellarMassData) -> None:
             if index.is_unique and np.isin(out.test_ids, estimates.ids).all():
                 estimates.test_rows = _readonly(index.get_indexer(out.test_ids))
         out.mass[name] = estimates
+
+
+def _interval(value: Any) -> tuple[float, float]:
+    lo, hi = (np.nan if v is None else float(v) for v in value)
+    return lo, hi
+
+
+def _intervals(row: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    return {key: _interval(value) for key, value in row.items()}
+
+
+def _metrics_and_intervals(row: dict[str, Any]) -> dict[str, dict]:
+    """A stored metrics row split into its numbers and their ``_ci`` intervals."""
+    return {
+        "metrics": {k: float(v) for k, v in row.items() if not k.endswith("_ci")},
+        "intervals": _intervals(
+            {k.removesuffix("_ci"): v for k, v in row.items() if k.endswith("_ci")}
+        ),
+    }
 
 
 def _read_causal(out: StellarMassData) -> None:

@@ -24,6 +24,7 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
+from clapkit_app.formatting import interval_text
 from clapkit_app.page import problems_alert
 from clapkit_app.store import plain_id
 from clapkit_app.translation_plots import ImageGrid, MorphologyPlots, NoisePowerPlot
@@ -86,22 +87,6 @@ def metrics_frame(data: TaskData) -> pd.DataFrame:
                 for name, found in zip(names, intervals, strict=True)
             ]
     return pd.DataFrame(frame)
-
-
-def interval_text(found: tuple[float, float] | None, fmt: str, differs: bool | None) -> str:
-    """An interval as the table shows it, in the metric's number format (``"0.000"``:
-    three decimals); ``*`` marks a set that differs from the real images.
-
-    Examples
-    --------
-    >>> interval_text((0.0123, 0.0187), "0.0000", True), interval_text(None, "0.00", None)
-    ('0.0123–0.0187 *', '—')
-    """
-    if found is None:
-        return "—"
-    decimals = len(fmt.partition(".")[2])
-    text = f"{found[0]:.{decimals}f}–{found[1]:.{decimals}f}"
-    return f"{text} *" if differs else text
 
 
 class TranslationCompare(pn.viewable.Viewer):

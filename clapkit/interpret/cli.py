@@ -49,6 +49,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         preset=args.preset,
         overrides=overrides,
         seed=args.seed,
+        n_bootstrap=args.bootstrap,
+        confidence=args.confidence,
     )
     metrics = train_stage(
         args.data,
@@ -58,9 +60,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log=_log(args),
         device=args.device,
     )
-    print(f"{'input set':<16} {'sigma':>7} {'offset':>7}  (dex, test split; offset: median)")
+    print(
+        f"{'input set':<16} {'sigma':>7} {'offset':>7}  {'sigma interval':<16} (dex, test "
+        f"split; offset: median; {settings.confidence:.0%} bootstrap interval)"
+    )
     for name, row in metrics.items():
-        print(f"{name:<16} {row['sigma']:7.3f} {row['median_offset']:+7.3f}")
+        interval = "[{:.3f}, {:.3f}]".format(*row["sigma_ci"]) if "sigma_ci" in row else ""
+        print(f"{name:<16} {row['sigma']:7.3f} {row['median_offset']:+7.3f}  {interval}")
     return 0
 
 
@@ -182,6 +188,16 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     )
     add_preset_argument(train, "stellar-mass")
     train.add_argument("--epochs", type=int, help="SCL epochs (default: the preset's)")
+    train.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap draws of the test galaxies for each metric's interval (0: none; "
+        "default: %(default)s)",
+    )
+    train.add_argument(
+        "--confidence", type=float, default=0.95, help="probability covered by each interval"
+    )
     train.add_argument(
         "--device",
         default="cpu",

@@ -40,6 +40,7 @@ from clapkit.checks import check_int
 from clapkit.data import GalaxySet
 from clapkit.errors import FileFormatError, ValidationError
 from clapkit.interpret.input_sets import InputSet, input_set
+from clapkit.interpret.mass_metric_names import MASS_METRICS
 from clapkit.interpret.results import MassPrediction
 from clapkit.metrics import bin_centers, crps, pit, wasserstein_to_uniform
 from clapkit.metrics.point import MAD_TO_SIGMA
@@ -58,6 +59,7 @@ from clapkit.presets import check_preset, current_preset_name
 __all__ = [
     "MASS_PRESETS",
     "mass_edges",
+    "mass_metric_draws",
     "mass_metrics",
     "predict_mass",
     "train_mass_model",
@@ -446,6 +448,68 @@ def mass_metrics(
     >>> round(m["median_offset"], 3), m["outlier_fraction"]
     (-0.1, 0.0)
     """
+    parts = _per_galaxy(pdfs, edges, true)
+    return _summary(parts, np.arange(parts["delta"].size), outlier_dex)
+
+
+def mass_metric_draws(
+    pdfs: ArrayLike,
+    edges: ArrayLike,
+    true: ArrayLike,
+    draws: ArrayLike,
+    *,
+    outlier_dex: float = 0.3,
+) -> dict[str, NDArray[np.float64]]:
+    """Every metric of :func:`mass_metrics` recomputed on each bootstrap draw of galaxies.
+
+    The per-galaxy quantities (Δ, CRPS, PIT) are computed once and each draw picks its
+    galaxies from them, so the same ``draws`` give paired values for two models scored on
+    the same galaxies: their difference, draw by draw, is the paired bootstrap of the
+    difference (:func:`clapkit.metrics.bootstrap.bootstrap_draws` makes the draws).
+
+    Parameters
+    ----------
+    pdfs, edges, true
+        As for :func:`mass_metrics`.
+    draws : array of int, shape (R, N)
+        Galaxy indices of R resamples.
+    outlier_dex : float
+        |Δ| above which a galaxy is an outlier.
+
+    Returns
+    -------
+    dict
+        ``{metric: array of shape (R,)}``.
+
+    Examples
+    --------
+    >>> from clapkit.metrics.bootstrap import bootstrap_draws, percentile_interval
+    >>> rng = np.random.default_rng(0)
+    >>> edges = np.linspace(8.0, 12.0, 201)
+    >>> true = rng.uniform(9.5, 10.5, 400)
+    >>> p = np.zeros((400, 200)); p[np.arange(400), np.digitize(true, edges) - 1] = 1.0
+    >>> values = mass_metric_draws(p, edges, true, bootstrap_draws(400, 200, seed=1))
+    >>> values["sigma"].shape, bool(values["outlier_fraction"].max() == 0.0)
+    ((200,), True)
+    """
+    parts = _per_galaxy(pdfs, edges, true)
+    index = np.asarray(draws)
+    n = parts["delta"].size
+    if (
+        index.ndim != 2
+        or index.shape[1] != n
+        or (index.size and (index.min() < 0 or index.max() >= n))
+    ):
+        raise ValidationError(
+            f"draws of shape {index.shape} do not resample {n} galaxies: expected (R, {n}) "
+            f"indices in 0..{n - 1}"
+        )
+    rows = [_summary(parts, one, outlier_dex) for one in index]
+    return {key: np.array([row[key] for row in rows]) for key in MASS_METRICS}
+
+
+def _per_galaxy(pdfs: ArrayLike, edges: ArrayLike, true: ArrayLike) -> dict[str, NDArray]:
+    """Δ, CRPS and PIT of every galaxy: what the metrics summarise."""
     p = np.asarray(pdfs, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
@@ -456,13 +520,21 @@ def mass_metrics(
         )
     if not np.all(np.isfinite(true)):
         raise ValidationError("true masses must be finite to score the estimates")
-    delta = p @ bin_centers(edges) - true
+    return {
+        "delta": p @ bin_centers(edges) - true,
+        "crps": np.asarray(crps(p, edges, true), dtype=np.float64),
+        "pit": np.asarray(pit(p, edges, true), dtype=np.float64),
+    }
+
+
+def _summary(parts: dict[str, NDArray], rows: NDArray, outlier_dex: float) -> dict[str, float]:
+    delta = parts["delta"][rows]
     median = float(np.median(delta))
     return {
         "sigma": float(MAD_TO_SIGMA * np.median(np.abs(delta - median))),
         "median_offset": median,
         "rms": float(np.sqrt(np.mean(delta**2))),
         "outlier_fraction": float(np.mean(np.abs(delta) > outlier_dex)),
-        "crps": float(np.mean(crps(p, edges, true))),
-        "pit_w1": float(wasserstein_to_uniform(pit(p, edges, true))),
+        "crps": float(np.mean(parts["crps"][rows])),
+        "pit_w1": float(wasserstein_to_uniform(parts["pit"][rows])),
     }

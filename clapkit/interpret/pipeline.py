@@ -41,7 +41,13 @@ from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, write_header
 from clapkit.interpret.galaxy_types import galaxy_types
 from clapkit.interpret.information.decomposition import Decomposition
-from clapkit.interpret.mass import mass_metrics, predict_mass, read_model, train_mass_model
+from clapkit.interpret.mass import (
+    mass_metric_draws,
+    mass_metrics,
+    predict_mass,
+    read_model,
+    train_mass_model,
+)
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.results import (
     ATTRIBUTION_FORMAT,
@@ -50,6 +56,7 @@ from clapkit.interpret.results import (
     clapkit_json,
     mass_dir,
     read_mass_prediction,
+    read_prediction,
     write_true_graph,
 )
 from clapkit.interpret.settings import (
@@ -60,7 +67,12 @@ from clapkit.interpret.settings import (
     MassTrainSettings,
     PIDSettings,
 )
-from clapkit.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from clapkit.metrics.bootstrap import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    bootstrap_draws,
+    percentile_interval,
+)
 from clapkit.nets.device import resolve_device
 from clapkit.runs import RunDir
 
@@ -161,12 +173,66 @@ def train_stage(
             f"stellar mass from {name}: σ {metrics[name]['sigma']:.3f} dex, median offset "
             f"{metrics[name]['median_offset']:+.3f} dex"
         )
-    write_json(
-        path,
-        {"clapkit_version": clapkit.__version__, "split": "test", "input_sets": metrics},
-        overwrite=True,
-    )
+    stored = {"clapkit_version": clapkit.__version__, "split": "test", "input_sets": metrics}
+    if settings.n_bootstrap:
+        stored.update(_mass_intervals(run, galaxies, metrics, test_rows, settings))
+    write_json(path, stored, overwrite=True)
     return metrics
+
+
+#: The input set whose σ the others are compared with, draw by draw, when it is trained.
+REFERENCE_INPUT_SET = "photometry"
+
+
+def _mass_intervals(
+    run: str | os.PathLike,
+    galaxies: GalaxySet,
+    metrics: dict[str, dict[str, Any]],
+    test_rows: NDArray,
+    settings: MassTrainSettings,
+) -> dict[str, Any]:
+    """Add ``<metric>_ci`` to every input set whose predictions match ``galaxies``, from
+    one set of bootstrap draws of the test galaxies shared by all of them (so the input
+    sets are paired), and return the ``bootstrap`` and ``paired_differences`` blocks:
+    each input set minus :data:`REFERENCE_INPUT_SET`, draw by draw."""
+    draws = bootstrap_draws(test_rows.size, settings.n_bootstrap, settings.seed)
+    drawn: dict[str, dict[str, NDArray]] = {}
+    for name in metrics:
+        path = RunDir(run).mass_prediction_path(name)
+        if not path.is_file():
+            continue
+        prediction = read_prediction(path)
+        if len(prediction.ids) != len(galaxies):
+            continue  # trained on other data: its stored metrics stay without intervals
+        drawn[name] = mass_metric_draws(
+            prediction.pdfs[test_rows], prediction.edges, prediction.true[test_rows], draws
+        )
+        for key, values in drawn[name].items():
+            metrics[name][f"{key}_ci"] = list(percentile_interval(values, settings.confidence))
+    block: dict[str, Any] = {
+        "bootstrap": {
+            "n_resamples": settings.n_bootstrap,
+            "confidence": settings.confidence,
+            "seed": settings.seed,
+            "resampled": "test galaxies; models not retrained per draw",
+        }
+    }
+    reference = drawn.get(REFERENCE_INPUT_SET)
+    if reference is not None:
+        block["paired_differences"] = {
+            "reference": REFERENCE_INPUT_SET,
+            "input_sets": {
+                name: {
+                    key: list(
+                        percentile_interval(values[key] - reference[key], settings.confidence)
+                    )
+                    for key in values
+                }
+                for name, values in drawn.items()
+                if name != REFERENCE_INPUT_SET
+            },
+        }
+    return block
 
 
 def _aligned(prediction: MassPrediction, galaxies: GalaxySet, what: str) -> None:

@@ -22,6 +22,7 @@ from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
 from clapkit.interpret.causal_graph import REGRESSIONS
 from clapkit.interpret.input_sets import ALL_INPUT_SETS, INPUT_SETS, expand_input_sets
+from clapkit.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_confidence
 from clapkit.presets import check_preset
 from clapkit.settings import Settings
 
@@ -79,7 +80,12 @@ class MassTrainSettings(Settings):
     overrides : dict, optional
         Settings that replace the preset's (``{"train": {"epochs": 5}}``).
     seed : int
-        Seeds the networks and their training.
+        Seeds the networks and their training, and the bootstrap draws.
+    n_bootstrap : int
+        Bootstrap draws of the test galaxies behind each metric's interval (``<metric>_ci``
+        in ``mass/metrics.json``); 0 stores no intervals.
+    confidence : float
+        Probability covered by the intervals.
 
     Examples
     --------
@@ -95,6 +101,8 @@ class MassTrainSettings(Settings):
     preset: str = "cpu"
     overrides: dict[str, Any] | None = None
     seed: int = 0
+    n_bootstrap: int = DEFAULT_RESAMPLES
+    confidence: float = DEFAULT_CONFIDENCE
 
     def __post_init__(self) -> None:
         names = check_names(self.input_sets, "input_sets")
@@ -105,6 +113,8 @@ class MassTrainSettings(Settings):
         if self.overrides is not None and not isinstance(self.overrides, dict):
             raise ValidationError(f"overrides must be a dict, got {self.overrides!r}")
         self._set("seed", check_int(self.seed, "seed", 0))
+        self._set("n_bootstrap", check_int(self.n_bootstrap, "n_bootstrap", 0))
+        self._set("confidence", check_confidence(self.confidence))
         if self.overrides:
             from clapkit.interpret.mass import resolve_settings
 

@@ -117,6 +117,34 @@ def test_the_mass_table_holds_the_stored_metrics_and_its_rows_select_the_input_s
     assert table.selection == [1]
 
 
+def test_the_mass_table_shows_sigma_intervals_and_the_paired_difference(run_root, data):
+    stored = json.loads((run_root / "interpret" / "mass" / "metrics.json").read_text())
+    table = hook(StellarMass(data=data), "ck-mass-table")
+    rows = dict(zip(table.value["input set"], table.value["sigma_ci"], strict=True))
+    lo, hi = stored["input_sets"]["images"]["sigma_ci"]
+    assert rows["images"] == f"{lo:.3f}–{hi:.3f}"
+    paired = dict(zip(table.value["input set"], table.value["sigma_paired"], strict=True))
+    assert paired["photometry"] == "reference"
+    lo, hi = stored["paired_differences"]["input_sets"]["images"]["sigma"]
+    assert paired["images"] == f"{lo:.3f}–{hi:.3f}" + ("" if lo <= 0 <= hi else " *")
+
+
+def test_metrics_stored_before_the_intervals_show_no_interval_columns(copy):
+    path = copy / "interpret" / "mass" / "metrics.json"
+    stored = json.loads(path.read_text())
+    stored.pop("paired_differences")
+    stored.pop("bootstrap")
+    for row in stored["input_sets"].values():
+        for key in [k for k in row if k.endswith("_ci")]:
+            row.pop(key)
+    path.write_text(json.dumps(stored))
+    data = read_stellar_mass(copy)
+    assert data.ok and data.paired_reference is None
+    table = hook(StellarMass(data=data), "ck-mass-table")
+    assert "sigma_ci" not in table.value and "sigma_paired" not in table.value
+    assert "bootstrap intervals" not in hook(StellarMass(data=data), "ck-mass-caption").object
+
+
 def test_without_the_mi_decomposition_the_predictions_still_give_the_test_split(copy):
     shutil.rmtree(copy / "interpret" / "pid")
     data = read_stellar_mass(copy)
@@ -288,6 +316,28 @@ def test_the_mi_bars_hold_the_stored_means_per_pair_and_galaxy_type(run_root, da
         bars = figure.select_one({"name": term}).data_source.data
         assert (bars["bottom"][0], bars["top"][0]) == pytest.approx((bottom[i], top[i]))
         assert top[i] - bottom[i] == pytest.approx(first[i])
+
+
+def test_the_mi_table_holds_each_term_with_its_stored_interval(run_root, data):
+    stored = json.loads((run_root / "interpret" / "pid" / "pid.json").read_text())
+    table = hook(StellarMass(data=data), "ck-pid-table").value
+    assert len(table) == len(stored["pairs"])
+    for i, row in enumerate(stored["pairs"].values()):
+        for term in ("redundancy", "synergy", "mi_12"):
+            assert table[term].iat[i] == pytest.approx(row[term])
+            lo, hi = row[f"{term}_ci"]
+            assert table[f"{term}_ci"].iat[i] == f"{lo:.3f}–{hi:.3f}"
+
+
+def test_mi_results_stored_before_intervals_show_the_means_alone(copy):
+    path = copy / "interpret" / "pid" / "pid.json"
+    stored = json.loads(path.read_text())
+    for row in stored["pairs"].values():
+        for key in [k for k in row if k.endswith("_ci")]:
+            row.pop(key)
+    path.write_text(json.dumps(stored))
+    table = hook(StellarMass(data=read_stellar_mass(copy)), "ck-pid-table").value
+    assert "synergy" in table and not any(key.endswith("_ci") for key in table)
 
 
 def test_per_galaxy_histograms_count_the_stored_terms_of_the_chosen_pair(run_root, data):

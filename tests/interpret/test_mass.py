@@ -15,6 +15,7 @@ from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.interpret.input_sets import ALL_INPUT_SETS, BAND_SETS, BANDS, INPUT_SETS
 from clapkit.interpret.mass import (
     mass_edges,
+    mass_metric_draws,
     mass_metrics,
     predict_mass,
     read_model,
@@ -22,6 +23,8 @@ from clapkit.interpret.mass import (
 )
 from clapkit.interpret.results import read_prediction
 from clapkit.metrics import gaussian_pdfs
+from clapkit.metrics.bootstrap import bootstrap_draws, percentile_interval
+from clapkit.metrics.point import MAD_TO_SIGMA
 from clapkit.testing import synthetic_mass_survey
 
 #: The tiny preset, trained long enough to learn (a few seconds on one thread).
@@ -201,6 +204,35 @@ def test_mass_metrics_refuse_mismatched_shapes():
         mass_metrics(np.full((3, 4), 0.25), np.linspace(9, 11, 5), [10.0, 10.5])
     with pytest.raises(ValidationError, match="finite"):
         mass_metrics(np.full((1, 4), 0.25), np.linspace(9, 11, 5), [np.nan])
+
+
+def test_mass_metric_intervals_match_the_sampling_spread_of_sigma():
+    # The bootstrap interval of σ_MAD over n galaxies is as wide as the spread of σ_MAD
+    # over fresh samples of n galaxies (simulated here, so the truth is known).
+    rng = np.random.default_rng(1)
+    edges = mass_edges(520)
+    n = 1600
+    centre = rng.uniform(9.0, 11.5, n)
+    true = centre + rng.normal(0, 0.15, n)
+    pdfs = gaussian_pdfs(centre, np.full(n, 0.15), edges)
+    values = mass_metric_draws(pdfs, edges, true, bootstrap_draws(n, 400, seed=3))
+    assert set(values) == set(mass_metrics(pdfs, edges, true))
+    lo, hi = percentile_interval(values["sigma"])
+    assert lo < 0.15 < hi
+    fresh = rng.normal(0, 0.15, (1000, n))
+    sampled = MAD_TO_SIGMA * np.median(np.abs(fresh - np.median(fresh, 1, keepdims=True)), 1)
+    assert hi - lo == pytest.approx(np.subtract(*np.percentile(sampled, [97.5, 2.5])), rel=0.25)
+    # The draw that takes every galaxy once gives the metrics themselves.
+    whole = mass_metric_draws(pdfs, edges, true, np.arange(n)[None, :])
+    assert whole["crps"][0] == pytest.approx(mass_metrics(pdfs, edges, true)["crps"])
+
+
+def test_mass_metric_draws_refuse_draws_of_other_galaxies():
+    pdfs, edges = np.full((3, 4), 0.25), np.linspace(9, 11, 5)
+    with pytest.raises(ValidationError, match=r"expected \(R, 3\)"):
+        mass_metric_draws(pdfs, edges, [9.5, 10.0, 10.5], np.zeros((2, 4), dtype=int))
+    with pytest.raises(ValidationError, match=r"indices in 0\.\.2"):
+        mass_metric_draws(pdfs, edges, [9.5, 10.0, 10.5], np.full((2, 3), 3))
 
 
 def test_mass_edges_refuse_bad_grids():

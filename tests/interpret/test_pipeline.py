@@ -54,6 +54,20 @@ def test_train_writes_models_predictions_and_test_metrics(analysed):
         # Every galaxy is predicted: the local tests search the latent space of all.
         assert prediction.pdfs.shape[0] == 400
         assert (prediction.split == "test").sum() == 80
+        # Every metric carries a bootstrap interval around it.
+        for key in ("sigma", "median_offset", "crps", "pit_w1"):
+            lo, hi = row[f"{key}_ci"]
+            assert lo <= row[key] <= hi and lo < hi
+    # The input sets share their draws: σ(images) − σ(photometry) is paired, galaxy for galaxy.
+    assert metrics["bootstrap"]["n_resamples"] == MassTrainSettings().n_bootstrap
+    paired = metrics["paired_differences"]
+    assert paired["reference"] == "photometry"
+    assert set(paired["input_sets"]) == set(INPUT_SETS) - {"photometry"}
+    lo, hi = paired["input_sets"]["images"]["sigma"]
+    difference = (
+        metrics["input_sets"]["images"]["sigma"] - metrics["input_sets"]["photometry"]["sigma"]
+    )
+    assert lo < hi and lo - 0.05 < difference < hi + 0.05
 
 
 def test_causal_stage_writes_a_loadable_graph_and_a_pc_result(analysed):
@@ -212,4 +226,19 @@ def test_training_on_a_gpu_this_torch_lacks_is_refused_before_anything_is_writte
     argv = ["interpret", "train", "--data", str(data), "--run", str(run), "--quiet"]
     assert main([*argv, "--input-sets", "photometry", "--device", "cuda"]) == 2
     assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [(["--bootstrap", "-1"], "n_bootstrap"), (["--confidence", "1.5"], "confidence")],
+)
+def test_bad_interval_settings_are_refused_before_anything_is_written(
+    analysed, tmp_path, capsys, flag, message
+):
+    data, _ = analysed
+    run = tmp_path / "run"
+    argv = ["interpret", "train", "--data", str(data), "--run", str(run), "--quiet"]
+    assert main([*argv, "--input-sets", "photometry", *flag]) == 2
+    assert message in capsys.readouterr().err
     assert not run.exists()
