@@ -534,7 +534,8 @@ class StellarMass(pn.viewable.Viewer):
             pn.pane.Markdown(
                 f"Means over the test galaxies, in {units}, over all of them and by galaxy "
                 "type (early: rest-frame u − r ≥ 2.22). Each MI comes from a classifier "
-                f"over {pid.get('n_bins', '?')} mass bins (MI = −log p_prior − cross-entropy); "
+                f"over {pid.get('n_bins', '?')} mass bins (MI = −log p_prior − cross-entropy)"
+                f"{_pid_inputs_note(pid)}; "
                 "redundancy = min(MI₁, MI₂), unique = MI − redundancy, synergy = MI₁₂ − "
                 "redundancy − unique₁ − unique₂. Estimated terms can be negative: those "
                 "segments hang below zero."
@@ -706,6 +707,27 @@ def _randomisation(summary: dict[str, Any], arrays: dict[str, Any]) -> str:
         ]
         text += "\n\n" + "\n".join(rows)
     return text
+
+
+def _pid_inputs_note(pid: dict[str, Any]) -> str:
+    """How the stored MI classifiers read their inputs (empty for older results).
+
+    Examples
+    --------
+    >>> _pid_inputs_note({"image_features": "pixels", "auxiliary": ["ebv"]})
+    ', reading images as pixels through their own CNN, with ebv beside both inputs'
+    >>> _pid_inputs_note({})
+    ''
+    """
+    how = {
+        "pixels": "images as pixels through their own CNN",
+        "latent": "images through the latent vectors of their stellar-mass model",
+    }.get(pid.get("image_features"))
+    if how is None:
+        return ""
+    auxiliary = ", ".join(pid.get("auxiliary") or [])
+    beside = f", with {auxiliary} beside both inputs" if auxiliary else ""
+    return f", reading {how}{beside}"
 
 
 def _pair_label(pid: dict[str, Any], pair: str) -> str:

@@ -113,7 +113,14 @@ def _cmd_pid(args: argparse.Namespace) -> int:
     from clapkit.interpret.pipeline import pid_stage
     from clapkit.interpret.settings import PAIRS, PIDSettings
 
-    settings = PIDSettings(_names(args.pairs) or tuple(PAIRS), n_bins=args.bins, seed=args.seed)
+    settings = PIDSettings(
+        _names(args.pairs) or tuple(PAIRS),
+        n_bins=args.bins,
+        seed=args.seed,
+        image_features=args.image_features,
+        auxiliary=_names(args.auxiliary),
+        crop=args.crop,
+    )
     result = pid_stage(
         args.data,
         args.run,
@@ -228,6 +235,21 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     common(pid)
     pid.add_argument("--pairs", help="comma-separated input pairs (default: all)")
     pid.add_argument("--bins", type=int, default=20, help="mass bins of the classifiers")
+    pid.add_argument(
+        "--image-features",
+        default="pixels",
+        help="how image inputs reach the classifiers: pixels (through a CNN, as published) "
+        "or latent (the trained mass model's latent vectors) (default: %(default)s)",
+    )
+    pid.add_argument(
+        "--auxiliary",
+        default="ebv",
+        help="catalog columns given beside both inputs of every pair ('' for none; "
+        "default: %(default)s, as published)",
+    )
+    pid.add_argument(
+        "--crop", type=int, default=32, help="side of the image cut-out, pixels (default: 32)"
+    )
     pid.add_argument("--overwrite", action="store_true", help="replace existing results")
     pid.set_defaults(func=_cmd_pid)
 

@@ -41,7 +41,9 @@ from clapkit.errors import FileFormatError, ValidationError
 from clapkit.h5files import mark_complete, write_header
 from clapkit.interpret.galaxy_types import galaxy_types
 from clapkit.interpret.information.decomposition import Decomposition
+from clapkit.interpret.input_sets import InputSet, input_set
 from clapkit.interpret.mass import (
+    mass_edges,
     mass_metric_draws,
     mass_metrics,
     predict_mass,
@@ -60,6 +62,7 @@ from clapkit.interpret.results import (
     write_true_graph,
 )
 from clapkit.interpret.settings import (
+    IMAGE_SOURCES,
     PAIRS,
     SOURCES,
     AttributionSettings,
@@ -345,26 +348,59 @@ def causal_stage(
 # ----------------------------------------------------------------------------- pid
 
 
-def _features(source: str, galaxies: GalaxySet, run: str | os.PathLike) -> NDArray:
-    columns = SOURCES[source]
+def _source_inputs(
+    source: str, galaxies: GalaxySet, run: str | os.PathLike, settings: PIDSettings
+) -> Any:
+    """What the MI classifiers of ``source`` read: its catalog columns and the
+    auxiliary ones (E(B−V)), and for an image input its pixels (scaled as the stellar-mass
+    networks read them) or the latent vectors of its trained mass model."""
+    from clapkit.interpret.information.inputs import ClassifierInputs
+
+    columns = [*SOURCES[source], *settings.auxiliary]
+    images = None
+    if source in IMAGE_SOURCES and settings.image_features == "latent":
+        name = IMAGE_SOURCES[source]
+        prediction = read_mass_prediction(run, name)
+        _aligned(prediction, galaxies, name)
+        latent = np.asarray(prediction.latent, dtype=np.float64)
+        return ClassifierInputs(features=np.hstack([latent, _columns(columns, galaxies, source)]))
+    if source in IMAGE_SOURCES:
+        images = _pixels(input_set(IMAGE_SOURCES[source]), galaxies, settings.crop)
+    features = _columns(columns, galaxies, source) if columns else None
+    return ClassifierInputs(features=features, images=images)
+
+
+def _columns(columns: Sequence[str], galaxies: GalaxySet, source: str) -> NDArray:
+    """The catalog ``columns`` as an (N, F) array, refused by name where not finite."""
     parts = []
     for column in columns:
-        if column.startswith("latent:"):
-            name = column.split(":", 1)[1]
-            prediction = read_mass_prediction(run, name)
-            _aligned(prediction, galaxies, name)
-            parts.append(np.asarray(prediction.latent, dtype=np.float64))
-            continue
         if column not in galaxies.catalog.colnames:
             raise ValidationError(
                 f"the {source!r} input reads catalog column {column!r}, which is missing"
             )
-        values = np.asarray(galaxies.catalog[column], dtype=np.float64)[:, None]
+        values = np.asarray(galaxies.catalog[column], dtype=np.float64)
         if not np.all(np.isfinite(values)):
-            row = int(np.flatnonzero(~np.isfinite(values[:, 0]))[0])
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
             raise ValidationError(f"column {column!r} is not finite at row {row}")
         parts.append(values)
-    return np.hstack(parts)
+    return np.column_stack(parts)
+
+
+def _pixels(chosen: InputSet, galaxies: GalaxySet, crop: int) -> NDArray[np.float32]:
+    """The stamps of an image input set, cut and scaled as its mass model reads them
+    (the scaling frozen on the training split)."""
+    from clapkit.photoz.network_inputs import make_input_spec, network_inputs
+
+    spec = make_input_spec(
+        galaxies.split("train"),
+        mass_edges(),
+        instrument=chosen.instrument,
+        crop=crop,
+        extra_columns=(),
+        flux_columns=chosen.flux_columns,
+        bands=chosen.bands or None,
+    )
+    return network_inputs(spec, galaxies).x
 
 
 def _pid_row(
@@ -399,8 +435,11 @@ def pid_stage(
     per-galaxy terms measured on the test split, in nats.
 
     The mass is binned in ``settings.n_bins`` equal bins over the training range (the MI
-    of a classifier is that of the binned mass); the images enter through the latent
-    vectors v_A of the trained ``images`` model.
+    of a classifier is that of the binned mass). As published, each classifier reads its
+    input itself — image inputs as pixels through a CNN, with the catalog columns beside
+    them — and both inputs of a pair get the same auxiliary columns (E(B−V));
+    ``settings.image_features="latent"`` reads the images through the latent vectors v_A
+    of their trained stellar-mass model instead (which then must be trained).
 
     Parameters
     ----------
@@ -455,20 +494,20 @@ def pid_stage(
     classifier = settings.classifier_config()
     summary: dict[str, Any] = {}
     per_galaxy: dict[str, dict[str, NDArray]] = {}
-    features: dict[str, NDArray] = {}  # by source: several pairs share one
+    inputs: dict[str, Any] = {}  # by source: several pairs share one
     for pair in pairs:
         first, second = PAIRS[pair]
         for source in (first, second):
-            if source not in features:
-                features[source] = _features(source, galaxies, run)
-        x1, x2 = features[first], features[second]
+            if source not in inputs:
+                inputs[source] = _source_inputs(source, galaxies, run, settings)
+        x1, x2 = inputs[first], inputs[second]
         log(f"MI decomposition: {first} vs {second}")
         decomposition = estimate_information(
-            x1[train],
-            x2[train],
+            x1.take(train),
+            x2.take(train),
             bins[train],
-            x1[test],
-            x2[test],
+            x1.take(test),
+            x2.take(test),
             bins[test],
             n_bins,
             config=classifier,
@@ -494,6 +533,16 @@ def pid_stage(
         "units": "nats",
         "n_bins": n_bins,
         "mass_range": [float(lo), float(hi)],
+        "image_features": settings.image_features,
+        "auxiliary": list(settings.auxiliary),
+        "crop": settings.crop,
+        "sources": {
+            source: {
+                "columns": [*SOURCES[source], *settings.auxiliary],
+                **({"images": IMAGE_SOURCES[source]} if source in IMAGE_SOURCES else {}),
+            }
+            for source in inputs
+        },
         "bootstrap": {
             "n_resamples": DEFAULT_RESAMPLES,
             "confidence": DEFAULT_CONFIDENCE,

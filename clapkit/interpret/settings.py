@@ -26,18 +26,28 @@ from clapkit.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, che
 from clapkit.presets import check_preset
 from clapkit.settings import Settings
 
-#: Feature sources of the MI decomposition: catalog columns, or ``latent:<input set>``,
-#: the v_A of that trained model (how the images enter: through their encoder).
+#: Catalog columns of each input of the MI decomposition. As published
+#: (``InterpretSM_scl_mi.py``, ``texp == 0``), photometry comes with its errors (WISE
+#: without the W3 error) and every input is given E(B−V) beside it (:data:`AUXILIARY`).
+_OPTICAL_PHOTOMETRY = (*(f"mag_{b}" for b in "ugriz"), *(f"magerr_{b}" for b in "ugriz"))
 SOURCES: dict[str, tuple[str, ...]] = {
-    "photometry": tuple(f"mag_{b}" for b in "ugriz"),
-    "optical": tuple(f"mag_{b}" for b in "ugriz"),
-    "wise": ("mag_w1", "mag_w2", "mag_w3"),
+    "photometry": _OPTICAL_PHOTOMETRY,
+    "optical": _OPTICAL_PHOTOMETRY,
+    "wise": ("mag_w1", "mag_w2", "mag_w3", "magerr_w1", "magerr_w2"),
     "morphology": ("hlr", "disk_q", "bulge_fraction"),
-    "images": ("latent:images",),
-    "images_normalised": ("latent:images_normalised",),
-    "r_band": ("mag_r",),
-    "other_bands": ("mag_u", "mag_g", "mag_i", "mag_z"),
+    "images": (),
+    "images_normalised": (),
+    "r_band": ("mag_r", "magerr_r"),
+    "other_bands": (*(f"mag_{b}" for b in "ugiz"), *(f"magerr_{b}" for b in "ugiz")),
 }
+#: Inputs that are images: the stellar-mass input set whose stamps (bands, flux
+#: normalisation) they are. Read as pixels through the MI classifier's own CNN, as
+#: published, or as the latent vector of that trained mass model (``image_features``).
+IMAGE_SOURCES: dict[str, str] = {"images": "images", "images_normalised": "images_normalised"}
+#: How image inputs reach the MI classifiers.
+IMAGE_FEATURES = ("pixels", "latent")
+#: Catalog columns given beside every input, as published: Milky Way reddening.
+AUXILIARY = ("ebv",)
 #: The published pairs: photometry vs images (normalised by their fluxes, so that the
 #: images add shape, not brightness or colour), vs morphology, optical vs WISE, images vs
 #: WISE, and a band ablation (r against the other optical bands).
@@ -220,6 +230,26 @@ class PIDSettings(Settings):
         (``{"epochs": 15}``); its ``seed`` defaults to ``seed``.
     seed : int
         The classifiers' seed, unless ``classifier`` sets one.
+    image_features : {"pixels", "latent"}
+        How image inputs reach the classifiers: their pixels through a CNN, as published,
+        or the latent vector v_A of the trained stellar-mass model of that input set (how
+        clapkit read them before; a network trained for another task, whose information
+        about the mass bins is what that task kept).
+    auxiliary : sequence of str
+        Catalog columns given beside both inputs of every pair (E(B−V) as published;
+        empty for none): both inputs get the same ones, so neither gains from them.
+    crop : int
+        Side of the central cut-out of the image inputs, in pixels. The publication reads
+        64 × 64 stamps on a GPU; 32 (the default) keeps the CNN classifiers of a CPU run
+        within minutes and holds the mock's galaxies (half-light radii of a few pixels).
+
+    Notes
+    -----
+    The published grid is 520 bins over log M* 6–12.5, for half a million galaxies; with
+    the few thousand of a CPU run most of those bins would hold no training galaxy, whose
+    prior surprise (and so MI) is then undefined. ``n_bins`` equal bins over the training
+    range (20 by default) is the coarser grid a CPU run affords; binning loses
+    information, so the MIs are lower bounds on those of the finer grid.
 
     Examples
     --------
@@ -235,6 +265,9 @@ class PIDSettings(Settings):
     n_bins: int = 20
     classifier: dict[str, Any] | None = None
     seed: int = 0
+    image_features: str = "pixels"
+    auxiliary: tuple[str, ...] = AUXILIARY
+    crop: int = 32
 
     def __post_init__(self) -> None:
         pairs = check_names(self.pairs, "pairs")
@@ -246,6 +279,9 @@ class PIDSettings(Settings):
         self._set("pairs", pairs)
         self._set("n_bins", check_int(self.n_bins, "n_bins", 2))
         self._set("seed", check_int(self.seed, "seed", 0))
+        check_choice(self.image_features, "image_features", IMAGE_FEATURES)
+        self._set("auxiliary", check_names(self.auxiliary, "auxiliary"))
+        self._set("crop", check_int(self.crop, "crop", 4))
         if self.classifier is not None and not isinstance(self.classifier, dict):
             raise ValidationError(f"classifier must be a dict of settings, got {self.classifier!r}")
         self.classifier_config()  # refused now, not after the data is read

@@ -19,6 +19,7 @@ from clapkit.interpret.information import (
     PROBABILITY_FLOOR,
     TERMS,
     ClassifierConfig,
+    ClassifierInputs,
     Decomposition,
     GaussianCheckSettings,
     GaussianModel,
@@ -490,6 +491,80 @@ def test_estimate_information_names_mismatched_lengths():
         estimate_information(x[:, 0], x[:, 1], bins, x[:2, 0], x[:2, 1], [5, 0], 6)
     with pytest.raises(ValidationError, match=r"n_bins must be an integer >= 2, got 5\.0"):
         estimate_information(x[:, 0], x[:, 1], bins, x[:, 0], x[:, 1], bins, 5.0)
+
+
+def blob_images(bins, rng, size=12):
+    """One-band stamps whose central blob is bright in bin 1 and faint in bin 0, plus
+    noise: the bin is in the pixels only."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    blob = np.exp(-(xx**2 + yy**2) / 8.0)
+    amplitude = np.where(np.asarray(bins) == 1, 1.0, 0.2)[:, None, None]
+    noise = 0.2 * rng.normal(size=(len(bins), size, size))
+    return (amplitude * blob + noise)[:, None].astype(np.float32)
+
+
+def test_an_image_classifier_reads_the_bin_from_the_pixels():
+    # Two equally likely bins written in the images only: MI(images) ≈ log 2, a catalog
+    # column of pure noise carries none, and the union (images through the CNN, the
+    # column beside them) has all of it, none of it synergy.
+    rng = np.random.default_rng(4)
+    bins = rng.integers(0, 2, size=1200)
+    images = ClassifierInputs(images=blob_images(bins, rng))
+    noise = rng.normal(size=(1200, 1))
+    train, test = np.arange(900), np.arange(900, 1200)
+    config = ClassifierConfig(hidden=(16,), conv_channels=(8,), learning_rate=0.01, epochs=40)
+    d = estimate_information(
+        images.take(train), noise[train], bins[train], images.take(test), noise[test],
+        bins[test], 2, config=config,
+    )  # fmt: skip
+    mean = d.mean()
+    assert math.log(2) - 0.1 < mean["mi_1"] <= math.log(2) + 0.01
+    assert abs(mean["mi_2"]) < 0.03
+    assert mean["mi_12"] == pytest.approx(mean["mi_1"], abs=0.08)
+    assert abs(mean["synergy"]) < 0.08
+
+
+def test_an_image_classifier_refuses_inputs_unlike_its_training_ones():
+    rng = np.random.default_rng(5)
+    bins = rng.integers(0, 2, size=60)
+    inputs = ClassifierInputs(images=blob_images(bins, rng), features=rng.normal(size=(60, 2)))
+    config = ClassifierConfig(hidden=(4,), conv_channels=(2,), epochs=1)
+    net = fit_classifier(
+        inputs.take(np.arange(40)), bins[:40], 2, features_valid=inputs.take(np.arange(40, 60)),
+        bins_valid=bins[40:], config=config,
+    )  # fmt: skip
+    assert net.predict_proba(inputs).shape == (60, 2)
+    with pytest.raises(ValidationError, match=r"images are None .*trained on \(1, 12, 12\)"):
+        net.predict_proba(ClassifierInputs(features=inputs.features))
+    with pytest.raises(ValidationError, match=r"features has 1 features; .*trained on 2"):
+        net.predict_proba(ClassifierInputs(images=inputs.images, features=inputs.features[:, :1]))
+    with pytest.raises(ValidationError, match=r"features_valid has 2 features and images None"):
+        fit_classifier(inputs, bins, 2, features_valid=inputs.features, bins_valid=bins)
+    with pytest.raises(ValidationError, match="images are not finite in rows"):
+        ClassifierInputs(images=np.full((2, 1, 4, 4), np.nan))
+    with pytest.raises(ValidationError, match="images differ in size"):
+        ClassifierInputs.union(
+            ClassifierInputs(images=np.zeros((2, 1, 4, 4))),
+            ClassifierInputs(images=np.zeros((2, 1, 6, 6))),
+        )
+    with pytest.raises(ValidationError, match="needs catalog features, images or both"):
+        ClassifierInputs()
+
+
+def test_an_image_classifier_is_reproducible_from_its_seed():
+    rng = np.random.default_rng(6)
+    bins = rng.integers(0, 2, size=80)
+    inputs = ClassifierInputs(images=blob_images(bins, rng))
+    train, valid = inputs.take(np.arange(60)), inputs.take(np.arange(60, 80))
+
+    def probabilities(seed):
+        config = ClassifierConfig(hidden=(4,), conv_channels=(2,), epochs=3, seed=seed)
+        net = fit_classifier(train, bins[:60], 2, features_valid=valid, bins_valid=bins[60:],
+                             config=config)  # fmt: skip
+        return net.predict_proba(inputs)
+
+    np.testing.assert_array_equal(probabilities(0), probabilities(0))
+    assert not np.array_equal(probabilities(0), probabilities(1))
 
 
 # ---------------------------------------------------------------------------------------

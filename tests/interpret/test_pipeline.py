@@ -109,6 +109,28 @@ def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tm
     assert results.read_true_graph(copy) is None
 
 
+def test_mi_classifiers_read_the_images_themselves_and_e_bv_beside_both_inputs(analysed, tmp_path):
+    data, run = analysed
+    summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
+    # As published: pixels through the classifiers' own CNN, E(B−V) given to both inputs.
+    assert summary["image_features"] == "pixels" and summary["auxiliary"] == ["ebv"]
+    assert summary["sources"]["images_normalised"]["images"] == "images_normalised"
+    for source in summary["sources"].values():
+        assert source["columns"][-1] == "ebv"
+    # Pixels need no trained stellar-mass model: the stage runs on an empty run.
+    settings = PIDSettings(("images_wise",), n_bins=5, classifier={"epochs": 2}, crop=8)
+    fresh = pipeline.pid_stage(data, tmp_path / "fresh", settings)
+    assert fresh["crop"] == 8 and set(fresh["pairs"]) == {"images_wise"}
+    # The latent of the trained model stays an option, recorded as such.
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    latent = pipeline.pid_stage(
+        data, copy, PIDSettings(("images_wise",), n_bins=5, classifier={"epochs": 2},
+                               image_features="latent"), overwrite=True,
+    )  # fmt: skip
+    assert latent["image_features"] == "latent"
+
+
 def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
     _, run = analysed
     summary = json.loads((run / "interpret" / "pid" / "pid.json").read_text())
@@ -186,7 +208,8 @@ def test_stages_that_need_an_untrained_model_say_which(analysed, tmp_path):
     with pytest.raises(ValidationError, match="'images' stellar-mass model is not trained"):
         pipeline.causal_stage(data, tmp_path / "empty")
     with pytest.raises(ValidationError, match="'images' stellar-mass model is not trained"):
-        pipeline.pid_stage(data, tmp_path / "empty", PIDSettings(("images_wise",)))
+        settings = PIDSettings(("images_wise",), image_features="latent")
+        pipeline.pid_stage(data, tmp_path / "empty", settings)
     with pytest.raises(ValidationError, match="unknown input pairs"):
         pipeline.pid_stage(data, tmp_path / "empty", PIDSettings(("images_spectra",)))
 

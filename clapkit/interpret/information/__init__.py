@@ -17,12 +17,15 @@ Modules, bottom up:
 - :mod:`.pointwise`: pure-array functions (:func:`bin_prior`, :func:`pointwise_information`);
 - :mod:`.decomposition`: the per-galaxy :class:`Decomposition` and the sample-level
   :func:`mmi_decomposition`;
-- :mod:`.estimator`: a small tabular classifier (:func:`fit_classifier`,
-  :func:`estimate_information`), the only module here that imports torch;
+- :mod:`.inputs`: what a classifier reads (:class:`ClassifierInputs`: catalog features,
+  images or both, and the union of two inputs);
+- :mod:`.estimator`: the classifiers — an MLP, with a CNN in front for images
+  (:func:`fit_classifier`, :func:`estimate_information`), the only module here that
+  imports torch;
 - :mod:`.gaussian`: the jointly Gaussian check (:class:`GaussianModel`,
   :class:`GaussianCheckSettings`, :func:`gaussian_check`), where every term is known in closed form.
 
-Every public name is importable from this package. The first two modules load without
+Every public name is importable from this package. The first three modules load without
 torch, and so does this package until a name from the last two is asked for
 (:func:`clapkit.lazy.lazy_exports`). All
 information is in nats.
@@ -42,6 +45,8 @@ _EXPORTS = {
     "TERMS": "decomposition",
     "Decomposition": "decomposition",
     "mmi_decomposition": "decomposition",
+    "ClassifierInputs": "inputs",
+    "as_classifier_inputs": "inputs",
     "BinClassifier": "estimator",
     "ClassifierConfig": "estimator",
     "estimate_information": "estimator",

@@ -1,10 +1,16 @@
-"""The MI estimator: small tabular classifiers over bins, one per input set.
+"""The MI estimator: classifiers over bins, one per input set.
 
 As published, the target is binned and a classifier is trained per input; averaged over
 galaxies, its pointwise MI (:func:`~clapkit.interpret.information.pointwise.pointwise_information`)
 estimates I(bin; input), on average from below, short by how far the classifier is from the
 true p(bin | input). :func:`estimate_information` trains three (input 1, input 2, both) and
 returns their per-galaxy :class:`~clapkit.interpret.information.decomposition.Decomposition`.
+
+A classifier reads what its input is (:class:`~clapkit.interpret.information.inputs.ClassifierInputs`):
+catalog columns through an MLP, images through a small CNN whose pooled output is joined
+by the catalog columns before the MLP — as the published MI networks read images with the
+auxiliary columns beside them (``InterpretSM_scl_mi.py``, ``texp == 0``; not the latent of
+a network trained for another task).
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from torch import nn
 from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.interpret.information.decomposition import Decomposition
+from clapkit.interpret.information.inputs import ClassifierInputs, as_classifier_inputs
 from clapkit.interpret.information.pointwise import (
     _as_bins,
-    _as_features,
     bin_prior,
     pointwise_information,
 )
@@ -41,6 +47,9 @@ class ClassifierConfig:
     ----------
     hidden : tuple of int
         Widths of the hidden ReLU layers.
+    conv_channels : tuple of int
+        Channels of the CNN's 3×3 convolutions (each followed by ReLU and 2×2 max
+        pooling, then a global average) for image inputs; unused without images.
     epochs : int
         At most this many passes over the training data.
     patience : int
@@ -59,6 +68,7 @@ class ClassifierConfig:
     """
 
     hidden: tuple[int, ...] = (64, 64)
+    conv_channels: tuple[int, ...] = (16, 32)
     epochs: int = 200
     patience: int = 10
     learning_rate: float = 3e-3
@@ -70,6 +80,10 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         hidden = tuple(check_int(h, "hidden widths") for h in self.hidden)
         object.__setattr__(self, "hidden", hidden)
+        channels = tuple(check_int(c, "conv_channels") for c in self.conv_channels)
+        if not channels:
+            raise ValidationError("conv_channels must name at least one convolution")
+        object.__setattr__(self, "conv_channels", channels)
         for name in ("epochs", "patience", "batch_size", "num_threads"):
             value = getattr(self, name)
             if value is not None:
@@ -83,12 +97,15 @@ class ClassifierConfig:
 
 
 class BinClassifier(nn.Module):
-    """An MLP from standardised catalog features to logits over bins.
+    """Logits over bins from standardised catalog features, images, or both.
 
-    The standardisation (training mean and scale) is stored as buffers, so the state dict
-    alone reproduces predictions. The initial weights are drawn from ``generator`` (seed 0
-    when not given), never from PyTorch's global generator. ``history`` holds one record
-    per trained epoch.
+    Images (when ``image_shape`` is given) pass through a CNN — per entry of
+    ``conv_channels`` a 3×3 convolution, ReLU and 2×2 max pooling, then a global average
+    over the stamp — whose output is joined by the standardised features before the MLP
+    of ``hidden`` widths. The standardisation (training mean and scale) is stored as
+    buffers, so the state dict alone reproduces predictions. The initial weights are
+    drawn from ``generator`` (seed 0 when not given), never from PyTorch's global
+    generator. ``history`` holds one record per trained epoch.
     """
 
     def __init__(
@@ -99,10 +116,25 @@ class BinClassifier(nn.Module):
         mean: NDArray,
         scale: NDArray,
         generator: torch.Generator | None = None,
+        *,
+        image_shape: tuple[int, int, int] | None = None,
+        conv_channels: Sequence[int] = (16, 32),
     ) -> None:
         super().__init__()
-        widths = [n_features, *hidden, n_bins]
-        layers: list[nn.Module] = []
+        self.image_shape = None if image_shape is None else tuple(image_shape)
+        self.cnn: nn.Sequential | None = None
+        n_image_features = 0
+        if self.image_shape is not None:
+            layers: list[nn.Module] = []
+            widths = [self.image_shape[0], *conv_channels]
+            for n_in, n_out in itertools.pairwise(widths):
+                conv = nn.utils.skip_init(nn.Conv2d, n_in, n_out, 3, padding=1)
+                layers += [conv, nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            self.cnn = nn.Sequential(*layers)
+            n_image_features = widths[-1]
+        widths = [n_features + n_image_features, *hidden, n_bins]
+        layers = []
         for n_in, n_out in itertools.pairwise(widths):
             # skip_init: nn.Linear would otherwise initialise from the global generator
             layers += [nn.utils.skip_init(nn.Linear, n_in, n_out), nn.ReLU()]
@@ -115,25 +147,61 @@ class BinClassifier(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """PyTorch's default initialisation, U(±1/√fan_in), drawn from ``generator``."""
-        for layer in self.net:
-            if isinstance(layer, nn.Linear):
-                bound = 1 / math.sqrt(layer.in_features)
+        layers = [*(self.cnn or []), *self.net]
+        for layer in layers:
+            if isinstance(layer, nn.Linear | nn.Conv2d):
+                bound = 1 / math.sqrt(layer.weight[0].numel())
                 with torch.no_grad():
                     layer.weight.uniform_(-bound, bound, generator=generator)
                     layer.bias.uniform_(-bound, bound, generator=generator)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, F) raw features → (N, B) logits."""
-        return self.net((x - self.mean) / self.scale)
+    def forward(self, x: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, F) raw features and, for an image classifier, (N, C, H, W) images → (N, B)
+        logits."""
+        parts = [(x - self.mean) / self.scale]
+        if self.cnn is not None:
+            if images is None:
+                raise ValidationError("this classifier reads images; none were given")
+            parts.insert(0, self.cnn(images))  # (N, C) → (N, conv_channels[-1])
+        return self.net(torch.cat(parts, dim=1))
 
     @torch.no_grad()
-    def predict_proba(self, features: ArrayLike) -> NDArray[np.float64]:
+    def predict_proba(self, inputs: ArrayLike | ClassifierInputs) -> NDArray[np.float64]:
         """Probabilities over the bins, shape (N, B), rows summing to 1."""
-        x = _as_features(features, "features", n_features=self.mean.numel())
+        x, images = self._tensors(as_classifier_inputs(inputs, "features"))
         self.eval()
-        logits = self(torch.from_numpy(x).float())
+        logits = torch.cat(
+            [
+                self(x[rows], None if images is None else images[rows])
+                for rows in _chunks(len(x), PREDICT_CHUNK)
+            ]
+        )
         # float64 softmax so rows sum to 1 well inside ROW_SUM_TOLERANCE for any B
         return torch.softmax(logits.double(), dim=1).numpy()
+
+    def _tensors(self, inputs: ClassifierInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Check ``inputs`` against what the classifier was trained on; as tensors."""
+        if inputs.n_features != self.mean.numel():
+            raise ValidationError(
+                f"features has {inputs.n_features} features; the classifier was trained on "
+                f"{self.mean.numel()}"
+            )
+        if inputs.image_shape != self.image_shape:
+            raise ValidationError(
+                f"the images are {inputs.image_shape} (channels, height, width); the "
+                f"classifier was trained on {self.image_shape}"
+            )
+        features = inputs.features if inputs.features is not None else np.zeros((len(inputs), 0))
+        images = None if inputs.images is None else torch.from_numpy(inputs.images)
+        return torch.from_numpy(features).float(), images
+
+
+#: Galaxies per forward pass when predicting (bounds the memory of image classifiers).
+PREDICT_CHUNK = 2048
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, max(n, 1), size)]
 
 
 def fit_classifier(
@@ -189,33 +257,44 @@ def fit_classifier(
     """
     config = ClassifierConfig() if config is None else config
     n_bins = check_int(n_bins, "n_bins", minimum=2)
-    x_train = _as_features(features_train, "features_train")
-    x_valid = _as_features(features_valid, "features_valid", n_features=x_train.shape[1])
+    train = as_classifier_inputs(features_train, "features_train")
+    valid = as_classifier_inputs(features_valid, "features_valid")
+    if (valid.n_features, valid.image_shape) != (train.n_features, train.image_shape):
+        raise ValidationError(
+            f"features_valid has {valid.n_features} features and images {valid.image_shape}; "
+            f"the training inputs have {train.n_features} and {train.image_shape}"
+        )
     y_train = _as_bins(bins_train, n_bins, "bins_train")
     y_valid = _as_bins(bins_valid, n_bins, "bins_valid")
-    for name, x, y in (("train", x_train, y_train), ("valid", x_valid, y_valid)):
-        if x.shape[0] != y.size:
-            raise ValidationError(
-                f"features_{name} has {x.shape[0]} rows but bins_{name} has {y.size}"
-            )
+    for name, x, y in (("train", train, y_train), ("valid", valid, y_valid)):
+        if len(x) != y.size:
+            raise ValidationError(f"features_{name} has {len(x)} rows but bins_{name} has {y.size}")
         if y.size == 0:
             raise ValidationError(f"the {name} split is empty")
 
+    x_train = train.features if train.features is not None else np.zeros((len(train), 0))
     scale = x_train.std(axis=0)
     # a constant feature carries no information; dividing by 1 keeps it harmless
     scale = np.where(scale > 0, scale, 1.0)
     generator = torch.Generator().manual_seed(config.seed)
     net = BinClassifier(
-        x_train.shape[1], n_bins, config.hidden, x_train.mean(axis=0), scale, generator
+        train.n_features,
+        n_bins,
+        config.hidden,
+        x_train.mean(axis=0),
+        scale,
+        generator,
+        image_shape=train.image_shape,
+        conv_channels=config.conv_channels,
     )
     optimizer = torch.optim.Adam(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(y_train)
-    xv, yv = torch.from_numpy(x_valid).float(), torch.from_numpy(y_valid)
+    train_tensors = (*net._tensors(train), torch.from_numpy(y_train))
+    valid_tensors = (*net._tensors(valid), torch.from_numpy(y_valid))
 
     with torch_threads(config.num_threads):
-        net.history = _train(net, optimizer, (xt, yt), (xv, yv), config, progress)
+        net.history = _train(net, optimizer, train_tensors, valid_tensors, config, progress)
     net.eval()
     return net
 
@@ -223,14 +302,15 @@ def fit_classifier(
 def _train(
     net: BinClassifier,
     optimizer: torch.optim.Optimizer,
-    train: tuple[torch.Tensor, torch.Tensor],
-    valid: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
+    valid: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
     config: ClassifierConfig,
     progress: bool,
 ) -> list[dict[str, float]]:
     """The epoch of :func:`fit_classifier`, run by the shared loop; leaves ``net`` with
-    its best weights and returns the history."""
-    (xt, yt), (xv, yv) = train, valid
+    its best weights and returns the history. ``train`` and ``valid`` are (features,
+    images or None, bins)."""
+    (xt, it, yt), (xv, iv, yv) = train, valid
 
     def run_epoch(epoch: Epoch) -> dict[str, float]:
         # one pass over the training data in an order fixed by (seed, epoch)
@@ -239,7 +319,8 @@ def _train(
         total = 0.0
         for start in range(0, len(yt), config.batch_size):
             rows = order[start : start + config.batch_size]
-            loss = F.cross_entropy(net(xt[rows]), yt[rows])
+            logits = net(xt[rows], None if it is None else it[rows])
+            loss = F.cross_entropy(logits, yt[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -247,7 +328,13 @@ def _train(
         # the validation loss: the loop keeps the best weights and stops when it stalls
         net.eval()
         with torch.no_grad():
-            valid_loss = F.cross_entropy(net(xv), yv).item()
+            logits = torch.cat(
+                [
+                    net(xv[rows], None if iv is None else iv[rows])
+                    for rows in _chunks(len(yv), PREDICT_CHUNK)
+                ]
+            )
+            valid_loss = F.cross_entropy(logits, yv).item()
         return {"train_loss": total / len(yt), "valid_loss": valid_loss}
 
     return train_epochs(
@@ -319,8 +406,10 @@ def estimate_information(
     (0.7, 0.7, 0.0)
     """
     config = ClassifierConfig() if config is None else config
-    a_train, b_train = _as_features(x1_train, "x1_train"), _as_features(x2_train, "x2_train")
-    a_test, b_test = _as_features(x1_test, "x1_test"), _as_features(x2_test, "x2_test")
+    a_train = as_classifier_inputs(x1_train, "x1_train")
+    b_train = as_classifier_inputs(x2_train, "x2_train")
+    a_test = as_classifier_inputs(x1_test, "x1_test")
+    b_test = as_classifier_inputs(x2_test, "x2_test")
     n_bins = check_int(n_bins, "n_bins", minimum=2)
     y_train = _as_bins(bins_train, n_bins, "bins_train")
     y_test = _as_bins(bins_test, n_bins, "bins_test")
@@ -352,15 +441,18 @@ def estimate_information(
     inputs = {
         "mi_1": (a_train, a_test),
         "mi_2": (b_train, b_test),
-        "mi_12": (np.hstack([a_train, b_train]), np.hstack([a_test, b_test])),
+        "mi_12": (
+            ClassifierInputs.union(a_train, b_train),
+            ClassifierInputs.union(a_test, b_test),
+        ),
     }
     information = {}
     for name, (x_train, x_test) in inputs.items():
         net = fit_classifier(
-            x_train[train],
+            x_train.take(train),
             y_train[train],
             n_bins,
-            features_valid=x_train[valid],
+            features_valid=x_train.take(valid),
             bins_valid=y_train[valid],
             config=config,
             progress=progress,
