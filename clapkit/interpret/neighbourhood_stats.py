@@ -219,7 +219,13 @@ def distance_weights(
         raise ValidationError(
             f"members must be (C, k) and centres (C,), got {members.shape} and {centres.shape}"
         )
-    d = np.linalg.norm(x[members] - x[centres][:, None, :], axis=2)
+    d = np.empty(members.shape)
+    # A chunk of neighbourhoods at a time: the member coordinates (C, k, dim) of a whole
+    # large sample would not fit.
+    chunk = max(1, _FRAME_VALUES // max(1, members.shape[1] * x.shape[1]))
+    for start in range(0, members.shape[0], chunk):
+        part = slice(start, start + chunk)
+        d[part] = np.linalg.norm(x[members[part]] - x[centres[part]][:, None, :], axis=2)
     h = np.median(d, axis=1, keepdims=True)
     return np.where(h > 0, np.exp(-0.5 * (d / np.where(h > 0, h, 1.0)) ** 2), 1.0)
 

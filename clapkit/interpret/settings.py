@@ -134,7 +134,8 @@ class CausalSettings(Settings):
         Disjoint neighbourhoods with a permutation baseline (the default: its
         false-positive rate is nominal), or, as published, the k nearest neighbours of
         every galaxy with the published summary and a latent-cell permutation p-value
-        (see :mod:`clapkit.interpret.local_tests`).
+        (see :mod:`clapkit.interpret.local_tests`). Overlapping is slower: each
+        permutation recomputes all N neighbourhoods of k galaxies.
     weights : {"none", "distance"}
         Weights of the members in each local correlation: equal, or a Gaussian kernel
         of the latent distance to the centre.
