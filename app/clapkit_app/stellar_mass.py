@@ -69,6 +69,7 @@ TEST_COLUMNS = (
     ("fit", "fit of the given", None),
     ("effect", "effect", "0.000"),
     ("effect_err", "±", "0.000"),
+    ("effect_permuted", "permuted", "0.000"),
     ("p_value", "p", "0.000"),
     ("p_adjusted", "p (BH)", "0.000"),
     ("verdict", "verdict", None),
@@ -79,7 +80,7 @@ TEST_COLUMNS = (
     ("neighbourhoods", "neighbourhoods", None),
 )
 #: Columns that results stored before them lack: shown blank there.
-OPTIONAL_COLUMNS = ("p_adjusted", "pred_efficiency", "pred_efficiency_spread")
+OPTIONAL_COLUMNS = ("p_adjusted", "pred_efficiency", "pred_efficiency_spread", "effect_permuted")
 #: How the caption names each neighbourhood scheme.
 _SCHEMES = {
     "disjoint": "disjoint ",
@@ -117,7 +118,9 @@ def local_tests_frame(data: StellarMassData) -> pd.DataFrame:
     ``linear``; empty for an unconditional test); ``p_adjusted`` is the
     Benjamini–Hochberg adjusted p-value and ``pred_efficiency`` (with its spread over
     neighbourhoods) the share of the mass variance a quadratic fit on the variable
-    explains within a neighbourhood, each NaN (shown blank) in results stored before it.
+    explains within a neighbourhood, each NaN (shown blank) in results stored before it;
+    ``effect_permuted``, the published baseline of overlapping neighbourhoods, is NaN
+    (blank) for disjoint ones.
     """
     rows = data.causal.edges if data.causal is not None else []
 
@@ -347,6 +350,8 @@ class StellarMass(pn.viewable.Viewer):
             "Predictive efficiency: the share of the mass variance (given the same "
             "variables) a quadratic fit on the variable explains within a neighbourhood, "
             "mean and spread over neighbourhoods, as published; blank for older results. "
+            "Permuted (overlapping neighbourhoods only): the published baseline, the mean "
+            "correlation after one shuffle within each neighbourhood. "
             "A dependence that survives in S means the variable carries "
             "information about the mass that the input lacks. A variable without a test "
             "of the chosen conditioning is drawn with its most conditioned test."

@@ -177,6 +177,7 @@ def test_the_tests_table_lists_every_test_and_its_rows_choose_the_conditioning(d
         table.value["pred_efficiency_spread"], [r["pred_efficiency_spread"] for r in rows]
     )
     assert set(table.value["neighbourhoods"]) == {"disjoint"}
+    assert table.value["effect_permuted"].isna().all()  # published baseline: overlapping only
     unconditional = table.value["given"].tolist().index("—")
     table.selection = [unconditional]
     assert hook(viewer, "ck-conditioning").value == "—"
@@ -245,6 +246,9 @@ def test_overlapping_weighted_local_tests_show_with_their_scheme(copy, data):
         table.value["pred_efficiency"], [r["pred_efficiency"] for r in graph.edges]
     )
     assert table.value["n_centres"].tolist() == [n, n]
+    np.testing.assert_allclose(
+        table.value["effect_permuted"], [r["effect_permuted"] for r in graph.edges]
+    )
     captions = [str(md.object) for md in viewer.__panel__().select(pn.pane.Markdown)]
     assert any("overlapping (around every galaxy" in text for text in captions)
 
