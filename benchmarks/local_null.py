@@ -7,7 +7,9 @@ Y given the latent space S (and, in the conditioned case, given c):
 - ``conditioned``: Y = a + b + c, X = c + noise, c outside S and regressed out
   quadratically in each neighbourhood;
 - ``latent`` (with ``--cases latent``): Y = a + b, X = a + noise: X and Y share a, which
-  S knows, but a still varies across a neighbourhood, the more so the wider it is.
+  S knows, but a still varies across a neighbourhood, the more so the wider it is;
+- ``power`` (with ``--cases power``): not a null, X = 0.1 b + noise carries a little of
+  the b that S lacks, so the "rate" is each test's power.
 
 For every repeat it records, at α = 0.05:
 
@@ -46,6 +48,8 @@ def sample(case: str, n: int, seed: int) -> dict:
     latent = np.column_stack([a, 0.3 * rng.normal(size=n)])
     if case == "noise":
         return {"latent": latent, "target": a + b, "external": rng.normal(size=n)}
+    if case == "power":  # not a null: a weak hidden dependence, to compare power
+        return {"latent": latent, "target": a + b, "external": 0.1 * b + rng.normal(size=n)}
     if case == "latent":
         return {"latent": latent, "target": a + b, "external": a + rng.normal(size=n)}
     return {

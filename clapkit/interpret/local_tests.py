@@ -46,11 +46,14 @@ Two neighbourhood schemes, both kept (``neighbourhoods=``):
   neighbourhoods (100 samples): published 91%, cell null 4% (5% weighted), disjoint 1%.
   Disjoint stays the default verdict: its null is exact by construction (independent
   neighbourhoods, a permutation within each), whereas the cell null is calibrated
-  empirically and assumes the variable exchangeable within a cell.
+  empirically and assumes the variable exchangeable within a cell. The price is power:
+  for a weak hidden dependence (X = 0.1 b + noise, 50 samples of 1000 galaxies) the cell
+  null found 82% (80% weighted), disjoint neighbourhoods of k = 10 46%; and the
+  overlapping scheme costs N k operations per permutation instead of about k² / 4.
 
 Both schemes record, per neighbourhood, the published predictive efficiency — the
 share of the target's variance a quadratic fit on the variable explains there, after
-the conditioning variables are regressed out (``get_pred_efficiency``, lines 99–121) —
+the conditioning variables are regressed out (``get_pred_efficiency``, lines 99–119) —
 with its mean and spread; and both accept latent-distance weights in the correlation
 (``weights="distance"``; the published ``compute_corr`` takes weights but its callers
 never define any, see :mod:`clapkit.interpret.neighbourhood_stats`).

@@ -9,15 +9,16 @@ What the published code does (``InterpretSM_res_causal.py`` of
 github.com/QiufanLin/InterpretSM, commit 4d3b8f9):
 
 - ``compute_corr`` (lines 7–27) is a Pearson correlation per neighbourhood, optionally
-  weighted: the means, variances and covariance are weighted sums. Its caller passes
-  no weights (lines 159–168 use the default ``weights=0``), and ``InterpretSM_knn.py``
-  finds neighbours by mean squared latent distance (its lines 49–52) without computing
-  any weight, so the publication leaves the weights undefined. :func:`distance_weights`
-  therefore supplies latent-distance weights, a Gaussian kernel (our choice, see there).
-- ``get_pred_efficiency`` (lines 99–121) is the fraction of the variance of y within a
+  weighted: the means, variances and covariance are weighted sums. Its callers pass no
+  weights (lines 162 and 169 call ``get_corr`` with the default ``weights=0``), and
+  ``InterpretSM_knn.py`` finds neighbours by mean squared latent distance (its lines
+  51–55) without computing any weight, so the publication leaves the weights undefined.
+  :func:`distance_weights` therefore supplies latent-distance weights, a Gaussian kernel
+  (our choice, see there).
+- ``get_pred_efficiency`` (lines 99–119) is the fraction of the variance of y within a
   neighbourhood that a quadratic fit on x explains, (var y − var residual) / var y;
-  conditioned on z (line 167) it is taken between the residuals of y and x after each is
-  regressed quadratically on z (``compute_2ndregress``, lines 61–95).
+  conditioned on z (lines 166–170) it is taken between the residuals of y and x after
+  each is regressed quadratically on z (``compute_2ndregress``, lines 61–95).
   :func:`predictive_efficiency` computes the same quantity.
 """
 

@@ -2,19 +2,20 @@
 
 The authors' ``InterpretSM_res_causal.py`` (github.com/QiufanLin/InterpretSM, commit
 4d3b8f9) takes the k_nn = 100 nearest latent neighbours of every galaxy (line 150; found
-by ``InterpretSM_knn.py``, lines 49–52), computes the correlation of target and queried
+by ``InterpretSM_knn.py``, lines 51–55), computes the correlation of target and queried
 variable in each (``compute_corr``, lines 7–27), and sets against it the correlation
 after one random permutation of the queried variable within each neighbourhood
-(``get_corr``, lines 31–56; with weights, both variables resampled with replacement in
+(``get_corr``, lines 31–57; with weights, both variables resampled with replacement in
 proportion to the weights and correlated unweighted). The paper compares the two
 distributions; no p-value is computed.
 
 Here :func:`overlapping_test` reports that published summary — the per-galaxy
 correlations, the per-galaxy permuted ones and their means — and, for a verdict, a
 p-value from a null that respects the overlap: the queried variable is permuted among
-galaxies of the same coarse latent cell (:func:`~clapkit.interpret.neighbourhood_stats.latent_cells`),
-*once for the whole sample*, and every neighbourhood's correlation is recomputed from that
-one shuffled column. Shared members then see the same shuffled values, so the null keeps
+galaxies of the same coarse latent cell
+(:func:`~clapkit.interpret.neighbourhood_stats.latent_cells`), *once for the whole
+sample*, and every neighbourhood's correlation is recomputed from that one shuffled
+column. Shared members then see the same shuffled values, so the null keeps
 the dependence between overlapping neighbourhoods that a separate shuffle per
 neighbourhood destroys. :func:`published_null_p` is the p-value a reader would get by
 treating the two published distributions as independent samples (Welch's t-test); the
@@ -47,6 +48,11 @@ _TIE = 1e-12
 
 def overlapping_neighbourhoods(latent: ArrayLike, k: int) -> NDArray[np.int64]:
     """The ``k`` nearest latent neighbours of every galaxy, itself included (first).
+
+    The published code searches the neighbours of every galaxy among the training
+    galaxies only (``InterpretSM_knn.py``, lines 51–55), so a training galaxy finds
+    itself and a test galaxy does not; here they are searched among the galaxies tested,
+    and each galaxy's own values always enter its neighbourhood.
 
     Parameters
     ----------
