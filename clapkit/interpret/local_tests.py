@@ -48,8 +48,9 @@ Two neighbourhood schemes, both kept (``neighbourhoods=``):
   neighbourhoods, a permutation within each), whereas the cell null is calibrated
   empirically and assumes the variable exchangeable within a cell. The price is power:
   for a weak hidden dependence (X = 0.1 b + noise, 50 samples of 1000 galaxies) the cell
-  null found 82% (80% weighted), disjoint neighbourhoods of k = 10 46%; and the
-  overlapping scheme costs N k operations per permutation instead of about k² / 4.
+  null found 82% (80% weighted), disjoint neighbourhoods of k = 10 46%; and each
+  permutation of the overlapping scheme costs about N k operations, of the disjoint one
+  fewer than N (only the galaxies of its neighbourhoods, each once).
 
 Both schemes record, per neighbourhood, the published predictive efficiency — the
 share of the target's variance a quadratic fit on the variable explains there, after
