@@ -70,12 +70,24 @@ TEST_COLUMNS = (
     ("fit", "fit of the given", None),
     ("effect", "effect", "0.000"),
     ("effect_err", "±", "0.000"),
+    ("effect_permuted", "permuted", "0.000"),
     ("p_value", "p", "0.000"),
     ("p_adjusted", "p (BH)", "0.000"),
     ("verdict", "verdict", None),
+    ("pred_efficiency", "pred. efficiency", "0.000"),
+    ("pred_efficiency_spread", "± (spread)", "0.000"),
     ("k", "k", "0"),
     ("n_centres", "centres", "0"),
+    ("neighbourhoods", "neighbourhoods", None),
 )
+#: Columns that results stored before them lack: shown blank there.
+OPTIONAL_COLUMNS = ("p_adjusted", "pred_efficiency", "pred_efficiency_spread", "effect_permuted")
+#: How the caption names each neighbourhood scheme.
+_SCHEMES = {
+    "disjoint": "disjoint ",
+    "overlapping": "overlapping (around every galaxy, as published; p from a latent-cell "
+    "permutation) ",
+}
 #: The label of an unconditional test.
 UNCONDITIONAL = "—"
 
@@ -156,7 +168,11 @@ def local_tests_frame(data: StellarMassData) -> pd.DataFrame:
 
     ``fit`` says how the conditioning variables were regressed out (``quadratic`` or
     ``linear``; empty for an unconditional test); ``p_adjusted`` is the
-    Benjamini–Hochberg adjusted p-value, NaN (shown blank) in results stored before it.
+    Benjamini–Hochberg adjusted p-value and ``pred_efficiency`` (with its spread over
+    neighbourhoods) the share of the mass variance a quadratic fit on the variable
+    explains within a neighbourhood, each NaN (shown blank) in results stored before it;
+    ``effect_permuted``, the published baseline of overlapping neighbourhoods, is NaN
+    (blank) for disjoint ones.
     """
     rows = data.causal.edges if data.causal is not None else []
 
@@ -165,8 +181,8 @@ def local_tests_frame(data: StellarMassData) -> pd.DataFrame:
             return given(row["conditioned_on"])
         if key == "fit":
             return row["regression"] if row["conditioned_on"] else ""
-        if key == "p_adjusted":
-            return np.nan if row["p_adjusted"] is None else row["p_adjusted"]
+        if key in OPTIONAL_COLUMNS:
+            return np.nan if row[key] is None else row[key]
         return row[key]
 
     return pd.DataFrame({key: [cell(r, key) for r in rows] for key, _, _ in TEST_COLUMNS})
@@ -215,8 +231,8 @@ def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widget
         layout="fit_data_table",
         titles={key: title for key, title, _ in columns},
         formatters={
-            # An adjusted p-value missing from older results is left blank.
-            key: NumberFormatter(format=fmt, nan_format="" if key == "p_adjusted" else "—")
+            # A value missing from older results is left blank.
+            key: NumberFormatter(format=fmt, nan_format="" if key in OPTIONAL_COLUMNS else "—")
             for key, _, fmt in columns
             if fmt
         },
@@ -391,8 +407,9 @@ class StellarMass(pn.viewable.Viewer):
         self.tests_table.param.watch(_held(self._on_test_row), "selection")
         nodes = graph.nodes
         k = rows[0]["k"] if rows else "?"
+        scheme = _SCHEMES.get(rows[0]["neighbourhoods"] if rows else "", "")
         caption = (
-            f"Within neighbourhoods of {k} galaxies in the latent space S of the "
+            f"Within {scheme}neighbourhoods of {k} galaxies in the latent space S of the "
             f"`{nodes['X_in']}` model, the correlation of {nodes['Y']} with each external "
             "variable, against a permutation baseline. Edge width: |effect|; "
             f"<span style='color:{DEPENDENT}'>red: dependent</span>, "
@@ -400,6 +417,11 @@ class StellarMass(pn.viewable.Viewer):
             f"{_alpha(graph)}, after Benjamini–Hochberg adjustment across the tests: "
             "column p (BH); blank for results stored before it, whose verdicts read the raw "
             "p). The fit of the given variable: quadratic as published, or linear. "
+            "Predictive efficiency: the share of the mass variance (given the same "
+            "variables) a quadratic fit on the variable explains within a neighbourhood, "
+            "mean and spread over neighbourhoods, as published; blank for older results. "
+            "Permuted (overlapping neighbourhoods only): the published baseline, the mean "
+            "correlation after one shuffle within each neighbourhood. "
             "A dependence that survives in S means the variable carries "
             "information about the mass that the input lacks. A variable without a test "
             "of the chosen conditioning is drawn with its most conditioned test."

@@ -10,7 +10,10 @@
   scored against :func:`clapkit.sim.graph.true_graph`;
 - :mod:`~clapkit.interpret.local_tests`: conditional-dependence tests in each galaxy's
   neighbourhood of the latent space, collected in a
-  :class:`~clapkit.interpret.causal_graph.CausalGraph`;
+  :class:`~clapkit.interpret.causal_graph.CausalGraph`, with the published overlapping
+  neighbourhoods in :mod:`~clapkit.interpret.overlapping` and the per-neighbourhood
+  statistics (weighted correlations, predictive efficiency) in
+  :mod:`~clapkit.interpret.neighbourhood_stats`;
 - :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band;
 - :mod:`~clapkit.interpret.pipeline` and :mod:`~clapkit.interpret.cli`: the stages of
   ``clapkit interpret train|causal|pid|attribute`` over a run directory;

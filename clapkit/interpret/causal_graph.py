@@ -29,11 +29,34 @@ VERDICTS = ("dependent", "independent")
 #: How conditioning variables are regressed out in a neighbourhood: with their squares
 #: (as published, the default) or alone.
 REGRESSIONS = ("quadratic", "linear")
+#: How neighbourhoods are chosen: disjoint ones with a permutation baseline (the default,
+#: calibrated) or, as published, one around every galaxy (see
+#: :mod:`clapkit.interpret.local_tests`).
+NEIGHBOURHOODS = ("disjoint", "overlapping")
+#: Weights of a neighbourhood's members in its correlation: none (equal), or a Gaussian
+#: kernel of the latent distance to the centre
+#: (:func:`clapkit.interpret.neighbourhood_stats.distance_weights`).
+WEIGHTS = ("none", "distance")
 
 _FORMAT = "clapkit.causal_graph"
 _FORMAT_VERSION = 1
 #: Keys of a stored result added after version 1 was first written: optional on reading.
-_LATER_KEYS = ("regression", "p_adjusted")
+_LATER_KEYS = (
+    "regression",
+    "p_adjusted",
+    "neighbourhoods",
+    "weights",
+    "cell_size",
+    "pred_efficiency",
+    "pred_efficiency_spread",
+    "centre_pred_efficiency",
+    "effect_permuted",
+    "centre_r_permuted",
+)
+#: Optional per-centre arrays: None, or one value per centre.
+_OPTIONAL_ARRAYS = ("centre_pred_efficiency", "centre_r_permuted")
+#: Optional numbers: None, or a float.
+_OPTIONAL_FLOATS = ("p_adjusted", "pred_efficiency", "pred_efficiency_spread", "effect_permuted")
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,9 +69,12 @@ class LocalTestResult:
         Mean over centres of the (partial) correlation of target and external variable
         within each neighbourhood.
     effect_err : float
-        Standard error of that mean (sample standard deviation over centres / √C).
+        Disjoint neighbourhoods: standard error of that mean (sample standard deviation
+        over centres / √C). Overlapping ones, whose centres are not independent: the
+        standard deviation of the mean under the latent-cell permutation null.
     p_value : float
-        Two-sided permutation p-value of the mean (raw).
+        Two-sided permutation p-value of the mean (raw): within each neighbourhood for
+        disjoint ones, within coarse latent cells for overlapping ones.
     verdict : str
         ``"dependent"`` if the p-value that decides (``p_adjusted`` when there is one,
         else ``p_value``) is below ``alpha``, else ``"independent"``.
@@ -60,7 +86,8 @@ class LocalTestResult:
     adjust_latent : bool
         Whether the latent coordinates were also regressed out in each neighbourhood.
     k, n_centres, n_permutations, seed : int
-        Neighbourhood size, number of disjoint neighbourhoods, permutations and seed.
+        Neighbourhood size, number of neighbourhoods (every galaxy when overlapping),
+        permutations and seed.
     centres : ndarray of int64, shape (n_centres,)
         Row of each centre galaxy.
     centre_r : ndarray of float64, shape (n_centres,)
@@ -75,6 +102,25 @@ class LocalTestResult:
     p_adjusted : float or None
         ``p_value`` adjusted for the multiple tests of its run (Benjamini–Hochberg);
         None for a test run alone and for results stored before the adjustment.
+    neighbourhoods : {"disjoint", "overlapping"}
+        How the neighbourhoods were chosen; older results read as ``"disjoint"``.
+    weights : {"none", "distance"}
+        Weights of the members in each correlation; older results read as ``"none"``.
+    cell_size : int or None
+        Mean size of the latent cells of the overlapping scheme's null; None otherwise.
+    pred_efficiency, pred_efficiency_spread : float or None
+        Mean and standard deviation over neighbourhoods of the predictive efficiency:
+        the share of the target's variance a quadratic fit on the external variable
+        explains, both after the conditioning variables are regressed out (as
+        published); None in older results.
+    centre_pred_efficiency : ndarray of float64, shape (n_centres,), or None
+        The predictive efficiency of each neighbourhood.
+    effect_permuted : float or None
+        Overlapping scheme only: the published summary of the null, the mean over
+        galaxies of the correlation after one permutation within each neighbourhood
+        (weighted resampling of both variables with weights), beside ``effect``.
+    centre_r_permuted : ndarray of float64, shape (n_centres,), or None
+        Overlapping scheme only: those per-galaxy permuted correlations.
     """
 
     effect: float
@@ -93,21 +139,41 @@ class LocalTestResult:
     centre_p: NDArray[np.float64] = field(repr=False)
     regression: str = "linear"
     p_adjusted: float | None = None
+    neighbourhoods: str = "disjoint"
+    weights: str = "none"
+    cell_size: int | None = None
+    pred_efficiency: float | None = None
+    pred_efficiency_spread: float | None = None
+    centre_pred_efficiency: NDArray[np.float64] | None = field(default=None, repr=False)
+    effect_permuted: float | None = None
+    centre_r_permuted: NDArray[np.float64] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValidationError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-        if self.regression not in REGRESSIONS:
-            raise ValidationError(
-                f"regression must be one of {REGRESSIONS}, got {self.regression!r}"
-            )
-        if self.p_adjusted is not None:
-            object.__setattr__(self, "p_adjusted", float(self.p_adjusted))
+        for name, choices in (
+            ("regression", REGRESSIONS),
+            ("neighbourhoods", NEIGHBOURHOODS),
+            ("weights", WEIGHTS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValidationError(
+                    f"{name} must be one of {choices}, got {getattr(self, name)!r}"
+                )
+        for name in _OPTIONAL_FLOATS:
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
+        if self.cell_size is not None:
+            object.__setattr__(self, "cell_size", int(self.cell_size))
         object.__setattr__(self, "conditioned_on", tuple(str(c) for c in self.conditioned_on))
         object.__setattr__(self, "centres", np.asarray(self.centres, dtype=np.int64))
-        for name in ("centre_r", "centre_p"):
+        arrays = ["centres", "centre_r", "centre_p"]
+        for name in ("centre_r", "centre_p", *_OPTIONAL_ARRAYS):
+            if name in _OPTIONAL_ARRAYS and getattr(self, name) is None:
+                continue
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
-        for name in ("centres", "centre_r", "centre_p"):
+            arrays.append(name)
+        for name in arrays:
             if getattr(self, name).shape != (self.n_centres,):
                 raise ValidationError(
                     f"{name} must have shape ({self.n_centres},), got {getattr(self, name).shape}"
@@ -144,8 +210,9 @@ class LocalTestResult:
     def from_dict(cls, data: Mapping[str, Any]) -> LocalTestResult:
         """Inverse of :meth:`to_dict`; unknown or missing keys are refused.
 
-        Only ``regression`` and ``p_adjusted`` may be missing, as in results stored
-        before they existed: those read as ``"linear"`` and None.
+        Only the keys added later may be missing, as in results stored before they
+        existed: ``regression`` reads as ``"linear"``, ``neighbourhoods`` as
+        ``"disjoint"``, ``weights`` as ``"none"`` and the rest as None.
         """
         if not isinstance(data, Mapping):
             raise ValidationError(
@@ -279,8 +346,9 @@ class CausalGraph:
     def edges(self) -> list[dict[str, Any]]:
         """One row per recorded test, in the order added: source, target, conditioning,
         how it was regressed out, effect, its error, raw and adjusted p-values (None when
-        not adjusted), verdict, significance, latent adjustment, k and number of
-        centres."""
+        not adjusted), verdict, significance, latent adjustment, k, number of centres,
+        neighbourhood scheme, weights, the mean and spread of the predictive efficiency
+        and the published permuted mean (None where not stored)."""
         return [
             {
                 "source": source,
@@ -296,6 +364,11 @@ class CausalGraph:
                 "adjust_latent": r.adjust_latent,
                 "k": r.k,
                 "n_centres": r.n_centres,
+                "neighbourhoods": r.neighbourhoods,
+                "weights": r.weights,
+                "pred_efficiency": r.pred_efficiency,
+                "pred_efficiency_spread": r.pred_efficiency_spread,
+                "effect_permuted": r.effect_permuted,
             }
             for (source, cond), r in self._tests.items()
         ]

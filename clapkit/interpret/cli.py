@@ -70,6 +70,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extras(row: dict) -> str:
+    """The published permuted mean and the predictive efficiency of a test's line, each
+    where the result holds it."""
+    out = ""
+    if row.get("effect_permuted") is not None:
+        out += f"  permuted {row['effect_permuted']:+.3f}"
+    if row.get("pred_efficiency") is not None:
+        out += f"  efficiency {row['pred_efficiency']:.3f} ± {row['pred_efficiency_spread']:.3f}"
+    return out
+
+
 def _cmd_causal(args: argparse.Namespace) -> int:
     from clapkit.interpret.pipeline import causal_stage
     from clapkit.interpret.settings import EXTERNAL, CausalSettings
@@ -79,6 +90,8 @@ def _cmd_causal(args: argparse.Namespace) -> int:
         external=_names(args.external) or EXTERNAL,
         conditioning=args.conditioning or None,
         regression=args.regression,
+        neighbourhoods=args.neighbourhoods,
+        weights=args.weights,
         k=args.k,
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,
@@ -98,7 +111,7 @@ def _cmd_causal(args: argparse.Namespace) -> int:
         print(
             f"{edge['source']:<16} | {conditioned:<4} effect {row['effect']:+.3f} ± "
             f"{row['effect_err']:.3f}  p {row['p_value']:.3g}  p(BH) {row['p_adjusted']:.3g}  "
-            f"{row['verdict']}"
+            f"{row['verdict']}{_extras(row)}"
         )
     if result["pc"]["score"] is not None:
         print("PC vs the true graph:", json.dumps(_rounded(result["pc"]["score"])))
@@ -225,7 +238,21 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
         help="how the conditioning column is regressed out in each neighbourhood: quadratic "
         "(with its square, as published) or linear (default: %(default)s)",
     )
-    causal.add_argument("--k", type=int, default=30, help="neighbourhood size")
+    causal.add_argument(
+        "--neighbourhoods",
+        default="disjoint",
+        help="disjoint (a calibrated permutation test, the default) or overlapping (k "
+        "nearest neighbours of every galaxy, as published, with the published summary)",
+    )
+    causal.add_argument(
+        "--weights",
+        default="none",
+        help="weights of the neighbours in each correlation: none or distance (a Gaussian "
+        "kernel of the latent distance) (default: %(default)s)",
+    )
+    causal.add_argument(
+        "--k", type=int, help="neighbourhood size (default: 30 disjoint, 100 overlapping)"
+    )
     causal.add_argument("--permutations", type=int, default=999)
     causal.add_argument("--bootstrap", type=int, default=20, help="PC bootstrap resamples")
     causal.add_argument("--overwrite", action="store_true", help="replace existing results")

@@ -297,7 +297,8 @@ def causal_stage(
     prediction = read_mass_prediction(run, latent_of)
     _aligned(prediction, galaxies, latent_of)
     log(
-        f"local tests in the latent space of the {latent_of} model (k = {settings.k}, "
+        f"local tests in the latent space of the {latent_of} model ({settings.neighbourhoods} "
+        f"neighbourhoods of k = {settings.k}, weights {settings.weights}, "
         f"{settings.regression} in {settings.conditioning or 'nothing'})"
     )
     graph = run_local_tests(
@@ -310,6 +311,8 @@ def causal_stage(
         n_permutations=settings.n_permutations,
         alpha=settings.alpha,
         regression=settings.regression,
+        neighbourhoods=settings.neighbourhoods,
+        weights=settings.weights,
         seed=settings.seed,
         input_name=latent_of,
     )

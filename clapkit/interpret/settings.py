@@ -20,7 +20,7 @@ from typing import Any
 
 from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
-from clapkit.interpret.causal_graph import REGRESSIONS
+from clapkit.interpret.causal_graph import NEIGHBOURHOODS, REGRESSIONS, WEIGHTS
 from clapkit.interpret.input_sets import ALL_INPUT_SETS, INPUT_SETS, expand_input_sets
 from clapkit.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_confidence
 from clapkit.presets import check_preset
@@ -62,6 +62,9 @@ PAIRS: dict[str, tuple[str, str]] = {
 #: Sérsic-like index), redshift, disk dust, and the position angle, independent of the
 #: mass by construction (the false-positive check).
 EXTERNAL = ("disk_q", "hlr", "bulge_fraction", "z", "disk_av", "position_angle")
+#: Neighbours per local test when ``k`` is not given, per neighbourhood scheme: the
+#: published 100 for overlapping ones.
+DEFAULT_K = {"disjoint": 30, "overlapping": 100}
 
 
 def _optional_int(value: Any, name: str, minimum: int) -> int | None:
@@ -147,8 +150,18 @@ class CausalSettings(Settings):
         How the conditioning column is regressed out in each neighbourhood: with its
         square, as the published code does (the default), or a straight line (the
         earlier default). Recorded in every stored test.
-    k : int
-        Neighbours per local test (at least 4).
+    neighbourhoods : {"disjoint", "overlapping"}
+        Disjoint neighbourhoods with a permutation baseline (the default: its
+        false-positive rate is nominal), or, as published, the k nearest neighbours of
+        every galaxy with the published summary and a latent-cell permutation p-value
+        (see :mod:`clapkit.interpret.local_tests`). Overlapping is slower: each
+        permutation recomputes all N neighbourhoods of k galaxies.
+    weights : {"none", "distance"}
+        Weights of the members in each local correlation: equal, or a Gaussian kernel
+        of the latent distance to the centre.
+    k : int or None
+        Neighbours per local test (at least 4); None for 30 with disjoint neighbourhoods
+        and 100 (as published) with overlapping ones.
     n_permutations : int
         Permutations per local test.
     alpha : float
@@ -174,6 +187,8 @@ class CausalSettings(Settings):
     ('disk_q', 'z')
     >>> CausalSettings().regression, CausalSettings(regression="linear").regression
     ('quadratic', 'linear')
+    >>> CausalSettings().k, CausalSettings(neighbourhoods="overlapping").k
+    (30, 100)
     >>> CausalSettings(k=2)
     Traceback (most recent call last):
     ...
@@ -184,7 +199,9 @@ class CausalSettings(Settings):
     external: tuple[str, ...] = EXTERNAL
     conditioning: str | None = "z"
     regression: str = "quadratic"
-    k: int = 30
+    neighbourhoods: str = "disjoint"
+    weights: str = "none"
+    k: int | None = None
     n_permutations: int = 999
     alpha: float = 0.05
     pc_columns: tuple[str, ...] | None = None
@@ -203,7 +220,10 @@ class CausalSettings(Settings):
         if self.conditioning is not None:
             _column(self.conditioning, "conditioning")
         check_choice(self.regression, "regression", REGRESSIONS)
-        self._set("k", check_int(self.k, "k", 4))
+        check_choice(self.neighbourhoods, "neighbourhoods", NEIGHBOURHOODS)
+        check_choice(self.weights, "weights", WEIGHTS)
+        k = DEFAULT_K[self.neighbourhoods] if self.k is None else self.k
+        self._set("k", check_int(k, "k", 4))
         self._set("n_permutations", check_int(self.n_permutations, "n_permutations"))
         self._set("alpha", check_number(self.alpha, "alpha", above=0, below=1))
         if self.pc_columns is not None:

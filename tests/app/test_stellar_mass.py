@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import panel as pn
 import pytest
+from astropy.table import Table
 from clapkit_app.images import stretch_band
 from clapkit_app.stellar_mass import MASS_COLUMNS, StellarMass, chosen_tests, given
 from clapkit_app.stellar_mass_plots import (
@@ -26,6 +27,7 @@ from clapkit.data import GalaxySet
 from clapkit.interpret import results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
+from clapkit.interpret.local_tests import run_local_tests
 from clapkit.sim.graph import true_graph
 from clapkit.testing import synthetic_interpret_run
 
@@ -196,28 +198,87 @@ def test_the_tests_table_lists_every_test_and_its_rows_choose_the_conditioning(d
         r["regression"] if r["conditioned_on"] else "" for r in rows
     ]
     assert table.value["verdict"].tolist() == [r["verdict"] for r in rows]
+    efficiency = table.value["pred_efficiency"].to_numpy()
+    np.testing.assert_allclose(efficiency, [r["pred_efficiency"] for r in rows])
+    assert np.all((efficiency >= 0) & (efficiency <= 1))
+    np.testing.assert_allclose(
+        table.value["pred_efficiency_spread"], [r["pred_efficiency_spread"] for r in rows]
+    )
+    assert set(table.value["neighbourhoods"]) == {"disjoint"}
+    assert table.value["effect_permuted"].isna().all()  # published baseline: overlapping only
     unconditional = table.value["given"].tolist().index("—")
     table.selection = [unconditional]
     assert hook(viewer, "ck-conditioning").value == "—"
     assert "conditioned on —" in hook(viewer, "ck-causal-graph").object.title.text
 
 
+#: Keys of a stored local test added by issue 18.
+LATER_KEYS = (
+    "regression",
+    "p_adjusted",
+    "neighbourhoods",
+    "weights",
+    "cell_size",
+    "pred_efficiency",
+    "pred_efficiency_spread",
+    "centre_pred_efficiency",
+    "effect_permuted",
+    "centre_r_permuted",
+)
+
+
 def test_local_tests_stored_before_the_adjustment_still_show(copy):
-    # Results written before issue 18: no regression, no adjusted p-value.
+    # Results written before issue 18: no regression, adjusted p-value, scheme, weights
+    # or predictive efficiency.
     path = copy / "interpret" / "causal" / "local_tests.json"
     stored = json.loads(path.read_text())
     for test in stored["tests"]:
-        del test["result"]["regression"], test["result"]["p_adjusted"]
+        for key in LATER_KEYS:
+            del test["result"][key]
     path.write_text(json.dumps(stored))
     viewer = StellarMass(data=read_stellar_mass(copy))
     table = hook(viewer, "ck-local-tests")
     assert table.value["p_adjusted"].isna().all()
+    assert table.value["pred_efficiency"].isna().all()
+    assert table.value["pred_efficiency_spread"].isna().all()
+    assert set(table.value["neighbourhoods"]) == {"disjoint"}
     conditioned = table.value["given"] != "—"
     assert set(table.value["fit"][conditioned]) == {"linear"}
     assert set(table.value["fit"][~conditioned]) == {""}
     np.testing.assert_allclose(
         table.value["p_value"], [t["result"]["p_value"] for t in stored["tests"]]
     )
+
+
+def test_overlapping_weighted_local_tests_show_with_their_scheme(copy, data):
+    # Local tests run with the published overlapping neighbourhoods and distance weights.
+    rng = np.random.default_rng(0)
+    n = 400
+    a, b = rng.normal(size=(2, n))
+    catalog = Table({"log_mstar": a + b, "hlr": b + rng.normal(size=n), "z": rng.normal(size=n)})
+    graph = run_local_tests(
+        a[:, None],
+        catalog,
+        external=["hlr"],
+        k=40,
+        n_permutations=39,
+        neighbourhoods="overlapping",
+        weights="distance",
+        input_name=data.causal.nodes["X_in"],
+    )
+    graph.save(copy / "interpret" / "causal" / "local_tests.json", overwrite=True)
+    viewer = StellarMass(data=read_stellar_mass(copy))
+    table = hook(viewer, "ck-local-tests")
+    assert set(table.value["neighbourhoods"]) == {"overlapping"}
+    np.testing.assert_allclose(
+        table.value["pred_efficiency"], [r["pred_efficiency"] for r in graph.edges]
+    )
+    assert table.value["n_centres"].tolist() == [n, n]
+    np.testing.assert_allclose(
+        table.value["effect_permuted"], [r["effect_permuted"] for r in graph.edges]
+    )
+    captions = [str(md.object) for md in viewer.__panel__().select(pn.pane.Markdown)]
+    assert any("overlapping (around every galaxy" in text for text in captions)
 
 
 def test_the_pc_graph_is_the_stored_one_and_no_truth_is_drawn_off_the_mock(run_root, data):

@@ -240,6 +240,29 @@ def test_the_command_line_runs_a_stage_and_refuses_to_overwrite(analysed, capsys
     assert summary["n_bins"] == 10
 
 
+def test_the_command_line_runs_the_published_overlapping_weighted_local_tests(
+    analysed, tmp_path, capsys
+):
+    data, run = analysed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    argv = ["interpret", "causal", "--data", str(data), "--run", str(copy), "--quiet"]
+    argv += ["--external", "hlr,position_angle", "--neighbourhoods", "overlapping"]
+    argv += ["--weights", "distance", "--k", "40", "--permutations", "39", "--bootstrap", "0"]
+    assert main([*argv, "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    assert "permuted" in out and "efficiency" in out
+    graph = CausalGraph.load(copy / "interpret" / "causal" / "local_tests.json")
+    for edge in graph.edges:
+        assert (edge["neighbourhoods"], edge["weights"], edge["k"]) == (
+            "overlapping",
+            "distance",
+            40,
+        )
+        assert edge["n_centres"] == 400 and 0 <= edge["pred_efficiency"] <= 1
+        assert edge["effect_permuted"] is not None
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_training_on_a_gpu_this_torch_lacks_is_refused_before_anything_is_written(
     analysed, tmp_path, capsys

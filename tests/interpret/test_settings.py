@@ -36,6 +36,10 @@ ALL = (MassTrainSettings, CausalSettings, PIDSettings, AttributionSettings)
         (CausalSettings, {"n_bootstrap": -1}, "n_bootstrap must be an integer >= 0"),
         (CausalSettings, {"max_rows": 0}, "max_rows must be an integer >= 1"),
         (CausalSettings, {"conditioning": ""}, "conditioning must name a catalog column"),
+        (CausalSettings, {"neighbourhoods": "random"}, "neighbourhoods must be one of"),
+        (CausalSettings, {"neighbourhoods": None}, "neighbourhoods must be one of"),
+        (CausalSettings, {"weights": "gauss"}, "weights must be one of"),
+        (CausalSettings, {"neighbourhoods": "overlapping", "k": 2}, "k must be an integer >= 4"),
         (PIDSettings, {"pairs": ("images_spectra",)}, "unknown input pairs"),
         (PIDSettings, {"n_bins": 1}, "n_bins must be an integer >= 2"),
         (PIDSettings, {"classifier": {"epochs": 0}}, "epochs must be an integer >= 1"),
@@ -72,6 +76,14 @@ def test_sequences_are_stored_as_tuples_and_settings_are_frozen():
         settings.k = 5
 
 
+def test_the_neighbourhood_size_follows_the_scheme_unless_given():
+    assert CausalSettings().k == 30
+    assert CausalSettings(neighbourhoods="overlapping").k == 100  # as published
+    assert CausalSettings(neighbourhoods="overlapping", k=40, weights="distance").k == 40
+    settings = CausalSettings(neighbourhoods="overlapping", weights="distance")
+    assert CausalSettings.from_dict(settings.to_dict()) == settings
+
+
 def test_band_ablations_are_trained_by_name_or_as_a_group_not_by_default():
     from clapkit.interpret.input_sets import BAND_SETS, INPUT_SETS
 
@@ -93,6 +105,8 @@ def test_pid_settings_give_the_classifier_the_stage_seed():
     [
         (["causal", "--k", "2"], "k must be an integer >= 4, got 2"),
         (["causal", "--regression", "cubic"], "regression must be one of"),
+        (["causal", "--neighbourhoods", "all"], "neighbourhoods must be one of"),
+        (["causal", "--weights", "inverse"], "weights must be one of"),
         (["pid", "--bins", "1"], "n_bins must be an integer >= 2, got 1"),
         (["attribute", "--attribution", "shap"], "method must be one of"),
         (["train", "--input-sets", "spectra"], "unknown input set 'spectra'"),
