@@ -7,12 +7,12 @@ live here, in a module that imports no PyTorch.
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "METHOD_LABELS", "SMOOTHGRAD_NOISE", "SMOOTHGRAD_SAMPLES"]
+__all__ = ["LABELS", "METHODS", "SMOOTHGRAD_NOISE", "SMOOTHGRAD_SAMPLES"]
 
 #: Attribution methods, in the order the stage computes and stores them.
 METHODS = ("integrated_gradients", "saliency", "smoothgrad")
 #: How each method is named in figures and tables.
-METHOD_LABELS = {
+LABELS = {
     "integrated_gradients": "integrated gradients",
     "saliency": "saliency",
     "smoothgrad": "SmoothGrad",
