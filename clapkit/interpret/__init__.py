@@ -11,7 +11,9 @@
 - :mod:`~clapkit.interpret.local_tests`: conditional-dependence tests in each galaxy's
   neighbourhood of the latent space, collected in a
   :class:`~clapkit.interpret.causal_graph.CausalGraph`;
-- :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band;
+- :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band
+  (integrated gradients, saliency, SmoothGrad; named in
+  :mod:`~clapkit.interpret.attribution_names`, which imports no PyTorch);
 - :mod:`~clapkit.interpret.pipeline` and :mod:`~clapkit.interpret.cli`: the stages of
   ``clapkit interpret train|causal|pid|attribute`` over a run directory;
 - :mod:`~clapkit.interpret.results`: reading those stages' results back, without torch
