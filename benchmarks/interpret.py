@@ -10,7 +10,8 @@ variable), exactly as ``clapkit interpret train|causal|pid|attribute`` does it:
    construction), unconditionally and given the redshift; PC over catalog columns,
    scored against :func:`clapkit.sim.graph.true_graph`;
 3. the MI decomposition of the input pairs (nats);
-4. integrated-gradients attributions of the image model with the randomisation check;
+4. attributions of the image model (integrated gradients, saliency, SmoothGrad), each
+   with its randomisation check;
 5. the Gaussian closed-form check of the MI estimator.
 
 Output: JSON with keys ``mass`` (``{input_set: {sigma, median_offset, ...}}``, each with its
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
         "local_tests": headline_tests(causal["local_tests"]),
         "local_tests_linear": headline_tests(linear["local_tests"]),
         "attributions": {
-            key: attributions[key] for key in ("method", "centre_fraction_by_type", "randomisation")
+            key: attributions[key]
+            for key in ("methods", "centre_fraction_by_method", "randomisation")
         },
         "gaussian_check": gaussian,
         "n_galaxies": n,

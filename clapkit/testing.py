@@ -482,3 +482,60 @@ def synthetic_interpret_run(
             settings = AttributionSettings(n_galaxies=6, n_steps=8, seed=seed)
             pipeline.attribute_stage(data, root, settings, progress=progress)
     return root
+
+
+def single_method_attributions(root: str | os.PathLike, method: str | None = None) -> Path:
+    """Rewrite a run's attribution results as clapkit wrote them before it checked several
+    methods: format version 1, one method's arrays at the root of ``attributions.h5`` and
+    its verdict directly under ``randomisation`` in ``summary.json``.
+
+    Parameters
+    ----------
+    root : path-like
+        A run directory with attribution results (``clapkit interpret attribute``).
+    method : str, optional
+        The method kept; the first stored by default.
+
+    Returns
+    -------
+    Path
+        The run directory ``root``.
+    """
+    import json
+
+    import h5py
+
+    from clapkit.h5files import mark_complete, write_header
+    from clapkit.interpret import results
+
+    run = RunDir(root)
+    arrays = results.read_attributions(root)
+    method = arrays["method"] if method is None else method
+    own = arrays["per_method"][method]
+    path = run.attributions_path
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        write_header(f, results.ATTRIBUTION_FORMAT, 1)
+        f.attrs["method"] = method
+        f.attrs["model"] = arrays["model"]
+        for key in ("ids", "images", "edges", "radii", "log_mstar", "predicted_bin"):
+            f.create_dataset(key, data=arrays[key])
+        for key in ("bands", "galaxy_type"):
+            f.create_dataset(key, data=arrays[key].astype("S"))
+        for key in results.METHOD_ARRAYS:
+            f.create_dataset(key, data=own[key])
+        mark_complete(f)
+    summary = json.loads(run.attribution_summary_path.read_text())
+    check = summary["randomisation"]
+    old = {
+        "clapkit_version": summary["clapkit_version"],
+        "model": summary["model"],
+        "method": method,
+        "bands": summary["bands"],
+        "n_galaxies": summary["n_galaxies"],
+        "centre_radius_pixels": summary["centre_radius_pixels"],
+        "centre_fraction_by_type": summary["centre_fraction_by_method"][method],
+        "randomisation": {**check["per_method"][method], "threshold": check["threshold"]},
+    }
+    run.attribution_summary_path.write_text(json.dumps(old, indent=2))
+    return Path(root)

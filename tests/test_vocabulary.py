@@ -86,9 +86,12 @@ def test_the_old_attribution_flag_names_the_new_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         main([*args, "--method", "saliency"])
     assert stopped.value.code == 2
-    assert "--method is now --attribution" in capsys.readouterr().err
+    assert "--method is now --attributions" in capsys.readouterr().err
+    # --attribution, the one-method spelling, still works as --attributions
     namespace = build_parser().parse_args([*args, "--attribution", "saliency"])
-    assert namespace.attribution == "saliency"
+    assert namespace.attributions == "saliency"
+    namespace = build_parser().parse_args([*args, "--attributions", "saliency,smoothgrad"])
+    assert namespace.attributions == "saliency,smoothgrad"
 
 
 def test_bias_means_the_photoz_bias_and_the_mass_offset_has_its_own_name():

@@ -11,8 +11,9 @@ Four parts, each what one stage of ``clapkit interpret`` stored (see
   true graph (``causal``);
 - the MI decomposition of every input pair as stacked bars per galaxy type, and the
   per-galaxy terms of a chosen pair (``pid``);
-- a chosen galaxy's input bands, attribution maps and those of the randomised model,
-  their radial profiles and the verdict of the randomisation check (``attribute``).
+- a chosen galaxy's input bands, attribution maps and those of the randomised model for
+  a chosen attribution method, their radial profiles, and a table of which methods pass
+  the randomisation check (``attribute``).
 
 The figures (:mod:`clapkit_app.stellar_mass_plots`) are plain Bokeh figures built once
 per session and sent new data on each change, as in the other dashboards.
@@ -30,6 +31,8 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
+from clapkit.interpret.attribution_names import LABELS
+from clapkit.interpret.results import randomisation_by_method
 from clapkit_app.formatting import interval_text
 from clapkit_app.page import problems_alert
 from clapkit_app.stellar_mass_plots import (
@@ -622,8 +625,10 @@ class StellarMass(pn.viewable.Viewer):
             heading = pn.pane.Markdown("## Attribution maps")
             return pn.Column(heading, _missing("attributions", "attribute", data))
         arrays = data.attributions
+        methods = list(arrays["methods"])
         heading = pn.pane.Markdown(
-            f"## Attribution maps of the `{arrays['model']}` model ({arrays['method']})"
+            f"## Attribution maps of the `{arrays['model']}` model "
+            f"({', '.join(attribution_label(m) for m in methods)})"
         )
         bands = list(arrays["bands"])
         self.galaxy_select = pn.widgets.Select(
@@ -637,27 +642,43 @@ class StellarMass(pn.viewable.Viewer):
             css_classes=["ck-attribution-galaxy"],
             width=260,
         )
+        # A run of one method (every run before SmoothGrad) has nothing to choose.
+        self.method_select = pn.widgets.Select(
+            label="Attribution method",
+            options={attribution_label(m): m for m in methods},
+            value=methods[0],
+            css_classes=["ck-attribution-method"],
+            width=220,
+            visible=len(methods) > 1,
+        )
         self.attribution_title = pn.pane.Markdown(css_classes=["ck-attribution-title"])
+        self.centre_fractions = pn.pane.Markdown(css_classes=["ck-centre-fractions"])
         self._grid = AttributionGrid(len(bands))
         self._profiles = ProfilePlot(bands)
         self._show_attributions()
         self.galaxy_select.param.watch(self._on_galaxy_select, "value")
+        self.method_select.param.watch(self._on_method_select, "value")
         return pn.Column(
             heading,
-            self.galaxy_select,
+            pn.Row(self.galaxy_select, self.method_select),
             self.attribution_title,
             pn.Row(
                 _pane(self._grid.figure, "ck-attribution-grid"),
                 pn.Column(
                     _pane(self._profiles.figure, "ck-attribution-profiles"),
                     pn.pane.Markdown(
-                        _randomisation(summary, arrays), css_classes=["ck-randomisation"]
+                        randomisation_table(summary), css_classes=["ck-randomisation"]
                     ),
+                    self.centre_fractions,
                     width=420,
                 ),
             ),
             sizing_mode="stretch_width",
         )
+
+    def _on_method_select(self, event: param.parameterized.Event) -> None:
+        with pn.io.hold():
+            self._show_attributions()
 
     def _on_galaxy_select(self, event: param.parameterized.Event) -> None:
         if event.new is not None:
@@ -683,6 +704,8 @@ class StellarMass(pn.viewable.Viewer):
     def _show_attributions(self) -> None:
         data = self.data
         arrays = data.attributions
+        method = self.method_select.value
+        self.centre_fractions.object = centre_fractions(data.attribution_summary, arrays, method)
         row = data.attribution_row(self.galaxy_id) if self.galaxy_id is not None else None
         if row is None:
             self.attribution_title.object = (
@@ -690,45 +713,95 @@ class StellarMass(pn.viewable.Viewer):
             )
             return
         bands = list(arrays["bands"])
+        own = arrays["per_method"][method]
         self.attribution_title.object = (
             f"### Galaxy {plain_id(arrays['ids'][row])} · {arrays['galaxy_type'][row]} type · "
-            f"true log M* = {arrays['log_mstar'][row]:.2f}"
+            f"true log M* = {arrays['log_mstar'][row]:.2f} · {attribution_label(method)}"
         )
         self._grid.update(
-            bands, arrays["images"][row], arrays["maps"][row], arrays["randomised_maps"][row]
+            bands,
+            arrays["images"][row],
+            own["maps"][row],
+            own["randomised_maps"][row],
+            label=attribution_label(method),
         )
-        self._profiles.update(bands, arrays["profiles"][row], arrays["radii"])
+        self._profiles.update(bands, own["profiles"][row], arrays["radii"])
 
 
-def _randomisation(summary: dict[str, Any], arrays: dict[str, Any]) -> str:
-    """The model-randomisation check and the centre fractions, as stored."""
-    check = summary.get("randomisation", {})
-    verdict = check.get("verdict", "not run")
-    colour = {"passed": "#2ca02c", "failed": "#d62728"}.get(verdict, "#7f7f7f")
-    text = (
-        f"#### Randomisation check: <span style='color:{colour}'>{verdict}</span>\n\n"
+def attribution_label(method: str) -> str:
+    """How the dashboard names an attribution method.
+
+    Examples
+    --------
+    >>> attribution_label("smoothgrad"), attribution_label("deeplift")
+    ('SmoothGrad', 'deeplift')
+    """
+    return LABELS.get(method, method)
+
+
+def randomisation_table(summary: dict[str, Any]) -> str:
+    """Markdown: every method's median |ρ| and whether it passes the randomisation check.
+
+    Examples
+    --------
+    >>> old = {"method": "saliency", "n_galaxies": 6, "randomisation": {
+    ...     "median_abs_rho": 0.12, "threshold": 0.5, "verdict": "passed"}}
+    >>> print(randomisation_table(old).splitlines()[4])
+    | saliency | 0.12 | <span style='color:#2ca02c'>passed</span> |
+    """
+    rows = randomisation_by_method(summary)
+    thresholds = {row["threshold"] for row in rows.values()}
+    threshold = thresholds.pop() if len(thresholds) == 1 else None
+    lines = [
+        "#### Randomisation check",
+        "",
+        "| method | median \\|ρ\\| | passes |",
+        "|---|---|---|",
+        *(
+            f"| {attribution_label(method)} | {_fmt(row['median_abs_rho'])} | "
+            f"{_verdict(row['verdict'])} |"
+            for method, row in rows.items()
+        ),
+    ]
+    if not rows:
+        lines.append("| — | — | not run |")
+    lines += [
+        "",
         f"Median |ρ| between each galaxy's maps from the trained and from a randomised "
-        f"model: **{_fmt(check.get('median_abs_rho'))}** over {summary.get('n_galaxies', '?')} "
-        f"galaxies; the check passes below {_fmt(check.get('threshold'))}. Maps that "
-        "survive randomisation show the input more than the model (integrated gradients "
-        "keep the image's bright pixels whatever the weights)."
-    )
-    fractions = summary.get("centre_fraction_by_type", {})
-    if fractions:
-        bands = list(arrays["bands"])
-        rows = [
-            f"Share of |attribution| within {summary.get('centre_radius_pixels', '?')} "
-            "pixels of the centre, by galaxy type:",
-            "",
-            "| type | " + " | ".join(bands) + " |",
-            "|---" * (len(bands) + 1) + "|",
-            *(
-                f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |"
-                for label, values in fractions.items()
-            ),
-        ]
-        text += "\n\n" + "\n".join(rows)
-    return text
+        f"model, over {summary.get('n_galaxies', '?')} galaxies; a method passes below "
+        f"{_fmt(threshold)}. Maps that survive randomisation show the input more than the "
+        "model (integrated gradients keep the image's bright pixels whatever the weights).",
+    ]
+    return "\n".join(lines)
+
+
+def centre_fractions(summary: dict[str, Any], arrays: dict[str, Any], method: str) -> str:
+    """Markdown: ``method``'s share of |attribution| near the centre, by galaxy type."""
+    by_method = summary.get("centre_fraction_by_method")
+    if by_method is not None:
+        fractions = by_method.get(method, {})
+    else:  # one method, in summaries written before several
+        fractions = summary.get("centre_fraction_by_type", {})
+    if not fractions:
+        return ""
+    bands = list(arrays["bands"])
+    rows = [
+        f"Share of {attribution_label(method)}'s |attribution| within "
+        f"{summary.get('centre_radius_pixels', '?')} pixels of the centre, by galaxy type:",
+        "",
+        "| type | " + " | ".join(bands) + " |",
+        "|---" * (len(bands) + 1) + "|",
+        *(
+            f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |"
+            for label, values in fractions.items()
+        ),
+    ]
+    return "\n".join(rows)
+
+
+def _verdict(verdict: str) -> str:
+    colour = {"passed": "#2ca02c", "failed": "#d62728"}.get(verdict, "#7f7f7f")
+    return f"<span style='color:{colour}'>{verdict}</span>"
 
 
 def _pid_inputs_note(pid: dict[str, Any]) -> str:

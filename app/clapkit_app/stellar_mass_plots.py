@@ -474,10 +474,16 @@ class AttributionGrid(TileGrid):
         self._finish(n_bands)
 
     def update(
-        self, bands: Sequence[str], image: np.ndarray, maps: np.ndarray, randomised: np.ndarray
+        self,
+        bands: Sequence[str],
+        image: np.ndarray,
+        maps: np.ndarray,
+        randomised: np.ndarray,
+        label: str = "attribution",
     ) -> dict[str, float]:
-        """Show one galaxy: ``image``, ``maps``, ``randomised`` of shape (B, H, W).
-        Returns the half-range of each map's colour scale."""
+        """Show one galaxy: ``image``, ``maps``, ``randomised`` of shape (B, H, W), the
+        maps titled ``label`` (the method). Returns the half-range of each map's colour
+        scale."""
         self._shape(len(bands))
         data = {name: {"image": [], "x": [], "y": []} for name in self.sources}
         labels: dict[str, list] = {"x": [], "y": [], "text": [], "colour": []}
@@ -501,7 +507,7 @@ class AttributionGrid(TileGrid):
             labels,
             (
                 "input\n(scaled)",
-                f"attribution\n±{limits['maps']:.2g}",
+                f"{label}\n±{limits['maps']:.2g}",
                 f"randomised\n±{limits['randomised']:.2g}",
             ),
         )

@@ -127,7 +127,8 @@ class StellarMassData:
         ``pid/pid.json``; ``pid_galaxies`` the per-galaxy terms
         (:func:`~clapkit.interpret.results.read_pid_per_galaxy`).
     attributions : dict or None
-        :func:`~clapkit.interpret.results.read_attributions`; ``attribution_summary``
+        :func:`~clapkit.interpret.results.read_attributions`: every method's maps under
+        ``per_method`` (one method in runs made before SmoothGrad); ``attribution_summary``
         ``attributions/summary.json``.
     """
 
@@ -381,8 +382,11 @@ def _read_attributions(out: StellarMassData) -> None:
     except (ClapkitError, OSError, KeyError) as err:
         _unreadable(out, "attribution maps", err, "attribute")
         return
-    for key in ("images", "maps", "randomised_maps", "profiles", "radii"):
+    for key in ("images", "radii"):
         _readonly(arrays[key])
+    for own in arrays["per_method"].values():
+        for key in ("maps", "randomised_maps", "profiles"):
+            _readonly(own[key])
     out.attributions, out.attribution_summary = arrays, summary
     out._attribution_rows = pd.Index(arrays["ids"])
 

@@ -14,7 +14,9 @@
   neighbourhoods in :mod:`~clapkit.interpret.overlapping` and the per-neighbourhood
   statistics (weighted correlations, predictive efficiency) in
   :mod:`~clapkit.interpret.neighbourhood_stats`;
-- :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band;
+- :mod:`~clapkit.interpret.attributions`: captum attributions of the image models, per band
+  (integrated gradients, saliency, SmoothGrad; named in
+  :mod:`~clapkit.interpret.attribution_names`, which imports no PyTorch);
 - :mod:`~clapkit.interpret.pipeline` and :mod:`~clapkit.interpret.cli`: the stages of
   ``clapkit interpret train|causal|pid|attribute`` over a run directory;
 - :mod:`~clapkit.interpret.results`: reading those stages' results back, without torch

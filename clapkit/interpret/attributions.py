@@ -1,7 +1,7 @@
 """Per-band attributions of the image stellar-mass models, and the summaries asked of them.
 
-:func:`attribute` runs captum's integrated gradients or saliency on any image model
-called as ``model(images, extra)`` (or ``model(images)``), such as
+:func:`attribute` runs captum's integrated gradients, saliency or SmoothGrad on any
+image model called as ``model(images, extra)`` (or ``model(images)``), such as
 :class:`~clapkit.nets.scl.SCLNet`, and returns one map per band, not an RGB composite:
 which bands and which pixels the estimate of the target mass bin leans on. The rest
 summarises and checks those maps:
@@ -33,11 +33,22 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
-from clapkit.checks import check_int
+from clapkit.checks import check_int, check_number
 from clapkit.errors import ClapkitError, ValidationError
+from clapkit.interpret.attribution_names import METHODS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 
-#: Attribution methods :func:`attribute` knows.
-METHODS = ("integrated_gradients", "saliency")
+__all__ = [
+    "METHODS",
+    "RANDOMISATION_THRESHOLD",
+    "attribute",
+    "centre_fraction",
+    "mean_by_group",
+    "radial_profiles",
+    "randomisation_check",
+    "randomised_copy",
+    "rank_correlation",
+]
+
 #: Median |Spearman ρ| between original and randomised maps below which the check passes.
 RANDOMISATION_THRESHOLD = 0.5
 _CHECK_BLOCK = 1024
@@ -156,6 +167,39 @@ def _call(model: nn.Module, x: torch.Tensor, extra: torch.Tensor | None) -> torc
     return model(x) if extra is None else model(x, extra)
 
 
+#: Stream of :func:`_torch_seed` that SmoothGrad's noise is drawn from; the weights of
+#: :func:`randomised_copy` come from another, so that the two never share draws.
+_NOISE_STREAM = 1
+
+
+def _torch_seed(seed: int, stream: int | None = None) -> int:
+    """A PyTorch seed hashed from ``seed`` (and ``stream``, an independent sequence).
+
+    Hashed, not ``seed`` itself: a model built right after ``torch.manual_seed(seed)``
+    would otherwise draw what its own initialisation drew.
+    """
+    spawn_key = () if stream is None else (stream,)
+    sequence = np.random.SeedSequence(int(seed), spawn_key=spawn_key)
+    return int(sequence.generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def _seeded_torch(device: torch.device, seed: int) -> Iterator[None]:
+    """The global generator of ``device`` seeded with ``seed`` for the block, then restored.
+
+    captum's NoiseTunnel and ``reset_parameters`` draw from the global generator of the
+    device the tensors live on; forking it keeps the caller's random state as it was.
+    """
+    fork = (
+        torch.random.fork_rng(devices=[])
+        if device.type == "cpu"
+        else torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
+    )
+    with fork:
+        torch.manual_seed(seed)
+        yield
+
+
 # -----------------------------------------------------------------------------
 # Attributions
 
@@ -169,6 +213,9 @@ def attribute(
     method: str = "integrated_gradients",
     baseline: ArrayLike | None = None,
     n_steps: int = 32,
+    n_samples: int = SMOOTHGRAD_SAMPLES,
+    noise_fraction: float = SMOOTHGRAD_NOISE,
+    seed: int = 0,
     batch_size: int = 32,
     internal_batch_size: int = 32,
     progress: bool = False,
@@ -189,28 +236,41 @@ def attribute(
         all), e.g. the true mass bin or ``logits.argmax(1)``.
     extra : array_like, shape (N, n_extra) or (N,), optional
         Scalars per galaxy passed to the model, such as E(B−V); not attributed.
-    method : {"integrated_gradients", "saliency"}
+    method : {"integrated_gradients", "saliency", "smoothgrad"}
         Integrated gradients (Sundararajan et al. 2017; Gauss–Legendre quadrature along
-        the straight path from the baseline) or saliency, the absolute gradient
-        (Simonyan et al. 2014).
+        the straight path from the baseline), saliency, the absolute gradient
+        (Simonyan et al. 2014), or SmoothGrad (Smilkov et al. 2017): the saliency map
+        averaged over ``n_samples`` copies of the image with Gaussian noise added
+        (captum's ``NoiseTunnel`` over ``Saliency``).
     baseline : array_like, shape (bands, H, W) or (N, bands, H, W), optional
         Start of the integration path; zeros by default, i.e. blank sky in the scaled
         images. Integrated gradients only.
     n_steps : int
         Quadrature points of integrated gradients.
+    n_samples : int
+        Noisy copies per image of SmoothGrad.
+    noise_fraction : float
+        SmoothGrad's noise σ as a fraction of each image's dynamic range (its max − min
+        over all bands and pixels), in (0, 1).
+    seed : int
+        Seeds SmoothGrad's noise, drawn in a forked random state: the same seed gives
+        the same maps, and the global PyTorch generators are left as they were.
     batch_size : int
         Images per chunk handed to captum.
     internal_batch_size : int
         Most images per forward pass of integrated gradients (path points of a chunk
         are evaluated in groups), so memory does not grow with ``n_steps``. Chunks are
-        cut to at most this many images.
+        cut to at most this many images. SmoothGrad sends the ``n_samples`` noisy copies
+        of one image through the network together, whatever this is: how captum groups
+        the copies changes the noise it draws, and the maps should not depend on a
+        memory setting.
     progress : bool
         Show a progress bar over chunks.
 
     Returns
     -------
     numpy.ndarray of float32, shape (N, bands, H, W)
-        Signed for integrated gradients, non-negative for saliency.
+        Signed for integrated gradients, non-negative for saliency and SmoothGrad.
 
     Raises
     ------
@@ -230,6 +290,12 @@ def attribute(
     >>> weights = model[1].weight.detach().numpy()[0].reshape(2, 4, 4)
     >>> bool(np.allclose(maps[0], weights, atol=1e-6))
     True
+
+    Its gradient is the same everywhere, so noise changes nothing: SmoothGrad is saliency.
+
+    >>> smooth = attribute(model, images, target=0, method="smoothgrad", n_samples=4)
+    >>> bool(np.allclose(smooth, attribute(model, images, target=0, method="saliency")))
+    True
     """
     if method not in METHODS:
         raise ValidationError(f"method must be one of {list(METHODS)}, got {method!r}")
@@ -243,27 +309,36 @@ def attribute(
     if b_all is not None and method != "integrated_gradients":
         raise ValidationError(f"baseline applies to integrated_gradients only, not {method!r}")
     n_steps = check_int(n_steps, "n_steps")
+    n_samples = check_int(n_samples, "n_samples")
+    noise_fraction = check_number(noise_fraction, "noise_fraction", above=0, below=1)
+    seed = check_int(seed, "seed", minimum=0)
     batch_size = check_int(batch_size, "batch_size")
     internal_batch_size = check_int(internal_batch_size, "internal_batch_size")
     # captum falls back (with a warning) to a whole chunk per forward pass when a chunk
     # has more images than internal_batch_size: cut chunks so that never happens.
-    chunk = batch_size if method == "saliency" else min(batch_size, internal_batch_size)
+    chunk = batch_size if method != "integrated_gradients" else min(batch_size, internal_batch_size)
 
     attr = _captum_attr()
     device, dtype = _device_dtype(model)
     maps = np.empty(x_all.shape, dtype=np.float32)
+    noise = (
+        _seeded_torch(device, _torch_seed(seed, _NOISE_STREAM))
+        if method == "smoothgrad"
+        else contextlib.nullcontext()
+    )
     # Grad mode on even when called under torch.no_grad(): the maps are gradients.
-    with _frozen_eval(model), torch.enable_grad():
+    with _frozen_eval(model), torch.enable_grad(), noise:
         n_bins = _n_bins(model, x_all[:1], None if e_all is None else e_all[:1], device, dtype)
         if t_all.max() >= n_bins:
             raise ValidationError(
                 f"target bins must be < {n_bins}, the model's number of bins; got {t_all.max()}"
             )
-        explainer = (
-            attr.IntegratedGradients(model)
-            if method == "integrated_gradients"
-            else attr.Saliency(model)
-        )
+        if method == "integrated_gradients":
+            explainer = attr.IntegratedGradients(model)
+        elif method == "saliency":
+            explainer = attr.Saliency(model)
+        else:
+            explainer = attr.NoiseTunnel(attr.Saliency(model))
         starts = range(0, n, chunk)
         for s in tqdm(starts, desc=method, unit="batch", disable=not progress):
             rows = slice(s, s + chunk)
@@ -286,13 +361,45 @@ def attribute(
                     n_steps=n_steps,
                     internal_batch_size=internal_batch_size,
                 )
-            else:
+            elif method == "saliency":
                 # A fresh tensor of ours: asking for its gradient up front spares
                 # captum's warning that it had to.
                 x.requires_grad_(True)
                 a = explainer.attribute(x, target=t, abs=True, additional_forward_args=args)
+            else:
+                a = _smoothgrad(explainer, x, t, args, n_samples, noise_fraction)
             maps[rows] = a.detach().to("cpu", torch.float32).numpy()
     return maps
+
+
+def _smoothgrad(
+    explainer: Any,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    args: tuple[torch.Tensor] | None,
+    n_samples: int,
+    noise_fraction: float,
+) -> torch.Tensor:
+    """SmoothGrad of |gradient| of a chunk ``x`` (b, bands, H, W), image by image.
+
+    captum's NoiseTunnel takes one σ per input tensor, not per image: each image is its
+    own call, with σ from its own dynamic range. One call per image also makes an
+    image's noise independent of how the images are chunked.
+    """
+    out = torch.empty_like(x)
+    for i in range(x.shape[0]):
+        one = x[i : i + 1]  # (1, bands, H, W)
+        sigma = noise_fraction * float(one.max() - one.min())
+        out[i] = explainer.attribute(
+            one,
+            nt_type="smoothgrad",
+            nt_samples=n_samples,
+            stdevs=sigma,
+            target=t[i : i + 1],
+            abs=True,
+            additional_forward_args=None if args is None else (args[0][i : i + 1],),
+        )[0]
+    return out
 
 
 def _n_bins(
@@ -477,13 +584,7 @@ def randomised_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
     clone = copy.deepcopy(model)
     device, _ = _device_dtype(clone)
     # Initialisers draw from the global generator of the weights' device.
-    fork = (
-        torch.random.fork_rng(devices=[])
-        if device.type == "cpu"
-        else torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
-    )
-    with fork:
-        torch.manual_seed(int(np.random.SeedSequence(int(seed)).generate_state(1)[0]))
+    with _seeded_torch(device, _torch_seed(seed)):
         for module in clone.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
@@ -537,6 +638,8 @@ def randomisation_check(
     method: str = "integrated_gradients",
     baseline: ArrayLike | None = None,
     n_steps: int = 32,
+    n_samples: int = SMOOTHGRAD_SAMPLES,
+    noise_fraction: float = SMOOTHGRAD_NOISE,
     batch_size: int = 32,
     internal_batch_size: int = 32,
     seed: int = 0,
@@ -553,10 +656,13 @@ def randomisation_check(
 
     Parameters
     ----------
-    model, images, target, extra, method, baseline, n_steps, batch_size, internal_batch_size, progress
+    model, images, target, extra, method, baseline, n_steps, n_samples, noise_fraction
+        As for :func:`attribute`.
+    batch_size, internal_batch_size, progress
         As for :func:`attribute`.
     seed : int
-        Seed of the re-initialisation.
+        Seed of the re-initialisation and of SmoothGrad's noise (two independent
+        streams). Both models' maps see the same noise, so only the weights differ.
     threshold : float
         The check passes when the median |ρ| is below it. The paper gives no number;
         the default, 0.5, asks that the maps share less than about a quarter of their
@@ -596,6 +702,9 @@ def randomisation_check(
         method=method,
         baseline=baseline,
         n_steps=n_steps,
+        n_samples=n_samples,
+        noise_fraction=noise_fraction,
+        seed=seed,
         batch_size=batch_size,
         internal_batch_size=internal_batch_size,
         progress=progress,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from clapkit.interpret.attribution_names import METHODS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 from clapkit.presets import add_preset_argument
 
 
@@ -156,7 +157,12 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     from clapkit.interpret.settings import AttributionSettings
 
     settings = AttributionSettings(
-        model=args.model, n_galaxies=args.galaxies, method=args.attribution, seed=args.seed
+        model=args.model,
+        n_galaxies=args.galaxies,
+        methods=METHODS if args.attributions is None else args.attributions,
+        smoothgrad_samples=args.smoothgrad_samples,
+        smoothgrad_noise=args.smoothgrad_noise,
+        seed=args.seed,
     )
     summary = attribute_stage(
         args.data,
@@ -168,9 +174,11 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     )
     check = summary["randomisation"]
     print(
-        f"{summary['method']} maps of {summary['n_galaxies']} test galaxies; randomisation "
-        f"check: median |rho| {check['median_abs_rho']:.2f} -> {check['verdict']}"
+        f"maps of {summary['n_galaxies']} test galaxies; randomisation check "
+        f"(passes at median |rho| < {check['threshold']:.2f}):"
     )
+    for method, row in check["per_method"].items():
+        print(f"{method:<22} median |rho| {row['median_abs_rho']:.2f} -> {row['verdict']}")
     return 0
 
 
@@ -289,12 +297,29 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     )
     attribute.add_argument("--galaxies", type=int, default=32, help="test galaxies to map")
     attribute.add_argument(
+        "--attributions",
         "--attribution",
-        default="integrated_gradients",
-        help="attribution method: integrated_gradients or saliency (default: %(default)s)",
+        dest="attributions",
+        help=f"comma-separated attribution methods among {', '.join(METHODS)}, each "
+        "computed and checked; the first is shown first (default: all)",
+    )
+    attribute.add_argument(
+        "--smoothgrad-samples",
+        type=int,
+        default=SMOOTHGRAD_SAMPLES,
+        help="noisy copies SmoothGrad averages per image (default: %(default)s)",
+    )
+    attribute.add_argument(
+        "--smoothgrad-noise",
+        type=float,
+        default=SMOOTHGRAD_NOISE,
+        help="SmoothGrad's noise sigma as a fraction of each image's max - min "
+        "(default: %(default)s)",
     )
     # --method names a photo-z PDF method everywhere else (clapkit train, figures); the
     # attribution method's old spelling is refused with its new one.
-    attribute.add_argument("--method", action=_Renamed, new="--attribution", help=argparse.SUPPRESS)
+    attribute.add_argument(
+        "--method", action=_Renamed, new="--attributions", help=argparse.SUPPRESS
+    )
     attribute.add_argument("--overwrite", action="store_true", help="replace existing results")
     attribute.set_defaults(func=_cmd_attribute)

@@ -19,7 +19,8 @@ before the stage reads or writes anything. What they write:
   type, with bootstrap intervals over the test galaxies) and ``pid/per_galaxy.h5`` (the
   per-galaxy terms);
 - ``attributions/attributions.h5`` and ``attributions/summary.json``: per-band maps of
-  test galaxies, their radial profiles and the model-randomisation check.
+  test galaxies from each attribution method, their radial profiles and each method's
+  model-randomisation check (which methods pass, in the summary).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from clapkit.interpret.mass import (
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.interpret.results import (
     ATTRIBUTION_FORMAT,
+    ATTRIBUTION_VERSION,
     PID_FORMAT,
     MassPrediction,
     clapkit_json,
@@ -584,10 +586,13 @@ def attribute_stage(
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
-    """Attribution maps of test galaxies for an image model, per band, with the checks.
+    """Attribution maps of test galaxies for an image model, per band and per method, with
+    each method's randomisation check.
 
     The target of each galaxy is its true mass bin; the network is the first
-    realisation's SCL encoder and estimator (the logits over mass bins).
+    realisation's SCL encoder and estimator (the logits over mass bins). Every method of
+    ``settings.methods`` maps the same galaxies and is checked against the same
+    re-initialised network; the summary lists which methods pass.
 
     Parameters
     ----------
@@ -597,7 +602,7 @@ def attribute_stage(
         Run directory with the trained image ``settings.model``; the results go to
         ``interpret/attributions/``.
     settings : AttributionSettings, optional
-        Model, galaxies, method and its steps; the defaults when None.
+        Model, galaxies, methods and their steps; the defaults when None.
     overwrite : bool
         Replace this stage's existing outputs.
     progress : bool
@@ -608,7 +613,12 @@ def attribute_stage(
     Returns
     -------
     dict
-        The summary written to ``interpret/attributions/summary.json``.
+        The summary written to ``interpret/attributions/summary.json``: ``methods``,
+        the centre fractions by galaxy type of each (``centre_fraction_by_method``), and
+        ``randomisation`` with the ``threshold``, the methods ``passed``, ``failed`` and
+        ``inconclusive``, and ``per_method`` median ρ, median |ρ| and verdict. ``method``,
+        ``centre_fraction_by_type`` and the verdict keys directly under
+        ``randomisation`` are the first method's, as single-method summaries had them.
 
     Examples
     --------
@@ -624,7 +634,7 @@ def attribute_stage(
     from clapkit.photoz.network_inputs import network_inputs
 
     settings = AttributionSettings() if settings is None else settings
-    model, method, seed = settings.model, settings.method, settings.seed
+    model, methods, seed = settings.model, settings.methods, settings.seed
     paths = RunDir(run)
     _check_outputs((paths.attributions_path, paths.attribution_summary_path), overwrite)
     net, spec = _image_model(run, model)
@@ -640,55 +650,95 @@ def attribute_stage(
     mass = np.asarray(chosen.catalog["log_mstar"], dtype=np.float64)
     target = np.clip(np.searchsorted(edges, mass, side="right") - 1, 0, edges.size - 2)
     extra = inputs.extra if inputs.extra.shape[1] else None
-    options = {"extra": extra, "method": method, "n_steps": settings.n_steps}
-    options["internal_batch_size"] = settings.internal_batch_size
-    log(f"attributions ({method}) of {len(rows)} test galaxies")
+    options = {
+        "extra": extra,
+        "n_steps": settings.n_steps,
+        "internal_batch_size": settings.internal_batch_size,
+        "n_samples": settings.smoothgrad_samples,
+        "noise_fraction": settings.smoothgrad_noise,
+        "seed": seed,
+        "progress": progress,
+    }
     with torch.no_grad():
         predicted = net(
             torch.from_numpy(inputs.x), None if extra is None else torch.from_numpy(extra)
         )
-    # The check attributes the trained network too: its maps are the ones stored.
-    check = randomisation_check(net, inputs.x, target, seed=seed, progress=progress, **options)
-    maps = check["attributions"]
-    profiles, radii = radial_profiles(maps)
-    centre = centre_fraction(maps, settings.centre_radius)
     types = galaxy_types(chosen.catalog)
+    checks: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        log(f"attributions ({method}) of {len(rows)} test galaxies, with the randomisation check")
+        # The check attributes the trained network too: its maps are the ones stored. Every
+        # method's check re-initialises the network from one seed: the same random weights.
+        checks[method] = randomisation_check(net, inputs.x, target, method=method, **options)
     paths.attributions_dir.mkdir(parents=True, exist_ok=True)
+    radii = None
+    centre_by_method = {}
     with (
         atomic_path(paths.attributions_path, overwrite=True) as tmp,
         h5py.File(tmp, "w") as f,
     ):
-        write_header(f, ATTRIBUTION_FORMAT, 1)
-        f.attrs["method"] = method
+        write_header(f, ATTRIBUTION_FORMAT, ATTRIBUTION_VERSION)
+        f.attrs["method"] = methods[0]  # shown first
+        f.attrs["methods"] = np.asarray(methods, dtype="S")
         f.attrs["model"] = model
         f.create_dataset("ids", data=np.asarray(chosen.ids))
         f.create_dataset("bands", data=np.asarray(spec.bands, dtype="S"))
         f.create_dataset("images", data=inputs.x)
-        f.create_dataset("maps", data=maps)
-        f.create_dataset("randomised_maps", data=check["randomised"])
-        f.create_dataset("profiles", data=profiles)
-        f.create_dataset("randomised_profiles", data=radial_profiles(check["randomised"])[0])
-        f.create_dataset("rho", data=np.asarray(check["rho"], dtype=np.float64))
         f.create_dataset("edges", data=edges)
-        f.create_dataset("radii", data=radii)
         f.create_dataset("galaxy_type", data=types.astype("S"))
         f.create_dataset("log_mstar", data=mass)
         f.create_dataset("predicted_bin", data=predicted.argmax(dim=1).numpy())
+        for method, check in checks.items():
+            group = f.create_group(f"methods/{method}")
+            maps = check["attributions"]
+            profiles, radii = radial_profiles(maps)
+            centre = centre_fraction(maps, settings.centre_radius)
+            centre_by_method[method] = {
+                label: [float(v) for v in np.atleast_1d(value)]
+                for label, value in mean_by_group(centre, types).items()
+            }
+            group.create_dataset("maps", data=maps)
+            group.create_dataset("randomised_maps", data=check["randomised"])
+            group.create_dataset("profiles", data=profiles)
+            randomised_profiles = radial_profiles(check["randomised"])[0]
+            group.create_dataset("randomised_profiles", data=randomised_profiles)
+            group.create_dataset("rho", data=np.asarray(check["rho"], dtype=np.float64))
+            for key in ("median_rho", "median_abs_rho", "threshold", "verdict"):
+                group.attrs[key] = check[key]
+        f.create_dataset("radii", data=radii)
         mark_complete(f)
+    per_method = {
+        method: {key: check[key] for key in ("median_rho", "median_abs_rho", "verdict")}
+        for method, check in checks.items()
+    }
+    first = checks[methods[0]]
     summary = {
         "clapkit_version": clapkit.__version__,
         "model": model,
-        "method": method,
+        "method": methods[0],
+        "methods": list(methods),
         "bands": list(spec.bands),
         "n_galaxies": len(rows),
+        "n_steps": settings.n_steps,
         "centre_radius_pixels": settings.centre_radius,
-        "centre_fraction_by_type": {
-            label: [float(v) for v in np.atleast_1d(value)]
-            for label, value in mean_by_group(centre, types).items()
-        },
+        # The first method's, under the key single-method summaries had.
+        "centre_fraction_by_type": centre_by_method[methods[0]],
+        "centre_fraction_by_method": centre_by_method,
         "randomisation": {
-            key: check[key] for key in ("median_rho", "median_abs_rho", "threshold", "verdict")
+            "threshold": first["threshold"],
+            "passed": [m for m in methods if checks[m]["verdict"] == "passed"],
+            "failed": [m for m in methods if checks[m]["verdict"] == "failed"],
+            "inconclusive": [m for m in methods if checks[m]["verdict"] == "inconclusive"],
+            "per_method": per_method,
+            # The first method's verdict, where single-method summaries had it.
+            **per_method[methods[0]],
         },
     }
+    if "smoothgrad" in methods:
+        summary["smoothgrad"] = {
+            "n_samples": settings.smoothgrad_samples,
+            "noise_fraction": settings.smoothgrad_noise,
+            "noise": "Gaussian, sigma = noise_fraction x (max - min) of each image",
+        }
     write_json(paths.attribution_summary_path, summary, overwrite=True)
     return summary

@@ -9,7 +9,9 @@ is :class:`~clapkit.runs.RunDir`'s business (``interpret/`` in its layout):
 - :func:`read_true_graph`: the generative graph of the data (``causal/true_graph.json``),
   recorded by the causal stage on the mock survey, which the PC graph is scored against;
 - :func:`read_pid_per_galaxy` (``pid/per_galaxy.h5``) and :func:`read_attributions`
-  (``attributions/attributions.h5``); the JSON summaries through :func:`clapkit_json`.
+  (``attributions/attributions.h5``, every method's maps); the JSON summaries through
+  :func:`clapkit_json`, each method's randomisation check through
+  :func:`randomisation_by_method`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "MassPrediction",
     "clapkit_json",
     "mass_dir",
+    "randomisation_by_method",
     "read_attributions",
     "read_mass_metrics",
     "read_mass_prediction",
@@ -50,6 +53,11 @@ __all__ = [
 PREDICTION_FORMAT = "clapkit.interpret.mass_prediction"
 PID_FORMAT = "clapkit.interpret.pid"
 ATTRIBUTION_FORMAT = "clapkit.interpret.attributions"
+#: Version 2 stores the arrays of each method in ``methods/<name>``; version 1 (one
+#: method, its arrays at the root) is still read.
+ATTRIBUTION_VERSION = 2
+#: The arrays stored per attribution method.
+METHOD_ARRAYS = ("maps", "randomised_maps", "profiles", "randomised_profiles", "rho")
 TRUE_GRAPH_FORMAT = "clapkit.interpret.true_graph"
 
 
@@ -211,15 +219,92 @@ def read_pid_per_galaxy(run: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_attributions(run: str | os.PathLike) -> dict[str, Any]:
-    """The arrays written by the ``attribute`` stage."""
+    """The arrays written by the ``attribute`` stage, for every method it ran.
+
+    Parameters
+    ----------
+    run : path-like
+        The run directory.
+
+    Returns
+    -------
+    dict
+        The arrays shared by the methods (``ids``, ``bands``, ``images``, ``edges``,
+        ``radii``, ``galaxy_type``, ``log_mstar``, ``predicted_bin``), ``model``,
+        ``methods`` (names in the order computed), ``per_method`` (name to its
+        ``maps``, ``randomised_maps``, ``profiles``, ``randomised_profiles`` and
+        ``rho``), and ``method``, the first, whose arrays are also under their own
+        names at the top level, as in results of one method. Runs made before several
+        methods were stored read as runs of their one method.
+
+    Examples
+    --------
+    >>> arrays = read_attributions("runs/mass")  # doctest: +SKIP
+    >>> arrays["methods"], arrays["per_method"]["smoothgrad"]["maps"].shape  # doctest: +SKIP
+    (['integrated_gradients', 'saliency', 'smoothgrad'], (32, 5, 16, 16))
+    """
     path = RunDir(run).attributions_path
-    with open_checked(path, ATTRIBUTION_FORMAT, 1, "attribution maps") as f:
-        out = {key: f[key][()] for key in f}
-        out["method"] = str(f.attrs["method"])
+    with open_checked(path, ATTRIBUTION_FORMAT, ATTRIBUTION_VERSION, "attribution maps") as f:
+        out: dict[str, Any] = {key: f[key][()] for key in f if isinstance(f[key], h5py.Dataset)}
         out["model"] = str(f.attrs["model"])
+        if "methods" in f:
+            names = [_text(name) for name in f.attrs["methods"]]
+            per_method = {
+                name: {key: f["methods"][name][key][()] for key in METHOD_ARRAYS} for name in names
+            }
+        else:  # version 1: one method, its arrays at the root
+            names = [_text(f.attrs["method"])]
+            per_method = {names[0]: {key: out.pop(key) for key in METHOD_ARRAYS}}
     out["bands"] = out["bands"].astype(str)
     out["galaxy_type"] = out["galaxy_type"].astype(str)
+    out["methods"] = names
+    out["per_method"] = per_method
+    out["method"] = names[0]
+    out.update(per_method[names[0]])
     return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def randomisation_by_method(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method's randomisation check in an attribution ``summary.json``.
+
+    Parameters
+    ----------
+    summary : dict
+        The summary of the ``attribute`` stage (:func:`clapkit_json` of
+        :attr:`~clapkit.runs.RunDir.attribution_summary_path`).
+
+    Returns
+    -------
+    dict
+        Method name to ``median_abs_rho``, ``median_rho`` (None where not stored),
+        ``verdict`` ("passed", "failed", "inconclusive") and ``threshold``, in the order
+        the methods were computed. A summary of one method, written before several were
+        checked, gives that method alone.
+
+    Examples
+    --------
+    >>> old = {"method": "saliency", "randomisation": {"median_abs_rho": 0.1,
+    ...        "median_rho": 0.1, "threshold": 0.5, "verdict": "passed"}}
+    >>> randomisation_by_method(old)["saliency"]["verdict"]
+    'passed'
+    """
+    check = summary.get("randomisation") or {}
+    stored = check.get("per_method")
+    if stored is None:
+        stored = {summary.get("method", "?"): check} if check else {}
+    return {
+        name: {
+            "median_abs_rho": row.get("median_abs_rho"),
+            "median_rho": row.get("median_rho"),
+            "verdict": row.get("verdict", "not run"),
+            "threshold": row.get("threshold", check.get("threshold")),
+        }
+        for name, row in stored.items()
+    }
 
 
 def result_paths(run: str | os.PathLike) -> list[Path]:

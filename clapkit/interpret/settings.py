@@ -9,8 +9,8 @@ is made, before the stage reads the data or writes to the run:
 - :class:`AttributionSettings` for ``attribute_stage`` (``clapkit interpret attribute``).
 
 The defaults are those of the command line. Checks that need a model's own tables (the
-presets' keys, :class:`~clapkit.interpret.information.ClassifierConfig`, the attribution
-methods) import them when a settings object is made.
+presets' keys, :class:`~clapkit.interpret.information.ClassifierConfig`) import them when
+a settings object is made.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from clapkit.checks import check_choice, check_int, check_names, check_number
 from clapkit.errors import ValidationError
+from clapkit.interpret.attribution_names import METHODS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 from clapkit.interpret.causal_graph import NEIGHBOURHOODS, REGRESSIONS, WEIGHTS
 from clapkit.interpret.input_sets import ALL_INPUT_SETS, INPUT_SETS, expand_input_sets
 from clapkit.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_confidence
@@ -327,21 +328,30 @@ class AttributionSettings(Settings):
         The image input set to attribute.
     n_galaxies : int
         Test galaxies drawn for the maps.
-    method : str
-        One of :data:`clapkit.interpret.attributions.METHODS`.
+    methods : sequence of str
+        Names from :data:`clapkit.interpret.attribution_names.METHODS` (all by default),
+        each computed and checked; the first is the one shown first.
     n_steps : int
         Integration steps of the path methods.
     internal_batch_size : int
         How many of those steps go through the network at once.
+    smoothgrad_samples : int
+        Noisy copies SmoothGrad averages per image (25 by default: see
+        :data:`~clapkit.interpret.attribution_names.SMOOTHGRAD_SAMPLES`).
+    smoothgrad_noise : float
+        SmoothGrad's noise σ as a fraction of each image's max − min, in (0, 1); 0.15 by
+        default, within the 10–20 % Smilkov et al. (2017) found best.
     centre_radius : float
         Radius (pixels) inside which attribution counts as central.
     seed : int
-        Seeds the draw of galaxies and the randomisation check.
+        Seeds the draw of galaxies, the randomisation check and SmoothGrad's noise.
 
     Examples
     --------
-    >>> AttributionSettings(n_galaxies=6, n_steps=8).method
-    'integrated_gradients'
+    >>> AttributionSettings(n_galaxies=6, n_steps=8).methods
+    ('integrated_gradients', 'saliency', 'smoothgrad')
+    >>> AttributionSettings(methods="smoothgrad,saliency").methods
+    ('smoothgrad', 'saliency')
     >>> AttributionSettings(n_galaxies=0)
     Traceback (most recent call last):
     ...
@@ -350,19 +360,33 @@ class AttributionSettings(Settings):
 
     model: str = "images"
     n_galaxies: int = 32
-    method: str = "integrated_gradients"
+    methods: tuple[str, ...] = METHODS
     n_steps: int = 32
     internal_batch_size: int = 32
+    smoothgrad_samples: int = SMOOTHGRAD_SAMPLES
+    smoothgrad_noise: float = SMOOTHGRAD_NOISE
     centre_radius: float = 4.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_choice(self.model, "model", ALL_INPUT_SETS)
         self._set("n_galaxies", check_int(self.n_galaxies, "n_galaxies"))
-        from clapkit.interpret.attributions import METHODS
-
-        check_choice(self.method, "method", METHODS)
+        methods = check_names(self.methods, "methods")
+        if not methods:
+            raise ValidationError(f"methods must name at least one of {list(METHODS)}")
+        unknown = [name for name in methods if name not in METHODS]
+        if unknown:
+            raise ValidationError(
+                f"unknown attribution methods {unknown}; expected some of {list(METHODS)}"
+            )
+        repeated = sorted({name for name in methods if methods.count(name) > 1})
+        if repeated:
+            raise ValidationError(f"methods names {repeated} more than once")
+        self._set("methods", methods)
         self._set("n_steps", check_int(self.n_steps, "n_steps"))
         self._set("internal_batch_size", check_int(self.internal_batch_size, "internal_batch_size"))
+        self._set("smoothgrad_samples", check_int(self.smoothgrad_samples, "smoothgrad_samples"))
+        noise = check_number(self.smoothgrad_noise, "smoothgrad_noise", above=0, below=1)
+        self._set("smoothgrad_noise", noise)
         self._set("centre_radius", check_number(self.centre_radius, "centre_radius", above=0))
         self._set("seed", check_int(self.seed, "seed", 0))

@@ -10,7 +10,13 @@ import panel as pn
 import pytest
 from astropy.table import Table
 from clapkit_app.images import stretch_band
-from clapkit_app.stellar_mass import MASS_COLUMNS, StellarMass, chosen_tests, given
+from clapkit_app.stellar_mass import (
+    MASS_COLUMNS,
+    StellarMass,
+    attribution_label,
+    chosen_tests,
+    given,
+)
 from clapkit_app.stellar_mass_plots import (
     AGREES,
     DEPENDENT,
@@ -25,11 +31,12 @@ from clapkit_app.stellar_mass_store import load_stellar_mass, read_stellar_mass
 
 from clapkit.data import GalaxySet
 from clapkit.interpret import results
+from clapkit.interpret.attribution_names import METHODS
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
 from clapkit.interpret.local_tests import run_local_tests
 from clapkit.sim.graph import true_graph
-from clapkit.testing import synthetic_interpret_run
+from clapkit.testing import single_method_attributions, synthetic_interpret_run
 
 
 @pytest.fixture(scope="module")
@@ -429,6 +436,8 @@ def test_attribution_maps_follow_the_chosen_galaxy(run_root, data):
     card = hook(viewer, "ck-randomisation").object
     assert summary["randomisation"]["verdict"] in card
     assert f"{summary['randomisation']['median_abs_rho']:.2f}" in card
+    # the first method's maps are shown first
+    assert hook(viewer, "ck-attribution-method").value == arrays["methods"][0]
     for row in (0, 4):
         galaxy_id = int(arrays["ids"][row])
         select.value = galaxy_id
@@ -448,6 +457,72 @@ def test_attribution_maps_follow_the_chosen_galaxy(run_root, data):
         np.testing.assert_allclose(profiles["radius"], (radii[:-1] + radii[1:]) / 2)
         # The galaxy is starred among the test galaxies of the mass scatter.
         assert glyph_data(viewer, "ck-mass-scatter", "chosen")["id"].tolist() == [galaxy_id]
+
+
+def test_the_randomisation_table_says_which_methods_pass(data):
+    summary = data.attribution_summary
+    check = summary["randomisation"]
+    viewer = StellarMass(data=data)
+    card = hook(viewer, "ck-randomisation").object
+    rows = [line for line in card.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| method | median \\|ρ\\| | passes |"
+    assert len(rows) == 1 + len(METHODS)
+    for line, method in zip(rows[1:], METHODS, strict=True):
+        row = check["per_method"][method]
+        assert line.startswith(f"| {attribution_label(method)} | {row['median_abs_rho']:.2f} | ")
+        assert f">{row['verdict']}<" in line
+        assert row["verdict"] == ("passed" if method in check["passed"] else "failed")
+    assert f"passes below {check['threshold']:.2f}" in card
+
+
+def test_the_method_select_shows_that_methods_maps_and_profiles(run_root, data):
+    arrays = results.read_attributions(run_root)
+    viewer = StellarMass(data=data)
+    select = hook(viewer, "ck-attribution-method")
+    assert select.visible and list(select.options.values()) == list(METHODS)
+    row = 2
+    hook(viewer, "ck-attribution-galaxy").value = int(arrays["ids"][row])
+    for method in reversed(METHODS):
+        select.value = method
+        own = arrays["per_method"][method]
+        maps = glyph_data(viewer, "ck-attribution-grid", "maps")["image"]
+        randomised = glyph_data(viewer, "ck-attribution-grid", "randomised")["image"]
+        for b in range(len(arrays["bands"])):
+            np.testing.assert_allclose(maps[b], own["maps"][row, b][::-1])
+            np.testing.assert_allclose(randomised[b], own["randomised_maps"][row, b][::-1])
+        profiles = glyph_data(viewer, "ck-attribution-profiles", "r")
+        np.testing.assert_allclose(profiles["r"], own["profiles"][row, 2])
+        titles = glyph_data(viewer, "ck-attribution-grid", "labels")["text"]
+        assert any(title.startswith(f"{attribution_label(method)}\n±") for title in titles)
+        assert attribution_label(method) in hook(viewer, "ck-attribution-title").object
+        fractions = hook(viewer, "ck-centre-fractions").object
+        assert f"Share of {attribution_label(method)}'s |attribution|" in fractions
+        late = data.attribution_summary["centre_fraction_by_method"][method]["late"]
+        assert "| late | " + " | ".join(f"{v:.2f}" for v in late) + " |" in fractions
+    # smoothgrad's maps are not saliency's: the select changed what is drawn
+    assert not np.allclose(
+        arrays["per_method"]["smoothgrad"]["maps"][row],
+        arrays["per_method"]["saliency"]["maps"][row],
+    )
+
+
+def test_a_run_of_one_method_shows_it_without_a_method_select(copy):
+    single_method_attributions(copy, "saliency")
+    data = read_stellar_mass(copy)
+    assert data.problems == []
+    arrays = data.attributions
+    assert arrays["methods"] == ["saliency"]
+    viewer = StellarMass(data=data)
+    assert not hook(viewer, "ck-attribution-method").visible
+    maps = glyph_data(viewer, "ck-attribution-grid", "maps")["image"]
+    np.testing.assert_allclose(maps[0], arrays["maps"][0, 0][::-1])
+    card = hook(viewer, "ck-randomisation").object
+    check = data.attribution_summary["randomisation"]
+    assert f"| saliency | {check['median_abs_rho']:.2f} | " in card
+    rows = [line for line in card.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 2  # the header and saliency
+    assert "Share of saliency's |attribution|" in hook(viewer, "ck-centre-fractions").object
+    pn.panel(viewer).get_root()
 
 
 def test_a_run_without_stellar_mass_results_says_which_commands_make_them(tmp_path):

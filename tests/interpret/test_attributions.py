@@ -157,6 +157,9 @@ def test_extra_reaches_each_galaxy():
     np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-5)
     sal = attribute(model, x, target, extra=extra, method="saliency", batch_size=3)
     np.testing.assert_allclose(sal, np.abs(w * extra[:, 0, None, None, None]), rtol=1e-6)
+    # each noisy copy gets its own galaxy's extra: the gradient, constant, is unchanged
+    smooth = attribute(model, x, target, extra=extra, method="smoothgrad", n_samples=5)
+    np.testing.assert_allclose(smooth, sal, rtol=1e-5)
 
 
 def test_integrated_gradients_are_complete_on_a_conv_net():
@@ -223,6 +226,54 @@ def test_scl_net_with_extra_scalars():
     np.testing.assert_allclose(maps, same, rtol=1e-5, atol=1e-7)
     sal = attribute(net, x, 11, extra=ebv, method="saliency")
     assert (sal >= 0).all() and sal.any()
+
+
+# -----------------------------------------------------------------------------
+# SmoothGrad
+
+
+class HalfSquare(nn.Module):
+    """Every logit is Σ x² / 2: the gradient is the image itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x**2).sum(dim=(1, 2, 3))[:, None].repeat(1, N_BINS)  # (B, n_bins)
+
+
+def test_smoothgrad_of_a_linear_model_is_its_saliency():
+    # the gradient is the same at every noisy copy, so averaging |gradient| changes nothing
+    model, x = Linear(), images()
+    target = np.array([0, 1, 2, 3, 0, 3])
+    smooth = attribute(model, x, target, method="smoothgrad", n_samples=7, noise_fraction=0.5)
+    np.testing.assert_allclose(smooth, attribute(model, x, target, method="saliency"), rtol=1e-6)
+    np.testing.assert_allclose(smooth, model.weight.detach().abs().numpy()[target], rtol=1e-6)
+
+
+def test_smoothgrad_noise_is_a_fraction_of_each_images_range():
+    # |gradient| at a zero pixel is |noise|, whose mean is σ √(2/π); σ = fraction × range
+    x = np.zeros((2, N_BANDS, SIZE, SIZE), dtype=np.float32)
+    x[0, 0, 4, 4], x[1, 1, 0, 0] = 2.0, -6.0  # ranges 2 and 6
+    maps = attribute(HalfSquare(), x, 0, method="smoothgrad", n_samples=400, noise_fraction=0.1)
+    for image, sigma in ((0, 0.2), (1, 0.6)):
+        zero = x[image] == 0
+        np.testing.assert_allclose(maps[image][zero].mean(), sigma * np.sqrt(2 / np.pi), rtol=0.03)
+
+
+def test_smoothgrad_is_seeded_and_leaves_the_global_generator():
+    torch.manual_seed(5)
+    model, x = SmoothConv(), images(5)
+    target = np.arange(5) % N_BINS
+    state = torch.get_rng_state()
+    first = attribute(model, x, target, method="smoothgrad", n_samples=6, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    again = attribute(model, x, target, method="smoothgrad", n_samples=6, seed=1, batch_size=2)
+    other = attribute(model, x, target, method="smoothgrad", n_samples=6, seed=2)
+    np.testing.assert_array_equal(again, first)
+    assert not np.allclose(other, first, rtol=1e-3, atol=0)
+    # the noise matters on a non-linear model, yet the maps stay close to saliency's
+    saliency = attribute(model, x, target, method="saliency")
+    assert not np.allclose(first, saliency, rtol=1e-3, atol=0)
+    assert (first >= 0).all()
+    assert spearmanr(first.ravel(), saliency.ravel())[0] > 0.8
 
 
 # -----------------------------------------------------------------------------
@@ -348,7 +399,7 @@ def _attribute_kwargs(**changes):
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"method": "gradcam"}, r"method must be one of \['integrated_gradients', 'saliency'\]"),
+        ({"method": "gradcam"}, r"method must be one of \['integrated_gradients', 'saliency', 'smoothgrad'\]"),
         ({"model": lambda x: x}, "model must be a torch.nn.Module"),
         ({"images": np.zeros((3, SIZE, SIZE))}, r"images must have shape \(N, bands, H, W\)"),
         ({"images": np.zeros((0, N_BANDS, SIZE, SIZE))}, "no empty axis"),
@@ -364,6 +415,12 @@ def _attribute_kwargs(**changes):
         ({"n_steps": 0}, "n_steps must be an integer >= 1"),
         ({"batch_size": 2.0}, "batch_size must be an integer >= 1"),
         ({"internal_batch_size": 0}, "internal_batch_size must be"),
+        ({"method": "smoothgrad", "n_samples": 0}, "n_samples must be an integer >= 1"),
+        ({"method": "smoothgrad", "n_samples": 2.5}, "n_samples must be an integer"),
+        ({"method": "smoothgrad", "noise_fraction": 0}, r"noise_fraction must be a number in \(0, 1\)"),
+        ({"method": "smoothgrad", "noise_fraction": 1.5}, r"noise_fraction must be a number in \(0, 1\)"),
+        ({"method": "smoothgrad", "noise_fraction": np.nan}, "noise_fraction must be"),
+        ({"method": "smoothgrad", "seed": -1}, "seed must be an integer >= 0"),
         ({"model": nn.Identity()}, r"logits of shape \(n, n_bins\)"),
     ],
 )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from clapkit.cli import main
 from clapkit.data import GalaxySet
 from clapkit.errors import OverwriteError, ValidationError
 from clapkit.interpret import pipeline, results
+from clapkit.interpret.attribution_names import METHODS
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.settings import (
     EXTERNAL,
@@ -23,7 +25,7 @@ from clapkit.interpret.settings import (
 )
 from clapkit.runs import RunDir
 from clapkit.sim.graph import true_graph
-from clapkit.testing import synthetic_mass_survey
+from clapkit.testing import single_method_attributions, synthetic_mass_survey
 
 INPUT_SETS = ("photometry", "images", "images_normalised")
 
@@ -179,14 +181,92 @@ def test_pid_summary_carries_bootstrap_intervals_and_older_summaries_still_read(
 def test_attributions_cover_every_band_and_report_the_sanity_check(analysed):
     _, run = analysed
     arrays = results.read_attributions(run)
-    assert arrays["maps"].shape == arrays["images"].shape == (6, 5, 16, 16)
+    assert arrays["methods"] == list(METHODS) and arrays["method"] == METHODS[0]
+    assert arrays["images"].shape == (6, 5, 16, 16)
     assert list(arrays["bands"]) == ["u", "g", "r", "i", "z"]
-    assert arrays["profiles"].shape[:2] == arrays["randomised_profiles"].shape[:2] == (6, 5)
-    assert arrays["rho"].shape == (6,) and np.all(np.abs(arrays["rho"]) <= 1)
     assert arrays["edges"].size == 41  # the tiny preset's mass grid
+    for method in METHODS:
+        own = arrays["per_method"][method]
+        assert own["maps"].shape == own["randomised_maps"].shape == (6, 5, 16, 16)
+        assert own["profiles"].shape[:2] == own["randomised_profiles"].shape[:2] == (6, 5)
+        assert own["rho"].shape == (6,) and np.all(np.abs(own["rho"]) <= 1)
+        assert not np.allclose(own["maps"], own["randomised_maps"])
+    assert (arrays["per_method"]["smoothgrad"]["maps"] >= 0).all()
+    assert not np.allclose(
+        arrays["per_method"]["smoothgrad"]["maps"], arrays["per_method"]["saliency"]["maps"]
+    )
+    # the first method's arrays under the names results of one method used
+    for key in results.METHOD_ARRAYS:
+        assert arrays[key] is arrays["per_method"][METHODS[0]][key]
+
+
+def test_the_summary_says_which_methods_pass_the_randomisation_check(analysed):
+    _, run = analysed
+    arrays = results.read_attributions(run)
     summary = json.loads((run / "interpret" / "attributions" / "summary.json").read_text())
-    assert summary["randomisation"]["verdict"] in ("passed", "failed", "inconclusive")
-    assert not np.allclose(arrays["maps"], arrays["randomised_maps"])
+    check = summary["randomisation"]
+    assert summary["methods"] == list(METHODS)
+    assert summary["smoothgrad"]["n_samples"] == 25
+    assert summary["smoothgrad"]["noise_fraction"] == 0.15
+    assert sorted(check["passed"] + check["failed"] + check["inconclusive"]) == sorted(METHODS)
+    assert list(check["per_method"]) == list(METHODS)
+    for method, row in check["per_method"].items():
+        # the verdict is the stored ρ's median |ρ| against the threshold
+        rho = arrays["per_method"][method]["rho"]
+        assert row["median_abs_rho"] == pytest.approx(np.median(np.abs(rho[np.isfinite(rho)])))
+        expected = "passed" if row["median_abs_rho"] < check["threshold"] else "failed"
+        assert row["verdict"] == expected
+        assert method in check[expected]
+        assert set(summary["centre_fraction_by_method"][method]) == set(arrays["galaxy_type"])
+    # single-method readers find the first method's verdict where it was
+    assert summary["method"] == METHODS[0]
+    assert check["verdict"] == check["per_method"][METHODS[0]]["verdict"]
+    assert summary["centre_fraction_by_type"] == summary["centre_fraction_by_method"][METHODS[0]]
+    assert results.randomisation_by_method(summary) == {
+        method: {**row, "threshold": check["threshold"]}
+        for method, row in check["per_method"].items()
+    }
+
+
+def test_attributions_of_one_method_written_before_several_still_read(analysed, tmp_path):
+    _, run = analysed
+    root = tmp_path / "run"
+    shutil.copytree(run / "interpret" / "attributions", root / "interpret" / "attributions")
+    new = results.read_attributions(root)
+    single_method_attributions(root, "saliency")
+    with h5py.File(RunDir(root).attributions_path) as f:
+        assert f.attrs["format_version"] == 1 and "methods" not in f
+    old = results.read_attributions(root)
+    assert old["methods"] == ["saliency"] and old["method"] == "saliency"
+    for key in results.METHOD_ARRAYS:
+        np.testing.assert_array_equal(old[key], new["per_method"]["saliency"][key])
+        np.testing.assert_array_equal(old["per_method"]["saliency"][key], old[key])
+    np.testing.assert_array_equal(old["images"], new["images"])
+    summary = results.clapkit_json(RunDir(root).attribution_summary_path)
+    (row,) = results.randomisation_by_method(summary).values()
+    assert row["verdict"] == summary["randomisation"]["verdict"]
+
+
+def test_the_command_line_attributes_the_methods_asked_for(analysed, tmp_path, capsys):
+    data, run = analysed
+    root = tmp_path / "run"
+    shutil.copytree(run, root)
+    argv = ["interpret", "attribute", "--data", str(data), "--run", str(root), "--quiet"]
+    argv += ["--galaxies", "3", "--attributions", "smoothgrad,saliency", "--overwrite"]
+    assert main([*argv, "--smoothgrad-samples", "4", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "smoothgrad" in out and "saliency" in out and "integrated_gradients" not in out
+    summary = results.clapkit_json(RunDir(root).attribution_summary_path)
+    assert summary["methods"] == ["smoothgrad", "saliency"] and summary["method"] == "smoothgrad"
+    assert summary["smoothgrad"]["n_samples"] == 4
+    arrays = results.read_attributions(root)
+    assert arrays["methods"] == ["smoothgrad", "saliency"]
+    assert arrays["maps"].shape[0] == 3
+    # the same settings again give the same maps: the galaxies and the noise are seeded
+    first = arrays["per_method"]["smoothgrad"]["maps"]
+    assert main([*argv, "--smoothgrad-samples", "4", "--seed", "1"]) == 0
+    again = results.read_attributions(root)["per_method"]["smoothgrad"]["maps"]
+    np.testing.assert_array_equal(again, first)
 
 
 @pytest.mark.parametrize(

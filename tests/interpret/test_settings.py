@@ -46,7 +46,20 @@ ALL = (MassTrainSettings, CausalSettings, PIDSettings, AttributionSettings)
         (PIDSettings, {"classifier": {"epoch": 5}}, "classifier: .*epoch"),
         (AttributionSettings, {"model": "photo"}, "model must be one of"),
         (AttributionSettings, {"n_galaxies": 0}, "n_galaxies must be an integer >= 1"),
-        (AttributionSettings, {"method": "shap"}, "method must be one of"),
+        (AttributionSettings, {"methods": ("shap",)}, r"unknown attribution methods \['shap'\]"),
+        (AttributionSettings, {"methods": ()}, "methods must name at least one of"),
+        (AttributionSettings, {"methods": "saliency,saliency"}, r"names \['saliency'\] more than"),
+        (AttributionSettings, {"smoothgrad_samples": 0}, "smoothgrad_samples must be an integer"),
+        (
+            AttributionSettings,
+            {"smoothgrad_noise": 0.0},
+            r"smoothgrad_noise must be a number in \(0, 1\)",
+        ),
+        (
+            AttributionSettings,
+            {"smoothgrad_noise": 1.0},
+            r"smoothgrad_noise must be a number in \(0, 1\)",
+        ),
         (AttributionSettings, {"n_steps": 0}, "n_steps must be an integer >= 1"),
         (AttributionSettings, {"internal_batch_size": True}, "internal_batch_size must be"),
         (AttributionSettings, {"centre_radius": -1.0}, "centre_radius must be a number > 0"),
@@ -95,6 +108,16 @@ def test_band_ablations_are_trained_by_name_or_as_a_group_not_by_default():
         MassTrainSettings(("images_band_y",))
 
 
+def test_attribution_methods_are_all_three_by_default_and_keep_the_order_given():
+    assert AttributionSettings().methods == ("integrated_gradients", "saliency", "smoothgrad")
+    assert AttributionSettings(methods=["smoothgrad", "saliency"]).methods == (
+        "smoothgrad",
+        "saliency",
+    )
+    settings = AttributionSettings()
+    assert (settings.smoothgrad_samples, settings.smoothgrad_noise) == (25, 0.15)
+
+
 def test_pid_settings_give_the_classifier_the_stage_seed():
     assert PIDSettings(seed=3, classifier={"epochs": 15}).classifier_config().seed == 3
     assert PIDSettings(seed=3, classifier={"seed": 1}).classifier_config().seed == 1
@@ -108,7 +131,10 @@ def test_pid_settings_give_the_classifier_the_stage_seed():
         (["causal", "--neighbourhoods", "all"], "neighbourhoods must be one of"),
         (["causal", "--weights", "inverse"], "weights must be one of"),
         (["pid", "--bins", "1"], "n_bins must be an integer >= 2, got 1"),
-        (["attribute", "--attribution", "shap"], "method must be one of"),
+        (["attribute", "--attribution", "shap"], "unknown attribution methods ['shap']"),
+        (["attribute", "--attributions", "saliency,gradcam"], "unknown attribution methods"),
+        (["attribute", "--smoothgrad-noise", "0"], "smoothgrad_noise must be a number in"),
+        (["attribute", "--smoothgrad-samples", "0"], "smoothgrad_samples must be an integer"),
         (["train", "--input-sets", "spectra"], "unknown input set 'spectra'"),
     ],
 )

@@ -11,11 +11,14 @@ import json
 import numpy as np
 import pytest
 from clapkit_app.serving import served_app
+from clapkit_app.stellar_mass import attribution_label
 from clapkit_app.stellar_mass_plots import source_label
 from clapkit_app.stellar_mass_store import read_stellar_mass
 from clapkit_app.store import method_label, read_run
 from clapkit_app.translation_store import read_translation
 from playwright.sync_api import expect
+
+from clapkit.interpret import results
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -215,8 +218,18 @@ def test_stellar_mass_follows_input_sets_tests_pairs_and_galaxies(
     label = f"{galaxy} · {arrays['galaxy_type'][-1]} · log M* {arrays['log_mstar'][-1]:.2f}"
     page.locator(".ck-attribution-galaxy select").select_option(label=label)
     expect(page.locator(".ck-attribution-title h3")).to_contain_text(f"Galaxy {galaxy}")
-    verdict = data.attribution_summary["randomisation"]["verdict"]
-    expect(page.locator(".ck-randomisation")).to_contain_text(f"Randomisation check: {verdict}")
+    # The table of the randomisation check: one row per method, with its verdict.
+    table = page.locator(".ck-randomisation table")
+    for method, row in results.randomisation_by_method(data.attribution_summary).items():
+        expect(table).to_contain_text(attribution_label(method))
+        expect(table.locator("tr", has_text=attribution_label(method))).to_contain_text(
+            row["verdict"]
+        )
+    # The method select shows that method's maps.
+    if len(arrays["methods"]) > 1:
+        last = attribution_label(arrays["methods"][-1])
+        page.locator(".ck-attribution-method select").select_option(label=last)
+        expect(page.locator(".ck-attribution-title h3")).to_contain_text(last)
     wait_for_plots(page, ".ck-attribution-grid", 1)
     page.wait_for_timeout(1000)  # the maps redraw; console errors would fail the test
     screenshot(page, "stellar_mass", height=3600)
