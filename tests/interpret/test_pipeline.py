@@ -14,6 +14,7 @@ from clapkit.data import GalaxySet
 from clapkit.errors import OverwriteError, ValidationError
 from clapkit.interpret import pipeline, results
 from clapkit.interpret.causal_graph import CausalGraph
+from clapkit.interpret.fci import selection_reference
 from clapkit.interpret.settings import (
     EXTERNAL,
     AttributionSettings,
@@ -89,10 +90,32 @@ def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tm
     expected = true_graph(pipeline.TRUE_GRAPH_BANDS)
     assert set(recorded.nodes) == set(expected.nodes)
     assert set(recorded.edges) == set(expected.edges)
-    assert results.clapkit_json(RunDir(copy).pc_path)["score"] is not None
+    assert recorded.graph["selection"] == "selected"
+    pc = results.clapkit_json(RunDir(copy).pc_path)
+    assert pc["score"] is not None and pc["score_selection"] is not None
+    # Selection and the hidden source galaxy join pairs that the induced subgraph separates.
+    reached = selection_reference(expected, columns, "selected")
+    assert pc["score_selection"]["n_true_edges"] == len(reached.edges())
+    assert len(reached.edges()) > pc["score"]["n_true_edges"]
+    fci = results.clapkit_json(RunDir(copy).fci_path)
+    assert fci["graph"]["columns"] == columns and fci["reference"]["test"] == "d_separation"
+    assert fci["score"]["n_true_edges"] == pc["score_selection"]["n_true_edges"]
+    scored = results.clapkit_json(RunDir(copy).local_tests_truth_path)
+    tested = {(row["source"], tuple(row["conditioned_on"])) for row in scored["rows"]}
+    assert ("position_angle", ("z",)) in tested
+    assert (
+        "position_angle"
+        in scored["tables"]["with_selection"]["given z"]["TN"]
+        + scored["tables"]["with_selection"]["given z"]["FP"]
+    )
     # Redone on data whose truth is unknown, the run no longer claims one.
     pipeline.causal_stage(data, copy, settings, overwrite=True)
     assert results.read_true_graph(copy) is None
+    assert not RunDir(copy).local_tests_truth_path.exists()
+    # PC alone: the FCI result of the earlier run is not left to mislead.
+    only_pc = CausalSettings(k=8, n_permutations=99, n_bootstrap=0, discovery="pc")
+    assert pipeline.causal_stage(data, copy, only_pc, overwrite=True)["fci"] is None
+    assert not RunDir(copy).fci_path.exists() and RunDir(copy).pc_path.exists()
 
 
 def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
