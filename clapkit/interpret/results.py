@@ -149,7 +149,8 @@ def write_true_graph(
     graph : networkx.DiGraph
         The generative graph (nodes are catalog columns). Its selection node, named by
         ``graph.graph["selection"]`` (:func:`clapkit.sim.graph.true_graph`), is
-        recorded as ``"selection"``.
+        recorded as ``"selection"`` if the graph holds that node (a subgraph that
+        leaves it out has none).
     source : str
         What data it is the truth of (the GalaxySet's ``meta["source"]``).
     overwrite : bool
@@ -169,8 +170,9 @@ def write_true_graph(
     [('log_mstar', 'mag_r'), ('z', 'mag_r')]
     """
     selection = graph.graph.get("selection")
-    if selection is not None and selection not in graph:
-        raise ValidationError(f"the graph's selection node {selection!r} is not one of its nodes")
+    if selection not in graph:
+        # A subgraph keeps the attribute but may leave the node out: then it has none.
+        selection = None
     record = {
         "format": TRUE_GRAPH_FORMAT,
         "clapkit_version": clapkit.__version__,

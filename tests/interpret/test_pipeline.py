@@ -236,3 +236,17 @@ def test_training_on_a_gpu_this_torch_lacks_is_refused_before_anything_is_writte
     assert main([*argv, "--input-sets", "photometry", "--device", "cuda"]) == 2
     assert "sees no CUDA GPU" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_the_command_line_runs_fci_alone(analysed, tmp_path, capsys):
+    data, run = analysed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    argv = ["interpret", "causal", "--data", str(data), "--run", str(copy), "--quiet"]
+    argv += ["--k", "8", "--permutations", "99", "--bootstrap", "0", "--discovery", "fci"]
+    assert main([*argv, "--overwrite"]) == 0
+    assert RunDir(copy).fci_path.is_file() and not RunDir(copy).pc_path.exists()
+    stored = results.clapkit_json(RunDir(copy).fci_path)
+    assert stored["score"] is None and stored["graph"]["test"] == "fisherz"
+    assert main([*argv[:-2], "--discovery", "lingam", "--overwrite"]) == 2
+    assert "discovery" in capsys.readouterr().err
