@@ -234,8 +234,16 @@ def causal_stage(
     paths = RunDir(run)
     settings = CausalSettings() if settings is None else settings
     latent_of = settings.latent_of
-    outputs = (paths.local_tests_path, paths.pc_path, paths.fci_path, paths.true_graph_path)
-    _check_outputs((*outputs, paths.local_tests_truth_path), overwrite)
+    _check_outputs(
+        (
+            paths.local_tests_path,
+            paths.pc_path,
+            paths.fci_path,
+            paths.true_graph_path,
+            paths.local_tests_truth_path,
+        ),
+        overwrite,
+    )
     galaxies = load_data(data)
     prediction = read_mass_prediction(run, latent_of)
     _aligned(prediction, galaxies, latent_of)
@@ -307,6 +315,7 @@ def _discovery(
             progress=progress,
         )
         found["pc"] = {"graph": result.to_dict(), "score": None, "reference": None}
+        found["pc"] |= {"score_selection": None, "reference_selection": None}
     if settings.discovery in ("fci", "both"):
         log("FCI causal discovery over catalog columns")
         pag = fci_discovery(
