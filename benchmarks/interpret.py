@@ -7,8 +7,11 @@ variable), exactly as ``clapkit interpret train|causal|pid|attribute`` does it:
    test split (σ_MAD and median offset in dex);
 2. local tests in the ``images`` model's latent space for axis ratio, size, bulge
    fraction, redshift, disk dust and the position angle (independent of the mass by
-   construction), unconditionally and given the redshift; PC over catalog columns,
-   scored against :func:`clapkit.sim.graph.true_graph`;
+   construction), unconditionally and given the redshift, scored against what the true
+   graph with its selection node implies given the latent (:mod:`clapkit.interpret.truth`);
+   PC and FCI over catalog columns, PC scored against :func:`clapkit.sim.graph.true_graph`
+   (the induced subgraph's pattern, and what a perfect test finds on the selected data),
+   FCI against the true PAG (:mod:`clapkit.interpret.fci`);
 3. the MI decomposition of the input pairs (nats);
 4. attributions of the image model (integrated gradients, saliency, SmoothGrad), each
    with its randomisation check;
@@ -19,7 +22,11 @@ bootstrap interval over the test galaxies as ``<metric>_ci``), ``mass_paired_dif
 (each input set's metrics minus photometry's on the same draws), ``pid``
 (``{pair: {redundancy, unique_1, unique_2, synergy, ...}}``, each with its bootstrap
 interval over the test galaxies as ``<term>_ci``), ``pc`` (``{shd, precision,
-recall, ...}``), ``local_tests`` (``{variable: {effect, p_value, verdict, ...}}``, the test
+recall, ...}`` against the induced subgraph), ``pc_selection`` (the same against the
+selection-aware reference), ``fci`` (``{shd, n_mark_errors, precision, recall, ...}``
+against the true PAG, with the found and true PAGs' edges as ``found_edges`` and
+``true_edges``), ``local_tests_truth`` (confusion tables ``{with_selection,
+without_selection}: {conditioning: {TP, FP, TN, FN: [variables]}}``), ``local_tests`` (``{variable: {effect, p_value, verdict, ...}}``, the test
 given z where there is one, z regressed out quadratically as published),
 ``local_tests_linear`` (the same tests with the earlier linear conditioning, run on the
 same latent and neighbourhoods) and ``gaussian_check``; the goal checks go to stderr,
@@ -80,11 +87,51 @@ def headline_tests(local_tests: dict) -> dict:
     return rows
 
 
+#: Today's SHD of PC against the induced subgraph (issue 18): the goal halves it.
+SHD_BEFORE = 22
+
+
+def discovery_report(causal: dict) -> dict:
+    """PC's scores (both references) and FCI's, with the PAG edges found and true."""
+    pc, fci = causal["pc"], causal["fci"]
+    out = {
+        "pc": None if pc is None else pc["score"],
+        "pc_selection": None if pc is None else pc.get("score_selection"),
+        "fci": None,
+    }
+    if fci is not None and fci["score"] is not None:
+        out["fci"] = {
+            **fci["score"],
+            "found_edges": fci["graph"]["edges"],
+            "true_edges": fci["reference"]["edges"],
+        }
+    return out
+
+
+def truth_goals(report: dict) -> dict:
+    """The issue-18 goals: local tests against the selection-aware truth, discovery SHD."""
+    tables = (report.get("local_tests_truth") or {}).get("tables", {}).get("with_selection", {})
+    wrong = sorted(
+        f"{name} ({label}, {cell})"
+        for label, table in tables.items()
+        for cell in ("FP", "FN")
+        for name in table[cell]
+    )
+    shds = [score["shd"] for score in (report["pc_selection"], report["fci"]) if score is not None]
+    return {
+        "local_tests_wrong_against_truth": wrong,
+        "local_tests_match_truth": bool(tables) and not wrong,
+        "best_shd_against_selection_aware_truth": min(shds) if shds else None,
+        "shd_at_least_halved": bool(shds) and min(shds) <= SHD_BEFORE / 2,
+    }
+
+
 def goals(report: dict) -> dict:
     """The issue's goals, checked on the report."""
     mass = report["mass"]
     tests = report["local_tests"]
     return {
+        **truth_goals(report),
         "images_beat_photometry": mass["images"]["sigma"] < mass["photometry"]["sigma"],
         "sigma_ratio_images_to_photometry": mass["images"]["sigma"] / mass["photometry"]["sigma"],
         # σ(images) − σ(photometry) on the same bootstrap draws of the test galaxies.
@@ -163,7 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
             }
             for pair, row in pid["pairs"].items()
         },
-        "pc": causal["pc"]["score"],
+        **discovery_report(causal),
+        "local_tests_truth": causal["local_tests_truth"],
         "local_tests": headline_tests(causal["local_tests"]),
         "local_tests_linear": headline_tests(linear["local_tests"]),
         "attributions": {

@@ -28,7 +28,9 @@ spells a run path::
         mass/<input set>/      a stellar-mass model (model.json, r<i>/) and prediction.h5
         causal/local_tests.json  the local tests in one model's latent space
         causal/pc.json         the PC graph and, on the mock survey, its score
+        causal/fci.json        the FCI PAG and, on the mock survey, the true PAG and score
         causal/true_graph.json the mock survey's true graph (mock survey only)
+        causal/local_tests_truth.json  the local tests scored against it (mock only)
         pid/pid.json           the MI decomposition of every input pair
         pid/per_galaxy.h5      its per-galaxy terms
         attributions/attributions.h5  attribution maps of test galaxies
@@ -361,6 +363,16 @@ class RunDir:
     def pc_path(self) -> Path:
         """The PC graph over catalog columns and its score against the true graph."""
         return self.causal_dir / "pc.json"
+
+    @property
+    def fci_path(self) -> Path:
+        """The FCI graph (a PAG) over catalog columns and its score against the truth's."""
+        return self.causal_dir / "fci.json"
+
+    @property
+    def local_tests_truth_path(self) -> Path:
+        """The local tests' verdicts against what the true graph implies (mock only)."""
+        return self.causal_dir / "local_tests_truth.json"
 
     @property
     def true_graph_path(self) -> Path:

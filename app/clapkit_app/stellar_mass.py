@@ -8,7 +8,8 @@ Four parts, each what one stage of ``clapkit interpret`` stored (see
 - the causal graph of the local tests (input X_in → latent S → mass Y, and each external
   variable X_ex → Y with the width of its effect and the colour of its verdict) with
   every test in a table, and the PC graph over catalog columns beside the mock survey's
-  true graph (``causal``);
+  true graph; the FCI PAG beside the true PAG and the local tests' confusion against
+  the truth (:mod:`clapkit_app.stellar_mass_truth`) (``causal``);
 - the MI decomposition of every input pair as stacked bars per galaxy type, and the
   per-galaxy terms of a chosen pair (``pid``);
 - a chosen galaxy's input bands, attribution maps and those of the randomised model for
@@ -55,6 +56,7 @@ from clapkit_app.stellar_mass_plots import (
     source_label,
 )
 from clapkit_app.stellar_mass_store import StellarMassData, command
+from clapkit_app.stellar_mass_truth import truth_section
 from clapkit_app.store import plain_id
 
 #: Columns of the input-set table: metric key, title, number format.
@@ -390,6 +392,9 @@ class StellarMass(pn.viewable.Viewer):
             items.append(self._local_tests())
         if data.pc is not None:
             items.append(self._pc_graphs())
+        found_against_truth = truth_section(data)  # FCI and the local tests vs the truth
+        if found_against_truth is not None:
+            items.append(found_against_truth)
         return pn.Column(*items, sizing_mode="stretch_width")
 
     def _local_tests(self) -> pn.Column:

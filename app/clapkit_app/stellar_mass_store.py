@@ -6,7 +6,9 @@ read through :mod:`clapkit.interpret.results` (which imports no torch) at the pa
 and ``mass/<input set>/prediction.h5``: point estimates and true masses of every galaxy),
 the local tests (``causal/local_tests.json``) and the PC graph (``causal/pc.json``, with
 its score against the true graph that ``causal/true_graph.json`` records on the mock
-survey), the MI decomposition (``pid/pid.json`` and the per-galaxy terms of
+survey), the FCI graph (``causal/fci.json``, with the true PAG on the mock) and the local
+tests scored against the truth (``causal/local_tests_truth.json``, mock only), the MI
+decomposition (``pid/pid.json`` and the per-galaxy terms of
 ``pid/per_galaxy.h5``) and the attribution maps (``attributions/attributions.h5`` and
 ``summary.json``). :func:`load_stellar_mass` reads them once per server process
 (``pn.cache``) and shares them, read-only, with every session. Nothing is computed here
@@ -33,6 +35,7 @@ from clapkit.errors import ClapkitError
 from clapkit.interpret import results
 from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.discovery import DiscoveryResult
+from clapkit.interpret.fci import PAGResult
 from clapkit.interpret.input_sets import ALL_INPUT_SETS
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
 from clapkit.runs import RunDir
@@ -122,7 +125,15 @@ class StellarMassData:
         The true graph recorded in the run (``causal/true_graph.json``,
         :func:`~clapkit.interpret.results.read_true_graph`) restricted to the PC
         columns; None where none is recorded (real data, or a run made before clapkit
-        recorded it).
+        recorded it). ``pc_score_selection``: PC's stored score against what a perfect
+        test finds on the selected data (None in runs made before it was stored).
+    fci, fci_truth : PAGResult or None
+        The FCI graph of ``causal/fci.json`` and the true PAG stored beside it (mock
+        survey only); ``fci_score`` the score of one against the other. None in runs
+        made before clapkit ran FCI.
+    local_truth : dict or None
+        ``causal/local_tests_truth.json``: the local tests against what the true graph
+        implies (:func:`clapkit.interpret.truth.score_local_tests`); mock survey only.
     pid : dict or None
         ``pid/pid.json``; ``pid_galaxies`` the per-galaxy terms
         (:func:`~clapkit.interpret.results.read_pid_per_galaxy`).
@@ -141,7 +152,12 @@ class StellarMassData:
     causal: CausalGraph | None = None
     pc: DiscoveryResult | None = field(default=None, repr=False)
     pc_score: dict[str, Any] | None = None
+    pc_score_selection: dict[str, Any] | None = None
     truth: nx.DiGraph | None = field(default=None, repr=False)
+    fci: PAGResult | None = field(default=None, repr=False)
+    fci_truth: PAGResult | None = field(default=None, repr=False)
+    fci_score: dict[str, Any] | None = None
+    local_truth: dict[str, Any] | None = field(default=None, repr=False)
     pid: dict[str, Any] | None = field(default=None, repr=False)
     pid_galaxies: dict[str, Any] | None = field(default=None, repr=False)
     attributions: dict[str, Any] | None = field(default=None, repr=False)
@@ -152,7 +168,8 @@ class StellarMassData:
     def ok(self) -> bool:
         """Whether any stellar-mass result is there to show."""
         return bool(self.mass) or any(
-            part is not None for part in (self.causal, self.pc, self.pid, self.attributions)
+            part is not None
+            for part in (self.causal, self.pc, self.fci, self.pid, self.attributions)
         )
 
     @property
@@ -308,12 +325,14 @@ def _read_causal(out: StellarMassData) -> None:
             out.causal = CausalGraph.load(run.local_tests_path)
         except ClapkitError as err:
             _unreadable(out, "causal graph of the local tests", err, "causal")
+    _read_truth_scores(out)
     if not run.pc_path.is_file():
         return
     try:
         stored = results.clapkit_json(run.pc_path)
         out.pc = DiscoveryResult.from_dict(stored["graph"])
         out.pc_score = stored.get("score")
+        out.pc_score_selection = stored.get("score_selection")  # absent in older runs
     except (ClapkitError, KeyError, TypeError) as err:
         _unreadable(out, "PC graph", err, "causal")
         return
@@ -326,6 +345,29 @@ def _read_causal(out: StellarMassData) -> None:
         return
     if full is not None:
         out.truth = _true_graph(out, full)
+
+
+def _read_truth_scores(out: StellarMassData) -> None:
+    """FCI's PAG with the true one, and the local tests against the truth: both optional
+    (runs made before clapkit wrote them have neither file)."""
+    run = RunDir(out.root)
+    if run.fci_path.is_file():
+        try:
+            stored = results.clapkit_json(run.fci_path)
+            out.fci = PAGResult.from_dict(stored["graph"])
+            reference = stored.get("reference")
+            out.fci_truth = None if reference is None else PAGResult.from_dict(reference)
+            out.fci_score = stored.get("score")
+        except (ClapkitError, KeyError, TypeError) as err:
+            _unreadable(out, "FCI graph", err, "causal")
+    if run.local_tests_truth_path.is_file():
+        try:
+            stored = results.clapkit_json(run.local_tests_truth_path)
+            if not isinstance(stored.get("tables"), dict):
+                raise TypeError("'tables' is not a mapping")
+            out.local_truth = stored
+        except (ClapkitError, TypeError) as err:
+            _unreadable(out, "local tests scored against the truth", err, "causal")
 
 
 def _true_graph(out: StellarMassData, full: nx.DiGraph) -> nx.DiGraph | None:

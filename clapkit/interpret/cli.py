@@ -96,6 +96,7 @@ def _cmd_causal(args: argparse.Namespace) -> int:
         k=args.k,
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,
+        discovery=args.discovery,
         seed=args.seed,
     )
     result = causal_stage(
@@ -114,8 +115,14 @@ def _cmd_causal(args: argparse.Namespace) -> int:
             f"{row['effect_err']:.3f}  p {row['p_value']:.3g}  p(BH) {row['p_adjusted']:.3g}  "
             f"{row['verdict']}{_extras(row)}"
         )
-    if result["pc"]["score"] is not None:
+    if result["pc"] is not None and result["pc"]["score"] is not None:
         print("PC vs the true graph:", json.dumps(_rounded(result["pc"]["score"])))
+        print(
+            "PC vs the truth given selection:",
+            json.dumps(_rounded(result["pc"]["score_selection"])),
+        )
+    if result["fci"] is not None and result["fci"]["score"] is not None:
+        print("FCI vs the true PAG:", json.dumps(_rounded(result["fci"]["score"])))
     return 0
 
 
@@ -263,6 +270,11 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     )
     causal.add_argument("--permutations", type=int, default=999)
     causal.add_argument("--bootstrap", type=int, default=20, help="PC bootstrap resamples")
+    causal.add_argument(
+        "--discovery",
+        default="both",
+        help="causal discovery over catalog columns: pc, fci or both (default: %(default)s)",
+    )
     causal.add_argument("--overwrite", action="store_true", help="replace existing results")
     causal.set_defaults(func=_cmd_causal)
 

@@ -5,7 +5,9 @@ space lacks. The PC algorithm (Spirtes, Glymour & Scheines 2000) asks the global
 question: which catalog-level variables still depend on each other whatever subset of
 the others is held fixed, and which way the arrows point where the data can tell. On the
 mock survey the generative DAG is known (:func:`clapkit.sim.graph.true_graph`), so the
-answer can be scored.
+answer can be scored. The mock is also a selected sample (Petrosian r < 17.77), which
+the references here ignore; :mod:`clapkit.interpret.fci` has the reference with the
+selection conditioned on, and FCI, which allows for it.
 
 The search is causal-learn's ``pc``. By default it runs the order-independent
 ("stable") variant of Colombo & Maathuis (2014, JMLR 15, 3741) with Fisher's z test of

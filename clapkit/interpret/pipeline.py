@@ -14,7 +14,10 @@ before the stage reads or writes anything. What they write:
   of the local tests in one model's latent space (each test with how z was regressed
   out, quadratic by default, and its raw and Benjamini–Hochberg adjusted p-values); ``causal/pc.json``: the PC graph over
   catalog columns with bootstrap edge confidences and, on the mock survey, its score
-  against :func:`clapkit.sim.graph.true_graph`, which ``causal/true_graph.json`` records;
+  against :func:`clapkit.sim.graph.true_graph`, which ``causal/true_graph.json`` records
+  (with its selection node); ``causal/fci.json``: the FCI PAG over the same columns and,
+  on the mock, the true PAG and its score; ``causal/local_tests_truth.json`` (mock
+  only): the local tests' verdicts against what the true graph implies;
 - ``pid/pid.json``: the MI decomposition of every input pair (sample means, by galaxy
   type, with bootstrap intervals over the test galaxies) and ``pid/per_galaxy.h5`` (the
   per-galaxy terms);
@@ -260,7 +263,13 @@ def causal_stage(
     progress: bool = False,
     log: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
-    """Local tests in one model's latent space and PC over catalog columns.
+    """Local tests in one model's latent space, and PC and/or FCI over catalog columns.
+
+    On the mock survey the true graph (with its selection node) is recorded, PC is
+    scored against both the induced subgraph's pattern and what a perfect test finds on
+    the selected data, FCI against the true PAG (:mod:`clapkit.interpret.fci`), and the
+    local tests' verdicts against what the graph implies given the latent
+    (:mod:`clapkit.interpret.truth`).
 
     Parameters
     ----------
@@ -281,20 +290,31 @@ def causal_stage(
     Returns
     -------
     dict
-        ``{"local_tests": CausalGraph.to_dict(), "pc": {...}}`` as written.
+        ``{"local_tests": CausalGraph.to_dict(), "pc": {...}, "fci": {...},
+        "local_tests_truth": {...}}`` as written; ``pc`` or ``fci`` is None where it
+        was not run, ``local_tests_truth`` None off the mock survey.
 
     Examples
     --------
     >>> settings = CausalSettings(k=8, n_permutations=99, n_bootstrap=2)
     >>> causal_stage("survey.h5", "runs/mass", settings)  # doctest: +SKIP
     """
-    from clapkit.interpret.discovery import pc_discovery, reference_graph, score_graph
     from clapkit.interpret.local_tests import run_local_tests
+    from clapkit.interpret.truth import score_local_tests
 
     paths = RunDir(run)
     settings = CausalSettings() if settings is None else settings
     latent_of = settings.latent_of
-    _check_outputs((paths.local_tests_path, paths.pc_path, paths.true_graph_path), overwrite)
+    _check_outputs(
+        (
+            paths.local_tests_path,
+            paths.pc_path,
+            paths.fci_path,
+            paths.true_graph_path,
+            paths.local_tests_truth_path,
+        ),
+        overwrite,
+    )
     galaxies = load_data(data)
     prediction = read_mass_prediction(run, latent_of)
     _aligned(prediction, galaxies, latent_of)
@@ -320,34 +340,98 @@ def causal_stage(
     )
     paths.causal_dir.mkdir(parents=True, exist_ok=True)
     graph.save(paths.local_tests_path, overwrite=True)
-    log("PC causal discovery over catalog columns")
-    pc_columns = None if settings.pc_columns is None else list(settings.pc_columns)
-    found = pc_discovery(
-        galaxies.catalog,
-        pc_columns,
-        alpha=settings.pc_alpha,
-        depth=settings.pc_depth,
-        max_rows=settings.max_rows,
-        n_bootstrap=settings.n_bootstrap,
-        seed=settings.seed,
-        progress=progress,
-    )
-    pc = {"graph": found.to_dict(), "score": None, "reference": None}
+    found = _discovery(galaxies.catalog, settings, progress, log)
     source = galaxies.meta.get("source")
+    truth_scores = None
     if source == MOCK_SURVEY:
         from clapkit.sim.graph import true_graph
 
         truth = true_graph(TRUE_GRAPH_BANDS)
-        pc["score"] = score_graph(found, truth)
-        # What PC finds with a perfect test: the pattern the score compares with.
-        pc["reference"] = reference_graph(truth, found.columns).to_dict()
+        _score_discovery(found, truth)
+        truth_scores = score_local_tests(graph, truth, selection=truth.graph["selection"])
         # Recorded so that readers (the dashboard) need not know how the data was made.
         write_true_graph(run, truth, source, overwrite=True)
     else:
         # A true graph left by an earlier run on other data would be wrong for this one.
         paths.true_graph_path.unlink(missing_ok=True)
-    write_json(paths.pc_path, {"clapkit_version": clapkit.__version__, **pc}, overwrite=True)
-    return {"local_tests": graph.to_dict(), "pc": pc}
+    stamp = {"clapkit_version": clapkit.__version__}
+    for name, path in (("pc", paths.pc_path), ("fci", paths.fci_path)):
+        if found[name] is None:
+            path.unlink(missing_ok=True)  # not run this time: an older result would mislead
+        else:
+            write_json(path, {**stamp, **found[name]}, overwrite=True)
+    if truth_scores is None:
+        paths.local_tests_truth_path.unlink(missing_ok=True)
+    else:
+        write_json(paths.local_tests_truth_path, {**stamp, **truth_scores}, overwrite=True)
+    return {"local_tests": graph.to_dict(), **found, "local_tests_truth": truth_scores}
+
+
+def _discovery(
+    catalog: Any, settings: CausalSettings, progress: bool, log: Callable[[str], None]
+) -> dict[str, dict[str, Any] | None]:
+    """PC and/or FCI over catalog columns, as ``settings.discovery`` asks (scores unset)."""
+    from clapkit.interpret.discovery import pc_discovery
+    from clapkit.interpret.fci import fci_discovery
+
+    columns = None if settings.pc_columns is None else list(settings.pc_columns)
+    found: dict[str, dict[str, Any] | None] = {"pc": None, "fci": None}
+    if settings.discovery in ("pc", "both"):
+        log("PC causal discovery over catalog columns")
+        result = pc_discovery(
+            catalog,
+            columns,
+            alpha=settings.pc_alpha,
+            depth=settings.pc_depth,
+            max_rows=settings.max_rows,
+            n_bootstrap=settings.n_bootstrap,
+            seed=settings.seed,
+            progress=progress,
+        )
+        found["pc"] = {"graph": result.to_dict(), "score": None, "reference": None}
+        found["pc"] |= {"score_selection": None, "reference_selection": None}
+    if settings.discovery in ("fci", "both"):
+        log("FCI causal discovery over catalog columns")
+        pag = fci_discovery(
+            catalog,
+            columns,
+            alpha=settings.pc_alpha,
+            depth=settings.pc_depth,
+            max_rows=settings.max_rows,
+            seed=settings.seed,
+        )
+        found["fci"] = {"graph": pag.to_dict(), "score": None, "reference": None}
+    return found
+
+
+def _score_discovery(found: dict[str, dict[str, Any] | None], truth: Any) -> None:
+    """Fill in the scores of the found graphs against the truth, in place."""
+    from clapkit.interpret.discovery import (
+        DiscoveryResult,
+        compare_adjacency,
+        reference_graph,
+        score_graph,
+    )
+    from clapkit.interpret.fci import PAGResult, compare_pags, selection_reference, true_pag
+
+    selection = truth.graph.get("selection")
+    if found["pc"] is not None:
+        pc = found["pc"]
+        result = DiscoveryResult.from_dict(pc["graph"])
+        pc["score"] = score_graph(result, truth)
+        # What PC finds with a perfect test: the pattern the score compares with.
+        pc["reference"] = reference_graph(truth, result.columns).to_dict()
+        # ... and with the left-out variables hidden and the selection conditioned on,
+        # which is what the selected data can show.
+        reference = selection_reference(truth, result.columns, selection)
+        pc["reference_selection"] = reference.to_dict()
+        pc["score_selection"] = compare_adjacency(result.adjacency, reference.adjacency)
+    if found["fci"] is not None:
+        fci = found["fci"]
+        pag = PAGResult.from_dict(fci["graph"])
+        reference = true_pag(truth, pag.columns, selection)
+        fci["reference"] = reference.to_dict()
+        fci["score"] = compare_pags(pag.marks, reference.marks)
 
 
 # ----------------------------------------------------------------------------- pid

@@ -155,7 +155,10 @@ def write_true_graph(
     run : path-like
         The run directory; the graph goes to ``interpret/causal/true_graph.json``.
     graph : networkx.DiGraph
-        The generative graph (nodes are catalog columns).
+        The generative graph (nodes are catalog columns). Its selection node, named by
+        ``graph.graph["selection"]`` (:func:`clapkit.sim.graph.true_graph`), is
+        recorded as ``"selection"`` if the graph holds that node (a subgraph that
+        leaves it out has none).
     source : str
         What data it is the truth of (the GalaxySet's ``meta["source"]``).
     overwrite : bool
@@ -174,12 +177,17 @@ def write_true_graph(
     >>> sorted(read_true_graph(path.parents[2]).edges)
     [('log_mstar', 'mag_r'), ('z', 'mag_r')]
     """
+    selection = graph.graph.get("selection")
+    if selection not in graph:
+        # A subgraph keeps the attribute but may leave the node out: then it has none.
+        selection = None
     record = {
         "format": TRUE_GRAPH_FORMAT,
         "clapkit_version": clapkit.__version__,
         "source": source,
         "nodes": [str(node) for node in graph.nodes],
         "edges": [[str(a), str(b)] for a, b in graph.edges],
+        "selection": None if selection is None else str(selection),
     }
     path = RunDir(run).true_graph_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +196,11 @@ def write_true_graph(
 
 def read_true_graph(run: str | os.PathLike) -> nx.DiGraph | None:
     """The generative graph recorded by :func:`write_true_graph`; None where the run has
-    none (real data, or a run made before clapkit 0.1.0 recorded it)."""
+    none (real data, or a run made before clapkit 0.1.0 recorded it).
+
+    The selection node, where the file names one, is ``graph.graph["selection"]``; files
+    written before the selection was recorded have none there.
+    """
     path = RunDir(run).true_graph_path
     if not path.is_file():
         return None
@@ -199,6 +211,11 @@ def read_true_graph(run: str | os.PathLike) -> nx.DiGraph | None:
         graph = nx.DiGraph()
         graph.add_nodes_from(record["nodes"])
         graph.add_edges_from((a, b) for a, b in record["edges"])
+        selection = record.get("selection")
+        if selection is not None:
+            if selection not in graph:
+                raise ValueError(f"the selection node {selection!r} is not one of its nodes")
+            graph.graph["selection"] = selection
     except (KeyError, TypeError, ValueError) as err:
         raise FileFormatError(f"{path}: not a true graph ({err})") from err
     return graph
@@ -316,7 +333,9 @@ def result_paths(run: str | os.PathLike) -> list[Path]:
         *(run.mass_prediction_path(name) for name in ALL_INPUT_SETS),
         run.local_tests_path,
         run.pc_path,
+        run.fci_path,
         run.true_graph_path,
+        run.local_tests_truth_path,
         run.pid_path,
         run.pid_per_galaxy_path,
         run.attributions_path,

@@ -66,6 +66,8 @@ EXTERNAL = ("disk_q", "hlr", "bulge_fraction", "z", "disk_av", "position_angle")
 #: Neighbours per local test when ``k`` is not given, per neighbourhood scheme: the
 #: published 100 for overlapping ones.
 DEFAULT_K = {"disjoint": 30, "overlapping": 100}
+#: Which causal-discovery searches the causal stage runs over catalog columns.
+DISCOVERY = ("pc", "fci", "both")
 
 
 def _optional_int(value: Any, name: str, minimum: int) -> int | None:
@@ -168,17 +170,20 @@ class CausalSettings(Settings):
     alpha : float
         False-discovery rate of the local tests, in (0, 1): a test is "dependent" when its
         Benjamini–Hochberg adjusted p-value is below it.
+    discovery : {"both", "pc", "fci"}
+        Which searches run over catalog columns: PC, FCI (which allows hidden common
+        causes and selection bias), or both, with the same columns, test and alpha.
     pc_columns : sequence of str, optional
-        Columns for PC discovery; :func:`~clapkit.interpret.discovery.default_columns`
+        Columns for PC (and FCI) discovery; :func:`~clapkit.interpret.discovery.default_columns`
         when None.
     pc_alpha : float
-        Significance level of PC's conditional-independence tests, in (0, 1).
+        Significance level of PC's (and FCI's) conditional-independence tests, in (0, 1).
     pc_depth : int or None
-        Largest conditioning set PC tries; None for no limit.
+        Largest conditioning set PC (and FCI's adjacency search) tries; None for no limit.
     n_bootstrap : int
         Bootstrap resamples that give each PC edge its frequency (0 for none).
     max_rows : int or None
-        Rows PC draws from the catalog; None for all.
+        Rows PC and FCI draw from the catalog; None for all.
     seed : int
         Seeds the permutations, the row draw and the bootstrap.
 
@@ -205,6 +210,7 @@ class CausalSettings(Settings):
     k: int | None = None
     n_permutations: int = 999
     alpha: float = 0.05
+    discovery: str = "both"
     pc_columns: tuple[str, ...] | None = None
     pc_alpha: float = 0.01
     pc_depth: int | None = 3
@@ -227,6 +233,7 @@ class CausalSettings(Settings):
         self._set("k", check_int(k, "k", 4))
         self._set("n_permutations", check_int(self.n_permutations, "n_permutations"))
         self._set("alpha", check_number(self.alpha, "alpha", above=0, below=1))
+        check_choice(self.discovery, "discovery", DISCOVERY)
         if self.pc_columns is not None:
             self._set("pc_columns", check_names(self.pc_columns, "pc_columns"))
         self._set("pc_alpha", check_number(self.pc_alpha, "pc_alpha", above=0, below=1))

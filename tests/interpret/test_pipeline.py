@@ -16,6 +16,7 @@ from clapkit.errors import OverwriteError, ValidationError
 from clapkit.interpret import pipeline, results
 from clapkit.interpret.attribution_names import METHODS
 from clapkit.interpret.causal_graph import CausalGraph
+from clapkit.interpret.fci import selection_reference
 from clapkit.interpret.settings import (
     EXTERNAL,
     AttributionSettings,
@@ -105,10 +106,32 @@ def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tm
     expected = true_graph(pipeline.TRUE_GRAPH_BANDS)
     assert set(recorded.nodes) == set(expected.nodes)
     assert set(recorded.edges) == set(expected.edges)
-    assert results.clapkit_json(RunDir(copy).pc_path)["score"] is not None
+    assert recorded.graph["selection"] == "selected"
+    pc = results.clapkit_json(RunDir(copy).pc_path)
+    assert pc["score"] is not None and pc["score_selection"] is not None
+    # Selection and the hidden source galaxy join pairs that the induced subgraph separates.
+    reached = selection_reference(expected, columns, "selected")
+    assert pc["score_selection"]["n_true_edges"] == len(reached.edges())
+    assert len(reached.edges()) > pc["score"]["n_true_edges"]
+    fci = results.clapkit_json(RunDir(copy).fci_path)
+    assert fci["graph"]["columns"] == columns and fci["reference"]["test"] == "d_separation"
+    assert fci["score"]["n_true_edges"] == pc["score_selection"]["n_true_edges"]
+    scored = results.clapkit_json(RunDir(copy).local_tests_truth_path)
+    tested = {(row["source"], tuple(row["conditioned_on"])) for row in scored["rows"]}
+    assert ("position_angle", ("z",)) in tested
+    assert (
+        "position_angle"
+        in scored["tables"]["with_selection"]["given z"]["TN"]
+        + scored["tables"]["with_selection"]["given z"]["FP"]
+    )
     # Redone on data whose truth is unknown, the run no longer claims one.
     pipeline.causal_stage(data, copy, settings, overwrite=True)
     assert results.read_true_graph(copy) is None
+    assert not RunDir(copy).local_tests_truth_path.exists()
+    # PC alone: the FCI result of the earlier run is not left to mislead.
+    only_pc = CausalSettings(k=8, n_permutations=99, n_bootstrap=0, discovery="pc")
+    assert pipeline.causal_stage(data, copy, only_pc, overwrite=True)["fci"] is None
+    assert not RunDir(copy).fci_path.exists() and RunDir(copy).pc_path.exists()
 
 
 def test_mi_classifiers_read_the_images_themselves_and_e_bv_beside_both_inputs(analysed, tmp_path):
@@ -368,3 +391,17 @@ def test_bad_interval_settings_are_refused_before_anything_is_written(
     assert main([*argv, "--input-sets", "photometry", *flag]) == 2
     assert message in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_the_command_line_runs_fci_alone(analysed, tmp_path, capsys):
+    data, run = analysed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    argv = ["interpret", "causal", "--data", str(data), "--run", str(copy), "--quiet"]
+    argv += ["--k", "8", "--permutations", "99", "--bootstrap", "0", "--discovery", "fci"]
+    assert main([*argv, "--overwrite"]) == 0
+    assert RunDir(copy).fci_path.is_file() and not RunDir(copy).pc_path.exists()
+    stored = results.clapkit_json(RunDir(copy).fci_path)
+    assert stored["score"] is None and stored["graph"]["test"] == "fisherz"
+    assert main([*argv[:-2], "--discovery", "lingam", "--overwrite"]) == 2
+    assert "discovery" in capsys.readouterr().err

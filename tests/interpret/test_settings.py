@@ -147,3 +147,10 @@ def test_the_command_line_refuses_a_bad_setting_before_reading_or_writing(
     # Refused for the setting, not for the missing data file, and nothing written.
     assert message in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_causal_discovery_is_pc_fci_or_both():
+    assert CausalSettings().discovery == "both"
+    assert CausalSettings.from_dict(CausalSettings(discovery="fci").to_dict()).discovery == "fci"
+    with pytest.raises(ValidationError, match="discovery"):
+        CausalSettings(discovery="lingam")

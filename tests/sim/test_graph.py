@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from astropy.cosmology import Planck18
 
+from clapkit.errors import ValidationError
 from clapkit.sim import true_graph
 from clapkit.sim.dust import effective_wavelengths
 from clapkit.sim.morphology import disk_axis_ratio, mean_log_inverse_axis_ratio, restframe_u_r
@@ -29,9 +30,53 @@ def test_the_graph_is_a_dag(graph):
     assert nx.is_directed_acyclic_graph(true_graph(("sdss",)))
 
 
-def test_every_node_is_a_column_of_a_simulated_catalog(graph, mock_survey):
+def test_every_node_but_the_selection_is_a_column_of_a_simulated_catalog(graph, mock_survey):
     missing = set(graph.nodes) - set(mock_survey.catalog.colnames)
-    assert not missing
+    assert missing == {graph.graph["selection"]} == {"selected"}
+
+
+def test_the_selection_reads_the_petrosian_r_magnitude_alone(graph):
+    # survey._select_galaxies cuts on mag_r - extinction_r + petro_offset_r, which is the
+    # catalog's petromag_r: the extinction-corrected mag_r plus the source galaxy's offset.
+    assert set(graph.predecessors("selected")) == {"petromag_r"}
+    assert set(graph.predecessors("petromag_r")) == {"mag_r", "source_index"}
+    assert graph.out_degree("selected") == 0
+    for band in "ugiz":
+        assert set(graph.predecessors(f"petromag_{band}")) == {f"mag_{band}", "source_index"}
+    assert "petromag_r" not in true_graph(("wise",), selection=False)
+    # The selected galaxies descend from redshift, mass, the SED, sizes, dust, reddening
+    # and the disk's inclination, but not from the orientation on the sky.
+    ancestors = nx.ancestors(graph, "selected")
+    assert {"z", "log_mstar", "sed_coeff_0", "hlr", "disk_av", "ebv", "inclination"} <= ancestors
+    assert not {"position_angle", "offset_x", "bulge_q"} & ancestors
+
+
+def test_the_selection_chain_is_there_whatever_the_band_sets():
+    wise = true_graph(("wise",))
+    assert wise.graph["selection"] == "selected"
+    assert nx.has_path(wise, "true_mag_r", "selected") and "mag_u" not in wise
+    assert "selected" not in true_graph(selection=False).nodes
+
+
+def test_the_selected_catalog_passes_the_cut_on_petromag_r(mock_survey):
+    from clapkit.sim.survey import PETROSIAN_R_LIMIT
+
+    catalog = mock_survey.catalog
+    assert np.all(np.asarray(catalog["petromag_r"]) < PETROSIAN_R_LIMIT)
+
+
+@pytest.mark.parametrize("band_sets", ["sdss", ("sdss", "euclid")])
+def test_unknown_band_sets_are_refused(band_sets):
+    with pytest.raises(ValidationError, match="band_sets"):
+        true_graph(band_sets)
+
+
+def test_the_image_parents_are_nodes_and_leave_out_what_only_the_photometry_reads(graph):
+    from clapkit.sim.graph import IMAGE_PARENTS
+
+    assert set(IMAGE_PARENTS) <= set(graph.nodes)
+    assert {"position_angle", "disk_q", "bulge_hlr", "ebv", "log_mstar"} <= set(IMAGE_PARENTS)
+    assert "hlr" not in IMAGE_PARENTS and "inclination" not in IMAGE_PARENTS
 
 
 def test_every_magnitude_of_the_catalog_is_a_node(graph):
