@@ -38,8 +38,20 @@ from clapkit.translate.results import (
 from clapkit.translate.tasks import TASKS, task
 from clapkit_app.store import as_id, plain_id
 
-#: The translated sets in the order the dashboard lists them (others follow, sorted).
-SET_ORDER = ("nrgan", "nrgan_smooth", "swin", "srgan", "capsule", "diffusion")
+#: The translated sets in the order the dashboard lists them (others follow, sorted):
+#: NR-GAN as published, without its noise, its variants, then the other families.
+SET_ORDER = (
+    "nrgan",
+    "nrgan_smooth",
+    "nrgan_clapkit",
+    "nrgan_pix2pix",
+    "nrgan_cyclegan",
+    "nrgan_cyclegan_id",
+    "swin",
+    "srgan",
+    "capsule",
+    "diffusion",
+)
 #: The reference row of an evaluation: the real target images.
 REAL = "real"
 

@@ -23,7 +23,7 @@ from clapkit.data import GalaxySet
 from clapkit.data.stack import ImageStack
 from clapkit.errors import ValidationError
 from clapkit.settings import Settings
-from clapkit.translate.models import MODEL_NAMES
+from clapkit.translate.models import TRAINABLE_NAMES
 from clapkit.translate.models.base import Translator
 from clapkit.translate.pixels import FIELD_TOLERANCE, check_finite
 from clapkit.translate.tasks import task
@@ -128,7 +128,8 @@ class ApplySettings(Settings):
     Parameters
     ----------
     model : str, optional
-        The model's name, checked against the one stored in the model folder.
+        The model's (or variant's) name, checked against the one stored in the model
+        folder.
     overrides : dict, optional
         Inference-time config fields to change (NR-GAN's ``{"add_noise": False}`` gives the
         smooth variant).
@@ -157,7 +158,7 @@ class ApplySettings(Settings):
 
     def __post_init__(self) -> None:
         if self.model is not None:
-            check_choice(self.model, "model", MODEL_NAMES)
+            check_choice(self.model, "model", TRAINABLE_NAMES)
         if self.overrides is not None and not isinstance(self.overrides, dict):
             raise ValidationError(
                 f"overrides must be a dict of config fields, got {self.overrides!r}"

@@ -73,10 +73,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     from clapkit.translate.apply import ApplySettings, apply_translator
+    from clapkit.translate.models import family_of
 
     overrides = {"add_noise": False} if args.no_noise else None
-    if args.no_noise and args.model != "nrgan":
-        raise ValidationError("--no-noise applies to nrgan only (its emulated noise)")
+    if args.no_noise and family_of(args.model) != "nrgan":
+        raise ValidationError(
+            "--no-noise applies to nrgan only (and its variants): their emulated noise"
+        )
     name = args.name or (f"{args.model}_smooth" if args.no_noise else args.model)
     settings = ApplySettings(
         model=args.model,
@@ -117,7 +120,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_translate_parser(commands: argparse._SubParsersAction) -> None:
     """Add ``translate`` and its sub-commands to the ``clapkit`` parser."""
-    from clapkit.translate.models import MODEL_NAMES
+    from clapkit.translate.models import TRAINABLE_NAMES
 
     translate = commands.add_parser(
         "translate",
@@ -129,7 +132,12 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
 
     def common(parser: argparse.ArgumentParser, model: bool = True) -> None:
         if model:
-            parser.add_argument("--model", required=True, choices=list(MODEL_NAMES))
+            parser.add_argument(
+                "--model",
+                required=True,
+                choices=list(TRAINABLE_NAMES),
+                help="a model family, or a variant such as nrgan_clapkit",
+            )
         parser.add_argument("--task", required=True, choices=["s2s", "s2c"])
         parser.add_argument("--data", required=True, help="GalaxySet file with both stacks")
         parser.add_argument("--run", required=True, help="run directory")
@@ -157,7 +165,7 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
     apply.add_argument(
         "--no-noise",
         action="store_true",
-        help="nrgan only: leave out the emulated noise (the smooth autoencoder-only variant)",
+        help="nrgan and its variants: leave out the emulated noise (the smooth set)",
     )
     apply.add_argument("--name", help="name of the translated set (default: the model's)")
     apply.add_argument("--seed", type=int, default=0, help="seed of stochastic models")

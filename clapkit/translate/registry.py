@@ -3,6 +3,8 @@
 Every model subclasses :class:`~clapkit.translate.models.base.Translator` and is built by
 name through :func:`build_model` from a preset (``"tiny"`` for tests, ``"cpu"``,
 ``"paper"``: see :mod:`clapkit.presets`) or a full config recorded with a trained model.
+A *variant* (:data:`~clapkit.translate.models.VARIANT_NAMES`, e.g. ``nrgan_clapkit``) is
+a family's class built with the settings its config class lists under that name.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from clapkit.errors import ValidationError
-from clapkit.translate.models import MODEL_NAMES
+from clapkit.translate.models import MODEL_NAMES, VARIANT_NAMES, family_of
 from clapkit.translate.models.base import Translator
 from clapkit.translate.models.capsule import CapsuleConfig, CapsuleTranslator
 from clapkit.translate.models.diffusion import DiffusionConfig, DiffusionTranslator
@@ -45,6 +47,7 @@ MODELS: dict[str, type[Translator]] = {
     )
 }
 assert tuple(MODELS) == MODEL_NAMES, "the registry and MODEL_NAMES must list the same models"
+assert set(VARIANT_NAMES) == set(NRGANConfig.VARIANTS), "VARIANT_NAMES must list NR-GAN's variants"
 
 
 def build_model(
@@ -56,9 +59,11 @@ def build_model(
     Parameters
     ----------
     name : str
-        A registered model (:data:`MODEL_NAMES`).
+        A registered model (:data:`MODEL_NAMES`) or variant (:data:`VARIANT_NAMES`).
     preset : str or None
-        The size preset (``"tiny"``, ``"cpu"``, ``"paper"``), or None for a complete config.
+        The size preset (``"tiny"``, ``"cpu"``, ``"paper"``), to which a variant's settings
+        are applied; or None for a complete recorded config (the variant's settings are
+        in it already).
     config : dict
         Overrides of the preset, or the complete config.
     n_bands : int
@@ -75,12 +80,18 @@ def build_model(
     >>> net = build_model("swin", preset="tiny", config={}, n_bands=5, size=16)
     >>> net.name, net.size
     ('swin', 16)
+    >>> build_model("nrgan_clapkit", preset="tiny", config={}, n_bands=5, size=16).config.pixel_loss
+    'l1'
     """
-    if name not in MODELS:
-        raise ValidationError(f"unknown translation model {name!r}; expected one of {list(MODELS)}")
-    cls = MODELS[name]
+    family = family_of(name)
+    if family not in MODELS:
+        raise ValidationError(
+            f"unknown translation model {name!r}; expected one of {[*MODELS, *VARIANT_NAMES]}"
+        )
+    cls = MODELS[family]
     if preset is None:
-        model_config = cls.config_class.from_dict(config)
+        model_config = cls.config_class.from_record(config)
     else:
-        model_config = cls.config_class.preset(preset, **config)
+        variant = cls.config_class.VARIANTS.get(name, {}) if name != family else {}
+        model_config = cls.config_class.preset(preset, **{**variant, **config})
     return cls(model_config, n_bands, size)

@@ -31,6 +31,7 @@ from clapkit.errors import FileFormatError, OverwriteError, ValidationError
 from clapkit.nets.augment import random_dihedral
 from clapkit.nets.checkpoint import CheckpointFile
 from clapkit.nets.training import Epoch, train_epochs
+from clapkit.translate.models import VARIANT_NAMES, family_of
 from clapkit.translate.models.base import TranslationBatch, Translator, strict_from_dict
 from clapkit.translate.pixels import PixelScaler, check_finite, resample, task_stacks
 from clapkit.translate.registry import MODELS, build_model
@@ -119,13 +120,17 @@ MODEL_OPTIONS: dict[str, dict[str, Any]] = {
 def default_options(model: str, **overrides: Any) -> TrainOptions:
     """The training options of ``model``: its defaults, then ``overrides`` (None ignored).
 
+    A variant (``nrgan_clapkit``, ...) takes its family's.
+
     Examples
     --------
     >>> default_options("nrgan", epochs=3).paired_fraction
     0.5
+    >>> default_options("nrgan_clapkit").paired_fraction
+    0.5
     """
     given = {key: value for key, value in overrides.items() if value is not None}
-    return TrainOptions.from_dict({**MODEL_OPTIONS.get(model, {}), **given})
+    return TrainOptions.from_dict({**MODEL_OPTIONS.get(family_of(model), {}), **given})
 
 
 @dataclass
@@ -298,7 +303,8 @@ def train_translator(
         Output folder; ``checkpoint.pt`` there is resumed from when its configuration
         matches, and refused otherwise.
     model : str
-        One of :data:`clapkit.translate.models.MODELS`.
+        One of :data:`clapkit.translate.models.MODEL_NAMES`, or a variant
+        (:data:`~clapkit.translate.models.VARIANT_NAMES`), recorded under that name.
     task_name : str
         ``"s2s"`` or ``"s2c"``.
     config : dict, optional
@@ -322,11 +328,12 @@ def train_translator(
     """
     model_dir = Path(model_dir)
     options = options or TrainOptions()
-    if model not in MODELS:
+    if family_of(model) not in MODELS:
         raise ValidationError(
-            f"unknown translation model {model!r}; expected one of {sorted(MODELS)}"
+            f"unknown translation model {model!r}; expected one of "
+            f"{sorted(MODELS)} or a variant {list(VARIANT_NAMES)}"
         )
-    if MODELS[model].supervised and options.paired_fraction < 1.0:
+    if MODELS[family_of(model)].supervised and options.paired_fraction < 1.0:
         raise ValidationError(
             f"{model} is supervised and trains on paired images only; "
             f"paired_fraction must be 1, got {options.paired_fraction}"
@@ -418,7 +425,7 @@ def read_spec(model_dir: str | os.PathLike) -> TranslationSpec:
             f"{path}: translation model format version {data.get('version')}; "
             f"this clapkit reads version {MODEL_FORMAT_VERSION}"
         )
-    if data.get("model") not in MODELS:
+    if family_of(str(data.get("model"))) not in MODELS:
         raise FileFormatError(f"{path}: unknown model type {data.get('model')!r}")
     keys = {f.name for f in fields(TranslationSpec)}
     return TranslationSpec(**{k: v for k, v in data.items() if k in keys})

@@ -1,4 +1,8 @@
-"""NR-GAN translator: shapes, determinism, both training steps and the noise emulator."""
+"""NR-GAN translator: shapes, determinism, both training steps and the noise emulator.
+
+``_model`` builds NR-GAN as published (the default); ``_clapkit`` the ``nrgan_clapkit``
+variant, clapkit's earlier design, for the behaviour only it has.
+"""
 
 import math
 
@@ -16,6 +20,12 @@ BANDS = 5
 def _model(size: int = 16, seed: int = 0, **overrides) -> NRGANTranslator:
     torch.manual_seed(seed)
     return NRGANTranslator(NRGANConfig.preset("tiny", **overrides), BANDS, size)
+
+
+def _clapkit(size: int = 16, seed: int = 0, **overrides) -> NRGANTranslator:
+    torch.manual_seed(seed)
+    config = NRGANConfig.variant("nrgan_clapkit", "tiny", **overrides)
+    return NRGANTranslator(config, BANDS, size)
 
 
 def _blobs(n: int, size: int, seed: int, width: float = 2.0) -> torch.Tensor:
@@ -122,13 +132,24 @@ def test_state_dict_round_trip_gives_the_same_translation():
 
 
 def test_smooth_variant_adds_no_high_frequency_noise():
-    noisy_model = _model(seed=0)
-    smooth_model = _model(seed=0, add_noise=False)
+    noisy_model = _clapkit(seed=0)
+    smooth_model = _clapkit(seed=0, add_noise=False)
     x = _noisy(_blobs(4, 16, seed=3), 1.0, seed=4)
     noisy = _translate(noisy_model, x, 0)
     smooth = _translate(smooth_model, x, 0)
     assert _high_frequency_power(smooth) < 0.1 * _high_frequency_power(noisy)
     assert torch.equal(smooth, _translate(smooth_model, x, 1))  # nothing random left
+
+
+def test_published_translation_is_the_generator_on_the_raw_image_plus_noise():
+    model = _model(seed=0)
+    x = _noisy(_blobs(3, 16, seed=3), 1.0, seed=4)
+    with torch.no_grad():
+        bare = model.generators["s2t"](x)
+        noise = model.emulators["target"](bare, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(_translate(model, x, 2), bare + noise)
+    model.config.add_noise = False
+    torch.testing.assert_close(_translate(model, x, 9), bare)  # no autoencoder on the way
 
 
 # --- training ---------------------------------------------------------------------------
@@ -165,8 +186,9 @@ def test_make_optimizers_names_and_covers_every_parameter_once():
         assert all(g["betas"] == (0.5, 0.999) for g in opt.param_groups)
 
 
-def test_step1_reconstruction_loss_falls_on_a_toy_task():
-    model = _model(pretrain_epochs=100)
+@pytest.mark.parametrize("build", [_model, _clapkit], ids=["published", "clapkit"])
+def test_step1_reconstruction_loss_falls_on_a_toy_task(build):
+    model = build(pretrain_epochs=100, ae_lr_factor=5.0)
     source = _noisy(_blobs(4, 16, seed=10), 0.3, seed=11)
     target = 1.5 * _blur(source)
     optimizers = model.make_optimizers(1e-3)  # the autoencoders at 5e-3
@@ -178,8 +200,9 @@ def test_step1_reconstruction_loss_falls_on_a_toy_task():
     assert sum(losses[-3:]) < 0.75 * sum(losses[:3])
 
 
-def test_step2_identity_loss_falls_on_a_toy_task():
-    model = _model(pretrain_epochs=1)
+@pytest.mark.parametrize("build", [_model, _clapkit], ids=["published", "clapkit"])
+def test_step2_identity_loss_falls_on_a_toy_task(build):
+    model = build(pretrain_epochs=1)
     source = _noisy(_blobs(4, 16, seed=12), 0.3, seed=13)
     target = 1.5 * _blur(source)
     optimizers = model.make_optimizers(1e-3)
@@ -194,8 +217,13 @@ def test_step2_identity_loss_falls_on_a_toy_task():
     assert sum(losses[-3:]) < 0.75 * sum(losses[:3])
 
 
-def test_step1_leaves_the_generators_alone_and_step2_the_autoencoders():
-    model = _model(pretrain_epochs=1)
+@pytest.mark.parametrize(
+    ("build", "adversarial_step2"),
+    [(_model, False), (_clapkit, True)],
+    ids=["published", "clapkit"],
+)
+def test_step1_leaves_the_generators_alone_and_step2_the_autoencoders(build, adversarial_step2):
+    model = build(pretrain_epochs=1)
     x = _noisy(_blobs(4, 16, seed=5), 0.5, seed=6)
     optimizers = model.make_optimizers(1e-3)
 
@@ -206,17 +234,19 @@ def test_step1_leaves_the_generators_alone_and_step2_the_autoencoders():
         assert not _unchanged(getattr(model, name), before[name]), name
 
     before = {name: _snapshot(module) for name, module in model.named_children()}
-    model.train_step(_paired(x, x), optimizers, 1, torch.Generator())
+    # Images that differ from their counterparts, so that the identity loss pulls.
+    model.train_step(_paired(x, 1.5 * x), optimizers, 1, torch.Generator())
     assert _unchanged(model.autoencoders, before["autoencoders"])
     assert _unchanged(model.emulators, before["emulators"])
-    for name in ("generators", "discriminators"):
-        assert not _unchanged(getattr(model, name), before[name]), name
+    assert not _unchanged(model.generators, before["generators"])
+    # No adversarial term in the published step 2: the discriminators rest.
+    assert _unchanged(model.discriminators, before["discriminators"]) != adversarial_step2
     # Frozen for the step only: trainable again afterwards.
     assert all(p.requires_grad for p in model.parameters())
 
 
 def test_step2_without_paired_galaxies_uses_cycle_and_adversarial_only():
-    model = _model(pretrain_epochs=0)
+    model = _clapkit(pretrain_epochs=0)
     source, target = torch.rand(3, BANDS, 16, 16), torch.rand(4, BANDS, 16, 16)
     batch = TranslationBatch(source[:0], target[:0], source, target)
     optimizers = model.make_optimizers(1e-3)
@@ -230,7 +260,7 @@ def test_step2_without_paired_galaxies_uses_cycle_and_adversarial_only():
 
 
 def test_step2_with_paired_galaxies_only_uses_identity_and_adversarial_only():
-    model = _model(pretrain_epochs=0)
+    model = _clapkit(pretrain_epochs=0)
     source = torch.rand(4, BANDS, 16, 16)
     optimizers = model.make_optimizers(1e-3)
     losses = [
@@ -239,6 +269,52 @@ def test_step2_with_paired_galaxies_only_uses_identity_and_adversarial_only():
     ]
     assert all(step["cycle"] == 0.0 for step in losses)
     assert all(step["identity"] > 0.0 and step["adversarial"] > 0.0 for step in losses)
+
+
+def test_published_step2_compares_with_the_raw_images_and_injects_noise_mid_cycle():
+    model = _model(pretrain_epochs=0)
+    source, target = torch.rand(3, BANDS, 16, 16), torch.rand(3, BANDS, 16, 16)
+    optimizers = model.make_optimizers(1e-3)
+    # Untrained generators are the identity: the identity loss is the MSE between the raw
+    # images of each pair (once per direction), with no autoencoder in between.
+    paired = model.train_step(_paired(source, target), optimizers, 0, torch.Generator())
+    assert paired["identity"] == pytest.approx(2 * (source - target).pow(2).mean().item())
+    assert paired["cycle"] == 0.0
+    assert paired["adversarial"] == 0.0 and paired["discriminator"] == 0.0
+    # The cycle of an identity generator returns the image plus the emulated noise of the
+    # other survey, injected half-way: an MSE of about the noise variance, not 0.
+    model = _model(pretrain_epochs=0)
+    unpaired = TranslationBatch(source[:0], target[:0], source, target)
+    first = model.train_step(unpaired, model.make_optimizers(1e-3), 0, torch.Generator())
+    assert first["identity"] == 0.0
+    assert first["cycle"] == pytest.approx(2.0, rel=0.2)  # two directions, unit noise
+
+
+def test_published_step1_adversarial_loss_updates_the_noise_emulators_only():
+    x = _noisy(_blobs(4, 16, seed=5), 0.5, seed=6)
+    # With the reconstruction switched off, only the adversarial loss is left in step 1.
+    for build, autoencoders_move in ((_model, False), (_clapkit, True)):
+        model = build(reconstruction_weight=0.0)
+        before = {name: _snapshot(module) for name, module in model.named_children()}
+        model.train_step(_paired(x, x), model.make_optimizers(1e-3), 0, torch.Generator())
+        assert _unchanged(model.autoencoders, before["autoencoders"]) != autoencoders_move
+        assert not _unchanged(model.emulators, before["emulators"])
+        assert not _unchanged(model.discriminators, before["discriminators"])
+
+
+def test_published_noise_amplitude_is_drawn_per_image_from_a_seed():
+    model = _model()
+    emulator = model.emulators["target"]
+    with torch.no_grad():  # widen the MLP's output so that seeds matter visibly
+        emulator.seed_net.net[-1].weight.mul_(100.0)
+        blank, bright = torch.zeros(6, BANDS, 16, 16), torch.full((6, BANDS, 16, 16), 5.0)
+        a = emulator.amplitude(blank, torch.Generator().manual_seed(0))
+        b = emulator.amplitude(bright, torch.Generator().manual_seed(0))
+        c = emulator.amplitude(blank, torch.Generator().manual_seed(1))
+    assert a.shape == (6, BANDS) and bool((a > 0).all())
+    torch.testing.assert_close(a, b)  # independent of the image
+    assert not torch.allclose(a, c)  # random: a scatter of noise levels
+    assert a.std(0).min() > 0.01
 
 
 def test_step1_trains_on_unpaired_images_too():
@@ -277,7 +353,7 @@ def test_noise_kernel_is_symmetric_under_the_dihedral_group():
     torch.testing.assert_close(kernel.pow(2).sum((-2, -1)), torch.ones(BANDS))
 
 
-def test_step1_learns_the_noise_level_of_each_survey():
+def test_clapkit_step1_learns_the_noise_level_of_each_survey():
     # Noise adds in flux (in sky-noise units), not in the compressed units of the images.
     sigma = {"source": 0.5, "target": 1.8}
     clean = {"source": _blur(_blobs(8, 24, seed=20)), "target": _blobs(8, 24, seed=21)}
@@ -285,7 +361,7 @@ def test_step1_learns_the_noise_level_of_each_survey():
         d: _compress(_noisy(_expand(clean[d]), sigma[d], seed=22 + i))
         for i, d in enumerate(DOMAINS)
     }
-    model = _model(size=24, pretrain_epochs=100)
+    model = _clapkit(size=24, pretrain_epochs=100)
     optimizers = model.make_optimizers(6e-4)  # autoencoders at 3e-3, emulators at 1.5e-2
     generator = torch.Generator().manual_seed(0)
     batch = TranslationBatch(
@@ -302,7 +378,7 @@ def test_step1_learns_the_noise_level_of_each_survey():
 
 
 def test_emulated_noise_adds_in_flux_and_fades_on_bright_pixels():
-    model = _model()
+    model = _clapkit()
     smooth = torch.zeros(4, BANDS, 16, 16)
     smooth[:, :, :8] = 6.0  # a bright half: e^6 sky σ
     noise = model.noise(smooth, "target", torch.Generator().manual_seed(0)).detach()
@@ -312,6 +388,9 @@ def test_emulated_noise_adds_in_flux_and_fades_on_bright_pixels():
         _expand(smooth + noise) - _expand(smooth), flux.detach(), atol=2e-3, rtol=0
     )
     assert noise[:, :, :8].std() < 0.01 * noise[:, :, 8:].std()
+    # As published, the noise is added in network units: the same on the bright half.
+    published = _model().noise(smooth, "target", torch.Generator().manual_seed(0)).detach()
+    assert published[:, :, :8].std() == pytest.approx(published[:, :, 8:].std().item(), rel=0.2)
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -364,6 +443,10 @@ def test_unknown_config_key_is_refused():
         ("cycle_weight", float("nan")),
         ("add_noise", "yes"),
         ("spectral_bins", True),
+        ("generator_input", "noisy"),
+        ("gan_loss", "wgan"),
+        ("grad_clip", -1.0),
+        ("cycle_noise", 1),
     ],
 )
 def test_bad_config_values_are_refused(field, value):

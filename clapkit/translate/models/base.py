@@ -100,11 +100,22 @@ class ModelConfig:
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Named variants of the family: settings applied over a preset (none by default).
+    VARIANTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         """Build from JSON data; unknown keys raise :class:`ValidationError`."""
         return strict_from_dict(cls, data)
+
+    @classmethod
+    def from_record(cls: type[C], data: dict[str, Any]) -> C:
+        """Build from the complete config recorded with a trained model.
+
+        The same as :meth:`from_dict` unless a subclass knows how older records, written
+        before some of its fields existed, were trained.
+        """
+        return cls.from_dict(data)
 
     @classmethod
     def preset(cls: type[C], name: str, **overrides: Any) -> C:

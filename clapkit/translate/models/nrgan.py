@@ -1,46 +1,70 @@
 """NR-GAN: semi-supervised, noise-reconstructed translation of galaxy images.
 
-Follows the semi-supervised noise-reconstructed generative adversarial network of
-Lin et al. (2023), which translates galaxy images between SDSS and CFHTLS and learns
-from galaxies seen by both surveys as well as from those seen by one only. An image is
-modelled as a smooth component plus noise, and each part is learnt on its own:
+Follows the semi-supervised noise-reconstructed generative adversarial network of Lin,
+Fouchez & Pasquet (2021), which translates galaxy images between SDSS and CFHTLS and
+learns from galaxies seen by both surveys as well as from those seen by one only. An
+image is a smooth component plus noise; the noise is learnt on its own and added back.
+The networks (:mod:`clapkit.translate.models.nrgan_blocks`), one or two per survey:
 
-- an autoencoder per survey (:class:`SmoothAutoencoder`) whose narrow bottleneck and
-  lack of skip connections let through what is predictable (the galaxy) but not what is
-  not (the noise): its output is the smooth component of an image of its survey;
-- a noise emulator per survey (:class:`NoiseEmulator`): a per-band amplitude read from
-  summary statistics of the smooth image, times white Gaussian noise convolved with a
-  learnt kernel per band that is symmetric under the eight rotations and flips of the
-  square (noise has no preferred direction on the sky), added in flux rather than in the
-  range-compressed units the networks see, so that it fades on bright cores as real
-  noise does;
-- a discriminator per survey (:class:`SpectralDiscriminator`) that looks at the pixels
-  and at the log-amplitude of their Fourier transform, where a wrong noise texture
-  stands out; trained with the least-squares GAN loss (LSGAN) and spectral
-  normalisation on every layer, a pairing that needs no gradient penalty;
-- two generators (:class:`ResidualUNet`) that map smooth components between surveys.
+- an autoencoder (:class:`SmoothAutoencoder`) whose narrow bottleneck lets through what
+  is predictable (the galaxy) but not the noise;
+- a noise emulator (:class:`NoiseEmulator`): an amplitude per band times white Gaussian
+  noise convolved with a learnt kernel symmetric under the rotations and flips of the
+  square;
+- a discriminator (:class:`SpectralDiscriminator`) that sees the pixels and the
+  log-amplitude of their Fourier transform;
+- two generators (:class:`ResidualUNet`), source → target and back.
 
-Training follows the paper's two steps, chosen by the epoch (see
-:meth:`NRGANTranslator.train_step`). Step 1 fits the autoencoders and noise emulators
-on every image of each survey, paired or not: an L1 reconstruction loss, an adversarial
-loss on smooth + emulated noise, and, as a stabiliser that is not in the paper, a
-spectral loss that matches the emulated noise's radially averaged log power spectrum to
-the one of the residual ``x − AE(x)``, so that noise level and texture converge in a
-few CPU epochs instead of waiting on the adversarial signal alone (which, while the
-autoencoder still misses part of the galaxy, also pushes the noise up to make up the
-missing power). Step 2 freezes them
-and fits the generators between smooth components: identity loss on paired galaxies,
-cycle consistency on unpaired ones, adversarial loss on translated smooth + emulated
-target noise. A translation is ``G_s2t(AE_source(x)) + noise_target(...)``.
+**As published** (the default ``nrgan``; the authors' code, ``model.py`` and
+``networks.py`` of github.com/QiufanLin/ImageTranslation, is the reference), training
+has two steps, chosen by the epoch (:meth:`NRGANTranslator.train_step`):
 
-Every network handles sides that are multiples of 8 but not of 16 (136 = 8·17):
-downsampling uses padded stride-2 convolutions and upsampling interpolates to the exact
-size recorded on the way down, so no padding or cropping is needed.
+- Step 1 (``epoch < pretrain_epochs``), on every image of each survey: the autoencoders
+  minimise the MSE to their input and nothing else (``model.py`` L271–273, L340, L374);
+  the discriminators learn to tell the images from autoencoder output + emulated noise;
+  the adversarial loss updates the noise emulators only (L154, L364, L376, L414–416).
+  The noise amplitude is drawn from a Gaussian seed through a small MLP per band with a
+  softplus (``networks.py`` L145–153), so the scatter of noise levels is learnt.
+- Step 2, the generators alone, with no adversarial term (L342, L410–411): they read
+  the *raw*, noisy images; the cycle injects emulated noise in the middle, ``x →
+  G(x) + noise → G'(·)``, and is compared by MSE with the raw ``x`` on unpaired galaxies
+  (L165–177, L293–295); the identity loss compares, by MSE, ``G(x)`` of a paired galaxy
+  with its raw counterpart (L182, L277–279). The autoencoders are not used in step 2
+  (only the emulators are carried over, L387–389).
+- A translation is ``G_s2t(x) + noise_target`` (the test phase returns ``x1_recon``,
+  L170 and L460); without its noise (``add_noise=False``, the ``nrgan_smooth`` set) it is
+  ``G_s2t(x)``.
+
+Both steps clip the global gradient norm at 5 (L50, L369–370) and use the
+non-saturating binary cross-entropy GAN loss (L303–313).
+
+**Variants**, the same code with other settings (:attr:`NRGANConfig.VARIANTS`):
+
+- ``nrgan_clapkit``: clapkit's earlier design, which older saved models were trained
+  with. Step 1 fits autoencoders *and* emulators on L1 + adversarial + a spectral loss
+  matching the emulated noise's radial power spectrum to the residual ``x − AE(x)``;
+  the amplitude is read from the smooth image and the noise added in flux; the
+  discriminators are spectrally normalised and trained with the least-squares loss;
+  step 2 maps autoencoder-smoothed images, ``G(AE(x)) + noise``, with identity, cycle
+  (no noise injected) and adversarial terms, all L1.
+- The publication's ablations, networks without the autoencoders or emulators, trained
+  in one step with an adversarial term (``model.py`` L344–350): ``nrgan_pix2pix`` (paired
+  identity loss only, "Ad.pix2pix"), ``nrgan_cyclegan`` (cycle loss only,
+  "Ad.CycleGAN") and ``nrgan_cyclegan_id`` (cycle and identity, "Ad.CycleGAN+ID").
+
+Every stabiliser that is not in the paper is an option that is off in the published
+default: the spectral loss (``spectral_weight``), spectral normalisation
+(``spectral_norm``), the least-squares loss (``gan_loss``), the learning-rate factors of
+the autoencoders and emulators (``ae_lr_factor``, ``noise_lr_factor``). What stays
+clapkit's in every variant: the network architectures above (the paper's are larger
+plain encoder-decoders; the generators here are residual U-Nets on the target grid, since
+clapkit resamples the source images onto it first), the emulator kernel scaled to unit
+norm (the same noise fields, see :class:`NoiseEmulator`) and its amplitude starting near
+the unit sky noise the images are scaled to.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,13 +74,23 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils.parametrizations import spectral_norm
 
 from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.translate.models.base import ModelConfig, TranslationBatch, Translator
+from clapkit.translate.models.nrgan_blocks import (
+    NoiseEmulator,
+    ResidualUNet,
+    SmoothAutoencoder,
+    SpectralDiscriminator,
+    _radial_bins,
+    dihedral_average,
+    radial_log_power,
+)
 
 __all__ = [
+    "CLAPKIT_DESIGN",
+    "DESIGN_FIELDS",
     "DOMAINS",
     "NRGANConfig",
     "NRGANTranslator",
@@ -71,413 +105,68 @@ __all__ = [
 #: The two surveys, as named by :meth:`NRGANTranslator.smooth` and friends.
 DOMAINS = ("source", "target")
 
-#: Slope of the leaky ReLUs: the customary GAN value, keeps gradients through negatives.
-_SLOPE = 0.2
-
-#: Floor added to powers before their logarithm; far below the power of unit sky noise.
-_POWER_FLOOR = 1e-6
-
 #: Smooth pixels fainter than this, in network units (a flux of e − 1 ≈ 1.7 sky σ), are
 #: sky for the spectral loss.
 _SKY_LEVEL = 1.0
-
-#: Largest |pixel| in network units that is expanded to flux: e^30 sky σ is far beyond any
-#: galaxy, and the clamp keeps a diverging generator from overflowing float32.
-_MAX_NETWORK_UNITS = 30.0
 
 #: Log-power error (about ±12% in noise level) where the spectral loss turns from
 #: quadratic, which settles smoothly, to linear, which shrugs off outlying annuli.
 _SPECTRAL_DELTA = 0.25
 
-
-def _conv(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-
-
-def _act() -> nn.LeakyReLU:
-    return nn.LeakyReLU(_SLOPE)
-
-
-def _channels(width: int, depth: int, max_channels: int) -> list[int]:
-    """Channels per resolution level: doubling at each halving, capped."""
-    return [min(width * 2**level, max_channels) for level in range(depth + 1)]
-
-
-def _init_convs(module: nn.Module) -> None:
-    # He initialisation for the leaky ReLUs: without normalisation layers, PyTorch's
-    # default shrinks the signal at every layer, and the autoencoders then take several
-    # times more steps to start reproducing galaxies.
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, a=_SLOPE, nonlinearity="leaky_relu")
-            nn.init.zeros_(m.bias)
-
-
-def _to_flux(y: torch.Tensor) -> torch.Tensor:
-    """Network units ``sign(x) log(1 + |x|)`` back to flux in units of the sky noise ``x``."""
-    y = y.clamp(-_MAX_NETWORK_UNITS, _MAX_NETWORK_UNITS)
-    return torch.sign(y) * torch.expm1(y.abs())
-
-
-def _from_flux(x: torch.Tensor) -> torch.Tensor:
-    """Flux in units of the sky noise to network units (:class:`~clapkit.translate.pixels.PixelScaler`)."""
-    return torch.sign(x) * torch.log1p(x.abs())
-
-
-def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    # To an exact size rather than a factor 2, so that odd sides (17 after three halvings
-    # of 136) come back to their original size.
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-# --- building blocks ------------------------------------------------------------------
-
-
-def dihedral_average(kernel: torch.Tensor) -> torch.Tensor:
-    """Average square kernels over the 8 rotations and flips of the square (group D4).
-
-    Parameters
-    ----------
-    kernel : torch.Tensor, shape (..., k, k)
-
-    Returns
-    -------
-    torch.Tensor, shape (..., k, k)
-        Equal to its own rotations by 90° and to its transpose.
-
-    Examples
-    --------
-    >>> k = dihedral_average(torch.arange(9.0).reshape(3, 3))
-    >>> k
-    tensor([[4., 4., 4.],
-            [4., 4., 4.],
-            [4., 4., 4.]])
-    >>> k2 = dihedral_average(torch.rand(2, 5, 5))
-    >>> bool(torch.allclose(k2, k2.transpose(-2, -1)) and torch.allclose(k2, k2.rot90(1, (-2, -1))))
-    True
-    """
-    turns = [torch.rot90(kernel, t, dims=(-2, -1)) for t in range(4)]
-    views = turns + [t.transpose(-2, -1) for t in turns]
-    return torch.stack(views).mean(0)
-
-
-def _radial_bins(size: int, n_bins: int) -> tuple[torch.Tensor, int]:
-    """Annulus index of each ``rfft2`` frequency of an S×S image; -1 for the mean.
-
-    Annuli of equal width span (0, √2/2] cycles per pixel, corners included: a kernel
-    free to put power in the corners beyond the Nyquist circle would otherwise hide noise
-    variance from the spectral loss. Empty annuli are dropped, so every returned index in
-    ``0..n - 1`` holds at least one frequency.
-    """
-    ky = torch.fft.fftfreq(size)[:, None]
-    kx = torch.fft.rfftfreq(size)[None, :]
-    k = torch.sqrt(kx**2 + ky**2)  # (S, S // 2 + 1)
-    index = torch.ceil(k / math.sqrt(0.5) * n_bins).long().clamp(max=n_bins) - 1
-    inside = k > 0
-    used, relabelled = torch.unique(index[inside], return_inverse=True)
-    out = torch.full_like(index, -1)
-    out[inside] = relabelled
-    return out, len(used)
-
-
-def radial_log_power(power: torch.Tensor, bins: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Log of the mean of ``power`` over each annulus of spatial frequency.
-
-    Parameters
-    ----------
-    power : torch.Tensor, shape (..., S, S // 2 + 1)
-        A power spectrum on the ``rfft2`` frequency grid.
-    bins : torch.Tensor of int, shape (S, S // 2 + 1)
-        Annulus of each frequency, -1 for frequencies to leave out.
-    n_bins : int
-        Number of annuli (``bins.max() + 1``).
-
-    Returns
-    -------
-    torch.Tensor, shape (..., n_bins)
-
-    Examples
-    --------
-    >>> bins = torch.tensor([[-1, 0], [1, 1]])
-    >>> radial_log_power(torch.tensor([[9.0, 1.0], [2.0, 4.0]]), bins, 2).exp().round()
-    tensor([1., 3.])
-    """
-    keep = bins >= 0
-    flat = power[..., keep]  # (..., n_kept)
-    index = bins[keep]
-    sums = flat.new_zeros((*flat.shape[:-1], n_bins)).index_add_(-1, index, flat)
-    counts = torch.bincount(index, minlength=n_bins).to(flat.dtype)
-    return torch.log(sums / counts + _POWER_FLOOR)
-
-
-def _encoder(n_bands: int, channels: Sequence[int]) -> nn.ModuleList:
-    """One block per halving: a stride-2 convolution, then a convolution at that scale.
-
-    No layer works at full resolution, where a convolution costs four times what it costs
-    after the first halving: on CPU, at 136² pixels, that is most of a training step.
-    """
-    c_in = [n_bands, *channels[:-1]]
-    return nn.ModuleList(
-        nn.Sequential(_conv(a, b, stride=2), _act(), _conv(b, b), _act())
-        for a, b in zip(c_in, channels, strict=True)
-    )
-
-
-class SmoothAutoencoder(nn.Module):
-    """Convolutional autoencoder whose output is the smooth component of its input.
-
-    ``depth`` stride-2 halvings, a 1×1 bottleneck of ``bottleneck`` channels, and a
-    decoder of bilinear upsamplings, the last one to full resolution followed by a single
-    convolution. There are no skip connections: the only path from input to output is
-    the bottleneck, too narrow to carry pixel noise, which cannot be predicted from its
-    neighbours and so is what the reconstruction gives up first.
-
-    Parameters
-    ----------
-    n_bands : int
-        Channels of the images.
-    width : int
-        Channels after the first halving; doubled at each further one up to
-        ``max_channels``.
-    depth : int
-        Number of halvings.
-    bottleneck : int
-        Channels at the coarsest resolution.
-    max_channels : int
-        Cap on the channels of any level.
-
-    Examples
-    --------
-    >>> ae = SmoothAutoencoder(5, width=4, depth=3, bottleneck=4, max_channels=16)
-    >>> tuple(ae(torch.zeros(2, 5, 40, 40)).shape)
-    (2, 5, 40, 40)
-    """
-
-    def __init__(
-        self, n_bands: int, width: int, depth: int, bottleneck: int, max_channels: int
-    ) -> None:
-        super().__init__()
-        ch = _channels(width, depth - 1, max_channels)  # channels at halvings 1..depth
-        self.down = _encoder(n_bands, ch)
-        self.bottleneck = nn.Sequential(
-            _conv(ch[-1], bottleneck, kernel=1), _act(), _conv(bottleneck, ch[-1], kernel=1), _act()
-        )
-        self.up = nn.ModuleList(
-            nn.Sequential(_conv(ch[i + 1], ch[i]), _act()) for i in reversed(range(depth - 1))
-        )
-        self.head = _conv(ch[0], n_bands)
-        _init_convs(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x
-        sizes = []
-        for block in self.down:
-            sizes.append(h.shape[-2:])
-            h = block(h)  # (B, w_l, H / 2^l, W / 2^l)
-        h = self.bottleneck(h)  # (B, w_depth, H / 2^depth, W / 2^depth)
-        for block, size in zip(self.up, reversed(sizes[1:]), strict=True):
-            h = block(_resize(h, size))  # (B, w_{l-1}, H / 2^(l-1), W / 2^(l-1))
-        return self.head(_resize(h, sizes[0]))  # (B, C, H, W)
-
-
-class NoiseEmulator(nn.Module):
-    """Noise of one survey given the smooth component of an image: amplitude × texture.
-
-    The noise is a Gaussian field in flux, in units of the band's sky noise: an amplitude
-    per band, from a small MLP on the mean and maximum of every band of the smooth image
-    (through a softplus, so that it stays positive), times white Gaussian noise convolved
-    (circularly), band by band, with a ``kernel_size`` × ``kernel_size`` kernel that is
-    averaged over the 8 symmetries of the square on every call (noise has no preferred
-    direction) and scaled to unit L2 norm, so that the amplitude *is* the noise's standard
-    deviation per pixel (:meth:`flux_noise`).
-
-    It is added where noise adds, in flux: the images are ``sign(x) log(1 + |x|)`` of the
-    flux ``x`` in sky-noise units (:class:`~clapkit.translate.pixels.PixelScaler`), so the
-    emulator returns ``T(T⁻¹(smooth) + n) − smooth`` in those network units (``T`` the
-    compression). Like real noise it is then weaker on bright galaxy cores than on the
-    sky, and it has the right power once a translation is scaled back to flux; a Gaussian
-    added in network units would have some 16% too much.
-
-    Parameters
-    ----------
-    n_bands : int
-    kernel_size : int
-        Odd side of the texture kernel.
-    hidden : int
-        Width of the amplitude MLP.
-
-    Examples
-    --------
-    >>> emulator = NoiseEmulator(5, kernel_size=3, hidden=8)
-    >>> noise = emulator(torch.zeros(2, 5, 16, 16), torch.Generator().manual_seed(0))
-    >>> tuple(noise.shape), tuple(emulator.kernel().shape)
-    ((2, 5, 16, 16), (5, 3, 3))
-    """
-
-    def __init__(self, n_bands: int, kernel_size: int, hidden: int) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.amplitude_net = nn.Sequential(
-            nn.Linear(2 * n_bands, hidden), _act(), nn.Linear(hidden, n_bands)
-        )
-        # Start at an amplitude of 1 (softplus⁻¹(1) = log(e − 1)): the images are scaled to
-        # unit sky noise, so training starts close to the answer.
-        last = self.amplitude_net[-1]
-        nn.init.normal_(last.weight, std=0.01)
-        nn.init.constant_(last.bias, math.log(math.e - 1.0))
-        # A delta kernel: white noise, the right texture for a perfectly sampled image.
-        free = 0.01 * torch.randn(n_bands, kernel_size, kernel_size)
-        free[:, kernel_size // 2, kernel_size // 2] += 1.0
-        self.free_kernel = nn.Parameter(free)
-
-    def kernel(self) -> torch.Tensor:
-        """The effective ``(n_bands, k, k)`` kernel: D4-symmetric with unit L2 norm."""
-        k = dihedral_average(self.free_kernel)  # (C, k, k)
-        return k / torch.sqrt(k.pow(2).sum((-2, -1), keepdim=True) + 1e-12)
-
-    def amplitude(self, smooth: torch.Tensor) -> torch.Tensor:
-        """Noise standard deviation per image and band, ``(B, C)``, from the smooth image."""
-        stats = torch.cat([smooth.mean((-2, -1)), smooth.amax((-2, -1))], dim=1)  # (B, 2C)
-        return F.softplus(self.amplitude_net(stats))  # (B, C)
-
-    def transfer(self, height: int, width: int) -> torch.Tensor:
-        """Discrete Fourier transform of the kernel on an ``height`` × ``width`` grid.
-
-        The kernel is centred on pixel (0, 0), so a symmetric kernel has a real transfer
-        function, shape ``(C, height, width // 2 + 1)``.
-        """
-        k = self.kernel_size
-        padded = F.pad(self.kernel(), (0, width - k, 0, height - k))  # (C, H, W)
-        centred = torch.roll(padded, shifts=(-(k // 2), -(k // 2)), dims=(-2, -1))
-        return torch.fft.rfft2(centred)  # (C, H, W // 2 + 1)
-
-    def flux_noise(self, smooth: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The emulated Gaussian noise in flux, in units of the sky noise, ``(B, C, H, W)``."""
-        height, width = smooth.shape[-2:]
-        white = torch.randn(
-            smooth.shape, generator=generator, device=generator.device, dtype=smooth.dtype
-        ).to(smooth.device)
-        # A circular convolution, through the FFT: exactly stationary up to the edges, and
-        # on CPU several times cheaper than the backward pass of a depthwise convolution.
-        spectrum = torch.fft.rfft2(white) * self.transfer(height, width)  # (B, C, H, W // 2 + 1)
-        texture = torch.fft.irfft2(spectrum, s=(height, width))  # (B, C, H, W)
-        return self.amplitude(smooth)[..., None, None] * texture  # (B, C, H, W)
-
-    def forward(self, smooth: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if len(smooth) == 0:  # MKL's FFT refuses an empty batch
-            return torch.zeros_like(smooth)
-        noisy = _from_flux(_to_flux(smooth) + self.flux_noise(smooth, generator))  # (B, C, H, W)
-        return noisy - smooth  # (B, C, H, W)
-
-
-class SpectralDiscriminator(nn.Module):
-    """Two-branch discriminator: pixels and the log-amplitude of their Fourier transform.
-
-    The real-space branch is a PatchGAN (``depth`` stride-2 convolutions, one logit per
-    patch); the Fourier branch sees ``log |rfft2(x)|`` of each band, where a noise of the
-    wrong level or texture is a shifted or tilted spectrum, and gives one logit per image
-    that is added to every patch logit. Every layer is spectrally normalised.
-
-    Parameters
-    ----------
-    n_bands : int
-    width : int
-        Channels of the first layer of each branch; doubled per layer up to ``max_channels``.
-    depth : int
-        Stride-2 layers of the real-space branch.
-    max_channels : int
-
-    Examples
-    --------
-    >>> disc = SpectralDiscriminator(5, width=4, depth=2, max_channels=16)
-    >>> tuple(disc(torch.zeros(3, 5, 24, 24)).shape)
-    (3, 1, 6, 6)
-    """
-
-    #: Side of the grid the Fourier features are pooled to: keeps frequency position.
-    fourier_grid: ClassVar[int] = 4
-
-    def __init__(self, n_bands: int, width: int, depth: int, max_channels: int) -> None:
-        super().__init__()
-        ch = [n_bands, *_channels(width, depth - 1, max_channels)]
-        layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise(ch):
-            layers += [spectral_norm(_conv(c_in, c_out, stride=2)), _act()]
-        layers.append(spectral_norm(_conv(ch[-1], 1)))
-        self.pixels = nn.Sequential(*layers)
-        f1, f2 = _channels(width, 1, max_channels)
-        self.fourier = nn.Sequential(
-            spectral_norm(_conv(n_bands, f1, stride=2)),
-            _act(),
-            spectral_norm(_conv(f1, f2, stride=2)),
-            _act(),
-            nn.AdaptiveAvgPool2d(self.fourier_grid),
-            nn.Flatten(),
-            spectral_norm(nn.Linear(f2 * self.fourier_grid**2, 1)),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-1]
-        spectrum = torch.fft.rfft2(x)  # (B, C, S, S // 2 + 1)
-        power = (spectrum.real**2 + spectrum.imag**2) / size**2
-        # Centred along the full axis so that low frequencies are neighbours for the convs.
-        log_amplitude = 0.5 * torch.fft.fftshift(torch.log(power + _POWER_FLOOR), dim=-2)
-        patch_logits = self.pixels(x)  # (B, 1, S / 2^depth, S / 2^depth)
-        image_logit = self.fourier(log_amplitude)  # (B, 1)
-        return patch_logits + image_logit[..., None, None]  # (B, 1, S / 2^depth, S / 2^depth)
-
-
-class ResidualUNet(nn.Module):
-    """Small U-Net that adds a correction to its input: a generator between surveys.
-
-    ``depth`` stride-2 halvings with skip connections and bilinear upsampling; the last
-    layer sees the upsampled features next to the input image itself and starts at zero,
-    so an untrained generator is the identity: smooth SDSS and CFHTLS galaxies differ by
-    a small correction, which is what the network learns.
-
-    Parameters
-    ----------
-    n_bands : int
-    width : int
-        Channels after the first halving; doubled at each further one up to
-        ``max_channels``.
-    depth : int
-        Number of halvings.
-    max_channels : int
-
-    Examples
-    --------
-    >>> net = ResidualUNet(5, width=4, depth=3, max_channels=16)
-    >>> x = torch.rand(2, 5, 40, 40)
-    >>> y = net(x)
-    >>> tuple(y.shape), bool(torch.equal(x, y))
-    ((2, 5, 40, 40), True)
-    """
-
-    def __init__(self, n_bands: int, width: int, depth: int, max_channels: int) -> None:
-        super().__init__()
-        ch = _channels(width, depth - 1, max_channels)  # channels at halvings 1..depth
-        self.down = _encoder(n_bands, ch)
-        self.up = nn.ModuleList(
-            nn.Sequential(_conv(ch[i + 1] + ch[i], ch[i]), _act())
-            for i in reversed(range(depth - 1))
-        )
-        self.head = _conv(ch[0] + n_bands, n_bands)
-        _init_convs(self)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x
-        skips = []
-        for block in self.down:
-            h = block(h)  # (B, w_l, H / 2^l, W / 2^l)
-            skips.append(h)
-        skips.pop()  # the coarsest level is h itself
-        for block, skip in zip(self.up, reversed(skips), strict=True):
-            h = block(torch.cat([_resize(h, skip.shape[-2:]), skip], dim=1))  # (B, w_{l-1}, ...)
-        features = torch.cat([_resize(h, x.shape[-2:]), x], dim=1)  # (B, w_1 + C, H, W)
-        return x + self.head(features)  # (B, C, H, W)
+#: Choices of the string settings of :class:`NRGANConfig`.
+_CHOICES = {
+    "generator_input": ("raw", "smooth"),
+    "pixel_loss": ("mse", "l1"),
+    "noise_amplitude": ("seed", "image"),
+    "gan_loss": ("bce", "lsgan"),
+}
+
+#: Settings of clapkit's earlier design (the ``nrgan_clapkit`` variant), every one that
+#: differs from the published default. A recorded config without the fields added with
+#: the published design (issue 17) was trained this way and loads this way.
+CLAPKIT_DESIGN: dict[str, Any] = {
+    "generator_input": "smooth",
+    "cycle_noise": False,
+    "pixel_loss": "l1",
+    "ae_adversarial": True,
+    "noise_amplitude": "image",
+    "noise_in_flux": True,
+    "gan_loss": "lsgan",
+    "spectral_norm": True,
+    "generator_adversarial": True,
+    "grad_clip": 0.0,
+    "reconstruction_weight": 10.0,
+    "spectral_weight": 10.0,
+    "identity_weight": 10.0,
+    "cycle_weight": 10.0,
+    "ae_lr_factor": 5.0,
+    "noise_lr_factor": 25.0,
+}
+
+#: The fields added with the published design: absent from configs recorded before it.
+DESIGN_FIELDS = (
+    "generator_input",
+    "cycle_noise",
+    "pixel_loss",
+    "ae_adversarial",
+    "noise_amplitude",
+    "noise_in_flux",
+    "gan_loss",
+    "spectral_norm",
+    "generator_adversarial",
+    "grad_clip",
+)
+
+#: The publication's ablations (``model.py`` methods 3, 4 and 6): the generators alone,
+#: in one adversarial step, no autoencoder and no noise, losses weighted 1000 : 1 against
+#: the adversarial term (L344–350).
+_ABLATION: dict[str, Any] = {
+    "pretrain_epochs": 0,
+    "generator_input": "raw",
+    "add_noise": False,
+    "cycle_noise": False,
+    "generator_adversarial": True,
+}
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -487,9 +176,11 @@ class ResidualUNet(nn.Module):
 class NRGANConfig(ModelConfig):
     """Hyper-parameters of :class:`NRGANTranslator`; the defaults are the ``"cpu"`` preset.
 
-    The ``"paper"`` preset is this module's larger networks for a GPU (widths 32–64, four
-    halvings, 20 epochs of step 1); it is not checked against the sizes of Lin et al.
-    (2023), which this implementation does not reproduce layer for layer.
+    The defaults train NR-GAN as published (see the module docstring); :attr:`VARIANTS`
+    holds the settings of the named variants. The ``"paper"`` preset is this module's
+    larger networks for a GPU (widths 32–64, four halvings, 20 epochs of step 1); it is
+    not checked against the sizes of Lin, Fouchez & Pasquet (2021), which this
+    implementation does not reproduce layer for layer.
 
     Attributes
     ----------
@@ -511,24 +202,54 @@ class NRGANConfig(ModelConfig):
     pretrain_epochs : int
         Epochs of step 1 (autoencoders and noise); step 2 (generators) follows.
     reconstruction_weight, spectral_weight : float
-        Step 1: weights of the L1 reconstruction and of the spectral loss.
+        Step 1: weights of the autoencoders' reconstruction loss and of the spectral loss
+        (0, published: no spectral loss).
     identity_weight, cycle_weight : float
-        Step 2: weights of the paired identity and of the unpaired cycle losses.
+        Step 2: weights of the paired identity and of the unpaired cycle losses (0 leaves
+        a loss out).
     adversarial_weight : float
-        Weight of the adversarial loss in both steps.
+        Weight of the adversarial loss wherever there is one.
     ae_lr_factor, noise_lr_factor : float
         Learning rates of the autoencoders and of the noise emulators as multiples of the
-        training loop's (which suits the adversarial parts, 2e-4 by default): both are
-        fitted mostly by their own reconstruction and spectral losses, and the emulators
-        must follow the residual's texture as the autoencoders learn.
+        training loop's (1, published).
     add_noise : bool
-        Whether :meth:`NRGANTranslator.translate` adds emulated target noise; False is
-        the "smooth autoencoder-only" variant (same training).
+        Whether :meth:`NRGANTranslator.translate` adds emulated target noise (and, when
+        step 2 is adversarial, whether the discriminators judge translations with it);
+        False at inference is the "smooth" set (same training).
+    generator_input : {"raw", "smooth"}
+        What the generators read: the raw, noisy images (published) or their autoencoder
+        output (clapkit's design).
+    cycle_noise : bool
+        Add the emulated noise of the intermediate survey in the middle of the cycle
+        (published).
+    pixel_loss : {"mse", "l1"}
+        Distance of the reconstruction, identity and cycle losses.
+    ae_adversarial : bool
+        Step 1 also updates the autoencoders with the adversarial loss (and the spectral
+        loss), in one update with the emulators (clapkit); False: the autoencoders learn
+        on the reconstruction loss alone and the adversarial loss updates the emulators
+        only (published).
+    noise_amplitude : {"seed", "image"}
+        The emulators' amplitude: from a Gaussian seed (published) or from the image.
+    noise_in_flux : bool
+        Add the emulated noise in flux rather than in network units.
+    gan_loss : {"bce", "lsgan"}
+        Non-saturating binary cross-entropy (published) or least squares.
+    spectral_norm : bool
+        Spectral normalisation on every discriminator layer (not published).
+    generator_adversarial : bool
+        Step 2 has an adversarial term and updates the discriminators (not in the
+        published NR-GAN; part of its ablations).
+    grad_clip : float
+        Clip the global norm of each update's gradients at this value (5, published);
+        0 clips nothing.
 
     Examples
     --------
     >>> NRGANConfig.preset("tiny").ae_width
     4
+    >>> NRGANConfig.variant("nrgan_clapkit", "tiny").generator_input
+    'smooth'
     >>> NRGANConfig.from_dict({"noise_kernel_size": 4})
     Traceback (most recent call last):
     ...
@@ -547,14 +268,24 @@ class NRGANConfig(ModelConfig):
     noise_hidden: int = 32
     spectral_bins: int = 16
     pretrain_epochs: int = 3
-    reconstruction_weight: float = 10.0
-    spectral_weight: float = 10.0
-    identity_weight: float = 10.0
-    cycle_weight: float = 10.0
+    reconstruction_weight: float = 1.0
+    spectral_weight: float = 0.0
+    identity_weight: float = 1.0
+    cycle_weight: float = 1.0
     adversarial_weight: float = 1.0
-    ae_lr_factor: float = 5.0
-    noise_lr_factor: float = 25.0
+    ae_lr_factor: float = 1.0
+    noise_lr_factor: float = 1.0
     add_noise: bool = True
+    generator_input: str = "raw"
+    cycle_noise: bool = True
+    pixel_loss: str = "mse"
+    ae_adversarial: bool = False
+    noise_amplitude: str = "seed"
+    noise_in_flux: bool = False
+    gan_loss: str = "bce"
+    spectral_norm: bool = False
+    generator_adversarial: bool = False
+    grad_clip: float = 5.0
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {
@@ -588,6 +319,15 @@ class NRGANConfig(ModelConfig):
         },
     }
 
+    #: Named variants: settings applied over a preset (the published NR-GAN is ``nrgan``,
+    #: the defaults).
+    VARIANTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "nrgan_clapkit": CLAPKIT_DESIGN,
+        "nrgan_pix2pix": {**_ABLATION, "identity_weight": 1000.0, "cycle_weight": 0.0},
+        "nrgan_cyclegan": {**_ABLATION, "identity_weight": 0.0, "cycle_weight": 1000.0},
+        "nrgan_cyclegan_id": {**_ABLATION, "identity_weight": 1000.0, "cycle_weight": 1000.0},
+    }
+
     def __post_init__(self) -> None:
         name = type(self).__name__
         for f in fields(self):
@@ -608,18 +348,68 @@ class NRGANConfig(ModelConfig):
                     )
             elif f.type == "bool" and not isinstance(value, bool):
                 raise ValidationError(f"{name}.{f.name} must be true or false, got {value!r}")
+            elif f.type == "str" and value not in _CHOICES[f.name]:
+                raise ValidationError(
+                    f"{name}.{f.name} must be one of {list(_CHOICES[f.name])}, got {value!r}"
+                )
         if self.noise_kernel_size % 2 == 0:  # a kernel centred on its pixel
             raise ValidationError(
                 f"{name}.noise_kernel_size must be odd, got {self.noise_kernel_size}"
             )
 
+    @classmethod
+    def variant(cls, name: str, preset: str, **overrides: Any) -> NRGANConfig:
+        """The preset with the settings of variant ``name`` (``"nrgan"``: none), then overrides.
+
+        Examples
+        --------
+        >>> NRGANConfig.variant("nrgan_cyclegan", "tiny").cycle_weight
+        1000.0
+        >>> NRGANConfig.variant("nrgan_cycle", "tiny")
+        Traceback (most recent call last):
+        ...
+        clapkit.errors.ValidationError: unknown NR-GAN variant 'nrgan_cycle'; expected one of ['nrgan', 'nrgan_clapkit', 'nrgan_pix2pix', 'nrgan_cyclegan', 'nrgan_cyclegan_id']
+        """
+        if name != "nrgan" and name not in cls.VARIANTS:
+            raise ValidationError(
+                f"unknown NR-GAN variant {name!r}; expected one of {['nrgan', *cls.VARIANTS]}"
+            )
+        return cls.preset(preset, **{**cls.VARIANTS.get(name, {}), **overrides})
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> NRGANConfig:
+        """A complete config recorded with a trained model; older records load as they trained.
+
+        A record without the fields of the published design (written before them) was
+        trained with clapkit's earlier design, so those fields take its settings
+        (:data:`CLAPKIT_DESIGN`).
+
+        Examples
+        --------
+        >>> record = {k: v for k, v in NRGANConfig().to_dict().items() if k not in DESIGN_FIELDS}
+        >>> NRGANConfig.from_record(record).generator_input
+        'smooth'
+        """
+        if any(key in data for key in DESIGN_FIELDS):
+            return cls.from_dict(data)
+        legacy = {key: CLAPKIT_DESIGN[key] for key in DESIGN_FIELDS}
+        return cls.from_dict({**legacy, **data})
+
 
 # --- the model -------------------------------------------------------------------------
 
 
-def _lsgan(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """Least-squares GAN loss: mean squared distance of the logits to 1 (real) or 0."""
-    return (logits - float(real)).pow(2).mean()
+def _gan_loss(logits: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
+    """GAN loss of ``logits`` labelled real or fake: binary cross-entropy or least squares."""
+    if kind == "lsgan":  # mean squared distance of the logits to 1 (real) or 0
+        return (logits - float(real)).pow(2).mean()
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean squared (``"mse"``) or absolute (``"l1"``) difference of two image batches."""
+    difference = a - b
+    return difference.pow(2).mean() if kind == "mse" else difference.abs().mean()
 
 
 @contextmanager
@@ -643,7 +433,9 @@ def _frozen(modules: Sequence[nn.Module], eval_mode: bool = False) -> Iterator[N
 
 
 class NRGANTranslator(Translator):
-    """Semi-supervised noise-reconstructed GAN (Lin et al. 2023); see the module docstring.
+    """Semi-supervised noise-reconstructed GAN (Lin, Fouchez & Pasquet 2021).
+
+    See the module docstring for the published training and the variants.
 
     Parameters
     ----------
@@ -659,6 +451,8 @@ class NRGANTranslator(Translator):
     ``"autoencoders"`` (both autoencoders and both noise emulators, at ``ae_lr_factor``
     and ``noise_lr_factor`` times the training loop's learning rate), ``"generators"``
     (``G_s2t`` and ``G_t2s``) and ``"discriminators"``, at the loop's learning rate.
+    A parameter without a gradient in an update is left alone by Adam, so the
+    autoencoders and the emulators can be updated one after the other by one optimiser.
 
     Examples
     --------
@@ -679,7 +473,7 @@ class NRGANTranslator(Translator):
     config_class: ClassVar[type[ModelConfig]] = NRGANConfig
     supervised: ClassVar[bool] = False
 
-    #: Loss terms returned by :meth:`train_step` in step 1 and step 2.
+    #: Loss terms returned by :meth:`train_step` in step 1 and step 2 (0.0 when unused).
     STEP1_KEYS: ClassVar[tuple[str, ...]] = (
         "reconstruction",
         "adversarial",
@@ -706,12 +500,25 @@ class NRGANTranslator(Translator):
             }
         )
         self.emulators = nn.ModuleDict(
-            {d: NoiseEmulator(self.n_bands, c.noise_kernel_size, c.noise_hidden) for d in DOMAINS}
+            {
+                d: NoiseEmulator(
+                    self.n_bands,
+                    c.noise_kernel_size,
+                    c.noise_hidden,
+                    amplitude=c.noise_amplitude,
+                    in_flux=c.noise_in_flux,
+                )
+                for d in DOMAINS
+            }
         )
         self.discriminators = nn.ModuleDict(
             {
                 d: SpectralDiscriminator(
-                    self.n_bands, c.discriminator_width, c.discriminator_depth, c.max_channels
+                    self.n_bands,
+                    c.discriminator_width,
+                    c.discriminator_depth,
+                    c.max_channels,
+                    normalised=c.spectral_norm,
                 )
                 for d in DOMAINS
             }
@@ -750,21 +557,21 @@ class NRGANTranslator(Translator):
         self.check_images(x, f"{domain} images")
         return self.autoencoders[domain](x)
 
-    def noise(self, smooth: torch.Tensor, domain: str, generator: torch.Generator) -> torch.Tensor:
-        """Emulated noise of ``domain`` for the given smooth components, drawn from ``generator``.
+    def noise(self, image: torch.Tensor, domain: str, generator: torch.Generator) -> torch.Tensor:
+        """Emulated noise of ``domain`` to add to ``image``, drawn from ``generator``.
 
-        In network units: what to add to ``smooth`` (see :class:`NoiseEmulator`).
+        In network units: what to add to ``image`` (see :class:`NoiseEmulator`).
 
         Examples
         --------
         >>> model = NRGANTranslator(NRGANConfig.preset("tiny"), n_bands=5, size=16)
         >>> n = model.noise(torch.zeros(64, 5, 16, 16), "source", torch.Generator().manual_seed(1))
-        >>> round(n.std().item(), 2)  # the emulator starts at unit sky noise, range-compressed
-        0.62
+        >>> round(n.std().item(), 1)  # the emulator starts near unit sky noise
+        1.0
         """
         self._check_domain(domain)
-        self.check_images(smooth, f"smooth {domain} images")
-        return self.emulators[domain](smooth, generator)
+        self.check_images(image, f"{domain} images")
+        return self.emulators[domain](image, generator)
 
     def noise_kernel(self, domain: str) -> torch.Tensor:
         """The effective ``(n_bands, k, k)`` texture kernel of ``domain``'s noise emulator.
@@ -783,8 +590,8 @@ class NRGANTranslator(Translator):
     def make_optimizers(self, learning_rate: float) -> dict[str, torch.optim.Optimizer]:
         """Adam optimisers ``"autoencoders"``, ``"generators"`` and ``"discriminators"``.
 
-        The autoencoders' optimiser also holds the noise emulators, fitted together in
-        step 1, in two parameter groups at ``ae_lr_factor`` and ``noise_lr_factor`` ×
+        The autoencoders' optimiser also holds the noise emulators, fitted in step 1, in
+        two parameter groups at ``ae_lr_factor`` and ``noise_lr_factor`` ×
         ``learning_rate``; the other two run at ``learning_rate``.
         """
         c = self.config
@@ -816,29 +623,34 @@ class NRGANTranslator(Translator):
     ) -> dict[str, float]:
         """One update in the step that ``epoch`` falls in; returns the loss terms.
 
-        Step 1 (``epoch < pretrain_epochs``) updates the discriminators, then the
-        autoencoders and noise emulators, on every image of each survey (paired and
-        unpaired); the generators are untouched. Returned terms, each summed over the
-        two surveys:
+        Step 1 (``epoch < pretrain_epochs``) fits the autoencoders, discriminators and
+        noise emulators on every image of each survey (paired and unpaired); the
+        generators are untouched. Returned terms, each summed over the two surveys:
 
-        - ``"reconstruction"``: L1 between image and autoencoder output;
-        - ``"adversarial"``: LSGAN loss of smooth + emulated noise judged as real;
-        - ``"spectral"``: Huber distance (divided by its threshold, so L1-like) between
-          the radially averaged log power spectra, per band and averaged over the batch,
-          of the emulated noise and of the residual ``x − AE(x)``, both on the sky pixels
-          of ``AE(x)``, each annulus weighted by its number of Fourier modes;
-        - ``"discriminator"``: LSGAN loss of the discriminators (real vs smooth + noise).
+        - ``"reconstruction"``: ``pixel_loss`` between image and autoencoder output;
+        - ``"adversarial"``: GAN loss of autoencoder output + emulated noise judged as
+          real (updates the emulators; with ``ae_adversarial``, the autoencoders too);
+        - ``"spectral"``: (0.0 unless ``spectral_weight``) Huber distance (divided by its
+          threshold, so L1-like) between the radially averaged log power spectra, per
+          band and averaged over the batch, of the emulated noise and of the residual
+          ``x − AE(x)``, both on the sky pixels of ``AE(x)``, each annulus weighted by its
+          number of Fourier modes;
+        - ``"discriminator"``: GAN loss of the discriminators (real vs output + noise).
 
         Step 2 (``epoch >= pretrain_epochs``) freezes the autoencoders and emulators and
-        updates the discriminators, then the generators. Returned terms, each summed over
-        the two directions:
+        updates the generators (after the discriminators, with
+        ``generator_adversarial``). The generators read the raw images or, with
+        ``generator_input="smooth"``, their autoencoder output (the *inputs*). Returned
+        terms, each summed over the two directions:
 
-        - ``"identity"``: L1 between the translated smooth component of a paired galaxy and
-          the smooth component of its real counterpart (0.0 without paired galaxies);
-        - ``"cycle"``: L1 between an unpaired smooth component and its round trip through
-          both generators (0.0 without unpaired galaxies);
-        - ``"adversarial"``: LSGAN loss of translated smooth + emulated noise judged as real;
-        - ``"discriminator"``: LSGAN loss of the discriminators (real vs translated).
+        - ``"identity"``: ``pixel_loss`` between the translation of a paired galaxy and
+          the input of its counterpart (0.0 without paired galaxies);
+        - ``"cycle"``: ``pixel_loss`` between an unpaired input and its round trip through
+          both generators, with emulated noise added half-way if ``cycle_noise`` (0.0
+          without unpaired galaxies);
+        - ``"adversarial"``, ``"discriminator"``: GAN losses of the generators and of the
+          discriminators on translations (+ noise, with ``add_noise``); 0.0 unless
+          ``generator_adversarial``.
 
         Raises
         ------
@@ -863,28 +675,41 @@ class NRGANTranslator(Translator):
             return self._step_autoencoders(images, optimizers, generator)
         return self._step_generators(images, len(batch.source), optimizers, generator)
 
+    def _update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``, its global gradient norm clipped at ``grad_clip``."""
+        optimizer.zero_grad()
+        if not loss.requires_grad:  # every term of the update is switched off
+            return
+        loss.backward()
+        if self.config.grad_clip > 0:
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+
     def _discriminator_update(
         self,
         real: dict[str, torch.Tensor],
         fake: dict[str, torch.Tensor],
         optimizer: torch.optim.Optimizer,
     ) -> float:
+        kind = self.config.gan_loss
         loss = real["source"].new_zeros(())
         for domain in DOMAINS:
             n_real = len(real[domain])
             # One call on real and fake together: one power iteration of the spectral norms.
             logits = self.discriminators[domain](torch.cat([real[domain], fake[domain].detach()]))
-            loss = loss + 0.5 * (_lsgan(logits[:n_real], True) + _lsgan(logits[n_real:], False))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+            loss = loss + 0.5 * (
+                _gan_loss(logits[:n_real], True, kind) + _gan_loss(logits[n_real:], False, kind)
+            )
+        self._update(optimizer, loss)
         return loss.item()
 
     def _adversarial(self, fake: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Generator-side LSGAN loss, summed over surveys; the discriminators stay fixed."""
+        """Generator-side GAN loss, summed over surveys; the discriminators stay fixed."""
+        kind = self.config.gan_loss
         with _frozen(list(self.discriminators.values())):
             return sum(
-                (_lsgan(self.discriminators[d](fake[d]), True) for d in DOMAINS),
+                (_gan_loss(self.discriminators[d](fake[d]), True, kind) for d in DOMAINS),
                 start=fake["source"].new_zeros(()),
             )
 
@@ -908,6 +733,21 @@ class NRGANTranslator(Translator):
         distance = F.huber_loss(*log_power, reduction="none", delta=_SPECTRAL_DELTA)
         return (distance / _SPECTRAL_DELTA * self._bin_weights).sum(-1).mean()
 
+    def _spectral(
+        self, images: dict[str, torch.Tensor], smooth: dict[str, torch.Tensor], noise
+    ) -> torch.Tensor:
+        """The spectral loss summed over surveys; fits the emulators only."""
+        zero = images["source"].new_zeros(())
+        if self.config.spectral_weight == 0:
+            return zero
+        return sum(
+            (
+                self._spectral_loss(images[d] - smooth[d].detach(), noise[d], smooth[d])
+                for d in DOMAINS
+            ),
+            start=zero,
+        )
+
     def _step_autoencoders(
         self,
         images: dict[str, torch.Tensor],
@@ -915,31 +755,41 @@ class NRGANTranslator(Translator):
         generator: torch.Generator,
     ) -> dict[str, float]:
         c = self.config
+        optimizer = optimizers["autoencoders"]
         smooth = {d: self.autoencoders[d](images[d]) for d in DOMAINS}  # (B_d, C, S, S)
-        # Read from the detached smooth image: the spectral loss fits the emulators only,
-        # and the autoencoders see the noise as added (which it is, to first order).
-        noise = {d: self.emulators[d](smooth[d].detach(), generator) for d in DOMAINS}
-        fake = {d: smooth[d] + noise[d] for d in DOMAINS}
-        d_loss = self._discriminator_update(images, fake, optimizers["discriminators"])
-
         zero = smooth["source"].new_zeros(())
-        reconstruction = sum(((images[d] - smooth[d]).abs().mean() for d in DOMAINS), start=zero)
-        spectral = sum(
-            (
-                self._spectral_loss(images[d] - smooth[d].detach(), noise[d], smooth[d])
-                for d in DOMAINS
-            ),
-            start=zero,
+        reconstruction = sum(
+            (_distance(smooth[d], images[d], c.pixel_loss) for d in DOMAINS), start=zero
         )
-        adversarial = self._adversarial(fake)
-        loss = (
-            c.reconstruction_weight * reconstruction
-            + c.spectral_weight * spectral
-            + c.adversarial_weight * adversarial
-        )
-        optimizers["autoencoders"].zero_grad()
-        loss.backward()
-        optimizers["autoencoders"].step()
+        if c.ae_adversarial:
+            # Discriminators, then autoencoders and emulators in one update. The emulators
+            # read the detached smooth image: the spectral loss fits them only, and the
+            # autoencoders see the noise as added (which it is, to first order).
+            noise = {d: self.emulators[d](smooth[d].detach(), generator) for d in DOMAINS}
+            fake = {d: smooth[d] + noise[d] for d in DOMAINS}
+            d_loss = self._discriminator_update(images, fake, optimizers["discriminators"])
+            spectral = self._spectral(images, smooth, noise)
+            adversarial = self._adversarial(fake)
+            self._update(
+                optimizer,
+                c.reconstruction_weight * reconstruction
+                + c.spectral_weight * spectral
+                + c.adversarial_weight * adversarial,
+            )
+        else:
+            # As published (model.py L413–416): the autoencoders on their reconstruction
+            # alone, then the discriminators, then the emulators on the adversarial loss
+            # of the (now fixed) smooth image plus their noise.
+            self._update(optimizer, c.reconstruction_weight * reconstruction)
+            smooth = {d: smooth[d].detach() for d in DOMAINS}
+            noise = {d: self.emulators[d](smooth[d], generator) for d in DOMAINS}
+            fake = {d: smooth[d] + noise[d] for d in DOMAINS}
+            d_loss = self._discriminator_update(images, fake, optimizers["discriminators"])
+            spectral = self._spectral(images, smooth, noise)
+            adversarial = self._adversarial(fake)
+            self._update(
+                optimizer, c.adversarial_weight * adversarial + c.spectral_weight * spectral
+            )
         return {
             "reconstruction": reconstruction.item(),
             "adversarial": adversarial.item(),
@@ -955,45 +805,55 @@ class NRGANTranslator(Translator):
         generator: torch.Generator,
     ) -> dict[str, float]:
         c = self.config
-        frozen = [self.autoencoders, self.emulators]
-        with _frozen(frozen, eval_mode=True):
-            with torch.no_grad():
-                smooth = {d: self.autoencoders[d](images[d]) for d in DOMAINS}  # (B_d, C, S, S)
-            # Translated smooth components, keyed by the survey they imitate.
+        with _frozen([self.autoencoders, self.emulators], eval_mode=True):
+            inputs = images
+            if c.generator_input == "smooth":
+                with torch.no_grad():
+                    inputs = {d: self.autoencoders[d](images[d]) for d in DOMAINS}
+            # Translations, keyed by the survey they imitate.
             translated = {
-                "target": self.generators["s2t"](smooth["source"]),  # (B_s, C, S, S)
-                "source": self.generators["t2s"](smooth["target"]),  # (B_t, C, S, S)
+                "target": self.generators["s2t"](inputs["source"]),  # (B_s, C, S, S)
+                "source": self.generators["t2s"](inputs["target"]),  # (B_t, C, S, S)
             }
-            # The emulators' weights are frozen, but their amplitudes still pass gradients
-            # back to the translated images they are read from.
-            fake = {d: translated[d] + self.emulators[d](translated[d], generator) for d in DOMAINS}
-            d_loss = self._discriminator_update(images, fake, optimizers["discriminators"])
-
+            # The emulators' weights are frozen, but gradients pass through the noise (and
+            # through an amplitude read from the image) to the translations.
+            noisy = (c.generator_adversarial and c.add_noise) or c.cycle_noise
+            noise = {d: self.emulators[d](translated[d], generator) for d in DOMAINS if noisy}
             zero = translated["source"].new_zeros(())
+            d_loss, adversarial = 0.0, zero
+            if c.generator_adversarial:
+                fake = {
+                    d: translated[d] + noise[d] if c.add_noise else translated[d] for d in DOMAINS
+                }
+                d_loss = self._discriminator_update(images, fake, optimizers["discriminators"])
+
             identity = zero
-            if n_paired:
-                identity = (
-                    (translated["target"][:n_paired] - smooth["target"][:n_paired]).abs().mean()
-                )
-                identity = (
-                    identity
-                    + (translated["source"][:n_paired] - smooth["source"][:n_paired]).abs().mean()
-                )
+            if n_paired and c.identity_weight > 0:
+                for d in DOMAINS:  # the translation of a paired galaxy against its counterpart
+                    identity = identity + _distance(
+                        translated[d][:n_paired], inputs[d][:n_paired], c.pixel_loss
+                    )
             cycle = zero
-            for domain, there, back in (("source", "target", "t2s"), ("target", "source", "s2t")):
-                unpaired = translated[there][n_paired:]  # (B_d - n_paired, C, S, S)
-                if len(unpaired):
-                    returned = self.generators[back](unpaired)
-                    cycle = cycle + (returned - smooth[domain][n_paired:]).abs().mean()
-            adversarial = self._adversarial(fake)
-            loss = (
+            if c.cycle_weight > 0:
+                for domain, there, back in (
+                    ("source", "target", "t2s"),
+                    ("target", "source", "s2t"),
+                ):
+                    half_way = translated[there][n_paired:]  # (B_d - n_paired, C, S, S)
+                    if not len(half_way):
+                        continue
+                    if c.cycle_noise:  # as published: noise injected mid-cycle
+                        half_way = half_way + noise[there][n_paired:]
+                    returned = self.generators[back](half_way)
+                    cycle = cycle + _distance(returned, inputs[domain][n_paired:], c.pixel_loss)
+            if c.generator_adversarial:
+                adversarial = self._adversarial(fake)
+            self._update(
+                optimizers["generators"],
                 c.identity_weight * identity
                 + c.cycle_weight * cycle
-                + c.adversarial_weight * adversarial
+                + c.adversarial_weight * adversarial,
             )
-            optimizers["generators"].zero_grad()
-            loss.backward()
-            optimizers["generators"].step()
         return {
             "identity": identity.item(),
             "cycle": cycle.item(),
@@ -1004,7 +864,10 @@ class NRGANTranslator(Translator):
     # --- inference --------------------------------------------------------------------
 
     def translate(self, source: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """``G_s2t(AE_source(x))`` plus emulated target noise (unless ``add_noise`` is off).
+        """``G_s2t(x)`` plus emulated target noise (unless ``add_noise`` is off).
+
+        ``x`` is the raw source image, or its autoencoder output with
+        ``generator_input="smooth"``.
 
         Examples
         --------
@@ -1015,7 +878,10 @@ class NRGANTranslator(Translator):
         (2, 5, 24, 24)
         """
         self.check_images(source, "source images")
-        translated = self.generators["s2t"](self.autoencoders["source"](source))  # (B, C, S, S)
+        x = source
+        if self.config.generator_input == "smooth":
+            x = self.autoencoders["source"](source)  # (B, C, S, S)
+        translated = self.generators["s2t"](x)  # (B, C, S, S)
         if not self.config.add_noise:
             return translated
         return translated + self.emulators["target"](translated, generator)  # (B, C, S, S)
