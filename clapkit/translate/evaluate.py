@@ -18,7 +18,12 @@ Headline metrics (the keys of the benchmark table):
   ``noise_power_max_rel_error``: the worst radial bin, over bands, of |P_t / P_r − 1| of the
   source-free noise power spectrum;
 - redshift information: ``photoz_sigma_mad``, ``photoz_bias``, ``photoz_outlier_fraction``,
-  ``photoz_crps``, ``photoz_pit_w1`` of the probe applied to the images.
+  ``photoz_crps``, ``photoz_pit_w1`` of the probe applied to the images, and the same
+  five as ``peakz_*`` of the peak-flux estimator
+  (:class:`~clapkit.translate.peak_photoz.PeakPhotoZ`: k-NN on the asinh colours of the
+  bands at the galaxy's peak pixel, trained on the real images of the probe's training
+  galaxies): the paper's finding, redshift information in the cross-band peak fluxes,
+  measured directly.
 
 Error bars: every metric is an aggregate over galaxies of per-galaxy contributions, so
 one set of bootstrap draws of the galaxies (:class:`BootstrapConfig`, seeded) recomputes
@@ -28,8 +33,8 @@ averaged); the per-galaxy relative errors of each morphology column and peak rat
 (median per band, then the band mean); the per-galaxy ellipticity error and centroid
 offset (median); each galaxy's background σ in both sets (medians compared); each
 galaxy's noise power spectrum in both sets (means compared bin by bin, worst bin kept);
-the probe's per-galaxy point estimate, PIT and CRPS (σ_MAD, bias, outliers, mean CRPS and
-PIT W1 recomputed). Because the draws are shared, ``paired_differences`` gives the
+the probe's (and the peak-flux estimator's) per-galaxy point estimate, PIT and CRPS
+(σ_MAD, bias, outliers, mean CRPS and PIT W1 recomputed). Because the draws are shared, ``paired_differences`` gives the
 interval of (row − real) galaxy for galaxy, and
 :func:`clapkit.translate.results.rows_differ` says whether two rows differ.
 """
@@ -74,6 +79,7 @@ from clapkit.translate.image_metrics import (
     peak_flux_ratios,
     pixel_metrics,
 )
+from clapkit.translate.peak_photoz import PeakPhotoZ, PeakZConfig, table_peak_fluxes
 from clapkit.translate.probe import ProbeConfig, probe_pdfs, train_probe
 from clapkit.translate.results import task_dir
 from clapkit.translate.tasks import task
@@ -109,6 +115,11 @@ HEADLINE_METRICS = (
     "photoz_outlier_fraction",
     "photoz_crps",
     "photoz_pit_w1",
+    "peakz_sigma_mad",
+    "peakz_bias",
+    "peakz_outlier_fraction",
+    "peakz_crps",
+    "peakz_pit_w1",
 )
 
 
@@ -201,7 +212,8 @@ class _RowParts:
       metric compares their means over galaxies, bin by bin, and keeps the worst bin;
     - ``photoz``: the probe's per-galaxy point estimate, PIT and CRPS and the true
       redshifts; the metrics are recomputed from them (σ_MAD, bias, outliers, mean
-      CRPS, PIT W1 of the resampled galaxies).
+      CRPS, PIT W1 of the resampled galaxies);
+    - ``peakz``: the same parts of the peak-flux estimator (keys ``peakz_*``).
     """
 
     means: dict[str, NDArray[np.float64]]
@@ -210,6 +222,7 @@ class _RowParts:
     noise_std: tuple[NDArray[np.float64], NDArray[np.float64]]
     noise_power: tuple[NDArray[np.float64], NDArray[np.float64]]
     photoz: dict[str, NDArray[np.float64]] | None = field(default=None)
+    peakz: dict[str, NDArray[np.float64]] | None = field(default=None)
 
     def metrics(self, index: NDArray[np.intp] | None = None) -> dict[str, float]:
         """Every metric of the row on the galaxies ``index`` (default: all, once each)."""
@@ -235,6 +248,9 @@ class _RowParts:
             out["noise_power_max_rel_error"] = float(np.nanmax(np.abs(power_t / power_r - 1.0)))
         if self.photoz is not None:
             out.update(_photoz_metrics(*(pick(self.photoz[key]) for key in PHOTOZ_PARTS)))
+        if self.peakz is not None:
+            parts = (pick(self.peakz[key]) for key in PHOTOZ_PARTS)
+            out.update(_photoz_metrics(*parts, prefix="peakz"))
         return out
 
 
@@ -247,15 +263,17 @@ def _photoz_metrics(
     z_true: NDArray[np.float64],
     pit: NDArray[np.float64],
     crps: NDArray[np.float64],
+    prefix: str = "photoz",
 ) -> dict[str, float]:
     """The probe's metrics (:func:`~clapkit.translate.probe.probe_metrics`) from its
-    per-galaxy parts: no pass over the PDFs, no uniformity tests beyond W1."""
+    per-galaxy parts, keyed ``<prefix>_<metric>``: no pass over the PDFs, no uniformity
+    tests beyond W1."""
     out = {
-        "photoz_sigma_mad": sigma_mad(z_phot, z_true),
-        "photoz_bias": bias(z_phot, z_true),
-        "photoz_outlier_fraction": outlier_fraction(z_phot, z_true, 0.05),
-        "photoz_crps": float(np.mean(crps)),
-        "photoz_pit_w1": wasserstein_to_uniform(pit) if pit.size >= 2 else float("nan"),
+        f"{prefix}_sigma_mad": sigma_mad(z_phot, z_true),
+        f"{prefix}_bias": bias(z_phot, z_true),
+        f"{prefix}_outlier_fraction": outlier_fraction(z_phot, z_true, 0.05),
+        f"{prefix}_crps": float(np.mean(crps)),
+        f"{prefix}_pit_w1": wasserstein_to_uniform(pit) if pit.size >= 2 else float("nan"),
     }
     return {key: float(value) for key, value in out.items()}
 
@@ -316,6 +334,20 @@ def _row_parts(
     )
 
 
+def _peakz_parts(
+    model: PeakPhotoZ, table: Table, bands: Sequence[str], z_true: ArrayLike
+) -> dict[str, NDArray[np.float64]]:
+    """Per-galaxy point estimate, PIT, CRPS and true z of the peak-flux estimator applied
+    to the ``peak_<b>`` columns of a morphology table (the parts ``_RowParts.peakz``)."""
+    z = np.asarray(z_true, dtype=np.float64)
+    if z.shape != (len(table),):
+        raise ValidationError(
+            f"z_true must have one redshift per galaxy ({len(table)}), got {z.shape}"
+        )
+    p = model.predict(table_peak_fluxes(table, bands))
+    return {**per_galaxy_parts(p, model.edges, z), "z_true": z}
+
+
 def _draw_values(
     metrics: Callable[[NDArray[np.intp] | None], dict[str, float]], draws: NDArray[np.intp]
 ) -> dict[str, NDArray[np.float64]]:
@@ -339,6 +371,8 @@ def compare_images(
     real_morphology: Table | None = None,
     n_power_bins: int = 16,
     bootstrap: BootstrapConfig | None = None,
+    peak_photoz: PeakPhotoZ | None = None,
+    z_true: ArrayLike | None = None,
 ) -> tuple[dict[str, Any], Table, np.ndarray]:
     """Pixel, morphology and noise fidelity of ``translated`` against ``real`` images.
 
@@ -357,12 +391,19 @@ def compare_images(
     bootstrap : BootstrapConfig, optional
         With it, every metric ``<key>`` gets ``<key>_ci``: its bootstrap interval over
         galaxies, ``(lo, hi)`` (the module docstring says what each metric resamples).
+    peak_photoz : PeakPhotoZ, optional
+        A fitted peak-flux estimator; with it (and ``z_true``) the ``peakz_*`` keys of
+        the translated images are added, resampled on the same draws.
+    z_true : array_like, shape (N,), optional
+        True redshifts of the galaxies, needed with ``peak_photoz``.
 
     Returns
     -------
     metrics : dict
-        The pixel, morphology and noise keys of :data:`HEADLINE_METRICS`, plus per band
-        ``psnr_<b>`` and ``ssim_<b>`` (and their ``_ci`` with ``bootstrap``).
+        The pixel, morphology and noise keys of :data:`HEADLINE_METRICS` (and the
+        ``peakz_*`` keys with ``peak_photoz``; the probe's ``photoz_*`` need a run:
+        :func:`evaluate_task`), plus per band ``psnr_<b>`` and ``ssim_<b>`` (and their
+        ``_ci`` with ``bootstrap``).
     table : astropy.table.Table
         Per-galaxy morphology of ``translated``.
     power : ndarray, shape (B, n_power_bins)
@@ -390,6 +431,10 @@ def compare_images(
     table_t = morphology(t, pixel_scale, bands)
     table_r = real_morphology if real_morphology is not None else morphology(r, pixel_scale, bands)
     parts = _row_parts(t, r, bands, table_t, table_r, n_power_bins)
+    if peak_photoz is not None:
+        if z_true is None:
+            raise ValidationError("peak_photoz needs z_true, the galaxies' true redshifts")
+        parts.peakz = _peakz_parts(peak_photoz, table_t, bands, z_true)
     metrics: dict[str, Any] = parts.metrics()
     draws = bootstrap.draws(len(t)) if bootstrap is not None else None
     if draws is not None:
@@ -431,6 +476,7 @@ def evaluate_task(
     bootstrap: BootstrapConfig | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    peakz: PeakZConfig | None = None,
 ) -> dict[str, Any]:
     """Evaluate every translated set of ``task_name`` in ``run`` against the real images.
 
@@ -453,6 +499,9 @@ def evaluate_task(
         Replace ``evaluation.json``; without it an existing one is refused.
     progress : bool
         Show the probe's training progress.
+    peakz : PeakZConfig, optional
+        The peak-flux photo-z estimator (:mod:`clapkit.translate.peak_photoz`), trained
+        on the real images of the probe's training split, on the probe's bins.
 
     Returns
     -------
@@ -499,6 +548,10 @@ def evaluate_task(
         ids = np.asarray(test.ids)
         z_true = np.asarray(test.catalog["z"], dtype=np.float64)
         p_real, edges = probe_pdfs(probe_dir, test)
+        train = galaxies.split("train")  # the probe's training galaxies
+        peak_model = PeakPhotoZ(edges, bands, peakz).fit_images(
+            train.stacks[target].images, np.asarray(train.catalog["z"], dtype=np.float64)
+        )
     real_table = morphology(real, pixel_scale, bands)
     real64 = np.asarray(real, dtype=np.float64)
     draws = bootstrap.draws(len(ids))
@@ -522,9 +575,11 @@ def evaluate_task(
         table = morphology(images, pixel_scale, bands)
         parts[name] = _row_parts(images, real64, bands, table, real_table, N_POWER_BINS)
         parts[name].photoz = photoz_parts(p)
+        parts[name].peakz = _peakz_parts(peak_model, table, bands, z_true)
         tables[name], pdfs[name] = table, p
     parts["real"] = _row_parts(real64, real64, bands, real_table, real_table, N_POWER_BINS)
     parts["real"].photoz = photoz_parts(p_real)
+    parts["real"].peakz = _peakz_parts(peak_model, real_table, bands, z_true)
     rows: dict[str, dict[str, Any]] = {}
     drawn: dict[str, dict[str, np.ndarray]] = {}
     for name, row_parts in parts.items():
@@ -543,6 +598,7 @@ def evaluate_task(
         table["z_true"] = z_true
         z_phot = (pdfs[name] * 0.5 * (edges[1:] + edges[:-1])).sum(axis=1)
         table["photoz"] = z_phot
+        table["peakz"] = parts[name].peakz["z_phot"]
         _write_table(paths.morphology_path(task_name, name), table)
     result = {
         "task": task_name,
@@ -580,6 +636,7 @@ _TABLE_COLUMNS = (
     ("photoz_sigma_mad", "σ_MAD", "{:7.4f}"),
     ("photoz_outlier_fraction", "outliers", "{:8.3f}"),
     ("photoz_pit_w1", "PIT W1", "{:6.3f}"),
+    ("peakz_sigma_mad", "peak σ", "{:7.4f}"),
 )
 
 
@@ -604,13 +661,13 @@ def format_evaluation(result: dict[str, Any]) -> str:
     >>> result = {"task": "s2c", "n_galaxies": 3, "models": {"nrgan_smooth": row}}
     >>> print(format_evaluation(result))
     s2c (3 test galaxies)
-    model           PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
-    nrgan_smooth    0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
+    model           PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1   peak σ
+    nrgan_smooth    0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500   0.5000
     >>> row["psnr_ci"] = [0.25, 0.75]
     >>> print(format_evaluation({**result, "bootstrap": {"confidence": 0.95}}))
     s2c (3 test galaxies; second lines: 95% bootstrap intervals over galaxies)
-    model              PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1
-    nrgan_smooth       0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500
+    model              PSNR   SSIM  size err  flux err  peak err  noise P err    σ_MAD  outliers  PIT W1   peak σ
+    nrgan_smooth       0.50  0.500     0.500     0.500     0.500        0.500   0.5000     0.500   0.500   0.5000
                   0.25–0.75
     """
     rows = result["models"]

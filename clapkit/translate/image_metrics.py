@@ -541,6 +541,38 @@ def morphology(
     return table
 
 
+def peak_fluxes(images: ArrayLike, subtract_background: bool = True) -> NDArray[np.float64]:
+    """Every band's flux at the galaxy's peak pixel (:func:`galaxy_peak_pixels`), (N, B).
+
+    The values of :func:`morphology`'s ``peak_<b>`` columns without the rest of the
+    table (no HSM fit), for large training sets; each galaxy is measured on its own
+    stamp, so any split of the galaxies into batches gives the same values.
+
+    Parameters
+    ----------
+    images : array_like, shape (N, B, H, W)
+    subtract_background : bool
+        Subtract the median of the source-free pixels first, as :func:`morphology` does.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, B)
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:16, :16]
+    >>> blob = np.exp(-((xx - 7.5) ** 2 + (yy - 7.5) ** 2) / 8.0)
+    >>> img = np.stack([2.0 * blob, blob])[None]  # (1, 2, 16, 16)
+    >>> peak_fluxes(img, subtract_background=False).round(3)
+    array([[1.879, 0.939]])
+    """
+    arr = _check_stack(images)
+    if subtract_background:
+        arr = arr - _background(arr, source_mask(arr))
+    found = galaxy_peak_pixels(arr, subtract_background=False)
+    return arr[np.arange(arr.shape[0]), :, found["row"], found["col"]]
+
+
 def peak_flux_ratios(
     images: ArrayLike, bands: Sequence[str], subtract_background: bool = True
 ) -> dict[str, NDArray[np.float64]]:
@@ -575,10 +607,7 @@ def peak_flux_ratios(
     """
     arr = _check_stack(images)
     names = _band_names(bands, arr.shape[1])
-    if subtract_background:
-        arr = arr - _background(arr, source_mask(arr))
-    found = galaxy_peak_pixels(arr, subtract_background=False)
-    peaks = arr[np.arange(arr.shape[0]), :, found["row"], found["col"]]  # (N, B)
+    peaks = peak_fluxes(arr, subtract_background)
     out = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(len(names) - 1):

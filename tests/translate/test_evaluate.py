@@ -7,6 +7,7 @@ import pytest
 
 from clapkit.data import GalaxySet, ImageStack
 from clapkit.errors import FileFormatError, ValidationError
+from clapkit.metrics import per_galaxy_parts, sigma_mad
 from clapkit.testing import synthetic_translation_survey
 from clapkit.translate.evaluate import (
     HEADLINE_METRICS,
@@ -15,8 +16,15 @@ from clapkit.translate.evaluate import (
     evaluate_task,
     format_evaluation,
 )
+from clapkit.translate.peak_photoz import PeakPhotoZ
 from clapkit.translate.probe import ProbeConfig, probe_metrics, probe_pdfs
-from clapkit.translate.results import interval, read_evaluation, rows_differ, task_dir
+from clapkit.translate.results import (
+    interval,
+    read_evaluation,
+    read_morphology,
+    rows_differ,
+    task_dir,
+)
 
 BANDS = ["g", "r"]
 
@@ -147,6 +155,22 @@ def test_evaluate_task_scores_every_set_against_the_real_images(tmp_path, survey
         z = np.asarray(test.catalog["z"], dtype=float)
     for key, value in probe_metrics(p, edges, z).items():
         assert real[f"photoz_{key}"] == pytest.approx(value, rel=1e-12)
+    # The peak-flux estimator: trained on the real images of the training split, on the
+    # probe's bins; the copy's row is the real row, exactly, galaxy for galaxy.
+    with GalaxySet.load(survey_file) as galaxies:
+        train = galaxies.split("train")
+        model = PeakPhotoZ(edges, list("ugriz")).fit_images(
+            train.stacks["cfhtls"].images, train.catalog["z"]
+        )
+        p_peak = model.predict_images(np.asarray(test.stacks["cfhtls"].images[:]))
+    z_peak = per_galaxy_parts(p_peak, edges, z)["z_phot"]
+    assert real["peakz_sigma_mad"] == pytest.approx(sigma_mad(z_peak, z), rel=1e-12)
+    np.testing.assert_allclose(read_morphology(run, "s2c", "copy")["peakz"], z_peak)
+    for key in HEADLINE_METRICS:
+        if key.startswith("peakz_"):
+            assert copy[key] == real[key] and copy[f"{key}_ci"] == real[f"{key}_ci"]
+            assert result["paired_differences"]["models"]["copy"][key] == [0.0, 0.0]
+    assert rows_differ(result, "copy", "real", "peakz_sigma_mad") is False
     json.loads((task_dir(run, "s2c") / "evaluation.json").read_text())
     with pytest.raises(FileFormatError, match="already exists"):
         evaluate_task(run, "s2c", survey_file, probe=probe)
@@ -211,3 +235,41 @@ def test_evaluations_written_before_intervals_still_read(tmp_path):
     assert rows_differ(result, "swin", "real", "photoz_sigma_mad") is None
     table = format_evaluation(result)
     assert "bootstrap" not in table and "swin" in table and "—" in table
+
+
+def test_evaluations_written_before_the_peak_flux_estimator_still_read(tmp_path):
+    """A file with intervals but no ``peakz_*`` keys reads and prints (— for them), and
+    a file with them round-trips."""
+    run = tmp_path / "run"
+    keys = [key for key in HEADLINE_METRICS if not key.startswith("peakz_")]
+    row = {**{key: 0.5 for key in keys}, **{f"{key}_ci": [0.4, 0.6] for key in keys}}
+    old = {
+        "task": "s2c",
+        "data": "survey.h5",
+        "split": "test",
+        "n_galaxies": 12,
+        "bands": ["g", "r"],
+        "models": {"swin": dict(row), "real": dict(row)},
+        "noise_power": {"k": [0.1], "swin": {"g": [1.0], "r": [1.0]}},
+        "bootstrap": {"n_resamples": 10, "confidence": 0.95, "seed": 0},
+        "paired_differences": {
+            "reference": "real",
+            "models": {"swin": {key: [-0.1, 0.1] for key in keys}},
+        },
+    }
+    folder = task_dir(run, "s2c")
+    folder.mkdir(parents=True)
+    (folder / "evaluation.json").write_text(json.dumps(old))
+    result = read_evaluation(run, "s2c")
+    assert result["models"]["swin"] == row
+    assert interval(result["models"]["swin"], "peakz_sigma_mad") is None
+    assert rows_differ(result, "swin", "real", "peakz_sigma_mad") is None
+    assert rows_differ(result, "swin", "real", "photoz_sigma_mad") is False
+    lines = format_evaluation(result).splitlines()
+    assert lines[1].endswith("peak σ") and lines[2].endswith("—")
+    # With the new keys: stored and read back unchanged.
+    new = {**row, "peakz_sigma_mad": 0.03, "peakz_sigma_mad_ci": [0.02, 0.05]}
+    old["models"]["swin"] = new
+    (folder / "evaluation.json").write_text(json.dumps(old))
+    stored = read_evaluation(run, "s2c")["models"]["swin"]
+    assert stored == new and interval(stored, "peakz_sigma_mad") == (0.02, 0.05)
