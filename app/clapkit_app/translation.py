@@ -5,7 +5,8 @@ and one test galaxy: the galaxy's source input, translation, real target and res
 band with colour composites; the noise power spectra of the real images, the model and
 NR-GAN without its noise, in one band; translated against real morphology (flux, peak
 flux, HSM size) and probe photo-z over the test set; and every set's redshift information
-and fidelity metrics, whose rows select the model.
+and fidelity metrics (the probe's and the peak-flux estimator's photo-z beside each
+other), whose rows select the model.
 
 Everything shown was computed by ``clapkit translate evaluate`` (see
 :mod:`clapkit_app.translation_store`); the figures (:mod:`clapkit_app.translation_plots`)
@@ -37,6 +38,10 @@ TABLE_COLUMNS = (
     ("photoz_outlier_fraction", "outliers", "0.000"),
     ("photoz_crps", "CRPS", "0.0000"),
     ("photoz_pit_w1", "PIT W1", "0.000"),
+    # The peak-flux estimator (k-NN on the colours at the galaxy's peak pixel): the
+    # paper's redshift finding measured directly; blank in evaluations made before it.
+    ("peakz_sigma_mad", "peak σ_MAD", "0.0000"),
+    ("peakz_outlier_fraction", "peak outliers", "0.000"),
     ("psnr", "PSNR (dB)", "0.00"),
     ("ssim", "SSIM", "0.000"),
     ("size_rel_error", "size err", "0.000"),

@@ -227,6 +227,36 @@ def test_an_evaluation_without_intervals_shows_none(data):
     assert frame["photoz_sigma_mad"].notna().all()
 
 
+def test_the_peak_flux_estimator_sits_beside_the_probe_with_its_intervals(data):
+    table = hook(TranslationCompare(data=data), "ck-redshift-table")
+    frame, evaluation = table.value, data.tasks["s2c"].evaluation
+    columns = list(frame.columns)
+    for key in ("peakz_sigma_mad", "peakz_outlier_fraction"):
+        # After the probe's columns, before the pixel metrics.
+        assert columns.index("photoz_pit_w1") < columns.index(key) < columns.index("psnr")
+        stored = [evaluation["models"][name][key] for name in frame["set"]]
+        np.testing.assert_allclose(frame[key], stored)
+        assert frame[f"{key}_ci"].str.contains("–").all()
+    assert table.titles["peakz_sigma_mad"] == "peak σ_MAD"
+
+
+def test_an_evaluation_from_before_the_peak_flux_estimator_shows_blank_columns(data):
+    import copy
+
+    from clapkit_app.translation import metrics_frame
+
+    task = copy.copy(data.tasks["s2c"])
+    stored = copy.deepcopy(task.evaluation)
+    for row in [*stored["models"].values(), *stored["paired_differences"]["models"].values()]:
+        for key in [k for k in row if k.startswith("peakz_")]:
+            del row[key]
+    task.evaluation = stored
+    frame = metrics_frame(task)
+    assert frame["peakz_sigma_mad"].isna().all() and "peakz_sigma_mad_ci" not in frame
+    assert frame["photoz_sigma_mad"].notna().all() and "photoz_sigma_mad_ci" in frame
+    assert frame["set"].tolist() == ["real", *data.tasks["s2c"].sets]
+
+
 def test_searching_an_id_shows_that_galaxy_and_an_unknown_id_changes_nothing(run_root, data):
     viewer = TranslationCompare(data=data)
     search, message = hook(viewer, "ck-galaxy"), hook(viewer, "ck-galaxy-message")
