@@ -127,7 +127,15 @@ def peak_colours(peaks: ArrayLike, softening: ArrayLike, reference: int) -> NDAr
 
 def table_peak_fluxes(table, bands: Sequence[str]) -> NDArray[np.float64]:
     """The ``peak_<b>`` columns of a :func:`~clapkit.translate.image_metrics.morphology`
-    table as an (N, B) array."""
+    table as an (N, B) array.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> table_peak_fluxes(Table({"peak_g": [1.0, 2.0], "peak_r": [3.0, 4.0]}), ["g", "r"])
+    array([[1., 3.],
+           [2., 4.]])
+    """
     missing = [f"peak_{b}" for b in bands if f"peak_{b}" not in table.colnames]
     if missing:
         raise ValidationError(f"morphology table lacks columns {missing}")
@@ -136,7 +144,15 @@ def table_peak_fluxes(table, bands: Sequence[str]) -> NDArray[np.float64]:
 
 def stack_peak_fluxes(images, batch: int = BATCH) -> tuple[NDArray, NDArray]:
     """Peak fluxes (N, B) and background σ (N, B) of a stack read ``batch`` galaxies at a
-    time (an HDF5 dataset or an array; each galaxy is measured on its own stamp)."""
+    time (an HDF5 dataset or an array; each galaxy is measured on its own stamp).
+
+    Examples
+    --------
+    >>> images = np.random.default_rng(0).normal(0, 2.0, (5, 2, 16, 16))
+    >>> peaks, noise = stack_peak_fluxes(images, batch=2)
+    >>> peaks.shape, bool(np.all(np.abs(noise - 2.0) < 0.5))
+    ((5, 2), True)
+    """
     batch = check_int(batch, "batch")
     peaks, noise = [], []
     for start in range(0, len(images), batch):

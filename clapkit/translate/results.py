@@ -21,6 +21,7 @@ from clapkit.translate.tasks import TASKS, task
 
 __all__ = [
     "interval",
+    "overlaps_real",
     "read_evaluation",
     "read_morphology",
     "result_paths",
@@ -118,6 +119,50 @@ def rows_differ(result: dict[str, Any], name_a: str, name_b: str, key: str) -> b
     if ci_a is None or ci_b is None:
         return None
     return not intervals_overlap(ci_a, ci_b)
+
+
+def overlaps_real(
+    result: dict[str, Any], key: str, reference: str = "real"
+) -> dict[str, bool | None]:
+    """Whether each set's own interval of ``key`` overlaps the real images' interval.
+
+    The issue's test of the redshift-information finding: translated and real σ_MAD
+    whose 95% intervals do not overlap differ beyond doubt (stricter than the paired
+    difference of :func:`rows_differ`).
+
+    Parameters
+    ----------
+    result : dict
+        An evaluation (:func:`read_evaluation`).
+    key : str
+        A metric, e.g. ``"peakz_sigma_mad"``.
+    reference : str
+        The row compared against.
+
+    Returns
+    -------
+    dict
+        Set name → True (overlap), False (disjoint) or None (an interval missing: an
+        evaluation made before intervals or before the metric), for every set but the
+        reference.
+
+    Examples
+    --------
+    >>> result = {"models": {
+    ...     "real": {"s_ci": [0.02, 0.03]}, "a": {"s_ci": [0.05, 0.07]},
+    ...     "b": {"s_ci": [0.025, 0.04]}, "c": {}}}
+    >>> overlaps_real(result, "s")
+    {'a': False, 'b': True, 'c': None}
+    """
+    models = result["models"]
+    ref = interval(models.get(reference, {}), key)
+    out: dict[str, bool | None] = {}
+    for name, row in models.items():
+        if name == reference:
+            continue
+        own = interval(row, key)
+        out[name] = None if ref is None or own is None else bool(intervals_overlap(own, ref))
+    return out
 
 
 def read_morphology(run: str | os.PathLike, task_name: str, name: str) -> Table:
