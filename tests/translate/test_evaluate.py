@@ -20,6 +20,7 @@ from clapkit.translate.peak_photoz import PeakPhotoZ
 from clapkit.translate.probe import ProbeConfig, probe_metrics, probe_pdfs
 from clapkit.translate.results import (
     interval,
+    overlaps_real,
     read_evaluation,
     read_morphology,
     rows_differ,
@@ -265,6 +266,8 @@ def test_evaluations_written_before_the_peak_flux_estimator_still_read(tmp_path)
     assert interval(result["models"]["swin"], "peakz_sigma_mad") is None
     assert rows_differ(result, "swin", "real", "peakz_sigma_mad") is None
     assert rows_differ(result, "swin", "real", "photoz_sigma_mad") is False
+    assert overlaps_real(result, "peakz_sigma_mad") == {"swin": None}
+    assert overlaps_real(result, "photoz_sigma_mad") == {"swin": True}
     lines = format_evaluation(result).splitlines()
     assert lines[1].endswith("peak σ") and lines[2].endswith("—")
     # With the new keys: stored and read back unchanged.
@@ -273,3 +276,6 @@ def test_evaluations_written_before_the_peak_flux_estimator_still_read(tmp_path)
     (folder / "evaluation.json").write_text(json.dumps(old))
     stored = read_evaluation(run, "s2c")["models"]["swin"]
     assert stored == new and interval(stored, "peakz_sigma_mad") == (0.02, 0.05)
+    old["models"]["real"]["peakz_sigma_mad_ci"] = [0.06, 0.08]  # disjoint: they differ
+    (folder / "evaluation.json").write_text(json.dumps(old))
+    assert overlaps_real(read_evaluation(run, "s2c"), "peakz_sigma_mad") == {"swin": False}
