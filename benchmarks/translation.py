@@ -23,7 +23,10 @@ Output: JSON shaped ``{task: {model: {metric: value}}}`` (tasks ``s2s`` and ``s2
 rows ``nrgan``, ``nrgan_smooth``, ``nrgan_clapkit``, ``swin``, ``srgan``, ``capsule``,
 ``diffusion``, ``real``, and the ablations when asked for; metrics of :data:`clapkit.translate.evaluate.HEADLINE_METRICS`, each with its
 95% bootstrap interval over galaxies ``<metric>_ci``, plus ``train_seconds`` and
-``translate_seconds``). The goal checks go to stderr; whether a model's probe σ_MAD and
+``translate_seconds``; stochastic sets, diffusion and ``nrgan``, draw 8 samples per
+galaxy and add the spread between them, ``sample_*``, and every row the KS tests of its
+morphology distributions against the real ones, ``ks_*``: see
+:mod:`clapkit.translate.sampling`). The goal checks go to stderr; whether a model's probe σ_MAD and
 outlier fraction (and the peak-flux estimator's, ``peakz_*``) differ from the real
 images' is decided by :func:`clapkit.translate.results.rows_differ` (paired bootstrap
 interval of the difference excludes 0); the issue's stricter test, whether each set's
@@ -32,7 +35,8 @@ is reported for both, with the intervals and the real-image probe's outlier frac
 (the finding counts at a size where it is below 5%).
 
 Usage: ``python benchmarks/translation.py [--quick] [--out FILE] [--workdir DIR]
-[--n N] [--preset tiny|cpu|paper] [--tasks s2s,s2c] [--models ...] [--ablations]``. ``--quick`` (``cpu``
+[--n N] [--preset tiny|cpu|paper] [--tasks s2s,s2c] [--models ...] [--ablations]
+[--samples S]``. ``--quick`` (``cpu``
 presets, 800 galaxies, few epochs) finishes within 30 minutes on 2 cores; without it the
 ``paper`` presets train for longer on 4,000 galaxies (meant for a GPU machine). A work
 directory is reused: finished models are not trained again.
@@ -58,7 +62,12 @@ from clapkit.translate.models import MODEL_NAMES, family_of
 from clapkit.translate.probe import ProbeConfig
 from clapkit.translate.results import overlaps_real, rows_differ, task_dir
 from clapkit.translate.tasks import TASKS as TASK_SPECS
-from clapkit.translate.training import default_options, read_spec, train_translator
+from clapkit.translate.training import (
+    default_options,
+    load_translator,
+    read_spec,
+    train_translator,
+)
 
 TASKS = ("s2s", "s2c")
 #: The image stacks both tasks need: s2s maps SDSS onto a second SDSS exposure.
@@ -95,8 +104,20 @@ def _trained_for(model_dir: Path, task_name: str) -> bool:
     return read_spec(model_dir).target["instrument"] == TASK_SPECS[task_name].target
 
 
-def train_and_apply(data: Path, run: Path, task: str, model: str, epochs: int, preset: str) -> dict:
-    """Train (unless already trained) and translate the test split; returns the timings."""
+def train_and_apply(
+    data: Path,
+    run: Path,
+    task: str,
+    model: str,
+    epochs: int,
+    preset: str,
+    samples: int | None = None,
+) -> dict:
+    """Train (unless already trained) and translate the test split; returns the timings.
+
+    ``samples`` translations per galaxy for the stochastic sets (None: the default, 8);
+    the deterministic ones (``nrgan_smooth``, swin, ...) draw one.
+    """
     model_dir = task_dir(run, task) / model
     timings = {}
     start = time.perf_counter()
@@ -119,12 +140,15 @@ def train_and_apply(data: Path, run: Path, task: str, model: str, epochs: int, p
     if model == "nrgan":  # the published model's generator output, without its noise
         variants["nrgan_smooth"] = {"add_noise": False}
     for name, overrides in variants.items():
+        stochastic = load_translator(model_dir, model, overrides)[0].stochastic
         start = time.perf_counter()
         apply_translator(
             model_dir,
             data,
             task_dir(run, task) / name / "translated.h5",
-            ApplySettings(model=model, overrides=overrides),
+            ApplySettings(
+                model=model, overrides=overrides, n_samples=samples if stochastic else None
+            ),
             overwrite=True,
         )
         timings.setdefault("translate_seconds", time.perf_counter() - start)
@@ -199,6 +223,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument(
+        "--samples",
+        type=int,
+        help="translations per galaxy of the stochastic models (default 8)",
+    )
+    parser.add_argument(
         "--ablations",
         action="store_true",
         help="also train the NR-GAN ablations: " + ", ".join(ABLATIONS),
@@ -231,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
             epochs = QUICK_EPOCHS[task][family] if args.quick else FULL_EPOCHS[family]
             epochs = max(1, round(epochs * args.epochs_scale))
             log(f"{task} {model}: {epochs} epochs ({preset})")
-            timing = train_and_apply(data, workdir, task, model, epochs, preset)
+            timing = train_and_apply(data, workdir, task, model, epochs, preset, args.samples)
             timings[model] = timing
             if model == "nrgan":
                 timings["nrgan_smooth"] = timing
@@ -242,6 +271,12 @@ def main(argv: list[str] | None = None) -> dict:
             name: {
                 **{key: row.get(key) for key in HEADLINE_METRICS},
                 **{f"{key}_ci": row.get(f"{key}_ci") for key in HEADLINE_METRICS},
+                # Many-to-many: samples per galaxy, their spread (with _ci), KS tests.
+                **{
+                    key: value
+                    for key, value in row.items()
+                    if key == "n_samples" or key.startswith(("sample_", "ks_"))
+                },
                 **timings.get(name, {}),
             }
             for name, row in result["models"].items()

@@ -49,6 +49,29 @@ TABLE_COLUMNS = (
     ("peak_flux_rel_error", "peak err", "0.000"),
     ("noise_power_max_rel_error", "noise P err", "0.000"),
 )
+#: Columns shown where the evaluation holds them (older ones do not): translations per
+#: galaxy; the spread between a stochastic model's samples (pixels over the real sky σ;
+#: flux and size relative, beside their errors, and as a fraction of them), with
+#: intervals; the KS statistic and p-value of each morphology distribution against the
+#: real one.
+SAMPLING_COLUMNS = (
+    ("n_samples", "samples", "0"),
+    ("sample_pixel_spread", "pixel spread (σ sky)", "0.000"),
+    ("sample_flux_spread", "flux spread", "0.000"),
+    ("sample_size_spread", "size spread", "0.000"),
+    ("sample_flux_spread_ratio", "flux spread / err", "0.00"),
+    ("sample_size_spread_ratio", "size spread / err", "0.00"),
+    ("ks_flux", "KS flux", "0.000"),
+    ("ks_flux_p", "KS flux p", "0.000"),
+    ("ks_size", "KS size", "0.000"),
+    ("ks_size_p", "KS size p", "0.000"),
+    ("ks_ellipticity", "KS e", "0.000"),
+    ("ks_ellipticity_p", "KS e p", "0.000"),
+    ("ks_concentration", "KS conc", "0.000"),
+    ("ks_concentration_p", "KS conc p", "0.000"),
+    ("ks_peak", "KS peak", "0.000"),
+    ("ks_peak_p", "KS peak p", "0.000"),
+)
 #: Band of the morphology plots: the evaluation's reference band.
 MORPHOLOGY_BAND = "r"
 #: NR-GAN's translation without its emulated noise, drawn with every model's spectrum.
@@ -80,11 +103,16 @@ def metrics_frame(data: TaskData) -> pd.DataFrame:
     since intervals exist), each metric is followed by ``<key>_ci``: the interval as
     text, marked ``*`` on a translated set whose difference from the real images, on the
     same resampled galaxies, excludes zero. Older evaluations show no interval columns.
+    The :data:`SAMPLING_COLUMNS` (sample spread, KS tests) follow where some set has them.
     """
     names = [REAL, *data.sets]
     frame: dict[str, list[Any]] = {"set": names}
-    for key, _, fmt in TABLE_COLUMNS:
-        frame[key] = [data.metric(name, key) for name in names]
+    optional = {key for key, _, _ in SAMPLING_COLUMNS}
+    for key, _, fmt in (*TABLE_COLUMNS, *SAMPLING_COLUMNS):
+        values = [data.metric(name, key) for name in names]
+        if key in optional and np.isnan(values).all():
+            continue  # not measured (an older evaluation, or no set with samples)
+        frame[key] = values
         intervals = [data.interval(name, key) for name in names]
         if any(found is not None for found in intervals):
             frame[f"{key}_ci"] = [
@@ -164,11 +192,15 @@ class TranslationCompare(pn.viewable.Viewer):
             frozen_columns=["set"],
             sizing_mode="stretch_width",
             titles={
-                **{key: title for key, title, _ in TABLE_COLUMNS},
-                **{f"{key}_ci": f"{title} {self._confidence()}" for key, title, _ in TABLE_COLUMNS},
+                **{key: title for key, title, _ in (*TABLE_COLUMNS, *SAMPLING_COLUMNS)},
+                **{
+                    f"{key}_ci": f"{title} {self._confidence()}"
+                    for key, title, _ in (*TABLE_COLUMNS, *SAMPLING_COLUMNS)
+                },
             },
             formatters={
-                key: NumberFormatter(format=fmt, nan_format="—") for key, _, fmt in TABLE_COLUMNS
+                key: NumberFormatter(format=fmt, nan_format="—")
+                for key, _, fmt in (*TABLE_COLUMNS, *SAMPLING_COLUMNS)
             },
             css_classes=["ck-redshift-table"],
         )

@@ -4,6 +4,11 @@ The output is itself a GalaxySet file: the catalog rows of the translated galaxi
 one image stack named after the *target* instrument, on its pixel grid and in its flux
 units. Everything that reads survey images (photo-z networks, the morphology and noise
 measurements, the dashboards) therefore reads translated images unchanged.
+
+A stochastic model (:attr:`~clapkit.translate.models.base.Translator.stochastic`:
+diffusion, NR-GAN with its noise) draws ``n_samples`` translations per galaxy (default
+:data:`~clapkit.translate.sampling.DEFAULT_SAMPLES`); the stack holds sample 0 and the
+others go to ``/samples/<target>`` (:mod:`clapkit.translate.sampling`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clapkit.atomic import check_writable
+from clapkit.atomic import atomic_path, check_writable
 from clapkit.checks import check_choice, check_int
 from clapkit.data import GalaxySet
 from clapkit.data.stack import ImageStack
@@ -26,6 +32,7 @@ from clapkit.settings import Settings
 from clapkit.translate.models import TRAINABLE_NAMES
 from clapkit.translate.models.base import Translator
 from clapkit.translate.pixels import FIELD_TOLERANCE, check_finite
+from clapkit.translate.sampling import DEFAULT_SAMPLES, SAMPLES_GROUP, sample_seed
 from clapkit.translate.tasks import task
 from clapkit.translate.training import TranslationSpec, load_translator, to_target_grid
 
@@ -138,12 +145,22 @@ class ApplySettings(Settings):
     batch_size : int
         Galaxies translated at a time.
     seed : int
-        Seeds the model's randomness.
+        Seeds the model's randomness; sample ``k`` uses
+        :func:`~clapkit.translate.sampling.sample_seed` ``(seed, k)``.
+    n_samples : int or None
+        Translations drawn per galaxy. None: :data:`~clapkit.translate.sampling.DEFAULT_SAMPLES`
+        (8) for a stochastic model, 1 for a deterministic one. More than 1 for a
+        deterministic model is refused by :func:`apply_translator` (its samples would be
+        identical copies).
 
     Examples
     --------
     >>> ApplySettings(overrides={"add_noise": False}, split=None).batch_size
     32
+    >>> ApplySettings(n_samples=0)
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: n_samples must be an integer >= 1, got 0
     >>> ApplySettings(batch_size=0)
     Traceback (most recent call last):
     ...
@@ -155,6 +172,7 @@ class ApplySettings(Settings):
     split: str | None = "test"
     batch_size: int = 32
     seed: int = 0
+    n_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -167,6 +185,8 @@ class ApplySettings(Settings):
             raise ValidationError(f"split must name a split (or be None), got {self.split!r}")
         self._set("batch_size", check_int(self.batch_size, "batch_size"))
         self._set("seed", check_int(self.seed, "seed", 0))
+        if self.n_samples is not None:
+            self._set("n_samples", check_int(self.n_samples, "n_samples"))
 
 
 def apply_translator(
@@ -182,7 +202,8 @@ def apply_translator(
 
     Writes a GalaxySet file ``out`` (refused if it exists, unless ``overwrite``) holding
     the split's catalog and the translated images as the target instrument's stack; its
-    metadata records the model, task, data file and seed.
+    metadata records the model, task, data file, seed and number of samples (a stochastic
+    model draws several per galaxy: see :class:`ApplySettings`).
 
     Parameters
     ----------
@@ -214,39 +235,71 @@ def apply_translator(
     split, seed = settings.split, settings.seed
     out = check_writable(out, overwrite)
     net, spec = load_translator(model_dir, settings.model, settings.overrides)
+    n_samples = _n_samples(net, settings.n_samples)
+    target = spec.target
     with GalaxySet.load(data) as galaxies:
         part = galaxies.split(split) if split is not None else galaxies
         if len(part) == 0:
             raise ValidationError(f"{data}: no galaxies in split {split!r} to translate")
-        images = translate_images(
-            net,
-            spec,
-            part,
-            batch_size=settings.batch_size,
-            seed=seed,
-            progress=progress,
-            what=str(data),
+
+        def draw(k: int) -> np.ndarray:
+            return translate_images(
+                net,
+                spec,
+                part,
+                batch_size=settings.batch_size,
+                seed=sample_seed(seed, k),
+                progress=progress,
+                what=str(data),
+            )
+
+        stack = ImageStack(
+            draw(0),
+            tuple(spec.bands),
+            float(target["pixel_scale"]),
+            tuple(target["zero_points"]),
+            units=target["units"],
         )
-        catalog = part.catalog.copy()
-    target = spec.target
-    stack = ImageStack(
-        images,
-        tuple(spec.bands),
-        float(target["pixel_scale"]),
-        tuple(target["zero_points"]),
-        units=target["units"],
-    )
-    meta: dict[str, Any] = {
-        "translation": {
-            "model": spec.model,
-            "task": spec.task,
-            "source": spec.source["instrument"],
-            "target": task(spec.task).target,
-            "model_dir": str(model_dir),
-            "data": str(data),
-            "split": split,
-            "seed": seed,
-            "config": spec.config,
+        meta: dict[str, Any] = {
+            "translation": {
+                "model": spec.model,
+                "task": spec.task,
+                "source": spec.source["instrument"],
+                "target": task(spec.task).target,
+                "model_dir": str(model_dir),
+                "data": str(data),
+                "split": split,
+                "seed": seed,
+                "n_samples": n_samples,
+                "config": spec.config,
+            }
         }
-    }
-    return GalaxySet(catalog, {target["instrument"]: stack}, meta).save(out, overwrite=overwrite)
+        translated = GalaxySet(part.catalog.copy(), {target["instrument"]: stack}, meta)
+        # One atomic write: the set, then samples 1 … S−1 drawn one at a time into it, so
+        # memory holds one sample and a reader never sees a set without its samples.
+        with atomic_path(out, overwrite) as tmp:
+            translated.save(tmp, overwrite=True)
+            if n_samples > 1:
+                with h5py.File(tmp, "a") as f:
+                    extra = f.require_group(SAMPLES_GROUP).create_dataset(
+                        target["instrument"],
+                        shape=(n_samples - 1, *stack.shape),
+                        dtype=np.float32,
+                        chunks=(1, 1, *stack.shape[1:]),
+                    )
+                    extra.attrs["n_samples"] = n_samples
+                    for k in range(1, n_samples):
+                        extra[k - 1] = draw(k)
+    return out
+
+
+def _n_samples(net: Translator, asked: int | None) -> int:
+    """Samples to draw: ``asked``, or the default for the model; refused where pointless."""
+    if asked is None:
+        return DEFAULT_SAMPLES if net.stochastic else 1
+    if asked > 1 and not net.stochastic:
+        raise ValidationError(
+            f"n_samples={asked}: the {net.name} model as configured is deterministic (every "
+            "sample would be the same image); use n_samples=1 or leave it unset"
+        )
+    return asked

@@ -86,6 +86,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         overrides=overrides,
         split=None if args.split == "all" else args.split,
         seed=args.seed,
+        n_samples=args.samples,
     )
     out = apply_translator(
         _model_dir(args),
@@ -169,6 +170,12 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
     )
     apply.add_argument("--name", help="name of the translated set (default: the model's)")
     apply.add_argument("--seed", type=int, default=0, help="seed of stochastic models")
+    apply.add_argument(
+        "--samples",
+        type=int,
+        help="translations per galaxy (default: 8 for stochastic models, diffusion and "
+        "nrgan with its noise; 1 otherwise, the only value deterministic models take)",
+    )
     apply.set_defaults(func=_cmd_apply)
 
     evaluate = steps.add_parser(

@@ -82,6 +82,7 @@ from clapkit.translate.image_metrics import (
 from clapkit.translate.peak_photoz import PeakPhotoZ, PeakZConfig, table_peak_fluxes
 from clapkit.translate.probe import ProbeConfig, probe_pdfs, train_probe
 from clapkit.translate.results import task_dir
+from clapkit.translate.sampling import StoredSamples, ks_comparisons, spread_parts
 from clapkit.translate.tasks import task
 
 __all__ = [
@@ -515,7 +516,12 @@ def evaluate_task(
         [lo, hi]}}}``, the interval of (row − real) over the same draws, which is
         narrower than comparing two intervals because the galaxies are paired.
         Without draws (``n_resamples=0``) the last two are absent and so are the
-        ``_ci`` keys.
+        ``_ci`` keys. Each translated row also holds ``n_samples`` (translations per
+        galaxy), a set of several samples the spread between them
+        (:data:`~clapkit.translate.sampling.SPREAD_METRICS`, with ``_ci``), and every
+        row ``ks_<column>`` and ``ks_<column>_p``: KS tests of its morphology
+        distributions against the real ones (:mod:`clapkit.translate.sampling`). Older
+        evaluations lack these keys.
     """
     bootstrap = bootstrap if bootstrap is not None else BootstrapConfig()
     folder = task_dir(run, task_name)
@@ -560,6 +566,9 @@ def evaluate_task(
         return {**per_galaxy_parts(p, edges, z_true), "z_true": z_true}
 
     parts: dict[str, _RowParts] = {}
+    # Many-to-many (clapkit.translate.sampling): spread between samples, KS per set.
+    spreads: dict[str, Any] = {}
+    ks_band = REFERENCE_BAND if REFERENCE_BAND in bands else bands[len(bands) // 2]
     spectra: dict[str, Any] = {"k": noise_spectrum(real[:1])[0].tolist()}
     tables: dict[str, Table] = {"real": real_table}
     pdfs: dict[str, np.ndarray] = {"real": p_real}
@@ -573,6 +582,16 @@ def evaluate_task(
             images = np.asarray(translated.stacks[target].images[:], dtype=np.float64)
             p, _ = probe_pdfs(probe_dir, translated)
         table = morphology(images, pixel_scale, bands)
+        samples = StoredSamples(path, target)
+        if len(samples) > 1:
+            spreads[name] = spread_parts(
+                samples,
+                real64,
+                bands,
+                pixel_scale,
+                real_morphology=real_table,
+                first_morphology=table,
+            )
         parts[name] = _row_parts(images, real64, bands, table, real_table, N_POWER_BINS)
         parts[name].photoz = photoz_parts(p)
         parts[name].peakz = _peakz_parts(peak_model, table, bands, z_true)
@@ -584,6 +603,9 @@ def evaluate_task(
     drawn: dict[str, dict[str, np.ndarray]] = {}
     for name, row_parts in parts.items():
         rows[name] = {key: _json_number(v) for key, v in row_parts.metrics().items()}
+        _add_sampling(rows[name], spreads.get(name), tables[name], real_table, ks_band)
+        if name != "real":
+            rows[name]["n_samples"] = len(StoredSamples(sets[name], target))
         spectra[name] = dict(
             zip(bands, row_parts.noise_power[0].mean(axis=0).tolist(), strict=True)
         )
@@ -592,6 +614,10 @@ def evaluate_task(
         drawn[name] = _draw_values(row_parts.metrics, draws)
         for key, ci in _intervals(drawn[name], bootstrap.confidence).items():
             rows[name][f"{key}_ci"] = [_json_number(v) for v in ci]
+        if name in spreads:
+            spread_drawn = _draw_values(spreads[name].metrics, draws)
+            for key, ci in _intervals(spread_drawn, bootstrap.confidence).items():
+                rows[name][f"{key}_ci"] = [_json_number(v) for v in ci]
     for name, table in tables.items():
         table = table.copy()
         table.add_column(ids, name="id", index=0)
@@ -625,6 +651,16 @@ def evaluate_task(
     return result
 
 
+def _add_sampling(
+    row: dict[str, Any], spread: Any, table: Table, real_table: Table, band: str
+) -> None:
+    """Add the spread between samples (sets with several) and the KS comparisons of the
+    morphology distributions (every set) to one row; see :mod:`clapkit.translate.sampling`."""
+    if spread is not None:
+        row.update({key: _json_number(v) for key, v in spread.metrics().items()})
+    row.update({key: _json_number(v) for key, v in ks_comparisons(table, real_table, band).items()})
+
+
 #: Columns of the printed table: (metric key, header, format).
 _TABLE_COLUMNS = (
     ("psnr", "PSNR", "{:6.2f}"),
@@ -638,6 +674,29 @@ _TABLE_COLUMNS = (
     ("photoz_pit_w1", "PIT W1", "{:6.3f}"),
     ("peakz_sigma_mad", "peak σ", "{:7.4f}"),
 )
+
+
+#: Columns added to the printed table where some row has them: samples per galaxy, the
+#: spread between samples (beside the errors) and KS statistics of the distributions.
+_SAMPLING_COLUMNS = (
+    ("n_samples", "S", "{:2.0f}"),
+    ("sample_pixel_spread", "pix spread", "{:10.3f}"),
+    ("sample_flux_spread", "flux spread", "{:11.3f}"),
+    ("sample_size_spread", "size spread", "{:11.3f}"),
+    ("ks_flux", "KS flux", "{:7.3f}"),
+    ("ks_size", "KS size", "{:7.3f}"),
+    ("ks_concentration", "KS conc", "{:7.3f}"),
+)
+
+
+def _columns(rows: dict[str, dict[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    """The printed columns: the headline ones, then the sampling/KS ones some row holds."""
+    present = tuple(
+        column
+        for column in _SAMPLING_COLUMNS
+        if any(row.get(column[0]) is not None for row in rows.values())
+    )
+    return _TABLE_COLUMNS + present
 
 
 def _interval_text(row: dict[str, Any], key: str, fmt: str) -> str:
@@ -654,6 +713,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
 
     Where the rows carry bootstrap intervals (``<key>_ci``), each row is followed by a
     line of its intervals, ``lo–hi`` under each value, and the title says their level.
+    Where some row has them, compact columns follow: samples per galaxy (``S``), the
+    spread between samples (pixels over the sky σ; flux and size, relative, beside
+    ``flux err`` and ``size err``) and the KS statistics of the flux, size and
+    concentration distributions against the real ones.
 
     Examples
     --------
@@ -671,6 +734,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
                   0.25–0.75
     """
     rows = result["models"]
+    columns = _columns(rows)
     first = max([len("model"), *(len(name) for name in rows)])
     widths = [
         max(
@@ -678,14 +742,14 @@ def format_evaluation(result: dict[str, Any]) -> str:
             len(fmt.format(0.0)),
             *(len(_interval_text(row, key, fmt)) for row in rows.values()),
         )
-        for key, title, fmt in _TABLE_COLUMNS
+        for key, title, fmt in columns
     ]
     header = f"{'model':<{first}}" + "".join(
-        f"  {title:>{w}}" for (_, title, _), w in zip(_TABLE_COLUMNS, widths, strict=True)
+        f"  {title:>{w}}" for (_, title, _), w in zip(columns, widths, strict=True)
     )
     title = f"{result['task']} ({result['n_galaxies']} test galaxies"
     has_intervals = any(
-        _interval_text(row, key, fmt) for row in rows.values() for key, _, fmt in _TABLE_COLUMNS
+        _interval_text(row, key, fmt) for row in rows.values() for key, _, fmt in columns
     )
     if has_intervals:
         level = result.get("bootstrap", {}).get("confidence")
@@ -694,7 +758,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     lines = [title + ")", header]
     for name, row in rows.items():
         cells, intervals = [], []
-        for (key, _, fmt), width in zip(_TABLE_COLUMNS, widths, strict=True):
+        for (key, _, fmt), width in zip(columns, widths, strict=True):
             value = row.get(key)
             text = "—" if value is None else fmt.format(value).strip()
             cells.append(f"  {text:>{width}}")

@@ -8,7 +8,7 @@ import numpy as np
 import panel as pn
 import pytest
 from clapkit_app.images import stretch_band
-from clapkit_app.translation import TABLE_COLUMNS, TranslationCompare
+from clapkit_app.translation import SAMPLING_COLUMNS, TABLE_COLUMNS, TranslationCompare
 from clapkit_app.translation_plots import positive
 from clapkit_app.translation_store import load_translation, read_translation
 
@@ -255,6 +255,53 @@ def test_an_evaluation_from_before_the_peak_flux_estimator_shows_blank_columns(d
     assert frame["peakz_sigma_mad"].isna().all() and "peakz_sigma_mad_ci" not in frame
     assert frame["photoz_sigma_mad"].notna().all() and "photoz_sigma_mad_ci" in frame
     assert frame["set"].tolist() == ["real", *data.tasks["s2c"].sets]
+
+
+def test_the_table_shows_the_spread_between_samples_and_the_ks_tests(data):
+    from clapkit.translate.results import interval
+
+    task = data.tasks["s2c"]
+    table = hook(TranslationCompare(data=data), "ck-redshift-table")
+    frame = table.value.set_index("set")
+    rows = task.evaluation["models"]
+    # NR-GAN with its noise drew 8 samples; swin and the smooth set are deterministic.
+    assert frame.loc["nrgan", "n_samples"] == 8 and frame.loc["swin", "n_samples"] == 1
+    assert frame.loc["nrgan", "sample_pixel_spread"] == pytest.approx(
+        rows["nrgan"]["sample_pixel_spread"]
+    )
+    assert frame.loc["nrgan", "sample_pixel_spread"] > 0
+    assert np.isnan(frame.loc["swin", "sample_pixel_spread"])
+    assert np.isnan(frame.loc["nrgan_smooth", "sample_flux_spread"])
+    lo, hi = frame.loc["nrgan", "sample_pixel_spread_ci"].split("–")
+    found = interval(rows["nrgan"], "sample_pixel_spread")
+    assert float(lo) == pytest.approx(found[0], abs=1e-3)
+    assert float(hi) == pytest.approx(found[1], abs=1e-3)
+    assert frame.loc["swin", "sample_pixel_spread_ci"] == "—"
+    # KS statistics of every set, the real images against themselves being 0 (p = 1).
+    for key in ("ks_flux", "ks_size", "ks_ellipticity", "ks_concentration", "ks_peak"):
+        assert frame.loc["real", key] == 0.0 and frame.loc["real", f"{key}_p"] == 1.0
+        for name in ("nrgan", "swin", "nrgan_smooth"):
+            assert frame.loc[name, key] == pytest.approx(rows[name][key])
+            assert 0.0 <= frame.loc[name, key] <= 1.0
+    assert table.titles["ks_flux"] == "KS flux"
+    assert table.titles["sample_pixel_spread_ci"] == "pixel spread (σ sky) 95%"
+
+
+def test_an_evaluation_without_samples_or_ks_shows_neither(data):
+    import copy
+
+    from clapkit_app.translation import metrics_frame
+
+    task = copy.copy(data.tasks["s2c"])
+    stored = copy.deepcopy(task.evaluation)
+    optional = {key for key, _, _ in SAMPLING_COLUMNS}
+    for row in stored["models"].values():
+        for key in [k for k in row if k in optional or k.removesuffix("_ci") in optional]:
+            del row[key]
+    task.evaluation = stored
+    frame = metrics_frame(task)
+    assert not optional & set(frame) and not [c for c in frame if c.startswith("sample_")]
+    assert {key for key, _, _ in TABLE_COLUMNS} <= set(frame)
 
 
 def test_searching_an_id_shows_that_galaxy_and_an_unknown_id_changes_nothing(run_root, data):

@@ -18,6 +18,8 @@ from clapkit.translate.apply import ApplySettings, apply_translator
         ({"split": ""}, "split must name a split"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
+        ({"n_samples": 2.5}, r"n_samples must be an integer >= 1, got 2\.5"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(changes, message):

@@ -23,8 +23,14 @@ def test_train_apply_evaluate_through_the_command_line(tmp_path, survey_file, ca
         == 0
     )
     assert "trained nrgan (s2c)" in capsys.readouterr().out
-    assert main(["translate", "apply", "--model", "nrgan", *base]) == 0
+    assert main(["translate", "apply", "--model", "nrgan", "--samples", "3", *base]) == 0
     assert main(["translate", "apply", "--model", "nrgan", "--no-noise", *base]) == 0
+    # The smooth set is deterministic: several samples of it are refused in one line.
+    args = ["translate", "apply", "--model", "nrgan", "--no-noise", "--name", "x", *base]
+    assert main([*args, "--samples", "2"]) == 2
+    assert "deterministic" in capsys.readouterr().err
+    assert main([*args, "--samples", "0"]) == 2
+    assert "n_samples must be an integer >= 1, got 0" in capsys.readouterr().err
     folder = run / "translate" / "s2c"
     assert (folder / "nrgan" / "translated.h5").is_file()
     assert (folder / "nrgan_smooth" / "translated.h5").is_file()
@@ -42,6 +48,10 @@ def test_train_apply_evaluate_through_the_command_line(tmp_path, survey_file, ca
     lo, hi = evaluation["models"]["nrgan"]["photoz_sigma_mad_ci"]
     assert lo <= evaluation["models"]["nrgan"]["photoz_sigma_mad"] <= hi
     assert set(evaluation["paired_differences"]["models"]) == {"nrgan", "nrgan_smooth"}
+    assert evaluation["models"]["nrgan"]["n_samples"] == 3
+    assert "sample_pixel_spread" in evaluation["models"]["nrgan"]
+    assert "sample_pixel_spread" not in evaluation["models"]["nrgan_smooth"]
+    assert "KS flux" in table and "pix spread" in table
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path, survey_file, capsys):

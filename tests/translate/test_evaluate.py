@@ -2,6 +2,7 @@
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from clapkit.translate.evaluate import (
     evaluate_task,
     format_evaluation,
 )
+from clapkit.translate.image_metrics import background_std
 from clapkit.translate.peak_photoz import PeakPhotoZ
 from clapkit.translate.probe import ProbeConfig, probe_metrics, probe_pdfs
 from clapkit.translate.results import (
@@ -26,6 +28,7 @@ from clapkit.translate.results import (
     rows_differ,
     task_dir,
 )
+from clapkit.translate.sampling import KS_COLUMNS, SAMPLES_GROUP, SPREAD_METRICS
 
 BANDS = ["g", "r"]
 
@@ -181,6 +184,46 @@ def test_evaluate_task_scores_every_set_against_the_real_images(tmp_path, survey
         evaluate_task(run, "s2c", survey_file, probe=ProbeConfig(epochs=3), overwrite=True)
 
 
+def _add_samples(run, name, extra):
+    """Store samples 1 … S−1 in a translated set, as ``apply_translator`` does."""
+    with h5py.File(task_dir(run, "s2c") / name / "translated.h5", "a") as f:
+        f.require_group(SAMPLES_GROUP).create_dataset("cfhtls", data=extra.astype(np.float32))
+
+
+def test_evaluate_task_reports_the_spread_between_samples_and_ks_tests(tmp_path, survey_file):
+    run = tmp_path / "run"
+    _write_translated(run, survey_file, "copy", 1.0)
+    _write_translated(run, survey_file, "noisy", 1.0)
+    _write_translated(run, survey_file, "frozen", 1.0)
+    with GalaxySet.load(survey_file) as galaxies:
+        real = np.asarray(galaxies.split("test").stacks["cfhtls"].images[:], dtype=np.float64)
+    rng = np.random.default_rng(3)
+    sky = np.median(background_std(real), axis=0)  # (B,)
+    # Samples 1–3 of "noisy" add one more sky σ of noise each: spread ≈ sky σ.
+    noise = rng.normal(0, 1, (3, *real.shape)) * sky[None, None, :, None, None]
+    _add_samples(run, "noisy", real[None] + noise)
+    _add_samples(run, "frozen", np.repeat(real[None], 2, axis=0))  # identical samples
+    probe = ProbeConfig(epochs=2, n_bins=20, crop=None, batch_size=16)
+    result = evaluate_task(run, "s2c", survey_file, probe=probe)
+    rows = result["models"]
+    assert rows["noisy"]["n_samples"] == 4 and rows["copy"]["n_samples"] == 1
+    assert "n_samples" not in rows["real"]
+    assert not set(SPREAD_METRICS) & set(rows["copy"])  # one sample: no spread
+    noisy, frozen = rows["noisy"], rows["frozen"]
+    assert noisy["sample_pixel_spread"] == pytest.approx(1.0, abs=0.3)
+    assert noisy["sample_flux_spread"] > 0
+    lo, hi = noisy["sample_pixel_spread_ci"]
+    assert lo <= noisy["sample_pixel_spread"] <= hi
+    assert frozen["sample_pixel_spread"] == 0.0 and frozen["sample_flux_spread"] == 0.0
+    # Sample 0 of every set is the real images: its distributions are the real ones.
+    for name in ("copy", "noisy", "real"):
+        for column in KS_COLUMNS:
+            assert rows[name][f"ks_{column}"] == 0.0 and rows[name][f"ks_{column}_p"] == 1.0
+    table = format_evaluation(result)
+    assert "pix spread" in table and "KS flux" in table
+    assert read_evaluation(run, "s2c")["models"]["noisy"] == noisy
+
+
 def test_evaluate_task_needs_translations_of_the_same_galaxies(tmp_path, survey_file):
     run = tmp_path / "run"
     with pytest.raises(FileFormatError, match="clapkit translate apply"):
@@ -236,6 +279,7 @@ def test_evaluations_written_before_intervals_still_read(tmp_path):
     assert rows_differ(result, "swin", "real", "photoz_sigma_mad") is None
     table = format_evaluation(result)
     assert "bootstrap" not in table and "swin" in table and "—" in table
+    assert "KS" not in table and "spread" not in table  # columns only where measured
 
 
 def test_evaluations_written_before_the_peak_flux_estimator_still_read(tmp_path):

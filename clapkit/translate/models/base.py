@@ -168,6 +168,17 @@ class Translator(nn.Module):
         self.n_bands = check_int(n_bands, "n_bands")
         self.size = check_size(size)
 
+    @property
+    def stochastic(self) -> bool:
+        """Whether :meth:`translate` draws from its ``generator``: other seeds, other images.
+
+        False for the deterministic families (one image per galaxy says everything);
+        stochastic models (diffusion; NR-GAN with its emulated noise) override it, and
+        :func:`~clapkit.translate.apply.apply_translator` then draws several samples per
+        galaxy by default.
+        """
+        return False
+
     def make_optimizers(self, learning_rate: float) -> dict[str, torch.optim.Optimizer]:
         """The optimisers, by name (e.g. ``{"generator": ..., "discriminator": ...}``).
 

@@ -753,6 +753,12 @@ class DiffusionTranslator(Translator):
         optimizer.step()
         return {"mse": loss.item()}
 
+    @property
+    def stochastic(self) -> bool:
+        """Always True: the initial noise of every sample comes from the seed (even with
+        ``eta = 0``, where DDIM is deterministic only *given* that noise)."""
+        return True
+
     def translate(self, source: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A DDIM sample of the target given ``source``; new seeds give new samples."""
         self.check_images(source, "source images")

@@ -863,6 +863,12 @@ class NRGANTranslator(Translator):
 
     # --- inference --------------------------------------------------------------------
 
+    @property
+    def stochastic(self) -> bool:
+        """True with the emulated noise (``add_noise``): it is drawn from the seed; the
+        generator's output alone (``nrgan_smooth``) is deterministic."""
+        return bool(self.config.add_noise)
+
     def translate(self, source: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``G_s2t(x)`` plus emulated target noise (unless ``add_noise`` is off).
 
