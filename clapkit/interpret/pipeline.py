@@ -346,7 +346,9 @@ def causal_stage(
     if source == MOCK_SURVEY:
         from clapkit.sim.graph import true_graph
 
-        truth = true_graph(TRUE_GRAPH_BANDS)
+        # A survey with varying observing conditions records them (seeing and sky are
+        # then parents of the magnitudes); a file without the key had fixed ones.
+        truth = true_graph(TRUE_GRAPH_BANDS, observing=galaxies.meta.get("observing", "fixed"))
         _score_discovery(found, truth)
         truth_scores = score_local_tests(graph, truth, selection=truth.graph["selection"])
         # Recorded so that readers (the dashboard) need not know how the data was made.

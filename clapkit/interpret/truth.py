@@ -141,7 +141,9 @@ def add_latent_proxy(
     graph : networkx.DiGraph
         The true graph.
     parents : sequence of str, optional
-        What shapes the images; :data:`clapkit.sim.graph.IMAGE_PARENTS` when None.
+        What shapes the images; :data:`clapkit.sim.graph.IMAGE_PARENTS` when None
+        (for a survey with varying observing conditions pass
+        ``clapkit.sim.graph.image_parents("varying")``, which adds the seeing and sky).
     invariant : sequence of str
         Parents the latent is taken to ignore, left out (see the module docstring);
         names that are not among the parents change nothing.

@@ -22,9 +22,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         workers=workers,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        observing=args.observing,
     )
     print(
         f"wrote {path}: {args.n} galaxies, instruments {', '.join(instruments)}, seed {args.seed}"
+        + ("" if args.observing == "fixed" else f", {args.observing} observing conditions")
     )
     return 0
 
@@ -46,6 +48,13 @@ def add_simulate_parser(commands: argparse._SubParsersAction) -> None:
         default="sdss,cfhtls",
         help="image stacks among sdss, cfhtls and sdss_repeat, a second SDSS exposure with "
         "new noise (the target of the s2s translation control) (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--observing",
+        default="fixed",
+        help="observing conditions: fixed (every galaxy at the nominal PSF and sky) or "
+        "varying (per-galaxy seeing and sky, recorded as psf_fwhm_<instrument>_<band> and "
+        "sky_<instrument>_<band> columns) (default: %(default)s)",
     )
     simulate.add_argument("--workers", type=int, help="processes (default: all cores)")
     simulate.add_argument("--overwrite", action="store_true")

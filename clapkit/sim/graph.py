@@ -21,6 +21,18 @@ each SDSS band and a binary node :data:`SELECTION_NODE` whose only parent is
 on it, which makes its ancestors (redshift, mass, SED, sizes, dust, the source galaxy)
 dependent where the graph alone would separate them. The graph records the node's name
 as ``graph.graph["selection"]``.
+
+A survey simulated with ``observing="varying"`` records each galaxy's seeing and sky
+(``psf_fwhm_<instrument>_<band>``, ``sky_<instrument>_<band>``; see
+:mod:`clapkit.sim.conditions`). ``true_graph(observing="varying")`` adds them as root
+nodes (drawn independently of everything) whose children are the observed magnitude and
+its error in that band (the noise grows with the sky and the PSF's area);
+:func:`image_parents` adds them to what shapes the images (the PSF blurs, the sky sets
+the pixel noise). One approximation: the selection is made on the nominal-condition
+photometry (see :mod:`clapkit.sim.survey`), which differs from ``petromag_r`` by the
+condition-dependent part of the noise (< 0.01 mag near the cut), so the graph's
+``petromag_r -> selected`` stands for a selection that does not itself see the
+conditions.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from __future__ import annotations
 import networkx as nx
 
 from clapkit.errors import ValidationError
+from clapkit.sim.conditions import CONDITION_INSTRUMENTS, check_observing, psf_column, sky_column
 from clapkit.sim.seds import BAND_NAMES
 
 #: Prefix of each band set's magnitude columns (see :mod:`clapkit.sim.survey`).
@@ -89,8 +102,47 @@ IMAGE_PARENTS = (
 )
 
 
+def image_parents(
+    observing: str = "fixed", instruments: tuple[str, ...] = CONDITION_INSTRUMENTS
+) -> tuple[str, ...]:
+    """What shapes the images: :data:`IMAGE_PARENTS`, plus the conditions when varying.
+
+    Parameters
+    ----------
+    observing : str
+        ``"fixed"`` or ``"varying"``, as the survey was simulated.
+    instruments : tuple of str
+        Whose images: the PSF FWHM and sky columns of these instruments are added.
+
+    Examples
+    --------
+    >>> image_parents() == IMAGE_PARENTS
+    True
+    >>> extra = image_parents("varying", ("sdss",))[len(IMAGE_PARENTS):]
+    >>> extra[:2], len(extra)
+    (('psf_fwhm_sdss_u', 'sky_sdss_u'), 10)
+    """
+    if check_observing(observing) == "fixed":
+        return IMAGE_PARENTS
+    unknown = [name for name in instruments if name not in CONDITION_INSTRUMENTS]
+    if isinstance(instruments, str) or unknown:
+        raise ValidationError(
+            f"instruments must be a tuple of {CONDITION_INSTRUMENTS}, got {instruments!r}"
+        )
+    extra = tuple(
+        column
+        for name in instruments
+        for band in BAND_NAMES[name]
+        for column in (psf_column(name, band), sky_column(name, band))
+    )
+    return (*IMAGE_PARENTS, *extra)
+
+
 def true_graph(
-    band_sets: tuple[str, ...] = ("sdss", "cfhtls", "wise"), *, selection: bool = True
+    band_sets: tuple[str, ...] = ("sdss", "cfhtls", "wise"),
+    *,
+    selection: bool = True,
+    observing: str = "fixed",
 ) -> nx.DiGraph:
     """The directed acyclic graph of the mock survey's generative process.
 
@@ -103,6 +155,11 @@ def true_graph(
         Add the selection node :data:`SELECTION_NODE` (child of ``petromag_r``) and name
         it in ``graph.graph["selection"]``. The r-band chain it reads (``true_mag_r``,
         ``mag_r``, ``petromag_r``) is then in the graph whatever the band sets.
+    observing : str
+        ``"fixed"`` (nominal conditions, no condition nodes) or ``"varying"``: the
+        catalog's ``psf_fwhm_<instrument>_<band>`` and ``sky_<instrument>_<band>`` are
+        parents of that band's ``mag`` and ``magerr`` (SDSS and CFHTLS bands; WISE keeps
+        fixed depths).
 
     Returns
     -------
@@ -120,7 +177,10 @@ def true_graph(
     ('selected', ['mag_r', 'source_index'])
     >>> "selected" in true_graph(("sdss",), selection=False)
     False
+    >>> sorted(true_graph(("sdss",), observing="varying").successors("sky_sdss_r"))
+    ['mag_r', 'magerr_r']
     """
+    varying = check_observing(observing) == "varying"
     unknown = [name for name in band_sets if name not in BAND_NAMES]
     if isinstance(band_sets, str) or unknown:
         raise ValidationError(
@@ -131,15 +191,15 @@ def true_graph(
     graph.add_nodes_from(["bulge_q", "position_angle", "offset_x", "offset_y"])
     for band_set in band_sets:
         for band in BAND_NAMES[band_set]:
-            _add_magnitude(graph, band_set, band)
+            _add_magnitude(graph, band_set, band, varying)
     if selection:
-        _add_magnitude(graph, "sdss", "r")
+        _add_magnitude(graph, "sdss", "r", varying)
         graph.add_edge(SELECTION_MAGNITUDE, SELECTION_NODE)
         graph.graph["selection"] = SELECTION_NODE
     return graph
 
 
-def _add_magnitude(graph: nx.DiGraph, band_set: str, band: str) -> None:
+def _add_magnitude(graph: nx.DiGraph, band_set: str, band: str, varying: bool = False) -> None:
     true_mag = f"true_mag_{_PREFIX[band_set]}{band}"
     mag = f"mag_{_PREFIX[band_set]}{band}"
     graph.add_edges_from((parent, true_mag) for parent in _MAGNITUDE_PARENTS)
@@ -149,6 +209,12 @@ def _add_magnitude(graph: nx.DiGraph, band_set: str, band: str) -> None:
     graph.add_edges_from(
         (parent, f"magerr_{_PREFIX[band_set]}{band}") for parent in (mag, "hlr", "ebv")
     )
+    if varying and band_set in CONDITION_INSTRUMENTS:
+        # This galaxy's seeing and sky set the noise level of its photometry.
+        for condition in (psf_column(band_set, band), sky_column(band_set, band)):
+            graph.add_edges_from(
+                (condition, child) for child in (mag, f"magerr_{_PREFIX[band_set]}{band}")
+            )
     if band_set == "sdss":
         # Petrosian = the (extinction-corrected) model magnitude + the source galaxy's
         # Petrosian-minus-model offset (``simulate_chunk``).

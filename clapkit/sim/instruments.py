@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
+
 from clapkit.errors import ValidationError
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "electrons_per_nanomaggy",
     "instrument",
     "sky_nanomaggies_per_pixel",
+    "sky_per_pixel",
 ]
 
 INSTRUMENTS = ("sdss", "cfhtls")
@@ -236,3 +239,16 @@ def sky_nanomaggies_per_pixel(band: Band, pixel_scale: float) -> float:
     0.723
     """
     return 10.0 ** (-0.4 * (band.sky_brightness - NANOMAGGY_ZEROPOINT)) * pixel_scale**2
+
+
+def sky_per_pixel(sky_brightness, pixel_scale: float):
+    """Sky flux per pixel in nanomaggies for a sky brightness in AB mag per arcsec².
+
+    The array form of :func:`sky_nanomaggies_per_pixel`, for per-galaxy skies.
+
+    Examples
+    --------
+    >>> round(float(sky_per_pixel(20.84, 0.396)), 3)
+    0.723
+    """
+    return 10.0 ** (-0.4 * (np.asarray(sky_brightness) - NANOMAGGY_ZEROPOINT)) * pixel_scale**2

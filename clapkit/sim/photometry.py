@@ -21,7 +21,12 @@ from numpy.typing import NDArray
 
 from clapkit.data.sdss import ASINH_SOFTENING, asinh_magnitude
 from clapkit.sim.dust import effective_wavelengths, galactic_extinction
-from clapkit.sim.instruments import electrons_per_nanomaggy, instrument, sky_nanomaggies_per_pixel
+from clapkit.sim.instruments import (
+    electrons_per_nanomaggy,
+    instrument,
+    sky_nanomaggies_per_pixel,
+    sky_per_pixel,
+)
 from clapkit.sim.seds import BAND_NAMES, band_fluxes, observed_coeffs
 
 #: AllWISE 5σ point-source depths in Vega mag and the Vega→AB offsets of W1–W3.
@@ -99,9 +104,17 @@ def residual_in_bands(residual: NDArray[np.float64], band_set: str) -> NDArray[n
 
 
 def flux_errors(
-    band_set: str, flux: NDArray[np.float64], half_light_radius: NDArray[np.float64]
+    band_set: str,
+    flux: NDArray[np.float64],
+    half_light_radius: NDArray[np.float64],
+    psf_fwhm: NDArray[np.float64] | None = None,
+    sky_brightness: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """1σ flux errors in nanomaggies, (N, bands), for galaxies of the given size (arcsec).
+
+    ``psf_fwhm`` (arcsec) and ``sky_brightness`` (AB mag per arcsec²), each (N, bands),
+    are the galaxies' own observing conditions (:mod:`clapkit.sim.conditions`); None
+    uses the instrument's nominal values. WISE ignores them (fixed depths).
 
     Examples
     --------
@@ -116,14 +129,15 @@ def flux_errors(
     sigma = np.empty_like(flux, dtype=np.float64)
     for b, band in enumerate(camera.bands):
         per_nanomaggy = electrons_per_nanomaggy(band)
-        sky = sky_nanomaggies_per_pixel(band, camera.pixel_scale)
+        if sky_brightness is None:
+            sky = sky_nanomaggies_per_pixel(band, camera.pixel_scale)
+        else:
+            sky = sky_per_pixel(sky_brightness[:, b], camera.pixel_scale)
+        fwhm = band.psf_fwhm if psf_fwhm is None else psf_fwhm[:, b]
         area = (
             4
             * np.pi
-            * (
-                (band.psf_fwhm * FWHM_TO_SIGMA) ** 2
-                + (half_light_radius * GAUSSIAN_HLR_TO_SIGMA) ** 2
-            )
+            * ((fwhm * FWHM_TO_SIGMA) ** 2 + (half_light_radius * GAUSSIAN_HLR_TO_SIGMA) ** 2)
         )
         pixels = area / camera.pixel_scale**2
         sigma[:, b] = np.sqrt(
@@ -180,6 +194,30 @@ def observe(
     (numpy.ndarray, numpy.ndarray, numpy.ndarray)
         Fluxes, magnitudes and magnitude errors.
     """
-    sigma = flux_errors(band_set, flux, half_light_radius)
-    noisy = flux + rng.normal(0.0, 1.0, flux.shape) * sigma
+    return observe_deviates(band_set, flux, half_light_radius, rng.normal(0.0, 1.0, flux.shape))
+
+
+def observe_deviates(
+    band_set: str,
+    flux: NDArray[np.float64],
+    half_light_radius: NDArray[np.float64],
+    deviates: NDArray[np.float64],
+    psf_fwhm: NDArray[np.float64] | None = None,
+    sky_brightness: NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`observe` with given unit normal ``deviates`` (N, bands) and conditions.
+
+    The same deviates under other conditions give the same galaxy's photometry with
+    other noise levels, which is how ``observing="varying"`` keeps every other draw.
+
+    Examples
+    --------
+    >>> flux, hlr, unit = np.full((1, 5), 50.0), np.ones(1), np.ones((1, 5))
+    >>> good = observe_deviates("sdss", flux, hlr, unit)[0]
+    >>> bad = observe_deviates("sdss", flux, hlr, unit, np.full((1, 5), 2.5), np.full((1, 5), 19.0))[0]
+    >>> bool(np.all(bad - flux > good - flux))  # worse seeing, brighter sky: more noise
+    True
+    """
+    sigma = flux_errors(band_set, flux, half_light_radius, psf_fwhm, sky_brightness)
+    noisy = flux + deviates * sigma
     return noisy, magnitudes(band_set, noisy), magnitude_errors(band_set, noisy, sigma)

@@ -15,6 +15,18 @@ Besides one stack per instrument, a survey can hold *repeat* stacks (:data:`REPE
 ``sdss_repeat`` is a second SDSS exposure of every galaxy, the same noiseless stamp with
 an independent noise realisation, which is what an SDSS→SDSS translation should be
 compared with (otherwise the control task would be the identity).
+
+Observing conditions (``observing``): ``"fixed"`` (the default) observes every galaxy
+with each instrument's nominal PSF and sky; ``"varying"`` gives each galaxy its own
+seeing and sky per instrument (:mod:`clapkit.sim.conditions`), records them in the
+catalog (``psf_fwhm_<instrument>_<band>``, arcsec; ``sky_<instrument>_<band>``, AB mag
+per arcsec²), renders with them and scales the catalog photometry's noise by them. The
+conditions come from a random stream of their own and the photometric noise reuses the
+same unit deviates, so a varying survey holds the same galaxies as the fixed one with
+the same seed. One simplification keeps it so: the SDSS main-sample selection is made
+on the photometry under *nominal* conditions (the per-galaxy noise differs from it by
+less than 0.01 mag near the cut), so the same galaxies pass in both modes. The repeat
+stack (``sdss_repeat``) shares the SDSS stack's conditions: the same stamp, new noise.
 """
 
 from __future__ import annotations
@@ -36,10 +48,17 @@ import clapkit
 from clapkit.checks import check_int
 from clapkit.data import DEFAULT_FRACTIONS, GalaxySet, GalaxySetWriter, ImageStack
 from clapkit.errors import ValidationError
+from clapkit.sim.conditions import (
+    CONDITION_INSTRUMENTS,
+    check_observing,
+    condition_columns,
+    draw_conditions,
+    per_band,
+)
 from clapkit.sim.dust import disk_attenuation, galactic_extinction
 from clapkit.sim.instruments import INSTRUMENTS, NANOMAGGY_ZEROPOINT, instrument
 from clapkit.sim.morphology import draw_morphology, mean_log_inverse_axis_ratio
-from clapkit.sim.photometry import component_fluxes, magnitudes, observe
+from clapkit.sim.photometry import component_fluxes, magnitudes, observe, observe_deviates
 from clapkit.sim.population import draw_population, population_prior
 from clapkit.sim.render import Components, add_noise, render
 from clapkit.sim.seds import BAND_NAMES, BAND_SETS, kcorrect_model
@@ -108,7 +127,8 @@ def _select_galaxies(rng: np.random.Generator, size: int) -> dict[str, np.ndarra
         )
         total = bulge + disk
         hlr = _mean_size(bulge[:, 2], disk[:, 2], morph.bulge_hlr, morph.disk_hlr)
-        noisy, mags, magerrs = observe("sdss", total, hlr, rng)
+        deviates = rng.normal(0.0, 1.0, total.shape)  # the draw observe() makes
+        noisy, mags, magerrs = observe_deviates("sdss", total, hlr, deviates)
         extinction = galactic_extinction(draw.ebv, "sdss")
         petro_r = mags[:, 2] - extinction[:, 2] + draw.petro_offset[:, 2]
         passed = np.flatnonzero(petro_r < PETROSIAN_R_LIMIT)
@@ -142,6 +162,7 @@ def _select_galaxies(rng: np.random.Generator, size: int) -> dict[str, np.ndarra
             "_petro_offset": draw.petro_offset,
             "_residual": draw.residual,
             "_sdss": np.stack([bulge, disk, noisy, mags, magerrs, extinction], axis=1),
+            "_sdss_deviates": deviates,
         }
         kept.append({key: value[passed] for key, value in columns.items()})
         n_kept += passed.size
@@ -172,7 +193,11 @@ def _draw_splits(seed: int, chunk: int, size: int) -> np.ndarray:
 
 
 def simulate_chunk(
-    seed: int, chunk: int, instruments: Sequence[str] = INSTRUMENTS, size: int = CHUNK_SIZE
+    seed: int,
+    chunk: int,
+    instruments: Sequence[str] = INSTRUMENTS,
+    size: int = CHUNK_SIZE,
+    observing: str = "fixed",
 ) -> Chunk:
     """Generate chunk ``chunk`` of the survey with seed ``seed``.
 
@@ -186,6 +211,9 @@ def simulate_chunk(
         Image stacks to render.
     size : int
         Galaxies per chunk.
+    observing : str
+        ``"fixed"`` (nominal conditions) or ``"varying"`` (per-galaxy seeing and sky,
+        recorded as catalog columns); see the module docstring.
 
     Returns
     -------
@@ -197,6 +225,7 @@ def simulate_chunk(
     >>> part.images["sdss"].shape, bool(np.all(part.columns["petromag_r"] < 17.77))
     ((4, 5, 64, 64), True)
     """
+    varying = check_observing(observing) == "varying"
     catalog_seed, *render_seeds = _seeds(seed, chunk)
     rng = np.random.default_rng(catalog_seed)
     g = _select_galaxies(rng, size)
@@ -204,6 +233,16 @@ def simulate_chunk(
         g.pop("_sdss"), 1, 0
     )
     columns = {key: value for key, value in g.items() if not key.startswith("_")}
+    # (fwhm, sky) per instrument, each (size, bands); None: the nominal ones.
+    seen = dict.fromkeys(CONDITION_INSTRUMENTS, (None, None))
+    if varying:
+        conditions = draw_conditions(seed, chunk, size)
+        columns.update(conditions)
+        seen = {name: per_band(conditions, instrument(name)) for name in CONDITION_INSTRUMENTS}
+        # The same deviates as the selection's photometry, under this galaxy's conditions.
+        noisy_sdss, mags_sdss, magerr_sdss = observe_deviates(
+            "sdss", bulge_sdss + disk_sdss, columns["hlr"], g["_sdss_deviates"], *seen["sdss"]
+        )
     columns["id"] = chunk * CHUNK_SIZE + np.arange(size, dtype=np.int64) + 1
     columns["split"] = _draw_splits(seed, chunk, size)
     columns["offset_x"] = rng.normal(0.0, CENTROID_SCATTER, size)
@@ -225,7 +264,16 @@ def simulate_chunk(
             g["_residual"],
         )
         fluxes[band_set] = (bulge, disk)
-        noisy, mags, magerrs = observe(band_set, bulge + disk, columns["hlr"], rng)
+        if band_set in seen:
+            noisy, mags, magerrs = observe_deviates(
+                band_set,
+                bulge + disk,
+                columns["hlr"],
+                rng.normal(0.0, 1.0, bulge.shape),  # the draw observe() makes
+                *seen[band_set],
+            )
+        else:
+            noisy, mags, magerrs = observe(band_set, bulge + disk, columns["hlr"], rng)
         observed[band_set] = (noisy, mags, magerrs, galactic_extinction(columns["ebv"], band_set))
     for band_set, (noisy, mags, magerrs, extinction) in observed.items():
         prefix = COLUMN_PREFIX[band_set]
@@ -255,7 +303,9 @@ def simulate_chunk(
             offset_x=columns["offset_x"],
             offset_y=columns["offset_y"],
         )
-        noiseless[name] = render(components, instrument(name), None, noise=False)
+        noiseless[name] = render(
+            components, instrument(name), None, noise=False, psf_fwhm=seen[name][0]
+        )
     images = {}
     for name, render_seed in zip(STACKS, render_seeds, strict=True):
         if name in instruments:
@@ -263,7 +313,10 @@ def simulate_chunk(
             # The same child seed as a one-step render(), so the pixels do not depend on
             # whether a repeat of the same instrument was asked for too.
             images[name] = add_noise(
-                noiseless[camera_of(name)], camera, np.random.default_rng(render_seed)
+                noiseless[camera_of(name)],
+                camera,
+                np.random.default_rng(render_seed),
+                seen[camera.name][1],
             )
     columns["_n_drawn"] = g["_n_drawn"]
     columns["_n_passed"] = g["_n_passed"]
@@ -305,6 +358,8 @@ COLUMN_INFO = {
     "offset_y": ("arcsec", "centroid offset from the stamp centre, y"),
     "bulge_sersic_n": ("", "bulge Sersic index"),
     "disk_sersic_n": ("", "disk Sersic index"),
+    # Only in surveys simulated with observing="varying".
+    **condition_columns(),
 }
 
 
@@ -320,7 +375,7 @@ def _catalog(columns: dict[str, np.ndarray]) -> Table:
         unit, description = COLUMN_INFO.get(key, _photometry_info(key))
         table[key] = columns[key]
         table[key].description = description
-        if unit and not unit.startswith("dex"):
+        if unit and not unit.startswith("dex"):  # "mag / arcsec2" parses as an astropy unit
             table[key].unit = unit
     return table
 
@@ -361,7 +416,7 @@ def _prepare_parent() -> None:
         kcorrect_model(band_set)
 
 
-def _run_chunk(task: tuple[int, int, tuple[str, ...], int]) -> Chunk:
+def _run_chunk(task: tuple[int, int, tuple[str, ...], int, str]) -> Chunk:
     return simulate_chunk(*task)
 
 
@@ -371,6 +426,7 @@ def iter_chunks(
     instruments: Sequence[str] = INSTRUMENTS,
     workers: int = 1,
     progress: bool = False,
+    observing: str = "fixed",
 ) -> Iterator[tuple[int, Chunk]]:
     """Yield ``(first_row, chunk)`` in order, truncating the last chunk to reach ``n``.
 
@@ -386,14 +442,17 @@ def iter_chunks(
         Processes that render chunks in parallel.
     progress : bool
         Show a progress bar.
+    observing : str
+        ``"fixed"`` or ``"varying"`` observing conditions (:func:`simulate_chunk`).
 
     Yields
     ------
     (int, Chunk)
     """
     instruments = _check_arguments(n, seed, instruments, workers)
+    check_observing(observing)
     n_chunks = -(-n // CHUNK_SIZE)
-    tasks = [(seed, k, instruments, CHUNK_SIZE) for k in range(n_chunks)]
+    tasks = [(seed, k, instruments, CHUNK_SIZE, observing) for k in range(n_chunks)]
     _prepare_parent()
     bar = tqdm(total=n, desc="simulate", unit="gal", disable=not progress)
     if workers == 1:
@@ -471,8 +530,13 @@ def _stack(name: str, images: np.ndarray) -> ImageStack:
     return ImageStack(images, camera.band_names, camera.pixel_scale, zero_points, "nanomaggy")
 
 
-def _meta(n: int, seed: int, instruments: Sequence[str], counts: dict[str, int]) -> dict:
+def _meta(
+    n: int, seed: int, instruments: Sequence[str], counts: dict[str, int], observing: str
+) -> dict:
     prior = population_prior()
+    # Recorded only when not the default, so that a fixed survey's file is unchanged;
+    # a file without the key was observed under fixed conditions.
+    extra = {} if observing == "fixed" else {"observing": observing}
     return {
         "source": "clapkit mock survey",
         "clapkit_version": clapkit.__version__,
@@ -483,6 +547,7 @@ def _meta(n: int, seed: int, instruments: Sequence[str], counts: dict[str, int])
         "selection": f"Petrosian r < {PETROSIAN_R_LIMIT} (extinction corrected)",
         "selection_efficiency": counts["_n_passed"] / max(counts["_n_drawn"], 1),
         "prior": {"n_real": prior.n_real, "n_excluded": prior.n_excluded},
+        **extra,
     }
 
 
@@ -493,6 +558,7 @@ def simulate(
     *,
     workers: int = 1,
     progress: bool = False,
+    observing: str = "fixed",
 ) -> GalaxySet:
     """Simulate ``n`` galaxies in memory (see :func:`simulate_to_file` for large surveys).
 
@@ -508,20 +574,32 @@ def simulate(
         (paired images).
     workers : int
         Processes to use.
+    progress : bool
+        Show a progress bar.
+    observing : str
+        ``"fixed"`` (default): every galaxy seen with the instruments' nominal PSF and
+        sky. ``"varying"``: per-galaxy seeing and sky (:mod:`clapkit.sim.conditions`),
+        recorded in ``psf_fwhm_<instrument>_<band>`` and ``sky_<instrument>_<band>``;
+        the same galaxies as ``"fixed"`` with the same seed.
 
     Examples
     --------
     >>> survey = simulate(3, seed=1, instruments=("sdss",))
     >>> len(survey), survey.instruments, "log_mstar" in survey.catalog.colnames
     (3, ['sdss'], True)
+    >>> varying = simulate(3, seed=1, instruments=("sdss",), observing="varying")
+    >>> bool(np.all(varying.catalog["z"] == survey.catalog["z"]))
+    True
+    >>> str(varying.catalog["sky_sdss_r"].unit)
+    'mag / arcsec2'
     """
-    parts = list(iter_chunks(n, seed, instruments, workers, progress))
+    parts = list(iter_chunks(n, seed, instruments, workers, progress, observing))
     columns, counts = _merge_columns([c.columns for _, c in parts])
     stacks = {
         name: _stack(name, np.concatenate([c.images[name] for _, c in parts]))
         for name in parts[0][1].images
     }
-    return GalaxySet(_catalog(columns), stacks, _meta(n, seed, list(stacks), counts))
+    return GalaxySet(_catalog(columns), stacks, _meta(n, seed, list(stacks), counts, observing))
 
 
 def simulate_to_file(
@@ -533,6 +611,7 @@ def simulate_to_file(
     workers: int = 1,
     progress: bool = False,
     overwrite: bool = False,
+    observing: str = "fixed",
 ) -> Path:
     """Simulate ``n`` galaxies straight into a GalaxySet file, chunk by chunk.
 
@@ -555,6 +634,8 @@ def simulate_to_file(
         Show a progress bar.
     overwrite : bool
         Replace an existing file.
+    observing : str
+        ``"fixed"`` or ``"varying"`` observing conditions, as in :func:`simulate`.
 
     Returns
     -------
@@ -564,11 +645,12 @@ def simulate_to_file(
     from clapkit.atomic import check_writable
 
     instruments = _check_arguments(n, seed, instruments, workers)
+    check_observing(observing)
     check_writable(path, overwrite)
     chunk_columns = []
     writer = None
     try:
-        for start, chunk in iter_chunks(n, seed, instruments, workers, progress):
+        for start, chunk in iter_chunks(n, seed, instruments, workers, progress, observing):
             if writer is None:
                 templates = {
                     name: _stack(name, images[:1]) for name, images in chunk.images.items()
@@ -578,7 +660,7 @@ def simulate_to_file(
             chunk_columns.append(chunk.columns)
         columns, counts = _merge_columns(chunk_columns)
         # The stacks follow STACKS order whatever order was asked for; so does meta.
-        writer.finish(_catalog(columns), _meta(n, seed, list(templates), counts))
+        writer.finish(_catalog(columns), _meta(n, seed, list(templates), counts, observing))
     finally:
         if writer is not None:
             writer.__exit__(None, None, None)

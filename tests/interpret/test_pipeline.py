@@ -107,6 +107,7 @@ def test_on_the_mock_survey_the_causal_stage_records_the_true_graph(analysed, tm
     assert set(recorded.nodes) == set(expected.nodes)
     assert set(recorded.edges) == set(expected.edges)
     assert recorded.graph["selection"] == "selected"
+    assert not any(node.startswith("sky_") for node in recorded)
     pc = results.clapkit_json(RunDir(copy).pc_path)
     assert pc["score"] is not None and pc["score_selection"] is not None
     # Selection and the hidden source galaxy join pairs that the induced subgraph separates.
@@ -405,3 +406,19 @@ def test_the_command_line_runs_fci_alone(analysed, tmp_path, capsys):
     assert stored["score"] is None and stored["graph"]["test"] == "fisherz"
     assert main([*argv[:-2], "--discovery", "lingam", "--overwrite"]) == 2
     assert "discovery" in capsys.readouterr().err
+
+
+def test_a_mock_survey_with_varying_conditions_records_them_in_the_true_graph(analysed, tmp_path):
+    _, run = analysed
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    survey = synthetic_mass_survey(400, seed=2)
+    mock = tmp_path / "mock.h5"
+    meta = {"source": pipeline.MOCK_SURVEY, "observing": "varying"}
+    GalaxySet(survey.catalog, survey.stacks, meta).save(mock)
+    settings = CausalSettings(k=8, n_permutations=20, n_bootstrap=2, pc_columns=["z", "disk_q"])
+    pipeline.causal_stage(mock, copy, settings, overwrite=True)
+    recorded = results.read_true_graph(copy)
+    expected = true_graph(pipeline.TRUE_GRAPH_BANDS, observing="varying")
+    assert set(recorded.edges) == set(expected.edges)
+    assert recorded.has_edge("sky_sdss_r", "mag_r")

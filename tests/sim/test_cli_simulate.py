@@ -75,6 +75,7 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, capsys):
         ("--instruments", "euclid", "instruments must be distinct names"),
         ("--instruments", "sdss,sdss", "instruments must be distinct names"),
         ("--instruments", ",", "instruments must be distinct names"),
+        ("--observing", "sometimes", "observing must be one of ('fixed', 'varying')"),
     ],
 )
 def test_bad_values_exit_with_status_2_and_write_nothing(tmp_path, capsys, option, value, message):
@@ -119,7 +120,8 @@ def test_help_describes_the_simulate_options(capsys):
         main(["simulate", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--n", "--seed", "--out", "--instruments", "--workers", "--overwrite"):
+    options = ("--n", "--seed", "--out", "--instruments", "--workers", "--overwrite", "--observing")
+    for option in options:
         assert option in out
 
 
@@ -142,3 +144,19 @@ def test_a_directory_as_output_is_refused_even_with_overwrite(tmp_path, capsys):
     assert "results" in capsys.readouterr().err
     assert (folder / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_observing_varying_writes_the_conditions_like_the_library(
+    tmp_path, capsys, assert_same_galaxies
+):
+    out = tmp_path / "mock.h5"
+    argv = ["simulate", "--n", "6", "--seed", "8", "--out", str(out), "--quiet"]
+    assert main([*argv, "--instruments", "sdss", "--workers", "1", "--observing", "varying"]) == 0
+    assert "varying observing conditions" in capsys.readouterr().out
+    with GalaxySet.load(out, lazy=False) as survey:
+        assert survey.meta["observing"] == "varying"
+        assert str(survey.catalog["sky_sdss_r"].unit) == "mag / arcsec2"
+        assert str(survey.catalog["psf_fwhm_cfhtls_i"].unit) == "arcsec"
+        assert_same_galaxies(
+            survey, simulate(6, seed=8, instruments=("sdss",), observing="varying")
+        )
