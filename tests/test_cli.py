@@ -95,6 +95,7 @@ TINY_DEMO = DemoConfig(
         "permutations": 99,
         "bootstrap": 2,
         "attributions": 4,
+        "pid_crop": 8,
     },
 )
 
