@@ -22,6 +22,15 @@ def _names(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _numbers(text: str) -> tuple[float, ...] | str:
+    """``"6,12.5"`` as numbers; text that is not numbers is passed on for the settings to
+    refuse by name."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        return text
+
+
 class _Renamed(argparse.Action):
     """A flag that was renamed: using it is an error that names the new spelling."""
 
@@ -141,6 +150,8 @@ def _cmd_pid(args: argparse.Namespace) -> int:
         image_features=args.image_features,
         auxiliary=_names(args.auxiliary),
         crop=args.crop,
+        mass_range=None if args.mass_range is None else _numbers(args.mass_range),
+        prior_pseudocount=args.prior_pseudocount,
     )
     result = pid_stage(
         args.data,
@@ -296,6 +307,17 @@ def add_interpret_parser(commands: argparse._SubParsersAction) -> None:
     )
     pid.add_argument(
         "--crop", type=int, default=32, help="side of the image cut-out, pixels (default: 32)"
+    )
+    pid.add_argument(
+        "--mass-range",
+        help="low,high log M* the bins span (default: the training galaxies' range); "
+        "--bins 520 --mass-range 6,12.5 is the published grid",
+    )
+    pid.add_argument(
+        "--prior-pseudocount",
+        type=float,
+        default=0.0,
+        help="added to every bin's training count (0.5 lets a grid finer than the sample run)",
     )
     pid.add_argument("--overwrite", action="store_true", help="replace existing results")
     pid.set_defaults(func=_cmd_pid)

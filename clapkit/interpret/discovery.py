@@ -623,13 +623,7 @@ def compare_adjacency(found: NDArray[np.integer], reference: NDArray[np.integer]
     >>> score["precision"], score["recall"]
     (0.5, 0.5)
     """
-    found = np.asarray(found, dtype=np.int64)
-    reference = np.asarray(reference, dtype=np.int64)
-    if found.shape != reference.shape or found.ndim != 2 or found.shape[0] != found.shape[1]:
-        raise ValidationError(
-            f"adjacency matrices must be square and alike, got {found.shape} and {reference.shape}"
-        )
-    upper = np.triu(np.ones(found.shape, dtype=bool), k=1)
+    found, reference, upper = _square_pair(found, reference, "adjacency")
     found_adjacent = (found | found.T).astype(bool) & upper
     true_adjacent = (reference | reference.T).astype(bool) & upper
     both = found_adjacent & true_adjacent
@@ -694,6 +688,20 @@ def score_graph(
     """
     reference = reference_graph(truth, result.columns, marginalize=marginalize)
     return compare_adjacency(result.adjacency, reference.adjacency)
+
+
+def _square_pair(
+    found: NDArray[np.integer], reference: NDArray[np.integer], what: str
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Two (n, n) matrices of one graph each, as int64, and the mask of their upper
+    triangle (each pair of nodes once); refused unless square and alike."""
+    found = np.asarray(found, dtype=np.int64)
+    reference = np.asarray(reference, dtype=np.int64)
+    if found.shape != reference.shape or found.ndim != 2 or found.shape[0] != found.shape[1]:
+        raise ValidationError(
+            f"{what} matrices must be square and alike, got {found.shape} and {reference.shape}"
+        )
+    return found, reference, np.triu(np.ones(found.shape, dtype=bool), k=1)
 
 
 def _ratio(numerator: int, denominator: int) -> float:

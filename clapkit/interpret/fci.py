@@ -67,6 +67,7 @@ from clapkit.interpret.discovery import (
     _ratio,
     _require_keys,
     _sample_size,
+    _square_pair,
     compare_adjacency,
     default_columns,
 )
@@ -412,13 +413,7 @@ def compare_pags(found: NDArray[np.integer], reference: NDArray[np.integer]) -> 
     >>> score["precision"], score["recall"]
     (1.0, 0.5)
     """
-    found = np.asarray(found, dtype=np.int64)
-    reference = np.asarray(reference, dtype=np.int64)
-    if found.shape != reference.shape or found.ndim != 2 or found.shape[0] != found.shape[1]:
-        raise ValidationError(
-            f"mark matrices must be square and alike, got {found.shape} and {reference.shape}"
-        )
-    upper = np.triu(np.ones(found.shape, dtype=bool), k=1)
+    found, reference, upper = _square_pair(found, reference, "mark")
     found_adjacent = (found != 0) & upper
     true_adjacent = (reference != 0) & upper
     both = found_adjacent & true_adjacent

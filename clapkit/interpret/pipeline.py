@@ -525,8 +525,9 @@ def pid_stage(
     """MI decomposition of each input pair; classifiers trained on the train split, the
     per-galaxy terms measured on the test split, in nats.
 
-    The mass is binned in ``settings.n_bins`` equal bins over the training range (the MI
-    of a classifier is that of the binned mass). As published, each classifier reads its
+    The mass is binned in ``settings.n_bins`` equal bins over the training range, or over
+    ``settings.mass_range`` (the MI of a classifier is that of the binned mass;
+    :data:`~clapkit.interpret.settings.PUBLISHED_GRID` is the published grid). As published, each classifier reads its
     input itself — image inputs as pixels through a CNN, with the catalog columns beside
     them — and both inputs of a pair get the same auxiliary columns (E(B−V));
     ``settings.image_features="latent"`` reads the images through the latent vectors v_A
@@ -579,7 +580,7 @@ def pid_stage(
             f"and {int(test.sum())})"
         )
     mass = np.asarray(galaxies.catalog["log_mstar"], dtype=np.float64)
-    lo, hi = mass[train].min(), mass[train].max()
+    lo, hi = settings.mass_range or (mass[train].min(), mass[train].max())
     bins = np.clip(((mass - lo) / (hi - lo) * n_bins).astype(np.int64), 0, n_bins - 1)
     types = galaxy_types(galaxies.catalog)[test]
     classifier = settings.classifier_config()
@@ -602,6 +603,7 @@ def pid_stage(
             bins[test],
             n_bins,
             config=classifier,
+            prior_pseudocount=settings.prior_pseudocount,
             progress=progress,
         )
         summary[pair] = _pid_row(decomposition, (first, second), types, settings.seed)
@@ -624,6 +626,7 @@ def pid_stage(
         "units": "nats",
         "n_bins": n_bins,
         "mass_range": [float(lo), float(hi)],
+        "prior_pseudocount": settings.prior_pseudocount,
         "image_features": settings.image_features,
         "auxiliary": list(settings.auxiliary),
         "crop": settings.crop,

@@ -45,6 +45,9 @@ SOURCES: dict[str, tuple[str, ...]] = {
 #: normalisation) they are. Read as pixels through the MI classifier's own CNN, as
 #: published, or as the latent vector of that trained mass model (``image_features``).
 IMAGE_SOURCES: dict[str, str] = {"images": "images", "images_normalised": "images_normalised"}
+#: The published mass grid of the MI classifiers: 520 bins over log M* 6–12.5
+#: (``InterpretSM_scl_mi.py``: ``bins``, ``y_min``, ``y_max``), for half a million galaxies.
+PUBLISHED_GRID = {"n_bins": 520, "mass_range": (6.0, 12.5)}
 #: How image inputs reach the MI classifiers.
 IMAGE_FEATURES = ("pixels", "latent")
 #: Catalog columns given beside every input, as published: Milky Way reddening.
@@ -266,6 +269,15 @@ class PIDSettings(Settings):
     auxiliary : sequence of str
         Catalog columns given beside both inputs of every pair (E(B−V) as published;
         empty for none): both inputs get the same ones, so neither gains from them.
+    mass_range : (float, float), optional
+        The log M* range the ``n_bins`` equal bins span; masses outside it fall in the end
+        bins. None (the default) spans the training galaxies' range. The published grid is
+        ``n_bins=520, mass_range=(6.0, 12.5)`` (:data:`PUBLISHED_GRID`).
+    prior_pseudocount : float
+        Added to every bin's training count for the prior (see
+        :func:`~clapkit.interpret.information.bin_prior`): with a grid finer than the
+        training sample fills, a test galaxy in a bin no training galaxy is in has an
+        undefined MI and is refused unless this is > 0 (0.5 is Jeffreys' choice).
     crop : int
         Side of the central cut-out of the image inputs, in pixels. The publication reads
         64 × 64 stamps on a GPU; 32 (the default) keeps the CNN classifiers of a CPU run
@@ -296,6 +308,8 @@ class PIDSettings(Settings):
     image_features: str = "pixels"
     auxiliary: tuple[str, ...] = AUXILIARY
     crop: int = 32
+    mass_range: tuple[float, float] | None = None
+    prior_pseudocount: float = 0.0
 
     def __post_init__(self) -> None:
         pairs = check_names(self.pairs, "pairs")
@@ -310,6 +324,19 @@ class PIDSettings(Settings):
         check_choice(self.image_features, "image_features", IMAGE_FEATURES)
         self._set("auxiliary", check_names(self.auxiliary, "auxiliary"))
         self._set("crop", check_int(self.crop, "crop", 4))
+        if self.mass_range is not None:
+            if not isinstance(self.mass_range, tuple | list) or len(self.mass_range) != 2:
+                raise ValidationError(
+                    f"mass_range must be two numbers (low, high), got {self.mass_range!r}"
+                )
+            low, high = (check_number(v, "mass_range") for v in self.mass_range)
+            if not low < high:
+                raise ValidationError(f"mass_range must rise, got ({low}, {high})")
+            self._set("mass_range", (low, high))
+        pseudocount = check_number(self.prior_pseudocount, "prior_pseudocount")
+        if pseudocount < 0:
+            raise ValidationError(f"prior_pseudocount must be >= 0, got {pseudocount}")
+        self._set("prior_pseudocount", pseudocount)
         if self.classifier is not None and not isinstance(self.classifier, dict):
             raise ValidationError(f"classifier must be a dict of settings, got {self.classifier!r}")
         self.classifier_config()  # refused now, not after the data is read

@@ -19,6 +19,7 @@ from clapkit.interpret.causal_graph import CausalGraph
 from clapkit.interpret.fci import selection_reference
 from clapkit.interpret.settings import (
     EXTERNAL,
+    PUBLISHED_GRID,
     AttributionSettings,
     CausalSettings,
     MassTrainSettings,
@@ -155,6 +156,21 @@ def test_mi_classifiers_read_the_images_themselves_and_e_bv_beside_both_inputs(a
                                image_features="latent"), overwrite=True,
     )  # fmt: skip
     assert latent["image_features"] == "latent"
+
+
+def test_the_published_mass_grid_needs_a_pseudocount_on_a_small_sample(analysed, tmp_path):
+    data, _ = analysed
+    grid = {**PUBLISHED_GRID, "classifier": {"epochs": 2}, "pairs": ("optical_wise",)}
+    # 520 bins over 6-12.5 for 400 galaxies: test galaxies fall in bins no training galaxy is in.
+    with pytest.raises(ValidationError, match=r"prior_pseudocount=0\.5"):
+        pipeline.pid_stage(data, tmp_path / "run", PIDSettings(**grid))
+    result = pipeline.pid_stage(
+        data, tmp_path / "run", PIDSettings(**grid, prior_pseudocount=0.5), overwrite=True
+    )
+    assert result["n_bins"] == 520 and result["mass_range"] == [6.0, 12.5]
+    assert result["prior_pseudocount"] == 0.5
+    # With the pseudocount the prior of an empty bin is small, so MIs can be large, not infinite.
+    assert np.isfinite(result["pairs"]["optical_wise"]["mi_12"])
 
 
 def test_pid_terms_add_up_per_galaxy_and_on_average(analysed):
@@ -422,3 +438,17 @@ def test_a_mock_survey_with_varying_conditions_records_them_in_the_true_graph(an
     expected = true_graph(pipeline.TRUE_GRAPH_BANDS, observing="varying")
     assert set(recorded.edges) == set(expected.edges)
     assert recorded.has_edge("sky_sdss_r", "mag_r")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("6,x", "mass_range must be two numbers"), ("12,6", "must rise")]
+)
+def test_a_bad_mass_range_is_refused_before_anything_is_written(
+    analysed, tmp_path, capsys, value, message
+):
+    data, _ = analysed
+    run = tmp_path / "run"
+    argv = ["interpret", "pid", "--data", str(data), "--run", str(run), "--quiet"]
+    assert main([*argv, "--mass-range", value]) == 2
+    assert message in capsys.readouterr().err
+    assert not run.exists()
