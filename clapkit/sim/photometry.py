@@ -112,9 +112,24 @@ def flux_errors(
 ) -> NDArray[np.float64]:
     """1σ flux errors in nanomaggies, (N, bands), for galaxies of the given size (arcsec).
 
-    ``psf_fwhm`` (arcsec) and ``sky_brightness`` (AB mag per arcsec²), each (N, bands),
-    are the galaxies' own observing conditions (:mod:`clapkit.sim.conditions`); None
-    uses the instrument's nominal values. WISE ignores them (fixed depths).
+    Parameters
+    ----------
+    band_set : str
+        ``"sdss"``, ``"cfhtls"`` or ``"wise"``.
+    flux : ndarray, shape (N, bands)
+        True fluxes, nanomaggies (Poisson noise grows with them).
+    half_light_radius : ndarray, shape (N,)
+        Sizes, arcsec (a bigger aperture holds more sky).
+    psf_fwhm : ndarray, shape (N, bands), optional
+        Each galaxy's own PSF FWHM, arcsec (:mod:`clapkit.sim.conditions`); None uses
+        the instrument's nominal one.
+    sky_brightness : ndarray, shape (N, bands), optional
+        Each galaxy's own sky, AB mag per arcsec²; None uses the nominal sky. WISE
+        ignores both conditions (fixed depths).
+
+    Returns
+    -------
+    ndarray, shape (N, bands)
 
     Examples
     --------
@@ -209,6 +224,24 @@ def observe_deviates(
 
     The same deviates under other conditions give the same galaxy's photometry with
     other noise levels, which is how ``observing="varying"`` keeps every other draw.
+
+    Parameters
+    ----------
+    band_set : str
+        ``"sdss"``, ``"cfhtls"`` or ``"wise"``.
+    flux : ndarray, shape (N, bands)
+        True fluxes, nanomaggies.
+    half_light_radius : ndarray, shape (N,)
+        Sizes, arcsec.
+    deviates : ndarray, shape (N, bands)
+        Unit normal draws: the noise of each flux in units of its error.
+    psf_fwhm, sky_brightness : ndarray, shape (N, bands), optional
+        The galaxies' own conditions, as for :func:`flux_errors`.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        Fluxes, magnitudes and magnitude errors.
 
     Examples
     --------
