@@ -34,6 +34,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from clapkit.interpret.attribution_names import LABELS
 from clapkit.interpret.results import randomisation_by_method
+from clapkit.metrics.bootstrap import stored_interval
 from clapkit_app.formatting import interval_text
 from clapkit_app.page import problems_alert
 from clapkit_app.stellar_mass_plots import (
@@ -156,16 +157,9 @@ def pid_frame(pid: dict[str, Any]) -> pd.DataFrame:
         frame[key] = [float(row.get(key, np.nan)) for row in rows]
         if any(f"{key}_ci" in row for row in rows):
             frame[f"{key}_ci"] = [
-                interval_text(_stored_interval(row.get(f"{key}_ci")), "0.000", None) for row in rows
+                interval_text(stored_interval(row, key), "0.000", None) for row in rows
             ]
     return pd.DataFrame(frame)
-
-
-def _stored_interval(value: Any) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    lo, hi = (np.nan if v is None else float(v) for v in value)
-    return lo, hi
 
 
 def local_tests_frame(data: StellarMassData) -> pd.DataFrame:

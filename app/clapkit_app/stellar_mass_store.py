@@ -38,6 +38,7 @@ from clapkit.interpret.discovery import DiscoveryResult
 from clapkit.interpret.fci import PAGResult
 from clapkit.interpret.input_sets import ALL_INPUT_SETS
 from clapkit.interpret.mass_metric_names import upgrade_mass_metrics
+from clapkit.metrics.bootstrap import as_interval
 from clapkit.runs import RunDir
 from clapkit_app.store import as_id, plain_id
 
@@ -292,13 +293,10 @@ def _read_mass(out: StellarMassData) -> None:
         out.mass[name] = estimates
 
 
-def _interval(value: Any) -> tuple[float, float]:
-    lo, hi = (np.nan if v is None else float(v) for v in value)
-    return lo, hi
-
-
 def _intervals(row: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    return {key: _interval(value) for key, value in row.items()}
+    """``{metric: [lo, hi]}`` as stored, without the intervals that are not finite."""
+    found = {key: as_interval(value) for key, value in row.items()}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def _metrics_and_intervals(row: dict[str, Any]) -> dict[str, dict]:

@@ -71,6 +71,7 @@ from clapkit.interpret.discovery import (
     compare_adjacency,
     default_columns,
 )
+from clapkit.interpret.truth import check_selection_node
 
 #: Codes of the marks in :attr:`PAGResult.marks`: none, tail, arrowhead, circle.
 NONE, TAIL, ARROW, CIRCLE = 0, 1, 2, 3
@@ -506,11 +507,7 @@ def _ancestral_part(
     _check_truth(truth, columns)
     named = list(columns)
     if selection is not None:
-        if selection not in truth:
-            raise ValidationError(
-                f"the true graph has no selection node {selection!r}; pass selection=None "
-                "for a graph without selection"
-            )
+        check_selection_node(truth, selection)
         if selection in columns:
             raise ValidationError(f"the selection node {selection!r} cannot be a tested column")
         named.append(selection)

@@ -474,7 +474,7 @@ def _columns(columns: Sequence[str], galaxies: GalaxySet, source: str) -> NDArra
             row = int(np.flatnonzero(~np.isfinite(values))[0])
             raise ValidationError(f"column {column!r} is not finite at row {row}")
         parts.append(values)
-    return np.column_stack(parts)
+    return np.column_stack(parts) if parts else np.zeros((len(galaxies), 0))
 
 
 def _pixels(chosen: InputSet, galaxies: GalaxySet, crop: int) -> NDArray[np.float32]:

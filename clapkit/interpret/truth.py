@@ -47,6 +47,7 @@ __all__ = [
     "CELLS",
     "LATENT_PROXY",
     "add_latent_proxy",
+    "check_selection_node",
     "confusion",
     "implied_dependence",
     "score_local_tests",
@@ -59,6 +60,20 @@ LATENT_PROXY = "latent"
 CELLS = ("TP", "FP", "TN", "FN")
 #: Quantities the latent is taken to ignore by default (see the module docstring).
 DEFAULT_INVARIANT = ("position_angle",)
+
+
+def check_selection_node(graph: nx.DiGraph, selection: str) -> None:
+    """Refuse a selection node the graph does not have, naming it.
+
+    Examples
+    --------
+    >>> check_selection_node(nx.DiGraph([("a", "s")]), "s")
+    """
+    if selection not in graph:
+        raise ValidationError(
+            f"the graph has no selection node {selection!r}; pass selection=None for data "
+            "that were not selected"
+        )
 
 
 def implied_dependence(
@@ -109,11 +124,7 @@ def implied_dependence(
     given = {given} if isinstance(given, str) else set(given)
     conditioning = set(given)
     if selection is not None:
-        if selection not in graph:
-            raise ValidationError(
-                f"the graph has no selection node {selection!r}; pass selection=None for "
-                "data that were not selected"
-            )
+        check_selection_node(graph, selection)
         conditioning.add(selection)
     missing = sorted(name for name in (target, variable, *given) if name not in graph)
     if missing:

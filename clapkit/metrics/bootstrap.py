@@ -27,11 +27,13 @@ from clapkit.errors import ValidationError
 __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_RESAMPLES",
+    "as_interval",
     "bootstrap_draws",
     "bootstrap_interval",
     "check_confidence",
     "intervals_overlap",
     "percentile_interval",
+    "stored_interval",
 ]
 
 #: Bootstrap draws per interval unless asked otherwise.
@@ -177,3 +179,33 @@ def intervals_overlap(a: ArrayLike, b: ArrayLike) -> bool:
     lo_a, hi_a = (float(v) for v in a)
     lo_b, hi_b = (float(v) for v in b)
     return max(lo_a, lo_b) <= min(hi_a, hi_b)
+
+
+def as_interval(stored: Any) -> tuple[float, float] | None:
+    """A stored ``[lo, hi]`` as floats; None where absent or a bound is null (not finite
+    when written).
+
+    Examples
+    --------
+    >>> as_interval([0.1, 0.2]), as_interval([None, 0.2]), as_interval(None)
+    ((0.1, 0.2), None, None)
+    """
+    if stored is None or len(stored) != 2 or any(v is None for v in stored):
+        return None
+    return float(stored[0]), float(stored[1])
+
+
+def stored_interval(row: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """The bootstrap interval ``<key>_ci`` of one stored row of metrics, None where absent.
+
+    Absent in results written before intervals existed, computed with no resamples, or
+    where a bound is not finite (stored as null).
+
+    Examples
+    --------
+    >>> stored_interval({"psnr": 30.0, "psnr_ci": [29.5, 30.4]}, "psnr")
+    (29.5, 30.4)
+    >>> stored_interval({"psnr": 30.0}, "psnr") is None
+    True
+    """
+    return as_interval(row.get(f"{key}_ci"))

@@ -16,6 +16,7 @@ from astropy.table import Table
 
 from clapkit.errors import FileFormatError
 from clapkit.metrics.bootstrap import intervals_overlap
+from clapkit.metrics.bootstrap import stored_interval as interval
 from clapkit.runs import RunDir
 from clapkit.translate.tasks import TASKS, task
 
@@ -54,23 +55,6 @@ def read_evaluation(run: str | os.PathLike, task_name: str) -> dict[str, Any]:
     data = Path(result["data"])
     result["data"] = str(data if data.is_absolute() else Path(run) / data)
     return result
-
-
-def interval(row: dict[str, Any], key: str) -> tuple[float, float] | None:
-    """The bootstrap interval ``<key>_ci`` of one evaluation row, None where absent.
-
-    Absent in evaluations written before intervals existed, evaluated with
-    ``n_resamples=0``, or where a bound is not finite (stored as null).
-
-    Examples
-    --------
-    >>> interval({"psnr": 30.0, "psnr_ci": [29.5, 30.4]}, "psnr"), interval({"psnr": 30.0}, "psnr")
-    ((29.5, 30.4), None)
-    """
-    stored = row.get(f"{key}_ci")
-    if stored is None or len(stored) != 2 or any(v is None for v in stored):
-        return None
-    return float(stored[0]), float(stored[1])
 
 
 def rows_differ(result: dict[str, Any], name_a: str, name_b: str, key: str) -> bool | None:

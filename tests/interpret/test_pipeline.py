@@ -156,6 +156,12 @@ def test_mi_classifiers_read_the_images_themselves_and_e_bv_beside_both_inputs(a
                                image_features="latent"), overwrite=True,
     )  # fmt: skip
     assert latent["image_features"] == "latent"
+    # Without auxiliary columns an image input is its latent alone.
+    bare = pipeline.pid_stage(
+        data, copy, PIDSettings(("images_wise",), n_bins=5, classifier={"epochs": 2},
+                                image_features="latent", auxiliary=()), overwrite=True,
+    )  # fmt: skip
+    assert bare["auxiliary"] == [] and bare["sources"]["images"]["columns"] == []
 
 
 def test_the_published_mass_grid_needs_a_pseudocount_on_a_small_sample(analysed, tmp_path):
