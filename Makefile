@@ -14,6 +14,10 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PYTEST_ARGS ?=
+# The suite runs on this many pytest-xdist workers (tests/conftest.py groups the tests
+# that share fixtures); each worker keeps to one thread of PyTorch and numba, so that
+# two workers on two cores do not fight over them. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint format benchmark screenshots clean install
 
@@ -32,7 +36,8 @@ demo: $(STAMP)
 	$(BIN)/clapkit demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
