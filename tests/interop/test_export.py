@@ -164,3 +164,16 @@ def test_the_library_functions_refuse_what_the_cli_would(run, tmp_path):
     with pytest.raises(OverwriteError):
         export_pdfs(pdfs, tmp_path, "fits")  # a directory
     assert infer_format(tmp_path / "x.FITS") == "fits"
+
+
+def test_a_write_that_fails_midway_leaves_no_file_and_no_temporaries(run, tmp_path, monkeypatch):
+    def half_written(self, filename):
+        with open(filename, "wb") as f:
+            f.write(b"\x89HDF partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(qp.Ensemble, "write_to", half_written)
+    pdfs, _ = run.load_pdfs("clap")
+    with pytest.raises(OSError, match="disk full"):
+        export_pdfs(pdfs, tmp_path / "pz.hdf5")
+    assert list(tmp_path.iterdir()) == []
