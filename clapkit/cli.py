@@ -3,7 +3,8 @@
 Sub-commands follow the data flow of ``design.md``: ``demo`` runs the main job on the
 embedded data; ``simulate`` writes a mock survey and ``sdss`` the real SDSS catalog as
 GalaxySet files; ``train`` and ``predict`` run CLAP and the baselines through a run
-directory; ``evaluate`` scores PDF files or a whole run; ``serve`` serves the dashboards
+directory; ``evaluate`` scores PDF files or a whole run; ``export`` writes a run's PDFs
+as a qp file, a FITS table or CSV; ``serve`` serves the dashboards
 on a run (``demo`` does too, once built); ``translate train|apply|evaluate`` translates
 galaxy images between surveys and judges the result; ``interpret
 train|causal|pid|attribute`` asks why networks estimate stellar mass as they do; ``import-fits`` turns users' FITS cutouts and
@@ -25,6 +26,7 @@ from typing import Any
 import clapkit
 from clapkit.data.cli import add_import_fits_parser, add_sdss_parser
 from clapkit.errors import ClapkitError
+from clapkit.interop.cli import add_export_parser
 from clapkit.interpret.cli import add_interpret_parser
 from clapkit.photoz.cli import add_evaluate_parser, add_predict_parser, add_train_parser
 from clapkit.plots.cli import add_figures_parser
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_serve_parser(commands)
     add_evaluate_parser(commands)
+    add_export_parser(commands)
     add_simulate_parser(commands)
     add_import_fits_parser(commands)
     add_sdss_parser(commands)

@@ -69,6 +69,7 @@ def test_method_is_a_photoz_method_and_model_a_network_or_input_set():
                 meanings[(command, flag)] = action
     assert set(meanings) == {
         ("train", "--method"),
+        ("export", "--method"),
         ("translate train", "--model"),
         ("translate apply", "--model"),
         ("translate evaluate", "--models"),
@@ -76,6 +77,7 @@ def test_method_is_a_photoz_method_and_model_a_network_or_input_set():
         ("interpret attribute", "--attribution"),
     }
     assert "clap" in meanings[("train", "--method")].help
+    assert "clap" in meanings[("export", "--method")].help
     for step in ("train", "apply"):
         assert "nrgan" in meanings[(f"translate {step}", "--model")].choices
     assert "input set" in meanings[("interpret attribute", "--model")].help
