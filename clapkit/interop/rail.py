@@ -4,10 +4,10 @@ RAIL users run clapkit's catalog CLAP (``CLAPInformer`` / ``CLAPEstimator``) and
 photometry KNN (``KNNPhotometryInformer`` / ``KNNPhotometryEstimator``) as they run any
 RAIL estimator::
 
-    from rail.core.stage import RailStage
+    from rail.core.data import DataStore
     from clapkit.interop.rail import CLAPEstimator, CLAPInformer
 
-    RailStage.data_store.__class__.allow_overwrite = True
+    DataStore.allow_overwrite = True  # to make a stage of the same name again
     bands = [f"mag_{b}_lsst" for b in "ugrizy"]
     common = dict(
         bands=bands,
@@ -26,9 +26,24 @@ RAIL estimator::
     )
     ensemble = estimator.estimate(test_data).data  # a qp.Ensemble
 
-In a RAIL pipeline file the stages are named by class with the module to import
-(``modules: clapkit.interop.rail``; ``stages: - name: inform_clap, classname:
-CLAPInformer``) and configured by the same keys.
+In a RAIL pipeline the stages are built and connected as RAIL's own::
+
+    from rail.core.stage import RailPipeline
+
+    pipe = RailPipeline()
+    pipe.inform_clap = CLAPInformer.build(aliases={"input": "input_train"}, **common)
+    pipe.estimate_clap = CLAPEstimator.build(
+        aliases={"input": "input_test"},
+        connections={"model": pipe.inform_clap.io.model},
+        **common,
+    )
+    inputs = {"input_train": "train.hdf5", "input_test": "test.hdf5"}
+    pipe.initialize(inputs, {"output_dir": ".", "log_dir": ".", "resume": False}, None)
+    pipe.save("clap.yml")  # and clap_config.yml, the stages' settings
+
+and ``ceci clap.yml`` runs them, each as ``python3 -m clapkit CLAPInformer --config=...``
+(:mod:`clapkit.__main__` hands the stage names to ceci); ``python3`` must be the
+environment's that has clapkit and RAIL.
 
 **The configuration** is RAIL's usual one — ``bands``, ``err_bands``, ``ref_band``,
 ``nondetect_val``, ``mag_limits``, ``zmin``, ``zmax``, ``nzbins``, ``hdf5_groupname``,

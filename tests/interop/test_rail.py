@@ -3,6 +3,8 @@ of a mock survey, with non-detections: the stages add nothing to clapkit's own p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -240,3 +242,41 @@ def test_bad_settings_are_refused_clearly(mock, mock_clap, tmp_path):
         estimate(CLAPEstimator, "bad_grid", handle, test, tmp_path, **{**settings, "zmax": 0.5})
     with pytest.raises(ValidationError, match="holds clapkit's 'clap', not 'knn_photometry'"):
         estimate(KNNPhotometryEstimator, "wrong_model", handle, test, tmp_path, **settings)
+
+
+def test_the_stages_run_in_a_rail_pipeline(mock, tmp_path, monkeypatch):
+    """A RAIL pipeline file, its stages run by the command ceci gives each
+    (``python3 -m clapkit <Stage> ...``), here in this process."""
+    import tables_io
+    from rail.core.stage import RailPipeline
+
+    from clapkit.__main__ import main
+
+    train, test, settings = mock
+    monkeypatch.chdir(tmp_path)
+    tables_io.write({"photometry": train}, "train.hdf5")
+    tables_io.write({"photometry": test}, "test.hdf5")
+    stage_settings = {**settings, "hdf5_groupname": "photometry"}
+    pipe = RailPipeline()
+    pipe.inform_knn = KNNPhotometryInformer.build(
+        aliases={"input": "input_train"}, preset="tiny", **stage_settings
+    )
+    pipe.estimate_knn = KNNPhotometryEstimator.build(
+        aliases={"input": "input_test"},
+        connections={"model": pipe.inform_knn.io.model},
+        **stage_settings,
+    )
+    inputs = {"input_train": "train.hdf5", "input_test": "test.hdf5"}
+    pipe.initialize(inputs, {"output_dir": ".", "log_dir": ".", "resume": False}, None)
+    pipe.save("knn.yml")
+    assert "module_name: clapkit.interop.rail" in Path("knn.yml").read_text()
+    for command in (
+        "KNNPhotometryInformer --input=train.hdf5 --name=inform_knn --config=knn_config.yml "
+        "--model=model.pkl",
+        "KNNPhotometryEstimator --model=model.pkl --input=test.hdf5 --name=estimate_knn "
+        "--config=knn_config.yml --output=pdfs.hdf5",
+    ):
+        monkeypatch.setattr("sys.argv", ["clapkit", *command.split()])
+        assert main() == 0
+    ensemble = qp.read("pdfs.hdf5")
+    check_ensemble(ensemble, len(test["redshift"]), settings)
