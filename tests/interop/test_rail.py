@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("rail.estimation.estimator", reason="needs the 'rail' extra")
@@ -192,7 +193,7 @@ def test_knn_stage_on_sdss_is_clapkits_knn(sdss, tmp_path):
     informer = KNNPhotometryInformer.make_stage(
         name="inform_knn_sdss", model=str(tmp_path / "knn.pkl"), preset="tiny", **settings
     )
-    informer.inform(train)
+    informer.inform(pd.DataFrame(train))  # RAIL's tables come as pandas too
     handle = informer.get_handle("model")
     ensemble = estimate(KNNPhotometryEstimator, "knn_sdss", handle, test, tmp_path, **settings)
     p = check_ensemble(ensemble, len(test["redshift"]), settings)
