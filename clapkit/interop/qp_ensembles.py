@@ -81,8 +81,9 @@ def from_qp(
     """Any qp ensemble as clapkit PDFs on ``edges``.
 
     Each bin's probability is the ensemble's CDF difference across the bin. Mass outside
-    ``[edges[0], edges[-1]]`` is dropped and the rows renormalised (``normalize=True``,
-    with clapkit's warning when it matters); ``normalize=False`` refuses such rows.
+    ``[edges[0], edges[-1]]`` is dropped; a row whose mass on the grid then misses one by
+    more than clapkit's tolerance is renormalised with a warning (``normalize=True``) or
+    refused (``normalize=False``), and one within the tolerance is kept as it is.
 
     Parameters
     ----------
