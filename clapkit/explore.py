@@ -25,11 +25,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
-from holoviews.operation import histogram
-from holoviews.operation.datashader import rasterize
+
+try:
+    import holoviews as hv
+    from holoviews.operation import histogram
+except ImportError as err:  # pragma: no cover - the app extra is installed in the tests
+    raise ImportError(
+        "clapkit.explore draws with HoloViews, which is not installed: pip install 'clapkit[app]'"
+    ) from err
 
 from clapkit.errors import ValidationError
 from clapkit.evaluation import ordered_methods, read_galaxy_table, run_catalog
@@ -61,12 +66,12 @@ def galaxy_frame(run: RunLike) -> pd.DataFrame:
 
     Examples
     --------
-    >>> import tempfile
-    >>> from clapkit.testing import SyntheticRunConfig, synthetic_run
-    >>> run = synthetic_run(tempfile.mkdtemp(), SyntheticRunConfig(n_test=60, n_train=90))
-    >>> frame = galaxy_frame(run)
-    >>> len(frame), {"latent_x", "clap.pit", "mag_g", "r_i"} <= set(frame.columns)
-    (60, True)
+    >>> frame = galaxy_frame("data/runs/demo")  # doctest: +SKIP
+    >>> frame[["id", "z_true", "clap.z_phot", "latent_x", "g_r"]].head()  # doctest: +SKIP
+    >>> galaxy_frame("absent")
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: absent: no such run directory
     """
     run = _run(run)
     if not run.galaxy_table_path.is_file():
@@ -448,7 +453,9 @@ def _scatter(
     colour_opts = {"color": color, "colorbar": True, "cmap": cmap} if color else {}
     if len(frame) <= rasterize_above:
         return points.opts(tools=["box_select", "lasso_select", "hover"], **colour_opts)
+    # Only here: datashader (and its numba kernels) costs seconds to import and compile.
     import datashader
+    from holoviews.operation.datashader import rasterize
 
     if color is None:
         aggregator = datashader.count()
