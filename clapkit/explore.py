@@ -474,7 +474,12 @@ def _scatter(
 def _rows_of(stored: np.ndarray, ids: Sequence[Any], where: str) -> np.ndarray:
     """Positions of ``ids`` in ``stored`` (ids of a file), every one of them required."""
     ids = np.asarray(ids)
-    rows = pd.Index(stored).get_indexer(ids)
+    index = pd.Index(stored)
+    if not index.is_unique:
+        repeated = index[index.duplicated()][0]
+        repeated = repeated.item() if hasattr(repeated, "item") else repeated
+        raise ValidationError(f"{where} holds id {repeated!r} more than once")
+    rows = index.get_indexer(ids)
     if np.any(rows < 0):
         missing = ids[rows < 0]
         first = missing[0].item() if hasattr(missing[0], "item") else missing[0]
