@@ -377,6 +377,8 @@ def explore_run(
             "explore_run links selections through a plotting backend, and none is loaded: "
             'call hv.extension("bokeh") first'
         )
+    if not isinstance(max_pdfs, int | np.integer) or max_pdfs < 1:
+        raise ValidationError(f"max_pdfs must be a positive integer, got {max_pdfs!r}")
     frame = galaxy_frame(run)
     dataset = hv.Dataset(frame)
     available = _methods(frame)

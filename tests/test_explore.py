@@ -205,6 +205,8 @@ def test_unknown_methods_and_galaxies_are_refused(run, frame):
         galaxy_pdfs(run, frame["id"][:1], ["gmm"])
     with pytest.raises(ValidationError, match="no galaxy with id 12"):
         galaxy_pdfs(run, [frame["id"][0], 12])
+    with pytest.raises(ValidationError, match="max_pdfs"):
+        explore_run(run, max_pdfs=0)
     with pytest.raises(ValidationError, match="no such run directory"):
         galaxy_frame(run.root / "absent")
 
