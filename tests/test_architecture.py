@@ -2,6 +2,8 @@
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,6 +13,12 @@ APP_ONLY = ("panel", "holoviews", "bokeh", "clapkit_app")
 #: The library's one door to the app: ``clapkit serve`` starts it (clapkit_app.serving,
 #: which builds the ``panel serve`` command line without importing Panel).
 SERVES_THE_APP = {"clapkit/serve_cli.py": {"clapkit_app"}}
+#: The one library module that draws with HoloViews (issue 20): exploring a run in a
+#: notebook wants composable, linked plots, which is what HoloViews is for. It imports
+#: holoviews (and datashader through it) but never a backend: ``hv.extension("bokeh")``
+#: imports Panel, so the notebook calls it (``test_explore_loads_no_panel_or_bokeh``).
+EXPLORES = {"clapkit/explore.py": {"holoviews"}}
+ALLOWED = {**SERVES_THE_APP, **EXPLORES}
 
 
 def imported_modules(source: str) -> set[str]:
@@ -33,11 +41,23 @@ def test_the_library_never_imports_the_app_or_panel():
     offenders = []
     for path in sorted((ROOT / "clapkit").rglob("*.py")):
         name = str(path.relative_to(ROOT))
-        allowed = SERVES_THE_APP.get(name, set())
+        allowed = ALLOWED.get(name, set())
         bad = imported_modules(path.read_text(encoding="utf-8")) & set(APP_ONLY) - allowed
         if bad:
             offenders.append(f"{name} imports {sorted(bad)}")
     assert not offenders, offenders
+
+
+def test_explore_loads_no_panel_or_bokeh():
+    # In a fresh interpreter: this test process may have loaded them already.
+    code = (
+        "import sys, clapkit.explore; "
+        "print(sorted(m for m in ('panel', 'bokeh') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def paths_named(text: str) -> set[str]:
