@@ -6,6 +6,8 @@ given bulge + disk morphology tied to their SED and mass (:mod:`.morphology`), d
 :mod:`.photometry`), selected like the SDSS main sample, and rendered with GalSim in the
 ``sdss`` and ``cfhtls`` instruments of surveycodex (:mod:`.instruments`, :mod:`.render`).
 :func:`true_graph` is the generative process as a graph over catalog columns.
+Surveys are made in independent chunks (:mod:`.survey`), computed in this process, in
+forked workers, or on a Dask cluster (:mod:`.on_dask`), with the same result bit for bit.
 
 The names here are imported on first use, so that the command line starts without
 GalSim.

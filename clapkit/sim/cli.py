@@ -5,15 +5,30 @@ from __future__ import annotations
 import argparse
 import os
 
+DEFAULT_INSTRUMENTS = "sdss,cfhtls"
+
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from clapkit.checks import check_int
+    from clapkit.errors import ValidationError
     from clapkit.sim import simulate_to_file
 
-    instruments = tuple(name.strip() for name in args.instruments.split(",") if name.strip())
+    if args.no_images and args.instruments is not None:
+        raise ValidationError("--no-images writes no image stacks; leave out --instruments")
+    if args.dask is not None and args.workers is not None:
+        raise ValidationError(
+            "--workers (local processes) and --dask exclude each other; "
+            "with --dask local, set the processes with --dask-workers"
+        )
+    if args.dask is None and args.dask_workers is not None:
+        raise ValidationError("--dask-workers needs --dask local")
+    if args.dask_workers is not None:
+        check_int(args.dask_workers, "--dask-workers")
+    listed = args.instruments or DEFAULT_INSTRUMENTS
+    instruments = tuple(name.strip() for name in listed.split(",") if name.strip())
     if args.workers is not None:
         check_int(args.workers, "--workers")
-    workers = args.workers or os.cpu_count() or 1
+    workers = 1 if args.dask is not None else args.workers or os.cpu_count() or 1
     path = simulate_to_file(
         args.out,
         args.n,
@@ -23,10 +38,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         overwrite=args.overwrite,
         observing=args.observing,
+        images=not args.no_images,
+        dask=args.dask,
+        dask_workers=args.dask_workers,
     )
+    stacks = "no images" if args.no_images else f"instruments {', '.join(instruments)}"
     print(
-        f"wrote {path}: {args.n} galaxies, instruments {', '.join(instruments)}, seed {args.seed}"
+        f"wrote {path}: {args.n} galaxies, {stacks}, seed {args.seed}"
         + ("" if args.observing == "fixed" else f", {args.observing} observing conditions")
+        + ("" if args.dask is None else f", on Dask ({args.dask})")
     )
     return 0
 
@@ -45,9 +65,15 @@ def add_simulate_parser(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--out", required=True, help="GalaxySet HDF5 file to write")
     simulate.add_argument(
         "--instruments",
-        default="sdss,cfhtls",
         help="image stacks among sdss, cfhtls and sdss_repeat, a second SDSS exposure with "
-        "new noise (the target of the s2s translation control) (default: %(default)s)",
+        "new noise (the target of the s2s translation control) "
+        f"(default: {DEFAULT_INSTRUMENTS})",
+    )
+    simulate.add_argument(
+        "--no-images",
+        action="store_true",
+        help="the catalog alone, fast (no GalSim rendering): the same catalog as the "
+        "image run with the same seed",
     )
     simulate.add_argument(
         "--observing",
@@ -57,6 +83,17 @@ def add_simulate_parser(commands: argparse._SubParsersAction) -> None:
         "sky_<instrument>_<band> columns) (default: %(default)s)",
     )
     simulate.add_argument("--workers", type=int, help="processes (default: all cores)")
+    simulate.add_argument(
+        "--dask",
+        metavar="local|ADDRESS",
+        help="compute the chunks on a Dask cluster: 'local' (worker processes on this "
+        "machine) or a scheduler address (tcp://host:8786); the same file, byte for byte",
+    )
+    simulate.add_argument(
+        "--dask-workers",
+        type=int,
+        help="worker processes of --dask local (default: one per core)",
+    )
     simulate.add_argument("--overwrite", action="store_true")
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(func=_cmd_simulate)

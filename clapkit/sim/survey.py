@@ -31,6 +31,7 @@ stack (``sdss_repeat``) shares the SDSS stack's conditions: the same stamp, new 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -39,6 +40,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
@@ -58,6 +60,7 @@ from clapkit.sim.conditions import (
 from clapkit.sim.dust import disk_attenuation, galactic_extinction
 from clapkit.sim.instruments import INSTRUMENTS, NANOMAGGY_ZEROPOINT, instrument
 from clapkit.sim.morphology import draw_morphology, mean_log_inverse_axis_ratio
+from clapkit.sim.on_dask import check_dask, results_on_dask
 from clapkit.sim.photometry import component_fluxes, magnitudes, observe, observe_deviates
 from clapkit.sim.population import draw_population, population_prior
 from clapkit.sim.render import Components, add_noise, render
@@ -208,9 +211,10 @@ def simulate_chunk(
     chunk : int
         The chunk's index; chunk i of seed s is the same whoever draws it.
     instruments : sequence of str
-        Image stacks to render.
+        Image stacks to render; none (``()``) for the catalog alone, which is the same
+        catalog (rendering draws from random streams of its own).
     size : int
-        Galaxies per chunk.
+        Galaxies per chunk (ids of chunk ``k`` start after ``k * size``).
     observing : str
         ``"fixed"`` (nominal conditions) or ``"varying"`` (per-galaxy seeing and sky,
         recorded as catalog columns); see the module docstring.
@@ -243,7 +247,8 @@ def simulate_chunk(
         noisy_sdss, mags_sdss, magerr_sdss = observe_deviates(
             "sdss", bulge_sdss + disk_sdss, columns["hlr"], g["_sdss_deviates"], *seen["sdss"]
         )
-    columns["id"] = chunk * CHUNK_SIZE + np.arange(size, dtype=np.int64) + 1
+    # From size, not CHUNK_SIZE: a Dask worker computes chunks of the size it is sent.
+    columns["id"] = chunk * size + np.arange(size, dtype=np.int64) + 1
     columns["split"] = _draw_splits(seed, chunk, size)
     columns["offset_x"] = rng.normal(0.0, CENTROID_SCATTER, size)
     columns["offset_y"] = rng.normal(0.0, CENTROID_SCATTER, size)
@@ -395,18 +400,28 @@ def _photometry_info(key: str) -> tuple[str, str]:
 
 
 def _check_arguments(
-    n: int, seed: int, instruments: Sequence[str], workers: int
+    n: int,
+    seed: int,
+    instruments: Sequence[str],
+    workers: int,
+    images: bool = True,
+    dask: Any = None,
+    dask_workers: int | None = None,
 ) -> tuple[str, ...]:
+    """The image stacks to render (none without ``images``), once every setting is valid."""
     check_int(n, "n")
     check_int(seed, "seed", minimum=0)
     check_int(workers, "workers")
+    check_dask(dask, workers, dask_workers)
+    if not isinstance(images, bool):
+        raise ValidationError(f"images must be True or False, got {images!r}")
     instruments = tuple(instruments)
     unknown = [name for name in instruments if name not in STACKS]
     if unknown or not instruments or len(set(instruments)) != len(instruments):
         raise ValidationError(
             f"instruments must be distinct names among {STACKS}, got {list(instruments)}"
         )
-    return instruments
+    return instruments if images else ()
 
 
 def _prepare_parent() -> None:
@@ -427,6 +442,10 @@ def iter_chunks(
     workers: int = 1,
     progress: bool = False,
     observing: str = "fixed",
+    *,
+    images: bool = True,
+    dask: Any = None,
+    dask_workers: int | None = None,
 ) -> Iterator[tuple[int, Chunk]]:
     """Yield ``(first_row, chunk)`` in order, truncating the last chunk to reach ``n``.
 
@@ -444,27 +463,39 @@ def iter_chunks(
         Show a progress bar.
     observing : str
         ``"fixed"`` or ``"varying"`` observing conditions (:func:`simulate_chunk`).
+    images : bool
+        Render the image stacks; without, chunks hold the catalog alone.
+    dask : str or distributed.Client, optional
+        Compute the chunks on Dask (:mod:`clapkit.sim.on_dask`): ``"local"``, a
+        scheduler address, or a client; ``workers`` must then be 1.
+    dask_workers : int, optional
+        Processes of a ``"local"`` Dask cluster (default: one per core).
 
     Yields
     ------
     (int, Chunk)
     """
-    instruments = _check_arguments(n, seed, instruments, workers)
+    instruments = _check_arguments(n, seed, instruments, workers, images, dask, dask_workers)
     check_observing(observing)
     n_chunks = -(-n // CHUNK_SIZE)
+    # The chunk size travels with each task: Dask workers do not see this module's
+    # CHUNK_SIZE as the parent has it (tests shrink it).
     tasks = [(seed, k, instruments, CHUNK_SIZE, observing) for k in range(n_chunks)]
-    _prepare_parent()
-    bar = tqdm(total=n, desc="simulate", unit="gal", disable=not progress)
-    if workers == 1:
+    resources = contextlib.ExitStack()
+    pool = None
+    if dask is not None:
+        results = resources.enter_context(results_on_dask(dask, dask_workers, _run_chunk, tasks))
+    elif workers == 1:
         results = map(_run_chunk, tasks)
-        pool = None
     else:
+        _prepare_parent()
         # fork: workers inherit the kcorrect models and the prior the parent built. A
         # Pool, not a ProcessPoolExecutor: an interrupted run must stop its workers at
         # once (Pool.terminate), not wait for their chunks or leave them running.
         context = multiprocessing.get_context("fork")
         pool = context.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
         results = pool.imap(_run_chunk, tasks)
+    bar = tqdm(total=n, desc="simulate", unit="gal", disable=not progress)
     finished = False
     try:
         for k, chunk in enumerate(results):
@@ -486,6 +517,7 @@ def iter_chunks(
             else:  # an error, Ctrl-C, SIGTERM or an abandoned iterator
                 pool.terminate()
             pool.join()
+        resources.close()  # Dask: cancel the chunks in flight, close what was opened
 
 
 def _init_worker(parent: int) -> None:
@@ -559,6 +591,9 @@ def simulate(
     workers: int = 1,
     progress: bool = False,
     observing: str = "fixed",
+    images: bool = True,
+    dask: Any = None,
+    dask_workers: int | None = None,
 ) -> GalaxySet:
     """Simulate ``n`` galaxies in memory (see :func:`simulate_to_file` for large surveys).
 
@@ -581,6 +616,14 @@ def simulate(
         sky. ``"varying"``: per-galaxy seeing and sky (:mod:`clapkit.sim.conditions`),
         recorded in ``psf_fwhm_<instrument>_<band>`` and ``sky_<instrument>_<band>``;
         the same galaxies as ``"fixed"`` with the same seed.
+    images : bool
+        ``False``: the catalog alone, much faster (no GalSim rendering); the catalog is
+        the one the image run gives with the same seed, and ``instruments`` is ignored.
+    dask : str or distributed.Client, optional
+        Compute the chunks on a Dask cluster: ``"local"``, a scheduler address, or a
+        client (:mod:`clapkit.sim.on_dask`); the same galaxies, bit for bit.
+    dask_workers : int, optional
+        Processes of a ``"local"`` Dask cluster (default: one per core).
 
     Examples
     --------
@@ -592,8 +635,23 @@ def simulate(
     True
     >>> str(varying.catalog["sky_sdss_r"].unit)
     'mag / arcsec2'
+    >>> catalog_only = simulate(3, seed=1, images=False)
+    >>> catalog_only.instruments, bool(np.all(catalog_only.catalog["z"] == survey.catalog["z"]))
+    ([], True)
     """
-    parts = list(iter_chunks(n, seed, instruments, workers, progress, observing))
+    chunks = iter_chunks(
+        n,
+        seed,
+        instruments,
+        workers,
+        progress,
+        observing,
+        images=images,
+        dask=dask,
+        dask_workers=dask_workers,
+    )
+    with contextlib.closing(chunks):
+        parts = list(chunks)
     columns, counts = _merge_columns([c.columns for _, c in parts])
     stacks = {
         name: _stack(name, np.concatenate([c.images[name] for _, c in parts]))
@@ -612,6 +670,9 @@ def simulate_to_file(
     progress: bool = False,
     overwrite: bool = False,
     observing: str = "fixed",
+    images: bool = True,
+    dask: Any = None,
+    dask_workers: int | None = None,
 ) -> Path:
     """Simulate ``n`` galaxies straight into a GalaxySet file, chunk by chunk.
 
@@ -636,6 +697,13 @@ def simulate_to_file(
         Replace an existing file.
     observing : str
         ``"fixed"`` or ``"varying"`` observing conditions, as in :func:`simulate`.
+    images : bool
+        ``False``: a catalog-only file (no image stacks), as in :func:`simulate`.
+    dask : str or distributed.Client, optional
+        Compute the chunks on a Dask cluster (``"local"``, a scheduler address, or a
+        client); the file has the same bytes as the single-process one.
+    dask_workers : int, optional
+        Processes of a ``"local"`` Dask cluster (default: one per core).
 
     Returns
     -------
@@ -644,20 +712,34 @@ def simulate_to_file(
     """
     from clapkit.atomic import check_writable
 
-    instruments = _check_arguments(n, seed, instruments, workers)
+    _check_arguments(n, seed, instruments, workers, images, dask, dask_workers)
     check_observing(observing)
     check_writable(path, overwrite)
     chunk_columns = []
     writer = None
+    chunks = iter_chunks(
+        n,
+        seed,
+        instruments,
+        workers,
+        progress,
+        observing,
+        images=images,
+        dask=dask,
+        dask_workers=dask_workers,
+    )
+    # Closed on any way out, so an error stops the workers (or cancels the Dask chunks)
+    # at once rather than when the generator is collected.
     try:
-        for start, chunk in iter_chunks(n, seed, instruments, workers, progress, observing):
-            if writer is None:
-                templates = {
-                    name: _stack(name, images[:1]) for name, images in chunk.images.items()
-                }
-                writer = GalaxySetWriter(path, n, templates, overwrite=overwrite)
-            writer.write_rows(start, chunk.images)
-            chunk_columns.append(chunk.columns)
+        with contextlib.closing(chunks):
+            for start, chunk in chunks:
+                if writer is None:
+                    templates = {
+                        name: _stack(name, block[:1]) for name, block in chunk.images.items()
+                    }
+                    writer = GalaxySetWriter(path, n, templates, overwrite=overwrite)
+                writer.write_rows(start, chunk.images)
+                chunk_columns.append(chunk.columns)
         columns, counts = _merge_columns(chunk_columns)
         # The stacks follow STACKS order whatever order was asked for; so does meta.
         writer.finish(_catalog(columns), _meta(n, seed, list(templates), counts, observing))
