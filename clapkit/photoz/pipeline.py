@@ -617,7 +617,24 @@ def load_knn_photometry(folder: Path, spec: InputSpec) -> tuple[KNNPhotoZ, list[
 def predict_knn_photometry(
     model: KNNPhotoZ, bands: list[str], spec: InputSpec, galaxies: GalaxySet
 ) -> np.ndarray:
-    """PDFs of the photometry KNN for ``galaxies`` (anything with ``catalog`` and ``ids``)."""
+    """PDFs of the photometry KNN for ``galaxies``.
+
+    Parameters
+    ----------
+    model : KNNPhotoZ
+        The fitted model (:func:`load_knn_photometry`).
+    bands : list of str
+        The bands its features read.
+    spec : InputSpec
+        The run's inputs (the redshift grid and the non-detection policy).
+    galaxies : GalaxySet or CatalogRows
+        Anything with ``catalog`` and ``ids``: a GalaxySet, or rows of a catalog
+        (:class:`~clapkit.photoz.catalog_source.CatalogRows`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, B)
+    """
     return model.predict(_knn_features(galaxies, bands, spec))
 
 
