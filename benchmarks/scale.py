@@ -24,8 +24,10 @@ the peak resident memory of each worker process (sampled every 0.2 s with psutil
 times the measured 2-worker efficiency (an assumption beyond 2 workers: it ignores the
 file system and the scheduler, which a real cluster must be sized for). Goals: 2 workers
 >= 1.7x one; each worker under 2 GB at every size; catalog CLAP >= 20,000 galaxies/s per
-worker. Two workers can only reach 2x with many partitions per worker: 5 partitions (10^5 galaxies in 20,000-row partitions) split 3 + 2 cap the speed-up at 5/3. On a shared machine (``cpu_count`` and ``load_average`` are reported) the rates
-and the scaling measure the machine as much as clapkit.
+worker. Two workers reach 2x only with many partitions each: 5 partitions (10^5
+galaxies in 20,000-row partitions) split 3 + 2 cap the speed-up at 5/3. On a shared
+machine (``cpu_count`` and ``load_average`` are reported) the rates and the scaling
+measure the machine as much as clapkit.
 
 Usage: ``python benchmarks/scale.py [--sizes 100000,1000000] [--partition-size 10000]
 [--n-train 4000] [--preset tiny] [--quick] [--out FILE]``; ``--quick`` is sizes
