@@ -21,8 +21,13 @@ Methods: ``knn_photometry`` and ``clap`` (with a refit head trained at ``clapkit
 ``refit_on`` ``valid`` or ``train_loo``). Every stage of both is computed galaxy by
 galaxy: neighbours in a fixed training set, a recalibration fitted at training, networks
 in eval mode (batch norm reads its stored statistics), a per-galaxy ensemble; so a
-partition's PDFs do not depend on the other partitions and the result equals the
-single-process run's (tested bit for bit). Refused: CLAP's published refit on the
+partition's PDFs do not depend on the other partitions. They equal the single-process
+run's bit for bit for the photometry KNN and CLAP's raw KNN stage; the network stages
+agree to float32 rounding only, because PyTorch's CPU kernels depend on how many rows
+share a forward pass (measured here: passes of 1-3 rows differ from passes of 4 or more
+by up to 5e-7 in the latent vectors, 1e-8 in the probabilities; larger passes agree bit
+for bit), and a partition's last rows share a pass with fewer galaxies than in one
+process. Refused: CLAP's published refit on the
 targets (``refit_on="target"``) trains a head on the KNN PDFs of the whole target set at
 once, so its PDFs depend on which galaxies are predicted together; and the other methods,
 not yet distributed. ``clap/knn.h5`` (the dashboards' neighbours and the 2-D projection of
