@@ -28,6 +28,7 @@ files exist is not trained again, and one killed mid-way resumes from ``*.ckpt``
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,7 @@ def predict_clap(
     knn_stages: bool = True,
     device: str | torch.device | None = None,
     seed: int = 0,
+    realisations: Sequence[tuple] | None = None,
 ) -> CLAPPrediction:
     """PDFs of every CLAP stage for ``inputs``; the networks encode on ``device``.
 
@@ -463,6 +465,10 @@ def predict_clap(
         Where the networks encode.
     seed : int
         Seeds a refit on the targets.
+    realisations : sequence of tuple, optional
+        Every realisation as :func:`load_realisation` returns it, loaded once by a caller
+        that predicts many partitions (:mod:`clapkit.photoz.dask_predict`); by default
+        each is read from ``model_dir``.
 
     Returns
     -------
@@ -481,7 +487,10 @@ def predict_clap(
     refits, first = [], None
     for r in range(config.n_realisations):
         folder = Path(model_dir) / f"r{r}"
-        net, head, knn, train_ids = load_realisation(folder, spec, config)
+        if realisations is None:
+            net, head, knn, train_ids = load_realisation(folder, spec, config)
+        else:
+            net, head, knn, train_ids = realisations[r]
         latent = encode(net, data, device=device)
         result = None
         if knn_stages and (r == 0 or head is None):

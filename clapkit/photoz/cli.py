@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clapkit.errors import FileFormatError
+from clapkit.errors import FileFormatError, ValidationError
 from clapkit.presets import add_preset_argument
 
 
@@ -45,12 +45,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    split = None if args.split == "all" else args.split
+    if args.dask is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--dask-workers", args.dask_workers),
+                ("--partition-size", args.partition_size),
+                ("--method", args.method),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ValidationError(f"{', '.join(given)} only apply with --dask")
+    else:
+        from clapkit.photoz.dask_predict import DEFAULT_PARTITION_SIZE, predict_run_dask
+
+        predict_run_dask(
+            args.run,
+            args.data,
+            args.dask,
+            workers=args.dask_workers,
+            partition_size=args.partition_size or DEFAULT_PARTITION_SIZE,
+            split=split,
+            methods=args.method,
+            overwrite=args.overwrite,
+        )
+        print(f"wrote PDFs to {args.run}/pdfs/")
+        return 0
     from clapkit.photoz.pipeline import predict_run
 
     predict_run(
         args.run,
         args.data,
-        split=None if args.split == "all" else args.split,
+        split=split,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -165,6 +193,24 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("--overwrite", action="store_true", help="replace existing PDF files")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.add_argument(
+        "--dask",
+        metavar="local|ADDRESS",
+        help="predict partitions of the data on a Dask cluster: 'local' (worker processes "
+        "on this machine) or a scheduler address; --data may then also be a FITS or "
+        "Parquet catalog (id, mag_<band>, ...) for methods that read photometry only",
+    )
+    predict.add_argument(
+        "--dask-workers", type=int, help="worker processes of --dask local (default: one per core)"
+    )
+    predict.add_argument(
+        "--partition-size", type=int, help="input rows per Dask task (default: 10000)"
+    )
+    predict.add_argument(
+        "--method",
+        help="with --dask: trained methods to predict, comma-separated (knn_photometry, "
+        "clap; default: every trained one)",
+    )
     predict.set_defaults(func=_cmd_predict)
 
 

@@ -606,12 +606,40 @@ def _train_knn_photometry(folder, spec, config, train, valid, edges) -> None:
         mark_complete(f)
 
 
-def _predict_knn_photometry(folder: Path, spec: InputSpec, galaxies: GalaxySet) -> np.ndarray:
+def load_knn_photometry(folder: Path, spec: InputSpec) -> tuple[KNNPhotoZ, list[str]]:
+    """The fitted photometry KNN of a run and the bands its features read."""
     with open_checked(folder / "knn.h5", "clapkit.KNNPhotoZ", 1, "a KNN model") as f:
         k, bands = int(f.attrs["k"]), json.loads(f.attrs["bands"])
         x_train, z_train = f["features"][()], f["z"][()]
-    model = KNNPhotoZ(spec.edges, k=k).fit(x_train, z_train)
+    return KNNPhotoZ(spec.edges, k=k).fit(x_train, z_train), bands
+
+
+def predict_knn_photometry(
+    model: KNNPhotoZ, bands: list[str], spec: InputSpec, galaxies: GalaxySet
+) -> np.ndarray:
+    """PDFs of the photometry KNN for ``galaxies``.
+
+    Parameters
+    ----------
+    model : KNNPhotoZ
+        The fitted model (:func:`load_knn_photometry`).
+    bands : list of str
+        The bands its features read.
+    spec : InputSpec
+        The run's inputs (the redshift grid and the non-detection policy).
+    galaxies : GalaxySet or CatalogRows
+        Anything with ``catalog`` and ``ids``: a GalaxySet, or rows of a catalog
+        (:class:`~clapkit.photoz.catalog_source.CatalogRows`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, B)
+    """
     return model.predict(_knn_features(galaxies, bands, spec))
+
+
+def _predict_knn_photometry(folder: Path, spec: InputSpec, galaxies: GalaxySet) -> np.ndarray:
+    return predict_knn_photometry(*load_knn_photometry(folder, spec), spec, galaxies)
 
 
 # ----------------------------------------------------------------------------- FlexZBoost
