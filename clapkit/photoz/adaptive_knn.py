@@ -839,10 +839,25 @@ class AdaptiveKNN:
         neighbour_search: str = "exact",
         neighbour_options: dict | None = None,
     ) -> AdaptiveKNN:
-        """A fitted model from :meth:`state` (e.g. read back from a file), checked; its
-        targets' neighbours searched by ``neighbour_search`` (the state holds the
-        training PIT tables, whichever search made them: a run records its search in its
-        configuration)."""
+        """A fitted model from :meth:`state` (e.g. read back from a file), checked.
+
+        Parameters
+        ----------
+        state : dict
+            :meth:`state`'s arrays.
+        batch_size : int
+            See :class:`AdaptiveKNN`.
+        neighbour_search : {"exact", "pynndescent"}
+            How the targets' neighbours are searched. The state holds the training PIT
+            tables, whichever search made them; a run records its search in its
+            configuration.
+        neighbour_options : dict, optional
+            pynndescent's settings.
+
+        Returns
+        -------
+        AdaptiveKNN
+        """
         missing = [key for key in STATE_KEYS if key not in state]
         if missing:
             raise ValidationError(f"adaptive-KNN state lacks {', '.join(missing)}")
