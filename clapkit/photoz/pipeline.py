@@ -109,7 +109,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "refit": {"epochs": 3, "batch_size": 32},
         },
         "baselines": {"ensemble_size": 2, "mc_samples": 4},
-        "knn_photometry": {"candidates": [5, 10, 20, 40, 80], "neighbour_search": "exact"},
+        "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
         # RAIL's FlexZBoost with a small search and small trees: seconds, not minutes.
         "flexzboost": {
             "nbump": 3,
@@ -132,7 +132,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"epochs": 30, "batch_size": 128, "learning_rate": 2e-3},
         "clap": {"n_realisations": 3, "refit": {"epochs": 60, "batch_size": 64}},
         "baselines": {"ensemble_size": 3},
-        "knn_photometry": {"candidates": [5, 10, 20, 40, 80], "neighbour_search": "exact"},
+        "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
         # RAIL's FlexZBoost informer: its own defaults (see clapkit.photoz.flexzboost).
         "flexzboost": {},
         "projection": "umap",
@@ -146,7 +146,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"epochs": 60, "batch_size": 128, "learning_rate": 1e-3},
         "clap": {"n_realisations": 10, "refit": {"epochs": 50, "batch_size": 128}},
         "baselines": {"ensemble_size": 5},
-        "knn_photometry": {"candidates": [5, 10, 20, 40, 80], "neighbour_search": "exact"},
+        "knn_photometry": {"candidates": [5, 10, 20, 40, 80]},
         "flexzboost": {},
         "projection": "umap",
     },
