@@ -47,7 +47,7 @@ from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges
 from clapkit.photoz.inputs import check_matrix, check_training_redshifts
-from clapkit.photoz.neighbours import NeighbourIndex
+from clapkit.photoz.neighbours import NeighbourIndex, check_neighbour_search
 
 _JIT = {"cache": True, "nogil": True}
 _JIT_ROWS = {**_JIT, "parallel": True}
@@ -562,12 +562,20 @@ class AdaptiveKNN:
         A training galaxy's PIT counts the galaxy itself among its k neighbours (a tie,
         one half), as the published code does, whose neighbour search runs over the whole
         training set. False: its k nearest *other* galaxies (leave one out).
+    neighbour_search : {"exact", "pynndescent"}
+        The neighbour search (:class:`~clapkit.photoz.neighbours.NeighbourIndex`): exact,
+        as published, or approximate through pynndescent.
+    neighbour_options : dict, optional
+        pynndescent's settings
+        (:class:`~clapkit.photoz.approximate_neighbours.PynndescentOptions`).
 
     Notes
     -----
-    Neighbours are exact (:class:`~clapkit.photoz.neighbours.NeighbourIndex`): ordered by
-    the float64 distance between the float32 latents, equal distances by the lower
-    training index. The search and the per-galaxy kernels run on numba's threads.
+    Neighbours are exact by default (:class:`~clapkit.photoz.neighbours.NeighbourIndex`):
+    ordered by the float64 distance between the float32 latents, equal distances by the
+    lower training index. The search and the per-galaxy kernels run on numba's threads.
+    With pynndescent the neighbours found are ordered the same way, but some true ones
+    may be missing; the PIT table, chosen k and PDFs are then built on those.
 
     Examples
     --------
@@ -590,7 +598,11 @@ class AdaptiveKNN:
         n_pit_bins: int = 100,
         batch_size: int = 10_000,
         pit_includes_self: bool = True,
+        neighbour_search: str = "exact",
+        neighbour_options: dict | None = None,
     ) -> None:
+        self.neighbour_options = check_neighbour_search(neighbour_search, neighbour_options)
+        self.neighbour_search = neighbour_search
         self.edges = check_edges(edges)
         self.k_grid = check_k_grid(published_k_grid() if k_grid is None else k_grid)
         self.n_pit_bins = _check_n_pit_bins(n_pit_bins)
@@ -653,8 +665,8 @@ class AdaptiveKNN:
             zv = check_training_redshifts(valid_z, xv.shape[0], self.edges, "valid_z")
             if xv.shape[0] == 0:
                 raise ValidationError("the validation PIT table needs validation galaxies")
-            nearest_valid_z = zv[NeighbourIndex(xv).search(x, 1)[:, 0]]
-        self._index = NeighbourIndex(x)
+            nearest_valid_z = zv[self._new_index(xv).search(x, 1)[:, 0]]
+        self._index = self._new_index(x)
         self.z_train_ = z
         self.dim_ = x.shape[1]
         n, n_k = x.shape[0], self.k_grid.size
@@ -687,6 +699,9 @@ class AdaptiveKNN:
                     self.pit_bin_valid_[s:],
                 )
         return self
+
+    def _new_index(self, reference: NDArray[np.float32]) -> NeighbourIndex:
+        return NeighbourIndex(reference, self.neighbour_search, **self.neighbour_options)
 
     def _pit_neighbours(self, x: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray:
         """The k_max neighbours a training galaxy's PIT counts, nearest first: the galaxy
@@ -817,8 +832,32 @@ class AdaptiveKNN:
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, ArrayLike], batch_size: int = 10_000) -> AdaptiveKNN:
-        """A fitted model from :meth:`state` (e.g. read back from a file), checked."""
+    def from_state(
+        cls,
+        state: dict[str, ArrayLike],
+        batch_size: int = 10_000,
+        neighbour_search: str = "exact",
+        neighbour_options: dict | None = None,
+    ) -> AdaptiveKNN:
+        """A fitted model from :meth:`state` (e.g. read back from a file), checked.
+
+        Parameters
+        ----------
+        state : dict
+            :meth:`state`'s arrays.
+        batch_size : int
+            See :class:`AdaptiveKNN`.
+        neighbour_search : {"exact", "pynndescent"}
+            How the targets' neighbours are searched. The state holds the training PIT
+            tables, whichever search made them; a run records its search in its
+            configuration.
+        neighbour_options : dict, optional
+            pynndescent's settings.
+
+        Returns
+        -------
+        AdaptiveKNN
+        """
         missing = [key for key in STATE_KEYS if key not in state]
         if missing:
             raise ValidationError(f"adaptive-KNN state lacks {', '.join(missing)}")
@@ -829,7 +868,13 @@ class AdaptiveKNN:
         if includes_self.shape != () or includes_self.dtype != np.bool_:
             raise ValidationError(f"pit_includes_self must be one boolean, got {includes_self!r}")
         model = cls(
-            state["edges"], state["k_grid"], int(n_pit_bins), batch_size, bool(includes_self)
+            state["edges"],
+            state["k_grid"],
+            int(n_pit_bins),
+            batch_size,
+            bool(includes_self),
+            neighbour_search,
+            neighbour_options,
         )
         x = _check_latent(state["train_latent"], "train_latent")
         z = check_training_redshifts(state["train_z"], x.shape[0], model.edges, "train_z")
@@ -867,7 +912,7 @@ class AdaptiveKNN:
             raise ValidationError(
                 f"train_distance must have shape ({x.shape[0]},), got {distance.shape}"
             )
-        model._index = NeighbourIndex(x)
+        model._index = model._new_index(x)
         model.z_train_ = z
         model.dim_ = x.shape[1]
         model.train_distance_ = distance

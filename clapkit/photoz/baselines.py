@@ -3,7 +3,8 @@
 The first baseline every later method must beat: standardise the features, find the k
 nearest training galaxies, and histogram their spectroscopic redshifts on the output
 bins. Neighbour search is scikit-learn's exact tree search, right for the few features
-of catalog photometry.
+of catalog photometry, or pynndescent's approximate graph search
+(``neighbour_search="pynndescent"``, :class:`clapkit.photoz.neighbours.NeighbourIndex`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from clapkit.checks import check_int
 from clapkit.errors import ValidationError
 from clapkit.metrics import check_edges, crps, histogram_pdfs
 from clapkit.photoz.inputs import check_matrix, check_training_redshifts
+from clapkit.photoz.neighbours import NeighbourIndex, check_neighbour_search
 
 
 class KNNPhotoZ:
@@ -30,6 +32,11 @@ class KNNPhotoZ:
         Output bin edges; every training redshift must lie on them.
     k : int
         Number of neighbours whose redshifts make each histogram.
+    neighbour_search : {"exact", "pynndescent"}
+        scikit-learn's exact search, or pynndescent's approximate one.
+    neighbour_options : dict, optional
+        pynndescent's settings
+        (:class:`~clapkit.photoz.approximate_neighbours.PynndescentOptions`).
 
     Examples
     --------
@@ -42,10 +49,18 @@ class KNNPhotoZ:
     ((1, 40), 1.0)
     """
 
-    def __init__(self, edges: ArrayLike, k: int = 20) -> None:
+    def __init__(
+        self,
+        edges: ArrayLike,
+        k: int = 20,
+        neighbour_search: str = "exact",
+        neighbour_options: dict | None = None,
+    ) -> None:
         self.edges = check_edges(edges)
         self.k = check_int(k, "k")
-        self._index: NearestNeighbors | None = None
+        self.neighbour_options = check_neighbour_search(neighbour_search, neighbour_options)
+        self.neighbour_search = neighbour_search
+        self._index: NearestNeighbors | NeighbourIndex | None = None
 
     def fit(self, features: ArrayLike, z: ArrayLike) -> KNNPhotoZ:
         """Remember the standardised training features and redshifts."""
@@ -60,7 +75,11 @@ class KNNPhotoZ:
                 f"feature column {int(np.flatnonzero(self.scale_ == 0)[0])} is constant"
             )
         self.z_train_ = z
-        self._index = NearestNeighbors(n_neighbors=self.k).fit((x - self.mean_) / self.scale_)
+        scaled = (x - self.mean_) / self.scale_
+        if self.neighbour_search == "exact":
+            self._index = NearestNeighbors(n_neighbors=self.k).fit(scaled)
+        else:
+            self._index = NeighbourIndex(scaled, self.neighbour_search, **self.neighbour_options)
         return self
 
     def kneighbors(self, features: ArrayLike, k: int | None = None) -> NDArray[np.intp]:
@@ -69,9 +88,10 @@ class KNNPhotoZ:
             raise ValidationError("call fit() before predict()")
         x = check_matrix(features, "features", self.mean_.size)
         k = self.k if k is None else int(k)
-        return self._index.kneighbors(
-            (x - self.mean_) / self.scale_, n_neighbors=k, return_distance=False
-        )
+        scaled = (x - self.mean_) / self.scale_
+        if isinstance(self._index, NeighbourIndex):
+            return self._index.search(scaled, k)
+        return self._index.kneighbors(scaled, n_neighbors=k, return_distance=False)
 
     def predict(
         self, features: ArrayLike, batch_size: int = 20_000, progress: bool = False
@@ -93,6 +113,8 @@ def select_k(
     valid_z: ArrayLike,
     edges: ArrayLike,
     candidates: Sequence[int] = (5, 10, 20, 40, 80),
+    neighbour_search: str = "exact",
+    neighbour_options: dict | None = None,
 ) -> tuple[int, dict[int, float]]:
     """Choose k by the mean CRPS on a validation split (one neighbour search for all k).
 
@@ -106,6 +128,10 @@ def select_k(
         The redshift grid.
     candidates : sequence of int
         The values of k to try.
+    neighbour_search : {"exact", "pynndescent"}
+        See :class:`KNNPhotoZ`.
+    neighbour_options : dict, optional
+        pynndescent's settings.
 
     Returns
     -------
@@ -123,7 +149,8 @@ def select_k(
     20
     """
     candidates = sorted({int(k) for k in candidates})
-    model = KNNPhotoZ(edges, k=max(candidates)).fit(train_features, train_z)
+    model = KNNPhotoZ(edges, max(candidates), neighbour_search, neighbour_options)
+    model.fit(train_features, train_z)
     neighbours = model.kneighbors(valid_features)
     valid_z = np.asarray(valid_z, dtype=np.float64)
     scores = {

@@ -163,12 +163,18 @@ def save_knn(path: str | os.PathLike, knn: AdaptiveKNN, train_ids: np.ndarray) -
         mark_complete(f)
 
 
-def load_knn(path: str | os.PathLike) -> tuple[AdaptiveKNN, np.ndarray]:
-    """Read an index written by :func:`save_knn`: the model and the training ids."""
+def load_knn(
+    path: str | os.PathLike, neighbour_search: str = "exact", neighbour_options: dict | None = None
+) -> tuple[AdaptiveKNN, np.ndarray]:
+    """Read an index written by :func:`save_knn`: the model (searching neighbours by
+    ``neighbour_search``, as the run's configuration says) and the training ids."""
     with open_checked(Path(path), KNN_FORMAT, KNN_FORMAT_VERSION, "an adaptive-KNN index") as f:
         state = {key: f[key][()] for key in f if key != "train_id"}
         train_ids = f["train_id"][()]
-    return AdaptiveKNN.from_state(state), train_ids
+    model = AdaptiveKNN.from_state(
+        state, neighbour_search=neighbour_search, neighbour_options=neighbour_options
+    )
+    return model, train_ids
 
 
 # ----------------------------------------------------------------------------- training
@@ -291,6 +297,8 @@ def train_realisation(
         k_grid=config.k_grid(len(train)),
         n_pit_bins=config.n_pit_bins,
         pit_includes_self=config.pit_includes_self,
+        neighbour_search=config.neighbour_search,
+        neighbour_options=config.neighbour_options,
     )
     with_valid = config.recalibration == "train_valid"
     knn.fit(
@@ -409,7 +417,7 @@ def load_realisation(folder: Path, spec: InputSpec, config: CLAPConfig):
     head = None
     if config.refit_on != "target":
         head = load_state(folder / "refit.pt", net.new_estimator())
-    knn, train_ids = load_knn(folder / "knn.h5")
+    knn, train_ids = load_knn(folder / "knn.h5", config.neighbour_search, config.neighbour_options)
     return net, head, knn, train_ids
 
 

@@ -19,6 +19,8 @@ cdf``              upper edge)
 ``refit_on``       ``target``                 ``valid``, ``train_loo``
 ``smoothing``      ``adaptive`` (σ = 0.05 ×   ``fixed`` (``smoothing_bins`` bins)
                    the PDF's own std)
+``neighbour_       ``exact``                  ``pynndescent`` (approximate; settings in
+search``                                      ``neighbour_options``)
 ================== ========================== ==========================================
 
 ``refit_on`` says whose KNN PDFs the refitted estimator learns from; none of the three
@@ -52,6 +54,7 @@ from clapkit.errors import ValidationError
 from clapkit.nets import SCL_LOSSES, SCLLossWeights
 from clapkit.photoz.adaptive_knn import K_GRIDS, PUBLISHED_K_GRID, k_grid
 from clapkit.photoz.ensemble import SMOOTHINGS
+from clapkit.photoz.neighbours import check_neighbour_search
 from clapkit.photoz.recalibrate import CDF_POINTS
 from clapkit.photoz.training import TrainConfig
 
@@ -131,6 +134,12 @@ class CLAPConfig:
     smoothing_alpha, smoothing_bins : float
         The width of the smoothing before the harmonic mean: ``alpha`` × each PDF's own
         standard deviation, or a fixed number of bins.
+    neighbour_search : {"exact", "pynndescent"}
+        The adaptive KNN's neighbour search (the published code's is exact).
+    neighbour_options : dict
+        pynndescent's settings
+        (:class:`~clapkit.photoz.approximate_neighbours.PynndescentOptions`); empty for
+        the exact search.
     """
 
     net: dict[str, Any] = field(default_factory=lambda: {"kind": "compact"})
@@ -153,8 +162,14 @@ class CLAPConfig:
     smoothing: str = "adaptive"
     smoothing_alpha: float = 0.05
     smoothing_bins: float = 1.0
+    neighbour_search: str = "exact"
+    neighbour_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Completed with pynndescent's defaults, so the run records the settings it used.
+        self.neighbour_options = check_neighbour_search(
+            self.neighbour_search, self.neighbour_options
+        )
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValidationError(

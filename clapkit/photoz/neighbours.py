@@ -30,9 +30,17 @@ queries) and keeps, per query, a buffer of candidates under a threshold:
   galaxies, so the search is exact, not approximate.
 
 Coordinates are stored as float32: neighbours are those of the float32-rounded points.
+
+``NeighbourIndex(reference, method="pynndescent", **options)`` answers the same calls
+approximately through a pynndescent graph
+(:mod:`clapkit.photoz.approximate_neighbours`): the same shapes, dtype, exclusion and
+order (by float64 distance, ties by lower index) over the neighbours it finds, which may
+miss some of the true ones. ``benchmarks/knn_speed.py`` measures both side by side.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numba
 import numpy as np
@@ -40,7 +48,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from clapkit.checks import check_int
 from clapkit.errors import ValidationError
+from clapkit.photoz.approximate_neighbours import PynndescentOptions, PynndescentSearch
 from clapkit.photoz.inputs import check_matrix
+
+#: The neighbour searches :class:`NeighbourIndex` offers.
+NEIGHBOUR_SEARCHES = ("exact", "pynndescent")
 
 _JIT = {"cache": True, "nogil": True}
 #: References per tile: 16 dims × 1024 float32 = 64 KiB, kept in L2 across a query group.
@@ -381,19 +393,72 @@ def _buffer_size(kk: int, n_ref: int) -> int:
     return min(4 * kk + 256, n_ref)
 
 
+def check_neighbour_search(method: str, options: dict | None = None) -> dict:
+    """Validate a neighbour search and its options: the options as a plain dict.
+
+    Parameters
+    ----------
+    method : {"exact", "pynndescent"}
+    options : dict, optional
+        :class:`~clapkit.photoz.approximate_neighbours.PynndescentOptions` fields; none
+        for the exact search.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> check_neighbour_search("pynndescent", {"epsilon": 0.2})["epsilon"]
+    0.2
+    >>> check_neighbour_search("exact", {"epsilon": 0.2})
+    Traceback (most recent call last):
+    ...
+    clapkit.errors.ValidationError: the exact neighbour search takes no options, got ['epsilon']
+    """
+    if not isinstance(method, str) or method not in NEIGHBOUR_SEARCHES:
+        raise ValidationError(
+            f"neighbour search must be one of {list(NEIGHBOUR_SEARCHES)}, got {method!r}"
+        )
+    if options is not None and not isinstance(options, dict):
+        raise ValidationError(f"neighbour search options must be a mapping, got {options!r}")
+    if method == "exact":
+        if options:
+            raise ValidationError(
+                f"the exact neighbour search takes no options, got {sorted(options)}"
+            )
+        return {}
+    return PynndescentOptions.from_dict(options).to_dict()
+
+
 class NeighbourIndex:
-    """Exact k nearest neighbours among fixed reference points (squared Euclidean distance).
+    """k nearest neighbours among fixed reference points (squared Euclidean distance):
+    exact, or approximate through pynndescent.
 
     Parameters
     ----------
     reference : array_like, shape (N, D)
         Finite reference points, stored as float32.
+    method : {"exact", "pynndescent"}
+        The exact brute force of this module, or a pynndescent graph (approximate).
+    **options
+        pynndescent's settings
+        (:class:`~clapkit.photoz.approximate_neighbours.PynndescentOptions`: ``n_neighbors``,
+        ``n_trees``, ``n_iters``, ``diversify_prob``, ``pruning_degree_multiplier``,
+        ``epsilon``, ``random_state``, ``n_jobs``); none for the exact search.
 
     Notes
     -----
-    Runs on numba's threads (``NUMBA_NUM_THREADS`` / :func:`numba.set_num_threads`).
-    Memory beyond two float32 copies of the references is about
-    ``threads * 64 * (4 k + 256) * 8`` bytes of candidate buffers plus the output.
+    The exact search runs on numba's threads (``NUMBA_NUM_THREADS`` /
+    :func:`numba.set_num_threads`). Memory beyond two float32 copies of the references is
+    about ``threads * 64 * (4 k + 256) * 8`` bytes of candidate buffers plus the output.
+
+    With ``method="pynndescent"`` a search asks the graph for ``k`` candidates (``k + 1``
+    with ``exclude``, the excluded row dropped if found, else the farthest), re-ranked as
+    the exact search orders them; a query the graph cannot give enough distinct
+    candidates is searched exactly. The graph holds ``n_neighbors`` edges per point however
+    large k is, so a large k walks far along it: measure before choosing it
+    (``benchmarks/knn_speed.py``).
 
     Examples
     --------
@@ -404,13 +469,24 @@ class NeighbourIndex:
     [[1, 2], [0, 2]]
     """
 
-    def __init__(self, reference: ArrayLike) -> None:
+    def __init__(self, reference: ArrayLike, method: str = "exact", **options: Any) -> None:
+        self.options = check_neighbour_search(method, options)
+        self.method = method
         ref = check_matrix(reference, "reference", dtype=np.float32)
         if ref.shape[0] < 1:
             raise ValidationError("reference must hold at least one point")
         if ref.shape[0] >= 2**31:
             raise ValidationError(f"at most 2**31 - 1 reference points, got {ref.shape[0]}")
         self.reference = ref
+        self._ref_t = None
+        self._approximate = None
+        if method == "pynndescent":
+            self._approximate = PynndescentSearch(ref, PynndescentOptions(**self.options))
+        else:
+            self._prepare_exact()
+
+    def _prepare_exact(self) -> None:
+        ref = self.reference
         # A fixed pseudo-random scan order: early tiles are a fair sample of the whole.
         order = np.random.default_rng(_SCAN_SEED).permutation(ref.shape[0]).astype(np.int32)
         self._order = order
@@ -472,7 +548,23 @@ class NeighbourIndex:
         out = np.empty((q.shape[0], k), dtype=np.int32)
         if q.shape[0] == 0:
             return out
-        kk = k + (exclude is not None)
+        if self._approximate is not None:
+            out, short = self._approximate.search(q, k, ex)
+            if not short.any():
+                return out
+            # Too few distinct candidates in the graph's reach: the exact answer instead.
+            rows = np.flatnonzero(short)
+            out[rows] = self._exact_search(q[rows], k, ex[rows] if ex.size else ex)
+            return out
+        return self._exact_search(q, k, ex, out)
+
+    def _exact_search(self, q, k, ex, out=None) -> NDArray[np.int32]:
+        if self._ref_t is None:
+            self._prepare_exact()
+        if out is None:
+            out = np.empty((q.shape[0], k), dtype=np.int32)
+        kk = k + (ex.size > 0)
+        n_ref = self.n_reference
         redo = np.zeros(q.shape[0], dtype=np.bool_)
         self._run(q, k, ex, _buffer_size(kk, n_ref), False, out, redo)
         # Rare: an early cut was too tight (careful: cut at k only), or more than ~3k
@@ -506,7 +598,12 @@ class NeighbourIndex:
 
 
 def nearest_neighbours(
-    reference: ArrayLike, query: ArrayLike, k: int, exclude: ArrayLike | None = None
+    reference: ArrayLike,
+    query: ArrayLike,
+    k: int,
+    exclude: ArrayLike | None = None,
+    method: str = "exact",
+    **options: Any,
 ) -> NDArray[np.int32]:
     """One-off :meth:`NeighbourIndex.search` of ``query`` among ``reference``.
 
@@ -520,6 +617,10 @@ def nearest_neighbours(
         Neighbours per query.
     exclude : array-like of int, shape (M,), optional
         A reference row to leave out for each query (``-1``: none).
+    method : {"exact", "pynndescent"}
+        See :class:`NeighbourIndex`.
+    **options
+        pynndescent's settings.
 
     Returns
     -------
@@ -530,4 +631,4 @@ def nearest_neighbours(
     >>> nearest_neighbours([[0.0], [1.0], [3.0]], [[0.9], [2.9]], 2).tolist()
     [[1, 0], [2, 1]]
     """
-    return NeighbourIndex(reference).search(query, k, exclude)
+    return NeighbourIndex(reference, method, **options).search(query, k, exclude)

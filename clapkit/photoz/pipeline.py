@@ -42,6 +42,7 @@ from clapkit.photoz.details import write_clap_details
 from clapkit.photoz.features import default_edges, photometry_features
 from clapkit.photoz.flexzboost import check_options as check_flexzboost_options
 from clapkit.photoz.flexzboost import predict_flexzboost, require_rail, train_flexzboost
+from clapkit.photoz.neighbours import check_neighbour_search
 from clapkit.photoz.network_baselines import (
     NETWORK_BASELINES,
     BaselineConfig,
@@ -187,6 +188,7 @@ def resolve_config(override: dict[str, Any] | None = None) -> dict[str, Any]:
     _method_configs(config, "images")  # validate early
     _method_configs(config, "features")
     check_flexzboost_options(config["flexzboost"])
+    knn_photometry_search(config["knn_photometry"])
     return config
 
 
@@ -575,6 +577,22 @@ def _photometry_bands(spec: InputSpec, galaxies: GalaxySet) -> list[str]:
     return bands
 
 
+def knn_photometry_search(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The photometry KNN's neighbour search from its settings (``neighbour_search``,
+    default ``exact``, and ``neighbour_options``), checked: (method, options).
+
+    Examples
+    --------
+    >>> knn_photometry_search({"candidates": [5]})
+    ('exact', {})
+    """
+    method = options.get("neighbour_search", "exact")
+    try:
+        return method, check_neighbour_search(method, options.get("neighbour_options"))
+    except ValidationError as err:
+        raise ValidationError(f"knn_photometry: {err}") from err
+
+
 def _knn_features(galaxies: GalaxySet, bands: list[str], spec: InputSpec) -> np.ndarray:
     """Colours and the r magnitude, non-detections handled as the spec says."""
     reference = "r" if "r" in bands else bands[-1]
@@ -592,8 +610,9 @@ def _train_knn_photometry(folder, spec, config, train, valid, edges) -> None:
     x_train, x_valid = _knn_features(train, bands, spec), _knn_features(valid, bands, spec)
     z_train = np.asarray(train.catalog["z"], dtype=np.float64)
     z_valid = np.asarray(valid.catalog["z"], dtype=np.float64)
+    search = knn_photometry_search(config["knn_photometry"])
     k, scores = select_k(
-        x_train, z_train, x_valid, z_valid, edges, config["knn_photometry"]["candidates"]
+        x_train, z_train, x_valid, z_valid, edges, config["knn_photometry"]["candidates"], *search
     )
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "knn.h5", overwrite=True) as tmp, h5py.File(tmp, "w") as f:
@@ -601,6 +620,7 @@ def _train_knn_photometry(folder, spec, config, train, valid, edges) -> None:
         f.attrs["k"] = k
         f.attrs["bands"] = json.dumps(bands)
         f.attrs["validation_crps"] = json.dumps({str(key): v for key, v in scores.items()})
+        f.attrs["neighbour_search"] = json.dumps(search)
         f.create_dataset("features", data=x_train)
         f.create_dataset("z", data=z_train)
         mark_complete(f)
@@ -610,8 +630,10 @@ def load_knn_photometry(folder: Path, spec: InputSpec) -> tuple[KNNPhotoZ, list[
     """The fitted photometry KNN of a run and the bands its features read."""
     with open_checked(folder / "knn.h5", "clapkit.KNNPhotoZ", 1, "a KNN model") as f:
         k, bands = int(f.attrs["k"]), json.loads(f.attrs["bands"])
+        # Models written before the choice existed searched exactly.
+        search = json.loads(f.attrs.get("neighbour_search", '["exact", {}]'))
         x_train, z_train = f["features"][()], f["z"][()]
-    return KNNPhotoZ(spec.edges, k=k).fit(x_train, z_train), bands
+    return KNNPhotoZ(spec.edges, k, *search).fit(x_train, z_train), bands
 
 
 def predict_knn_photometry(
