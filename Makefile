@@ -14,8 +14,8 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PYTEST_ARGS ?=
-# The suite runs on this many pytest-xdist workers (tests/conftest.py groups the tests
-# that share fixtures); each worker keeps to one thread of PyTorch and numba, so that
+# The suite runs on this many pytest-xdist workers (a module's tests run in one worker:
+# tests/conftest.py); each worker keeps to one thread of PyTorch and numba, so that
 # two workers on two cores do not fight over them. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
@@ -37,7 +37,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
-		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

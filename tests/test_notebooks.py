@@ -1,4 +1,8 @@
-"""Every tutorial notebook runs from top to bottom, in a scratch folder."""
+"""Every tutorial notebook runs from top to bottom, in a scratch folder.
+
+Each notebook is a test class of its own, so that ``make test`` (pytest-xdist,
+``--dist loadscope``) runs the notebooks on both workers rather than one after another.
+"""
 
 from pathlib import Path
 
@@ -9,9 +13,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path):
+def run_notebook(path: Path, tmp_path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     # The scratch folder is the working directory: a notebook never writes into the repo.
     NotebookClient(
@@ -27,3 +29,21 @@ def test_notebook_runs(path, tmp_path):
         if out.output_type == "error"
     ]
     assert not errors
+
+
+def _notebook_class(path: Path) -> type:
+    @pytest.mark.notebook
+    def test_runs(self, tmp_path):
+        run_notebook(path, tmp_path)
+
+    return type(f"TestNotebook_{path.stem}", (), {"test_runs": test_runs})
+
+
+for _path in NOTEBOOKS:
+    globals()[f"TestNotebook_{_path.stem}"] = _notebook_class(_path)
+
+
+def test_every_notebook_has_its_test():
+    assert NOTEBOOKS, "no notebooks found"
+    names = {name for name in globals() if name.startswith("TestNotebook_")}
+    assert names == {f"TestNotebook_{path.stem}" for path in NOTEBOOKS}

@@ -70,6 +70,7 @@ def test_method_is_a_photoz_method_and_model_a_network_or_input_set():
     assert set(meanings) == {
         ("train", "--method"),
         ("export", "--method"),
+        ("predict", "--method"),
         ("translate train", "--model"),
         ("translate apply", "--model"),
         ("translate evaluate", "--models"),
@@ -78,6 +79,7 @@ def test_method_is_a_photoz_method_and_model_a_network_or_input_set():
     }
     assert "clap" in meanings[("train", "--method")].help
     assert "clap" in meanings[("export", "--method")].help
+    assert "clap" in meanings[("predict", "--method")].help
     for step in ("train", "apply"):
         assert "nrgan" in meanings[(f"translate {step}", "--model")].choices
     assert "input set" in meanings[("interpret attribute", "--model")].help
