@@ -80,16 +80,22 @@ def tiny_config() -> dict:
 # fixture is built once; each notebook is a class of its own (tests/test_notebooks.py).
 # (``--dist loadgroup`` with xdist_group marks would be the tool, but pytest-xdist 3.8
 # renames items in a way pytest 9 no longer reads, so its groups are silently ignored.)
-# The slowest modules are handed out first, so that no worker is left with a long tail.
+# With ``--no-loadscope-reorder`` the modules are handed out in the order sorted here,
+# the slowest first (the longest notebooks first among them), so that no worker is left
+# with a long tail.
 _SLOW_FIRST = ("tests/test_notebooks.py", "tests/ui/", "tests/test_cli.py", "tests/sim/")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::")[0]
-        return next(
-            (i for i, prefix in enumerate(_SLOW_FIRST) if path.startswith(prefix)),
-            len(_SLOW_FIRST),
-        )
+def _slow_first(item: pytest.Item) -> tuple[int, int]:
+    path = item.nodeid.split("::")[0]
+    rank = next(
+        (i for i, prefix in enumerate(_SLOW_FIRST) if path.startswith(prefix)),
+        len(_SLOW_FIRST),
+    )
+    # Notebooks grow with their number (06 and 03 are the longest): the last ones first.
+    number = item.nodeid.split("::TestNotebook_")[-1][:2]
+    return rank, -int(number) if number.isdigit() else 0
 
-    items.sort(key=rank)  # stable: the order within each rank is kept
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_slow_first)  # stable: the order within each rank is kept
