@@ -43,7 +43,6 @@ for _path in NOTEBOOKS:
     globals()[f"TestNotebook_{_path.stem}"] = _notebook_class(_path)
 
 
-def test_every_notebook_has_its_test():
+def test_the_notebooks_are_found():
+    # Without it, a wrong notebooks path would run no notebook and pass.
     assert NOTEBOOKS, "no notebooks found"
-    names = {name for name in globals() if name.startswith("TestNotebook_")}
-    assert names == {f"TestNotebook_{path.stem}" for path in NOTEBOOKS}
