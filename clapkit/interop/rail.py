@@ -676,9 +676,9 @@ class KNNPhotometryEstimator(_ClapkitEstimator):
 
     def predictor(self, root: Path) -> Callable[[GalaxySet], np.ndarray]:
         """The KNN's PDFs, as :func:`~clapkit.photoz.pipeline.predict_run` computes them."""
-        from clapkit.photoz.pipeline import _predict_knn_photometry
+        from clapkit.photoz.pipeline import load_knn_photometry, predict_knn_photometry
 
         run, spec, _ = _run_record(root)
-        return lambda galaxies: _predict_knn_photometry(
-            run.model_dir("knn_photometry"), spec, galaxies
-        )
+        # Loaded once: RAIL calls the predictor for every chunk of its input.
+        model, bands = load_knn_photometry(run.model_dir("knn_photometry"), spec)
+        return lambda galaxies: predict_knn_photometry(model, bands, spec, galaxies)
