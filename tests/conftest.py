@@ -8,6 +8,9 @@ g and r images grow with z, so a working pipeline must do better than the prior.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,25 @@ import pytest
 from astropy.table import Table
 
 from clapkit.data import GalaxySet, ImageStack, assign_splits
+from clapkit.sim.disk_cache import CACHE_ENV
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the whole run one fresh cache folder for the simulator's start-up work
+    (:mod:`clapkit.sim.disk_cache`), so that the tests neither read nor write the user's.
+
+    Set in the controlling process before pytest-xdist starts its workers, so the
+    workers, the notebook kernels and the Dask and simulator worker processes started by
+    the tests all inherit it and share one folder: the first process builds the kcorrect
+    models and the population prior, the others read them.
+    """
+    if hasattr(config, "workerinput") or os.environ.get(CACHE_ENV):
+        return  # a pytest-xdist worker, or a folder chosen by the caller
+    folder = tempfile.mkdtemp(prefix="clapkit-test-cache-")
+    os.environ[CACHE_ENV] = folder
+    config.add_cleanup(
+        lambda: (shutil.rmtree(folder, ignore_errors=True), os.environ.pop(CACHE_ENV, None))
+    )
 
 
 def synthetic_galaxies(

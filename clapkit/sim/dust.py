@@ -18,6 +18,7 @@ import astropy.units as u
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from clapkit.sim.disk_cache import disk_cached
 from clapkit.sim.seds import BAND_SETS, without_kcorrect_file_warnings
 
 #: SFD E(B−V) overestimates the true reddening by 14% (Schlafly & Finkbeiner 2011).
@@ -36,6 +37,7 @@ def _response(name: str):
 
 
 @functools.lru_cache(maxsize=8)
+@disk_cached
 def extinction_coefficients(band_set: str) -> NDArray[np.float64]:
     """A_band / E(B−V)_SFD for each band of a band set (flat-f_ν source).
 
@@ -80,6 +82,7 @@ def galactic_extinction(ebv_sfd: ArrayLike, band_set: str) -> NDArray[np.float64
 
 
 @functools.lru_cache(maxsize=8)
+@disk_cached
 def effective_wavelengths(band_set: str) -> NDArray[np.float64]:
     """Effective wavelength of each band in Å (kcorrect's ``lambda_eff``)."""
     return np.array([float(_response(name).lambda_eff) for name in BAND_SETS[band_set]])

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from clapkit.data import sdss_catalog
 from clapkit.data.sdss import ASINH_SOFTENING, SDSS_BANDS, asinh_magnitude
+from clapkit.sim.disk_cache import disk_cached
 from clapkit.sim.seds import (
     REDSHIFT_RANGE,
     kcorrect_model,
@@ -71,6 +72,7 @@ class PopulationPrior:
 
 
 @functools.lru_cache(maxsize=1)
+@disk_cached
 def population_prior() -> PopulationPrior:
     """Fit kcorrect to the real SDSS galaxies once per process.
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import functools
 import gc
 import warnings
+from typing import Any
 
 import numpy as np
 from astropy.cosmology import Planck18
 from numpy.typing import ArrayLike, NDArray
 
 from clapkit.errors import ValidationError
+from clapkit.sim.disk_cache import disk_cached
 
 #: kcorrect response files of each band set, in wavelength order.
 BAND_SETS: dict[str, tuple[str, ...]] = {
@@ -53,23 +55,42 @@ NANOMAGGIES_PER_MAGGY = 1e9
 
 @functools.lru_cache(maxsize=8)
 def kcorrect_model(band_set: str):
-    """The kcorrect model for a band set, built once per process.
+    """The kcorrect model for a band set, built once per process (and kept on disk
+    between processes, :mod:`clapkit.sim.disk_cache`).
 
     Examples
     --------
     >>> kcorrect_model("sdss") is kcorrect_model("sdss")
     True
     """
-    import kcorrect.kcorrect
+    import kcorrect.response
 
     if band_set not in BAND_SETS:
         raise ValidationError(f"unknown band set {band_set!r}; known: {sorted(BAND_SETS)}")
-    return without_kcorrect_file_warnings(
+    model, responses = _kcorrect_model_and_responses(band_set)
+    # kcorrect's methods look the filter responses up in its process-wide ResponseDict,
+    # which building a model fills; a model read from the disk cache brings them along.
+    registry = kcorrect.response.ResponseDict()
+    for name, response in responses.items():
+        registry.setdefault(name, response)
+    return model
+
+
+@disk_cached
+def _kcorrect_model_and_responses(band_set: str) -> tuple[Any, dict[str, Any]]:
+    """A new kcorrect model for ``band_set`` and the filter responses it reads."""
+    import kcorrect.kcorrect
+    import kcorrect.response
+
+    model = without_kcorrect_file_warnings(
         kcorrect.kcorrect.Kcorrect,
         responses=list(BAND_SETS[band_set]),
         redshift_range=list(REDSHIFT_RANGE),
         nredshift=N_REDSHIFT,
     )
+    registry = kcorrect.response.ResponseDict()
+    names = dict.fromkeys([*model.responses, *model.responses_out])
+    return model, {name: registry[name] for name in names}
 
 
 def without_kcorrect_file_warnings(function, *args, **kwargs):
