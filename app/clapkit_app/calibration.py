@@ -31,6 +31,7 @@ from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR, identity, method_colour
 from clapkit_app.page import problems_alert
 from clapkit_app.store import BASELINES, BIN_VARIABLES, RunData, method_label
+from clapkit_app.tables import FIT_WIDTH
 
 #: Summary cards: key of ``metrics[m]["summary"]``, title, format.
 SUMMARY_CARDS = (
@@ -499,7 +500,6 @@ class CalibrationExplorer(pn.viewable.Viewer):
             selectable=1,
             disabled=True,
             show_index=False,
-            layout="fit_data_table",
             css_classes=["ck-bin-table"],
             # Fixed titles: new titles rebuild every column of the table in the server
             # and the browser (a quarter of a second each); the heading names the variable.
@@ -509,8 +509,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
             },
             formatters=self._formatters(),
-            sizing_mode="stretch_width",
             max_height=360,
+            **FIT_WIDTH,
         )
         self.galaxy_table = pn.widgets.Tabulator(
             self._galaxy_frame(),
@@ -519,8 +519,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
             disabled=True,
             selectable=1,
             show_index=False,
-            layout="fit_data_table",
             css_classes=["ck-galaxy-table"],
+            **FIT_WIDTH,
             # Fixed titles: new titles rebuild every column's definition, a cost each
             # time the methods change; the selects above name A and B.
             titles={

@@ -344,9 +344,11 @@ class GalaxyView(pn.viewable.Viewer):
         galaxy = self._galaxy(galaxy_id)
         if galaxy is None:
             if galaxy_id is None or run is None or not run.ok:
-                self._title.object = "Pick a galaxy in the table to see its images and PDFs."
+                self._title.object = "### Pick a galaxy in the table to see its images and PDFs."
             else:
-                self._title.object = f"Galaxy {galaxy_id} is not among the galaxies of this run."
+                self._title.object = (
+                    f"### Galaxy {galaxy_id} is not among the galaxies of this run."
+                )
             for pane in (self._images, self._images_note, self._pdfs, self._catalog):
                 _show_pane(pane, False)
             return

@@ -59,6 +59,8 @@ from clapkit_app.store import RunData, method_label, plain_id
 MAP_HEIGHT = 480
 #: Side of the neighbour mosaic and height of the histograms, in screen pixels.
 PANEL_SIZE = 340
+#: Pixels of the neighbour grid's border and title (its figure is sized to its tiles).
+GRID_BORDER, GRID_TITLE = 4, 24
 #: Pixels (height, width) of the rasterized map: about the plot's frame on a wide screen.
 RASTER_SHAPE = (400, 800)
 #: Tools of the histograms (Bokeh's defaults less the ones that change nothing here).
@@ -527,6 +529,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
             title="Nearest neighbours",
             width=PANEL_SIZE,
             height=PANEL_SIZE,
+            min_border=GRID_BORDER,
             x_range=Range1d(0, 1),
             y_range=Range1d(0, 1),
             tools="",
@@ -655,6 +658,11 @@ class NeighbourBrowser(pn.viewable.Viewer):
             if (x_range.end, y_range.end) != (width, height):
                 x_range.update(start=0, end=width)
                 y_range.update(start=0, end=height)
+                # As tall as the rows the tiles fill, so that the tiles stay square.
+                frame = self._grid.object.width - 2 * GRID_BORDER
+                self._grid.object.height = (
+                    GRID_TITLE + 2 * GRID_BORDER + round(frame * height / width)
+                )
             image = rgba_image(selection.grid)
             self._grid_source.data = {"image": [image], "dw": [width], "dh": [height]}
             self._tile_labels.data = self._tile_label_data(selection, width, height)

@@ -544,7 +544,7 @@ class ProfilePlot:
                 legend_label=band,
                 name=band,
             )
-        self.figure.legend.location = "top_right"
+        outside_legend(self.figure)
 
     def update(self, bands: Sequence[str], profiles: np.ndarray, radii: np.ndarray) -> None:
         """Draw ``profiles`` (B, R) over the annuli with edges ``radii`` (R + 1,)."""

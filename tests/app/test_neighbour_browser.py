@@ -5,7 +5,13 @@ import shutil
 import numpy as np
 import panel as pn
 import pytest
-from clapkit_app.neighbours import NeighbourBrowser, _novelty_sentence, coarse_pit_histogram
+from clapkit_app.neighbours import (
+    GRID_BORDER,
+    GRID_TITLE,
+    NeighbourBrowser,
+    _novelty_sentence,
+    coarse_pit_histogram,
+)
 from clapkit_app.store import read_run
 
 from clapkit.testing import SyntheticRunConfig, synthetic_run
@@ -167,6 +173,12 @@ def test_grid_shows_the_nearest_neighbours_images(run):
         assert image.dtype == np.uint32  # packed RGBA
         rows = -(-shown // 4)  # as many rows as the tiles fill: no empty row
         assert image.shape == (rows * tile + (rows - 1) * 2, 4 * tile + 3 * 2)
+        # The figure as tall as those rows: square tiles, no empty band below them.
+        frame_height = grid.height - GRID_TITLE - 2 * GRID_BORDER
+        frame_width = grid.width - 2 * GRID_BORDER
+        assert frame_height / frame_width == pytest.approx(
+            image.shape[0] / image.shape[1], rel=0.02
+        )
         # The title says how many tiles there are and the k they are of.
         assert f"k = {k}" in grid.title.text and grid.title.text.split()[0] in (
             str(shown),
