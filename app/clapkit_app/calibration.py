@@ -52,6 +52,8 @@ BIN_METRICS = {
 #: Bins of the PIT histograms.
 PIT_BINS = 20
 PLOT_HEIGHT = 260
+#: Width of the galaxy table, in screen pixels: its nine columns in full.
+GALAXY_TABLE_WIDTH = 760
 #: Tools of every plot (Bokeh's defaults less the ones that change nothing here).
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 #: Coverage curves of ``metrics[m]["coverage_curve"]``: key, legend label, dash (each in
@@ -501,6 +503,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
             disabled=True,
             show_index=False,
             css_classes=["ck-bin-table"],
+            # The bin's exact edges in full; the metrics share the rest of the width.
+            widths={"bin": 210, "n": 55},
             # Fixed titles: new titles rebuild every column of the table in the server
             # and the browser (a quarter of a second each); the heading names the variable.
             titles={
@@ -520,7 +524,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
             selectable=1,
             show_index=False,
             css_classes=["ck-galaxy-table"],
-            **FIT_WIDTH,
+            # Wide enough for every number in full; the galaxy view takes the rest.
+            **(FIT_WIDTH | {"sizing_mode": "fixed", "width": GALAXY_TABLE_WIDTH}),
             # Fixed titles: new titles rebuild every column's definition, a cost each
             # time the methods change; the selects above name A and B.
             titles={

@@ -17,7 +17,7 @@ from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR, LANDING_METHODS, LANDING_WHY, identity
 from clapkit_app.page import DASHBOARDS, problems_alert
 from clapkit_app.store import RunData, method_label
-from clapkit_app.tables import FIT_WIDTH
+from clapkit_app.tables import WITHIN_WIDTH
 
 #: One line on what each dashboard is for.
 DESCRIPTIONS = {
@@ -67,7 +67,7 @@ class Landing(pn.viewable.Viewer):
                     show_index=False,
                     formatters={title: _number(fmt) for _, title, fmt in TABLE_COLUMNS},
                     css_classes=["ck-metrics"],
-                    **FIT_WIDTH,
+                    **WITHIN_WIDTH,
                 )
             )
         shown = landing_methods(run)

@@ -59,7 +59,7 @@ from clapkit_app.stellar_mass_plots import (
 from clapkit_app.stellar_mass_store import StellarMassData, command
 from clapkit_app.stellar_mass_truth import truth_section
 from clapkit_app.store import plain_id
-from clapkit_app.tables import FIT_WIDTH
+from clapkit_app.tables import WITHIN_WIDTH
 
 #: Columns of the input-set table: metric key, title, number format.
 MASS_COLUMNS = (
@@ -236,7 +236,7 @@ def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widget
             if fmt
         },
         css_classes=[css_class],
-        **FIT_WIDTH,
+        **WITHIN_WIDTH,
     )
 
 
@@ -596,7 +596,7 @@ class StellarMass(pn.viewable.Viewer):
                 key: NumberFormatter(format="0.000", nan_format="—") for key, _ in PID_COLUMNS
             },
             css_classes=["ck-pid-table"],
-            **FIT_WIDTH,
+            **WITHIN_WIDTH,
         )
         return pn.Column(pn.pane.Markdown(f"Means, {pid.get('units', 'nats')}: {note}"), table)
 

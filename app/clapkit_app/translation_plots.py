@@ -146,6 +146,10 @@ class TileGrid:
             text_font_size="9pt",
             text_align="left",
             text_baseline="top",
+            # On a solid background: bare text is unreadable on a noisy stamp.
+            background_fill_color="black",
+            background_fill_alpha=0.75,
+            padding=1,
             name="labels",
         )
         self._shape(rows)

@@ -8,7 +8,13 @@ from bokeh.plotting import figure
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR
 from clapkit_app.stellar_mass_plots import PIDBars, PIDHistograms, ProfilePlot
-from clapkit_app.translation_plots import LOG_TICKS, MORPHOLOGY_LOG, MorphologyPlots, NoisePowerPlot
+from clapkit_app.translation_plots import (
+    LOG_TICKS,
+    MORPHOLOGY_LOG,
+    ImageGrid,
+    MorphologyPlots,
+    NoisePowerPlot,
+)
 
 
 def legends_inside(fig):
@@ -60,3 +66,9 @@ def test_ideal_and_zero_lines_are_grey_not_black():
     # A mid grey: far from both the light and the dark theme's background.
     level = np.mean([int(IDEAL_COLOUR[i : i + 2], 16) for i in (1, 3, 5)])
     assert 80 <= level <= 180
+
+
+def test_band_labels_of_the_image_grids_have_a_solid_background():
+    labels = ImageGrid(5).figure.select_one({"name": "labels"})
+    assert labels.glyph.background_fill_color is not None
+    assert labels.glyph.background_fill_alpha >= 0.5
