@@ -138,9 +138,9 @@ def edge_texts(
 
     Examples
     --------
-    >>> values = np.array([17.0984, 17.5, 17.8414])
-    >>> edge_texts(17.09841, 17.84137, values)  # 17.1 and 17.84 would misplace two values
-    ('17.0984', '17.8414')
+    >>> values = np.array([17.0984, 17.5, 17.8414])  # all three in the bin below
+    >>> edge_texts(17.09838, 17.8416, values)  # "17.1" and "17.84" would leave two out
+    ('17.098', '17.842')
     >>> edge_texts(0.1, 0.2, np.array([0.15]))
     ('0.1', '0.2')
     >>> edge_texts(0.1, 0.30000000000000004)
