@@ -504,7 +504,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
             show_index=False,
             css_classes=["ck-bin-table"],
             # The bin's exact edges in full; the metrics share the rest of the width.
-            widths={"bin": 185, "n": 45},
+            widths={"bin": 225, "n": 45},
             # Fixed titles: new titles rebuild every column of the table in the server
             # and the browser (a quarter of a second each); the heading names the variable.
             titles={
