@@ -21,13 +21,17 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, Range1d, Span
+from bokeh.models import ColumnDataSource, Range1d
 from bokeh.models.widgets.tables import NumberFormatter
 from bokeh.plotting import figure
 
+from clapkit.metrics import coverage_from_pit
 from clapkit_app.galaxy import GalaxyView
+from clapkit_app.legends import outside_legend
+from clapkit_app.methods import IDEAL_COLOUR, identity, method_colour
 from clapkit_app.page import problems_alert
 from clapkit_app.store import BASELINES, BIN_VARIABLES, RunData, method_label
+from clapkit_app.tables import FIT_WIDTH
 
 #: Summary cards: key of ``metrics[m]["summary"]``, title, format.
 SUMMARY_CARDS = (
@@ -47,13 +51,27 @@ BIN_METRICS = {
 }
 #: Bins of the PIT histograms.
 PIT_BINS = 20
-#: Colours of method A and method B, in every plot.
-COLOURS = ("#1f77b4", "#ff7f0e")
 PLOT_HEIGHT = 260
+#: Width of the galaxy table, in screen pixels: its nine columns in full.
+GALAXY_TABLE_WIDTH = 760
 #: Tools of every plot (Bokeh's defaults less the ones that change nothing here).
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
-#: Coverage curves of ``metrics[m]["coverage_curve"]``: key, legend label, colour.
-COVERAGE_CURVES = (("central", "central", "#2ca02c"), ("hpd", "HPD", "#9467bd"))
+#: Coverage curves of ``metrics[m]["coverage_curve"]``: key, legend label, dash (each in
+#: the method's colour).
+COVERAGE_CURVES = (("central", "central", "solid"), ("hpd", "HPD", "dashed"))
+#: Methods whose PDFs are histograms of neighbours' redshifts (zero between them).
+NEIGHBOUR_HISTOGRAMS = ("clap_raw", "knn_photometry")
+#: Below this observed HPD coverage at the highest nominal level, a method's HPD
+#: intervals miss more than they should: the page says why that can happen.
+LOW_HPD_COVERAGE = 0.8
+#: Why a spiky PDF's HPD intervals cover less than their credibility (CLAP raw KNN).
+SPIKY_HPD_NOTE = (
+    "**Why {label}'s HPD coverage stays at {top:.2f} at nominal 1:** its PDF is a "
+    "histogram of its k neighbours' spectroscopic redshifts, so it is zero wherever no "
+    "neighbour lies. The highest-density interval holds only the bins with neighbours; "
+    "a true redshift in an empty bin between them falls outside every HPD interval, "
+    "however wide. Its central intervals, which span the gaps, do not suffer from this."
+)
 
 
 def pit_histogram(pit: np.ndarray, bins: int = PIT_BINS) -> tuple[np.ndarray, np.ndarray, float]:
@@ -109,6 +127,37 @@ def bin_mask(values: np.ndarray, lo: float, hi: float, last: bool = False) -> np
     return (values >= lo) & upper
 
 
+def edge_texts(
+    lo: float, hi: float, values: np.ndarray | None = None, last: bool = False
+) -> tuple[str, str]:
+    """The edges of the bin ``[lo, hi)`` (``[lo, hi]`` when ``last``) as short texts
+    that tell the truth about ``values``: the bin written with the shown edges holds
+    exactly the values the bin holds. Rounded edges would put a galaxy at r = 17.0984 in
+    a bin shown as "17.1 ≤ r < 17.84"; here digits are added until no value changes side.
+    Without ``values`` the edges are written in full (shortest text of the float).
+
+    Examples
+    --------
+    >>> values = np.array([17.0984, 17.5, 17.8414])  # all three in the bin below
+    >>> edge_texts(17.09838, 17.8416, values)  # "17.1" and "17.84" would leave two out
+    ('17.098', '17.842')
+    >>> edge_texts(0.1, 0.2, np.array([0.15]))
+    ('0.1', '0.2')
+    >>> edge_texts(0.1, 0.30000000000000004)
+    ('0.1', '0.30000000000000004')
+    """
+    if values is None:
+        return repr(float(lo)), repr(float(hi))
+    values = values[np.isfinite(values)]
+    inside = bin_mask(values, lo, hi, last)
+    for digits in range(3, 18):
+        lo_text, hi_text = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+        shown = bin_mask(values, float(lo_text), float(hi_text), last)
+        if np.array_equal(shown, inside):
+            return lo_text, hi_text
+    return repr(float(lo)), repr(float(hi))
+
+
 def default_methods(methods: list[str]) -> tuple[str | None, str | None]:
     """Methods compared first: CLAP's ensemble and the first baseline present.
 
@@ -147,7 +196,7 @@ class PitPlot:
     Parameters
     ----------
     colour : str
-        Colour of the bars (the method's side).
+        Colour of the bars (the method's; :meth:`update` changes it).
     """
 
     def __init__(self, colour: str) -> None:
@@ -162,8 +211,16 @@ class PitPlot:
             {"x": [0.0, 1.0], "lower": [np.nan] * 2, "upper": [np.nan] * 2}
         )
         self.bars = ColumnDataSource({"left": [], "right": [], "top": []})
-        self.figure.varea(x="x", y1="lower", y2="upper", source=self.band, color="gray", alpha=0.25)
-        self.figure.quad(
+        self.figure.varea(
+            x="x",
+            y1="lower",
+            y2="upper",
+            source=self.band,
+            color="gray",
+            alpha=0.25,
+            legend_label="±2σ of a calibrated method",
+        )
+        self._bars = self.figure.quad(
             left="left",
             right="right",
             top="top",
@@ -173,11 +230,17 @@ class PitPlot:
             fill_alpha=0.7,
             line_color="white",
         )
-        self.figure.add_layout(
-            Span(location=1.0, dimension="width", line_color="black", line_dash="dashed")
+        self.figure.line(
+            [0.0, 1.0],
+            [1.0, 1.0],
+            color=IDEAL_COLOUR,
+            line_dash="dashed",
+            line_width=1.5,
+            legend_label="uniform (ideal)",
         )
+        outside_legend(self.figure)
 
-    def update(self, pit: np.ndarray, title: str) -> None:
+    def update(self, pit: np.ndarray, title: str, colour: str | None = None) -> None:
         """Show the histogram of ``pit`` under ``title``.
 
         Parameters
@@ -186,7 +249,11 @@ class PitPlot:
             PIT values of the galaxies shown; non-finite ones are ignored.
         title : str
             The figure's new title.
+        colour : str, optional
+            New colour of the bars (the method's).
         """
+        if colour is not None:
+            self._bars.glyph.fill_color = colour
         edges, density, band = pit_histogram(pit)
         self.bars.data = {"left": edges[:-1], "right": edges[1:], "top": density}
         self.band.data = {"x": [0.0, 1.0], "lower": [1.0 - band] * 2, "upper": [1.0 + band] * 2}
@@ -198,7 +265,7 @@ class PitPlot:
 
 class CoveragePlot:
     """Observed coverage of central and HPD credible intervals against their nominal
-    credibility, and the ideal diagonal."""
+    credibility, and the ideal diagonal; both curves in the method's colour."""
 
     def __init__(self) -> None:
         self.figure = _figure(
@@ -209,17 +276,29 @@ class CoveragePlot:
             y_axis_label="observed coverage",
         )
         self.figure.line(
-            [0.0, 1.0], [0.0, 1.0], color="black", line_dash="dashed", legend_label="ideal"
+            [0.0, 1.0],
+            [0.0, 1.0],
+            color=IDEAL_COLOUR,
+            line_dash="dotted",
+            line_width=1.5,
+            legend_label="ideal",
         )
         self.curves = {}
-        for kind, label, colour in COVERAGE_CURVES:
+        self._lines = {}
+        for kind, label, dash in COVERAGE_CURVES:
             self.curves[kind] = ColumnDataSource({"x": [], "y": []})
-            self.figure.line(
-                "x", "y", source=self.curves[kind], color=colour, line_width=2, legend_label=label
+            self._lines[kind] = self.figure.line(
+                "x", "y", source=self.curves[kind], line_width=2, line_dash=dash, legend_label=label
             )
-        self.figure.legend.location = "bottom_right"
+        self.legend = outside_legend(self.figure)
 
-    def update(self, curve: dict[str, Any], title: str) -> None:
+    def update(
+        self,
+        curve: dict[str, Any],
+        title: str,
+        colour: str = "#0072B2",
+        labels: dict[str, str] | None = None,
+    ) -> None:
         """Show a method's coverage curves under ``title``.
 
         Parameters
@@ -229,31 +308,51 @@ class CoveragePlot:
             each kind of interval; missing ones draw nothing.
         title : str
             The figure's new title.
+        colour : str
+            The method's colour.
+        labels : dict, optional
+            Legend labels of the curves (``central``, ``hpd``), default their names.
         """
         levels = np.asarray(curve.get("levels", []), dtype=float)
+        labels = labels or {}
+        names = {kind: label for kind, label, _ in COVERAGE_CURVES}
         for kind, source in self.curves.items():
             observed = np.asarray(curve.get(kind, [np.nan] * len(levels)), dtype=float)
             source.data = {"x": levels, "y": observed}
+            self._lines[kind].glyph.line_color = colour
+        for item in self.legend.items:
+            kind = next((k for k, line in self._lines.items() if line in item.renderers), None)
+            if kind is not None:
+                item.label = {"value": labels.get(kind, names[kind])}
         self.figure.title.text = title
 
 
 class BinPlot:
-    """A metric per bin for methods A and B: a line with points each."""
+    """A metric per bin for methods A and B: a line with points each, in the methods'
+    colours and dashes, named by the legend (outside the plot area)."""
 
     def __init__(self) -> None:
         self.figure = _figure("")
         # Padding: the points at the first and last bin stay whole.
         self.figure.x_range.range_padding = self.figure.y_range.range_padding = 0.08
         self.sources = []
-        for name, colour in zip("AB", COLOURS, strict=True):
+        self._glyphs = []
+        for name in "AB":
             source = ColumnDataSource({"x": [], "y": []})
-            self.figure.line("x", "y", source=source, color=colour, legend_label=name)
-            self.figure.scatter("x", "y", source=source, color=colour, size=6, legend_label=name)
+            line = self.figure.line("x", "y", source=source, line_width=2, legend_label=name)
+            points = self.figure.scatter("x", "y", source=source, size=7, legend_label=name)
             self.sources.append(source)
-        self.figure.legend.location = "top_left"
+            self._glyphs.append((line, points))
+        self.legend = outside_legend(self.figure)
 
     def update(
-        self, rows: list[list[dict[str, Any]]], metric: str, title: str, x_label: str, y_label: str
+        self,
+        rows: list[list[dict[str, Any]]],
+        metric: str,
+        title: str,
+        x_label: str,
+        y_label: str,
+        methods: tuple[str, str] = ("A", "B"),
     ) -> None:
         """Show ``metric`` of the per-bin rows of A and of B at their bins' centres.
 
@@ -266,7 +365,15 @@ class BinPlot:
             Key of the metric drawn.
         title, x_label, y_label : str
             The figure's new title and axis labels.
+        methods : tuple of two str
+            Methods A and B: the legend's names, the lines' colours and dashes.
         """
+        for side, method in enumerate(methods):
+            found = identity(method)
+            line, points = self._glyphs[side]
+            line.glyph.update(line_color=found.colour, line_dash=found.dash)
+            points.glyph.update(fill_color=found.colour, line_color=found.colour)
+            self.legend.items[side].label = {"value": f"{'AB'[side]}: {found.label}"}
         for source, table in zip(self.sources, rows, strict=True):
             source.data = {
                 "x": np.array([0.5 * (r["lo"] + r["hi"]) for r in table], dtype=float),
@@ -318,6 +425,17 @@ class CalibrationExplorer(pn.viewable.Viewer):
             width=200,
         )
         self.status = pn.pane.Markdown(css_classes=["ck-selection-status"], margin=(0, 10))
+        self.hpd_notes = tuple(
+            pn.pane.Markdown(
+                visible=False,
+                css_classes=[f"ck-hpd-note-{side}"],
+                styles={"font-size": "90%"},
+                sizing_mode="stretch_width",
+            )
+            for side in "ab"
+        )
+        # Bin edges as the page writes them, per variable (see edge_texts).
+        self._edge_texts: dict[str, list[tuple[str, str]]] = {}
         self.galaxy_view = GalaxyView(run=run)
         # The mask of the selected bin, kept while the selection does not change.
         self._mask_cache: tuple[Any, np.ndarray | None] = (None, None)
@@ -337,7 +455,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
         self.summary_a = self._summary_cards("ck-summary-a")
         self.summary_b = self._summary_cards("ck-summary-b")
         # Figures built once; the updates below send them data.
-        self._pit_plots = (PitPlot(COLOURS[0]), PitPlot(COLOURS[1]))
+        a, b = self._methods()
+        self._pit_plots = (PitPlot(method_colour(a)), PitPlot(method_colour(b)))
         self._coverage_plots = (CoveragePlot(), CoveragePlot())
         self._bin_plot = BinPlot()
         self._make_tables()
@@ -352,6 +471,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 cards,
                 self._plot(self._pit_plots[side].figure),
                 self._plot(self._coverage_plots[side].figure),
+                self.hpd_notes[side],
                 sizing_mode="stretch_width",
             )
             for side, select, cards in (
@@ -382,8 +502,9 @@ class CalibrationExplorer(pn.viewable.Viewer):
             selectable=1,
             disabled=True,
             show_index=False,
-            layout="fit_data_table",
             css_classes=["ck-bin-table"],
+            # The bin's exact edges in full; the metrics share the rest of the width.
+            widths={"bin": 225, "n": 45},
             # Fixed titles: new titles rebuild every column of the table in the server
             # and the browser (a quarter of a second each); the heading names the variable.
             titles={
@@ -392,8 +513,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
             },
             formatters=self._formatters(),
-            sizing_mode="stretch_width",
             max_height=360,
+            **FIT_WIDTH,
         )
         self.galaxy_table = pn.widgets.Tabulator(
             self._galaxy_frame(),
@@ -402,8 +523,9 @@ class CalibrationExplorer(pn.viewable.Viewer):
             disabled=True,
             selectable=1,
             show_index=False,
-            layout="fit_data_table",
             css_classes=["ck-galaxy-table"],
+            # Wide enough for every number in full; the galaxy view takes the rest.
+            **(FIT_WIDTH | {"sizing_mode": "fixed", "width": GALAXY_TABLE_WIDTH}),
             # Fixed titles: new titles rebuild every column's definition, a cost each
             # time the methods change; the selects above name A and B.
             titles={
@@ -519,7 +641,24 @@ class CalibrationExplorer(pn.viewable.Viewer):
             self._update_status()
             for side in (0, 1):
                 self._update_pit(side)
+                self._update_coverage(side)
             self._refresh_galaxies()
+
+    def _edges(self, variable: str | None) -> list[tuple[str, str]]:
+        """The edges of every bin of ``variable`` as the page writes them (exact enough
+        for the galaxies of the run: :func:`edge_texts`), computed once per variable."""
+        if variable is None:
+            return []
+        if variable not in self._edge_texts:
+            bins = self._bins(variable)
+            values = (
+                self.run.galaxies[variable].to_numpy() if variable in self.run.galaxies else None
+            )
+            self._edge_texts[variable] = [
+                edge_texts(row["lo"], row["hi"], values, i == len(bins) - 1)
+                for i, row in enumerate(bins)
+            ]
+        return self._edge_texts[variable]
 
     def _update_status(self) -> None:
         key, mask = self._selected(), self._mask()
@@ -531,11 +670,12 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 f"The galaxy table has no column `{key[0]}`: showing all {total} galaxies."
             )
         else:
-            variable, lo, hi, last = key
+            variable, _, _, last = key
+            lo, hi = self._edges(variable)[self.selected_bin]
             label = BIN_VARIABLES.get(variable, variable)
             self.status.object = (
                 f"Showing {int(mask.sum())} galaxies with "
-                f"{lo:.4g} ≤ {label} {'≤' if last else '<'} {hi:.4g}."
+                f"{lo} ≤ {label} {'≤' if last else '<'} {hi}."
             )
 
     # ------------------------------------------------------------------ tables
@@ -546,8 +686,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
         bins = self._bins(variable)
         frame = {
             "bin": [
-                f"[{row['lo']:.4g}, {row['hi']:.4g}{']' if i == len(bins) - 1 else ')'}"
-                for i, row in enumerate(bins)
+                f"[{lo}, {hi}{']' if i == len(bins) - 1 else ')'}"
+                for i, (lo, hi) in enumerate(self._edges(variable))
             ],
             "n": [int(row["n"] or 0) for row in bins],
         }
@@ -588,13 +728,19 @@ class CalibrationExplorer(pn.viewable.Viewer):
         return pd.DataFrame(data, index=index, copy=False)
 
     def _refresh_galaxies(self) -> None:
-        """New galaxy table; the galaxy shown stays selected if it is still listed."""
+        """New galaxy table; the galaxy shown stays selected if it is still listed, else
+        the table's first galaxy is shown (none when the table is empty): the view never
+        shows a galaxy outside the selected bin."""
         frame = self._galaxy_frame()
         self.galaxy_table.value = frame
         shown = self.galaxy_view.galaxy_id
         row = self.run.row_of(shown) if shown is not None else None
         position = frame.index.get_indexer([row])[0] if row is not None else -1
+        if position < 0 and len(frame):
+            position = 0
         self.galaxy_table.selection = [int(position)] if position >= 0 else []
+        if not len(frame):
+            self.galaxy_view.galaxy_id = None
 
     def _on_galaxy_row(self, event: param.parameterized.Event) -> None:
         # An emptied selection (a new table) keeps the galaxy shown.
@@ -626,8 +772,40 @@ class CalibrationExplorer(pn.viewable.Viewer):
         for card, (key, _, _) in zip(cards, SUMMARY_CARDS, strict=True):
             card.value = _number(summary.get(key))
         self._update_pit(side)
+        self._update_coverage(side)
+        curve = metrics.get("coverage_curve", {})
+        hpd = [v for v in curve.get("hpd", []) if v is not None]
+        note = self.hpd_notes[side]
+        note.visible = method in NEIGHBOUR_HISTOGRAMS and bool(hpd) and hpd[-1] < LOW_HPD_COVERAGE
+        if note.visible:
+            note.object = SPIKY_HPD_NOTE.format(label=method_label(method), top=hpd[-1])
+
+    def _update_coverage(self, side: int) -> None:
+        """Coverage curves of method A (0) or B (1): stored ones for all galaxies; in a
+        bin, the central intervals' coverage of its galaxies from their stored PIT values
+        (a central interval holds the truth when the PIT lies inside it). HPD coverage
+        needs each galaxy's PDF, which the per-galaxy table does not hold: the curve of
+        all galaxies stays, and its legend says so."""
+        method = self._methods()[side]
+        curve = self.run.metrics.get(method, {}).get("coverage_curve", {})
+        mask = self._mask()
+        column = f"{method}.pit"
+        label, colour = method_label(method), method_colour(method)
+        if mask is None or column not in self.run.galaxies or not curve.get("levels"):
+            self._coverage_plots[side].update(
+                curve, f"Coverage of {label} · all galaxies", colour=colour
+            )
+            return
+        pit = self.run.galaxies[column].to_numpy()[mask]
+        pit = pit[np.isfinite(pit)]
+        levels = np.asarray(curve["levels"], dtype=float)
+        central = coverage_from_pit(pit, levels) if pit.size else np.full(levels.size, np.nan)
+        in_bin = {"levels": levels, "central": central, "hpd": curve.get("hpd", [])}
         self._coverage_plots[side].update(
-            metrics.get("coverage_curve", {}), f"Coverage of {method_label(method)} · all galaxies"
+            in_bin,
+            f"Coverage of {label} · selected bin (n = {pit.size})",
+            colour=colour,
+            labels={"central": "central (bin)", "hpd": "HPD (all galaxies)"},
         )
 
     def _update_pit(self, side: int) -> None:
@@ -640,7 +818,9 @@ class CalibrationExplorer(pn.viewable.Viewer):
             pit = pit[mask]
         n = int(np.isfinite(pit).sum())
         where = "all galaxies" if mask is None else "selected bin"
-        self._pit_plots[side].update(pit, f"PIT of {method_label(method)} · {where} (n = {n})")
+        self._pit_plots[side].update(
+            pit, f"PIT of {method_label(method)} · {where} (n = {n})", method_colour(method)
+        )
 
     def _update_bin_plot(self) -> None:
         a, b = self._methods()
@@ -654,4 +834,5 @@ class CalibrationExplorer(pn.viewable.Viewer):
             f"{label} per bin of {x_label} · A: {method_label(a)} · B: {method_label(b)}",
             x_label,
             label,
+            methods=(a, b),
         )

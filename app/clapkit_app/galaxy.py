@@ -10,7 +10,6 @@ plot, which cost a few hundred milliseconds of server time per galaxy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import cycle
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,13 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d, Span
-from bokeh.palettes import Category10_10, Greys256
+from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 from clapkit_app.images import colour_composite, stretch_band
-from clapkit_app.store import RunData, method_label
+from clapkit_app.legends import outside_legend
+from clapkit_app.methods import IDEAL_COLOUR, identity
+from clapkit_app.store import RunData
 
 #: Side of one band's thumbnail, in screen pixels.
 THUMBNAIL = 76
@@ -30,6 +31,19 @@ THUMBNAIL = 76
 PDF_HEIGHT = 300
 #: Title of the PDF plot.
 PDF_TITLE = "PDF of every method (dashed: true redshift)"
+#: The title's look, the same with or without a galaxy: one line of one size (the
+#: template's h3 is twice the size of its text, and wrapped in a narrow column).
+TITLE_CSS = """
+:host h3, :host p {
+  font-size: 1.1rem;
+  font-weight: 600;
+  line-height: 1.4;
+  margin: 0.3em 0;
+  white-space: nowrap;
+  overflow: hidden;
+  text-overflow: ellipsis;
+}
+"""
 #: Tools of the PDF plot (Bokeh's defaults less the ones that change nothing here).
 PDF_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
@@ -124,7 +138,9 @@ class GalaxyView(pn.viewable.Viewer):
         self._truth: Span | None = None
         self._tile_source: ColumnDataSource | None = None
         self._rgb_source: ColumnDataSource | None = None
-        self._title = pn.pane.Markdown(css_classes=["ck-galaxy-title"], margin=(0, 10))
+        self._title = pn.pane.Markdown(
+            css_classes=["ck-galaxy-title"], margin=(0, 10), stylesheets=[TITLE_CSS]
+        )
         self._images = pn.pane.Bokeh(None, visible=False, css_classes=["ck-galaxy-images"])
         self._images_note = pn.pane.Markdown(visible=False, css_classes=["ck-galaxy-no-images"])
         self._pdfs = pn.pane.Bokeh(
@@ -189,27 +205,27 @@ class GalaxyView(pn.viewable.Viewer):
             x_axis_label="z",
             y_axis_label="p(z)",
         )
-        for method, colour in zip(self.run.methods, cycle(Category10_10), strict=False):
+        for method in self.run.methods:
+            found = identity(method)
             # The ranges follow each galaxy's curves: Bokeh's automatic data ranges.
             plot.line(
                 "z",
                 method,
                 source=self._pdf_source,
                 line_width=1.8,
-                color=colour,
-                legend_label=method_label(method),
+                color=found.colour,
+                line_dash=found.dash,
+                legend_label=found.label,
             )
         self._truth = Span(
             location=None,
             dimension="height",
-            line_color="black",
+            line_color=IDEAL_COLOUR,
             line_dash="dashed",
-            line_width=1.5,
+            line_width=2,
         )
         plot.add_layout(self._truth)
-        legend = plot.legend[0]
-        legend.click_policy = "hide"
-        plot.add_layout(legend, "right")
+        outside_legend(plot).click_policy = "hide"
         return plot
 
     def _image_figure(self) -> Any:
@@ -258,14 +274,19 @@ class GalaxyView(pn.viewable.Viewer):
             image="image", x=n * step, y=0, dw=width, dh=height, source=self._rgb_source
         )
         names = [*self._bands, "colour"]
+        # On a solid background: a band's noise makes bare text unreadable.
         plot.text(
             x=[i * step + 1 for i in range(len(names))],
             y=[height - 1] * len(names),
             text=names,
-            text_color="yellow",
+            text_color="white",
             text_font_size="9pt",
             text_align="left",
             text_baseline="top",
+            background_fill_color="black",
+            background_fill_alpha=0.75,
+            padding=1,
+            name="band_labels",
         )
         return plot
 
@@ -323,13 +344,15 @@ class GalaxyView(pn.viewable.Viewer):
         galaxy = self._galaxy(galaxy_id)
         if galaxy is None:
             if galaxy_id is None or run is None or not run.ok:
-                self._title.object = "Pick a galaxy in the table to see its images and PDFs."
+                self._title.object = "### Pick a galaxy in the table to see its images and PDFs."
             else:
-                self._title.object = f"Galaxy {galaxy_id} is not among the galaxies of this run."
+                self._title.object = (
+                    f"### Galaxy {galaxy_id} is not among the galaxies of this run."
+                )
             for pane in (self._images, self._images_note, self._pdfs, self._catalog):
                 _show_pane(pane, False)
             return
-        self._title.object = f"### Galaxy {galaxy_id} · true redshift z = {galaxy.z_true:.4f}"
+        self._title.object = f"### Galaxy {galaxy_id} · true z = {galaxy.z_true:.4f}"
         has_images = galaxy.images is not None and self._images.object is not None
         _show_pane(self._images, has_images)
         self._images_note.visible = not has_images

@@ -50,6 +50,8 @@ from bokeh.plotting import figure
 from clapkit.photoz.novelty import NOVEL_ABOVE
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.images import colour_composite, mosaic, rgba_image
+from clapkit_app.legends import outside_legend
+from clapkit_app.methods import IDEAL_COLOUR
 from clapkit_app.page import problems_alert
 from clapkit_app.store import RunData, method_label, plain_id
 
@@ -57,10 +59,15 @@ from clapkit_app.store import RunData, method_label, plain_id
 MAP_HEIGHT = 480
 #: Side of the neighbour mosaic and height of the histograms, in screen pixels.
 PANEL_SIZE = 340
+#: Pixels of the neighbour grid's border and title (its figure is sized to its tiles).
+GRID_BORDER, GRID_TITLE = 4, 24
 #: Pixels (height, width) of the rasterized map: about the plot's frame on a wide screen.
 RASTER_SHAPE = (400, 800)
 #: Tools of the histograms (Bokeh's defaults less the ones that change nothing here).
 PLOT_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+#: About how many bins the local PIT histogram is shown in: the stored one has a bin
+#: per percent or so, far too many for the 11–33 neighbours it counts.
+LOCAL_PIT_BINS = 10
 #: Colour maps of the map's variables.
 PALETTES = {"viridis": Viridis256, "plasma": Plasma256, "coolwarm": tuple(colorcet.coolwarm)}
 
@@ -78,18 +85,63 @@ def nearest(positions: np.ndarray, x: float, y: float) -> int:
 
 
 def padded_mosaic(tiles: np.ndarray, size: int, columns: int) -> np.ndarray:
-    """``tiles`` (n, H, W, 3), n <= ``size``, in a grid of ``size`` tiles (white where
-    there are fewer), so that every galaxy's mosaic has the same shape.
+    """The first ``size`` of ``tiles`` (n, H, W, 3) in rows of ``columns``: as many rows
+    as the tiles fill, the last row padded with white.
 
     Examples
     --------
-    >>> padded_mosaic(np.zeros((3, 4, 4, 3), np.uint8), size=16, columns=4).shape
+    >>> padded_mosaic(np.zeros((11, 4, 4, 3), np.uint8), size=16, columns=4).shape
+    (16, 22, 3)
+    >>> padded_mosaic(np.zeros((20, 4, 4, 3), np.uint8), size=16, columns=4).shape
     (22, 22, 3)
     """
     n, h, w, c = tiles.shape
-    full = np.full((size, h, w, c), 255, dtype=np.uint8)
-    full[:n] = tiles[:size]
+    shown = min(n, size)
+    cells = max(1, -(-shown // columns)) * columns
+    full = np.full((cells, h, w, c), 255, dtype=np.uint8)
+    full[:shown] = tiles[:shown]
     return mosaic(full, columns)
+
+
+def coarse_pit_histogram(
+    fractions: np.ndarray, k: int, target: int = LOCAL_PIT_BINS
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A stored local PIT histogram (fractions of ``k`` neighbours in equal bins) summed
+    into about ``target`` equal bins, and the ±2σ half-width of a calibrated method's
+    fraction per bin (binomial, ``k`` draws).
+
+    Parameters
+    ----------
+    fractions : ndarray
+        Fraction of the neighbours in each of the stored bins on [0, 1].
+    k : int
+        Number of neighbours counted.
+    target : int
+        Bins wanted; the nearest number of bins that divides the stored ones is used.
+
+    Returns
+    -------
+    edges : ndarray
+        Edges of the coarse bins.
+    coarse : ndarray
+        Fraction of the neighbours in each coarse bin.
+    band : float
+        Two binomial standard deviations of a bin's fraction (NaN when ``k`` < 1).
+
+    Examples
+    --------
+    >>> edges, coarse, band = coarse_pit_histogram(np.full(100, 0.01), k=25)
+    >>> coarse.size, round(float(coarse.sum()), 6), round(band, 4)
+    (10, 1.0, 0.12)
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    n = fractions.size
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    bins = min(divisors, key=lambda d: (abs(d - target), -d))
+    coarse = fractions.reshape(bins, n // bins).sum(axis=1)
+    p = 1.0 / bins
+    band = 2.0 * np.sqrt(p * (1.0 - p) / k) if k >= 1 else float("nan")
+    return np.linspace(0.0, 1.0, bins + 1), coarse, float(band)
 
 
 @dataclass(frozen=True)
@@ -455,11 +507,17 @@ class NeighbourBrowser(pn.viewable.Viewer):
                 self._hover.tooltips = [(f"mean {style['label']}", "@image{0.000}")]
             else:
                 self._points.data.update(value=self._frame[self.colour_by].to_numpy())
+                shown = {"z_true": "true z", "z_phot": "photo-z"}
+                # The coloured variable once: a redshift the tooltip already shows is not
+                # repeated under its longer name.
                 self._hover.tooltips = [
                     ("id", "@id"),
-                    ("true z", "@z_true{0.000}"),
-                    *([("photo-z", "@z_phot{0.000}")] if "z_phot" in self._frame else []),
-                    (style["label"], "@value{0.000}"),
+                    *[
+                        (name, f"@{column}{{0.000}}")
+                        for column, name in shown.items()
+                        if column in self._frame
+                    ],
+                    *([] if self.colour_by in shown else [(style["label"], "@value{0.000}")]),
                 ]
             self._mapper.update(
                 palette=style["palette"], low=style["clim"][0], high=style["clim"][1]
@@ -468,9 +526,10 @@ class NeighbourBrowser(pn.viewable.Viewer):
 
     def _grid_figure(self) -> Any:
         fig = figure(
-            title=f"{self.GRID_SIZE} nearest neighbours",
+            title="Nearest neighbours",
             width=PANEL_SIZE,
             height=PANEL_SIZE,
+            min_border=GRID_BORDER,
             x_range=Range1d(0, 1),
             y_range=Range1d(0, 1),
             tools="",
@@ -481,6 +540,22 @@ class NeighbourBrowser(pn.viewable.Viewer):
         self._grid_source = ColumnDataSource({"image": [], "dw": [], "dh": []})
         fig.image_rgba(
             image="image", x=0, y=0, dw="dw", dh="dh", source=self._grid_source, name="grid"
+        )
+        # Each tile's id and spec-z, on a solid background (readable on any image).
+        self._tile_labels = ColumnDataSource({"x": [], "y": [], "text": []})
+        fig.text(
+            x="x",
+            y="y",
+            text="text",
+            source=self._tile_labels,
+            text_color="white",
+            text_font_size="7pt",
+            text_align="left",
+            text_baseline="top",
+            background_fill_color="black",
+            background_fill_alpha=0.7,
+            padding=1,
+            name="tile_labels",
         )
         self._grid_ranges = fig.x_range, fig.y_range
         return fig
@@ -511,7 +586,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
         self._z_line = Span(
             location=float(edges[0]),
             dimension="height",
-            line_color="#d62728",
+            line_color=IDEAL_COLOUR,
             line_dash="dashed",
             line_width=2,
             name="true_z",
@@ -521,16 +596,30 @@ class NeighbourBrowser(pn.viewable.Viewer):
         return fig
 
     def _pit_figure(self) -> Any:
-        n_bins = self.run.details.local_pit_hist.shape[1]
+        n_stored = self.run.details.local_pit_hist.shape[1]
+        edges, _, _ = coarse_pit_histogram(np.zeros(n_stored), k=1)
+        n_bins = edges.size - 1
         fig = figure(
             title="Local PIT histogram that chose k",
-            width=PANEL_SIZE + 60,
+            width=PANEL_SIZE + 200,
             height=PANEL_SIZE,
-            x_axis_label="PIT",
-            y_axis_label="fraction",
+            x_axis_label="PIT of the k neighbours",
+            y_axis_label="fraction of the neighbours",
             tools=PLOT_TOOLS,
+            x_range=Range1d(0.0, 1.0),
         )
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        self._pit_band = ColumnDataSource(
+            {"x": [0.0, 1.0], "lower": [np.nan] * 2, "upper": [np.nan] * 2}
+        )
+        fig.varea(
+            x="x",
+            y1="lower",
+            y2="upper",
+            source=self._pit_band,
+            color="gray",
+            alpha=0.25,
+            legend_label="±2σ of a calibrated method",
+        )
         self._pit_source = ColumnDataSource(
             {"left": edges[:-1], "right": edges[1:], "top": np.zeros(n_bins)}
         )
@@ -541,19 +630,19 @@ class NeighbourBrowser(pn.viewable.Viewer):
             bottom=0,
             source=self._pit_source,
             fill_color="#8172b2",
-            line_color=None,
+            line_color="white",
             name="local_pit",
         )
-        fig.add_layout(
-            Span(
-                location=1.0 / n_bins,
-                dimension="width",
-                line_color="black",
-                line_dash="dashed",
-                line_width=2,
-                name="uniform",
-            )
+        fig.line(
+            [0.0, 1.0],
+            [1.0 / n_bins] * 2,
+            color=IDEAL_COLOUR,
+            line_dash="dashed",
+            line_width=2,
+            legend_label="uniform",
+            name="uniform",
         )
+        outside_legend(fig)
         fig.y_range.start = 0
         return fig
 
@@ -569,8 +658,22 @@ class NeighbourBrowser(pn.viewable.Viewer):
             if (x_range.end, y_range.end) != (width, height):
                 x_range.update(start=0, end=width)
                 y_range.update(start=0, end=height)
+                # As tall as the rows the tiles fill, so that the tiles stay square.
+                frame = self._grid.object.width - 2 * GRID_BORDER
+                self._grid.object.height = (
+                    GRID_TITLE + 2 * GRID_BORDER + round(frame * height / width)
+                )
             image = rgba_image(selection.grid)
             self._grid_source.data = {"image": [image], "dw": [width], "dh": [height]}
+            self._tile_labels.data = self._tile_label_data(selection, width, height)
+        else:
+            self._tile_labels.data = {"x": [], "y": [], "text": []}
+        shown = min(selection.k, self.GRID_SIZE)
+        self._grid.object.title.text = (
+            f"{shown} nearest neighbours of k = {selection.k}"
+            if selection.k > shown
+            else f"The k = {selection.k} nearest neighbours"
+        )
 
         z = selection.neighbour_z if selection.neighbour_z is not None else np.empty(0)
         self._z_source.data.update(top=np.histogram(z, bins=self.run.edges)[0])
@@ -579,9 +682,36 @@ class NeighbourBrowser(pn.viewable.Viewer):
             location=selection.z_true if known else float(self.run.edges[0]), visible=known
         )
 
-        hist = selection.local_pit_hist
         n_bins = self._pit_source.data["top"].size
-        self._pit_source.data.update(top=hist if hist is not None else np.zeros(n_bins))
+        if selection.local_pit_hist is None:
+            top, band = np.zeros(n_bins), float("nan")
+        else:
+            _, top, band = coarse_pit_histogram(selection.local_pit_hist, selection.k)
+        self._pit_source.data.update(top=top)
+        uniform = 1.0 / n_bins
+        self._pit_band.data = {
+            "x": [0.0, 1.0],
+            "lower": [max(uniform - band, 0.0)] * 2,
+            "upper": [uniform + band] * 2,
+        }
+
+    def _tile_label_data(self, selection: Selection, width: int, height: int) -> dict:
+        """Id and spec-z of each neighbour in the grid, at the top left of its tile."""
+        n = min(selection.k, self.GRID_SIZE, len(selection.neighbour_ids))
+        rows = -(-n // self.GRID_COLUMNS) if n else 1
+        # The mosaic's pitch: tiles and the 2-pixel gaps between them (images.mosaic).
+        tile_w, tile_h = (width + 2) / self.GRID_COLUMNS, (height + 2) / rows
+        cells = np.arange(n)
+        return {
+            "x": (cells % self.GRID_COLUMNS) * tile_w + 1,
+            "y": height - (cells // self.GRID_COLUMNS) * tile_h - 1,
+            "text": [
+                f"{plain_id(gid)}\nz={z:.3f}"
+                for gid, z in zip(
+                    selection.neighbour_ids[:n], selection.neighbour_z[:n], strict=True
+                )
+            ],
+        }
 
 
 def _bokeh_pane(fig: Any, css_class: str, **params: Any) -> pn.pane.Bokeh:

@@ -59,6 +59,7 @@ from clapkit_app.stellar_mass_plots import (
 from clapkit_app.stellar_mass_store import StellarMassData, command
 from clapkit_app.stellar_mass_truth import truth_section
 from clapkit_app.store import plain_id
+from clapkit_app.tables import WITHIN_WIDTH
 
 #: Columns of the input-set table: metric key, title, number format.
 MASS_COLUMNS = (
@@ -227,7 +228,6 @@ def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widget
         disabled=True,
         selectable=1,
         show_index=False,
-        layout="fit_data_table",
         titles={key: title for key, title, _ in columns},
         formatters={
             # A value missing from older results is left blank.
@@ -236,6 +236,7 @@ def _row_table(frame: pd.DataFrame, columns: tuple, css_class: str) -> pn.widget
             if fmt
         },
         css_classes=[css_class],
+        **WITHIN_WIDTH,
     )
 
 
@@ -590,12 +591,12 @@ class StellarMass(pn.viewable.Viewer):
             disabled=True,
             selectable=False,
             show_index=False,
-            layout="fit_data_table",
             titles=titles,
             formatters={
                 key: NumberFormatter(format="0.000", nan_format="—") for key, _ in PID_COLUMNS
             },
             css_classes=["ck-pid-table"],
+            **WITHIN_WIDTH,
         )
         return pn.Column(pn.pane.Markdown(f"Means, {pid.get('units', 'nats')}: {note}"), table)
 

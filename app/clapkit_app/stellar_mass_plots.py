@@ -29,6 +29,8 @@ from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 from clapkit_app.images import stretch_band
+from clapkit_app.legends import outside_legend
+from clapkit_app.methods import IDEAL_COLOUR
 from clapkit_app.scatter import shown_note, shown_rows
 from clapkit_app.translation_plots import (
     TOOLS,
@@ -369,11 +371,10 @@ class PIDBars:
             name="mi_12",
         )
         self.figure.add_tools(HoverTool(renderers=[total], tooltips=[("MI(1,2)", "@value{0.000}")]))
-        self.figure.add_layout(Span(location=0, dimension="width", line_color="black"))
+        self.figure.add_layout(Span(location=0, dimension="width", line_color=IDEAL_COLOUR))
         self.figure.xaxis.major_label_orientation = 0.0
         self.figure.xgrid.visible = False
-        self.figure.legend.location = "top_left"
-        self.figure.legend.orientation = "horizontal"
+        outside_legend(self.figure)
 
     def update(self, pairs: Mapping[str, Mapping[str, Any]]) -> None:
         """Draw ``pid.json``'s ``pairs``: per pair its means and ``by_type``."""
@@ -429,9 +430,10 @@ class PIDHistograms:
                     name=group,
                 )
                 self.sources[term][group] = source
-            fig.add_layout(Span(location=0, dimension="height", line_dash="dashed"))
-            fig.legend.location = "top_right"
-            fig.legend.label_text_font_size = "8pt"
+            fig.add_layout(
+                Span(location=0, dimension="height", line_dash="dashed", line_color=IDEAL_COLOUR)
+            )
+            outside_legend(fig, side="above", font_size="8pt")
             self.figures[term] = fig
 
     def update(
@@ -542,7 +544,7 @@ class ProfilePlot:
                 legend_label=band,
                 name=band,
             )
-        self.figure.legend.location = "top_right"
+        outside_legend(self.figure)
 
     def update(self, bands: Sequence[str], profiles: np.ndarray, radii: np.ndarray) -> None:
         """Draw ``profiles`` (B, R) over the annuli with edges ``radii`` (R + 1,)."""

@@ -26,27 +26,18 @@ import panel as pn
 
 from clapkit.data import GalaxySet
 from clapkit.errors import ClapkitError
-from clapkit.evaluation import TABLE_COLUMNS, ordered_methods, read_galaxy_table
+from clapkit.evaluation import TABLE_COLUMNS, read_galaxy_table
 from clapkit.photoz.details import CLAPDetails, read_clap_details
 from clapkit.runs import RunDir
 
+# method_label: re-exported, the pages (and notebooks) import it from here too.
+from clapkit_app.methods import METHODS, ordered
+from clapkit_app.methods import method_label as method_label
+
 #: The run the app shows when none is named: the one ``make demo`` builds.
 DEFAULT_RUN = Path("data") / "runs" / "demo"
-#: How the dashboards name each method.
-METHOD_LABELS = {
-    "clap": "CLAP (harmonic ensemble)",
-    "clap_refit": "CLAP refitted",
-    "clap_recal": "CLAP recalibrated",
-    "clap_raw": "CLAP raw KNN",
-    "clap_scl": "CLAP SCL network",
-    "softmax": "softmax CNN",
-    "mcdropout": "MC dropout",
-    "gmm": "Gaussian mixture (CRPS)",
-    "ensemble": "deep ensemble",
-    "temperature": "temperature scaling",
-    "knn_photometry": "KNN on photometry",
-    "flexzboost": "FlexZBoost (RAIL)",
-}
+#: How the dashboards name each method (:mod:`clapkit_app.methods` holds the names).
+METHOD_LABELS = {method: found.label for method, found in METHODS.items()}
 BASELINES = (
     "softmax",
     "mcdropout",
@@ -74,11 +65,6 @@ def run_from_args(argv: Sequence[str]) -> Path:
     return Path(os.environ.get("CLAPKIT_RUN", DEFAULT_RUN))
 
 
-def method_label(method: str) -> str:
-    """The name a dashboard shows for ``method``."""
-    return METHOD_LABELS.get(method, method)
-
-
 @dataclass
 class RunData:
     """What the dashboards read of one run directory.
@@ -92,7 +78,7 @@ class RunData:
         ``metrics.json``'s ``methods``: per method ``summary``, ``coverage_curve`` and
         ``by_<variable>`` tables.
     methods : list of str
-        Methods with PDFs, CLAP's stages first, then the baselines.
+        Methods with PDFs in the dashboards' order (:func:`clapkit_app.methods.ordered`).
     galaxies : DataFrame or None
         ``galaxies.h5``: one row per galaxy (``id``, ``z_true``, ``mag_r``, ``g_r``,
         ``<method>.z_phot``, ``<method>.pit``, ``<method>.crps``, CLAP's ``novelty``),
@@ -252,7 +238,7 @@ def read_run(root: str | os.PathLike) -> RunData:
     run = RunDir(root)
     if run.calibration_figure_path.is_file():
         data.calibration_figure = run.calibration_figure_path
-    data.methods = ordered_methods(run.methods())
+    data.methods = ordered(run.methods())
     if not data.methods:
         data.problems.append(
             f"`{root}` has no PDFs (nothing in `{run.pdfs_dir.relative_to(root).as_posix()}/`). "

@@ -15,19 +15,26 @@ from typing import Any
 import colorcet
 import numpy as np
 from bokeh.core.properties import value
-from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, Range1d, Slope
+from bokeh.models import (
+    ColumnDataSource,
+    HoverTool,
+    LinearColorMapper,
+    LogTicker,
+    Range1d,
+    Slope,
+)
 from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 from clapkit_app.images import colour_composite, rgba_image, stretch_band
+from clapkit_app.legends import outside_legend
+from clapkit_app.methods import model_identity
 from clapkit_app.scatter import shown_note, shown_rows
 
 #: Side of one image tile on screen, in pixels.
 TILE = 100
 #: Gap between tiles and height of the column titles, in tiles.
 GAP, HEADER = 0.08, 0.3
-#: Colours of the real images, the chosen model and NR-GAN without its noise.
-REAL_COLOUR, MODEL_COLOUR, SMOOTH_COLOUR = "black", "#d62728", "#7f7f7f"
 #: Tools of the line and scatter plots.
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 #: Morphology scatter plots: key, title, column of the morphology table (``{b}``: the
@@ -38,6 +45,8 @@ MORPHOLOGY = (
     ("size", "{b}-band HSM size σ (arcsec)", "sigma_{b}", False),
     ("photoz", "probe photo-z (mean)", "photoz", False),
 )
+#: Labelled ticks at most on a logarithmic axis of a morphology plot.
+LOG_TICKS = 4
 MORPHOLOGY_LOG = {key: log for key, _title, _column, log in MORPHOLOGY}
 
 
@@ -137,6 +146,10 @@ class TileGrid:
             text_font_size="9pt",
             text_align="left",
             text_baseline="top",
+            # On a solid background: bare text is unreadable on a noisy stamp.
+            background_fill_color="black",
+            background_fill_alpha=0.75,
+            padding=1,
             name="labels",
         )
         self._shape(rows)
@@ -258,22 +271,21 @@ class NoisePowerPlot:
         )
         self.source = ColumnDataSource({"k": [], "real": [], "model": [], "smooth": []})
         self.lines = {}
-        for column, colour, dash, label in (
-            ("real", REAL_COLOUR, "solid", "real"),
-            ("model", MODEL_COLOUR, "solid", "model"),
-            ("smooth", SMOOTH_COLOUR, "dashed", "nrgan_smooth"),
-        ):
+        # Each curve in its model's colour and dash (clapkit_app.methods.MODELS), set
+        # by update: the model curve changes model.
+        for column, model in (("real", "real"), ("model", "nrgan"), ("smooth", "nrgan_smooth")):
+            found = model_identity(model)
             self.lines[column] = self.figure.line(
                 "k",
                 column,
                 source=self.source,
-                color=colour,
-                line_dash=dash,
+                color=found.colour,
+                line_dash=found.dash,
                 line_width=2,
-                legend_label=label,
+                legend_label=found.label,
                 name=column,
             )
-        self.figure.legend.location = "bottom_left"
+        outside_legend(self.figure)
         self._items = {item.renderers[0].name: item for item in self.figure.legend[0].items}
 
     def update(
@@ -284,14 +296,17 @@ class NoisePowerPlot:
         title: str,
     ) -> None:
         """Draw ``spectra`` (``real``, ``model``, ``smooth``: power per ``k``, None for
-        a curve not shown), each named in the legend by ``names``."""
+        a curve not shown), each named in the legend and coloured by the model
+        ``names`` gives it (``real``, a model name)."""
         data = {"k": positive(k)}
         for column, line in self.lines.items():
             power = spectra.get(column)
             data[column] = positive(power) if power is not None else np.full(len(k), np.nan)
             line.visible = power is not None
             self._items[column].visible = power is not None
-            self._items[column].label = value(names.get(column, column))
+            found = model_identity(names.get(column, column))
+            self._items[column].label = value(found.label)
+            line.glyph.update(line_color=found.colour, line_dash=found.dash)
         self.source.data = data
         self.figure.title.text = title
 
@@ -331,6 +346,11 @@ class MorphologyPlots:
                 line_color="black",
                 name="chosen",
             )
+            if log:
+                # Decades only, a few of them: mantissas 1 and 5 over several decades
+                # piled their labels on top of each other on a plot this narrow.
+                for axis in (fig.xaxis, fig.yaxis):
+                    axis.ticker = LogTicker(desired_num_ticks=LOG_TICKS, mantissas=[1])
             fig.add_layout(Slope(gradient=1, y_intercept=0, line_color="gray", line_dash="dashed"))
             fig.add_tools(
                 HoverTool(

@@ -6,15 +6,20 @@ import numpy as np
 import panel as pn
 import pytest
 from bokeh.document import Document
+from bokeh.models import Legend
 from clapkit_app.calibration import (
+    LOW_HPD_COVERAGE,
     PIT_BINS,
     SUMMARY_CARDS,
     CalibrationExplorer,
     bin_mask,
+    edge_texts,
     pit_histogram,
 )
+from clapkit_app.methods import method_colour
 from clapkit_app.store import BASELINES, BIN_VARIABLES, method_label, read_run
 
+from clapkit.metrics import coverage_from_pit
 from clapkit.testing import SyntheticRunConfig, synthetic_run
 
 
@@ -159,8 +164,11 @@ def test_plots_follow_the_methods_and_the_bin_variable(run):
     assert pit_a.title.text.startswith(f"PIT of {method_label('softmax')} · all galaxies")
     assert coverage_a.title.text.startswith(f"Coverage of {method_label('softmax')}")
     curve = run.metrics["softmax"]["coverage_curve"]
+    # Both curves in the method's colour; the central one solid, the HPD one dashed.
     (central,) = [
-        r.data_source.data for r in coverage_a.renderers if r.glyph.line_color == "#2ca02c"
+        r.data_source.data
+        for r in coverage_a.renderers
+        if r.glyph.line_color == method_colour("softmax") and not r.glyph.line_dash
     ]
     np.testing.assert_allclose(central["x"], curve["levels"])
     np.testing.assert_allclose(central["y"], curve["central"])
@@ -274,3 +282,119 @@ def test_a_missing_run_directory_says_how_to_make_one(tmp_path):
     (alert,) = explorer.__panel__().select(pn.pane.Alert)
     assert "make demo" in alert.object
     pn.panel(explorer).get_root()
+
+
+def test_edges_are_written_with_the_digits_that_keep_every_galaxy_on_its_side():
+    # The case: rounded to 4 digits, r = 17.0984 and 17.8414 changed sides.
+    values = np.array([17.0984, 17.3, 17.8414])
+    lo, hi = edge_texts(17.09838, 17.8416, values)
+    assert bin_mask(values, float(lo), float(hi)).tolist() == [True, True, True]
+    assert (lo, hi) == ("17.098", "17.842")
+    rng = np.random.default_rng(3)
+    values = rng.normal(17.5, 0.5, 2000)
+    for last in (False, True):
+        lo_edge, hi_edge = np.quantile(values, [0.3, 0.7])
+        lo, hi = edge_texts(lo_edge, hi_edge, values, last)
+        np.testing.assert_array_equal(
+            bin_mask(values, float(lo), float(hi), last), bin_mask(values, lo_edge, hi_edge, last)
+        )
+
+
+@pytest.mark.parametrize("variable", ["z_true", "mag_r", "g_r"])
+def test_shown_bin_edges_hold_exactly_the_bins_galaxies(run, variable):
+    explorer = CalibrationExplorer(run=run)
+    explorer.bin_variable.value = variable
+    status = hook(explorer, "ck-selection-status")
+    labels = hook(explorer, "ck-bin-table").value["bin"].tolist()
+    values = run.galaxies[variable].to_numpy()
+    for index, label in enumerate(labels):
+        explorer.bin_table.selection = [index]
+        ids, _ = expected_bin(run, variable, index)
+        last = index == len(labels) - 1
+        assert label.endswith("]" if last else ")")
+        lo, hi = (float(x) for x in label[1:-1].split(", "))
+        shown = run.galaxies["id"].to_numpy()[bin_mask(values, lo, hi, last)]
+        np.testing.assert_array_equal(np.sort(shown), np.sort(ids))
+        # The status says the same interval, with the code's half-open convention.
+        sign = "≤" if last else "<"
+        assert f"{label[1:-1].split(', ')[0]} ≤ {BIN_VARIABLES[variable]} {sign}" in status.object
+
+
+def test_choosing_a_bin_shows_a_galaxy_of_that_bin(run):
+    explorer = CalibrationExplorer(run=run)
+    n_bins = len(run.metrics["clap"]["by_z_true"])
+    for index in range(n_bins):
+        explorer.bin_table.selection = [index]
+        ids, _ = expected_bin(run, "z_true", index)
+        assert explorer.galaxy_view.galaxy_id in set(ids.tolist())
+        assert (
+            f"Galaxy {explorer.galaxy_view.galaxy_id}" in hook(explorer, "ck-galaxy-title").object
+        )
+
+
+def test_coverage_curves_follow_the_bin_from_the_stored_pit(run):
+    explorer = CalibrationExplorer(run=run)
+    (coverage_a, _) = figures(explorer, "Coverage of")
+    explorer.bin_table.selection = [1]
+    ids, _ = expected_bin(run, "z_true", 1)
+    pit = run.galaxies["clap.pit"].to_numpy()[run.galaxies["id"].isin(ids).to_numpy()]
+    curve = run.metrics["clap"]["coverage_curve"]
+    (central,) = [
+        r.data_source.data
+        for r in coverage_a.renderers
+        if r.glyph.line_color == method_colour("clap") and not r.glyph.line_dash
+    ]
+    np.testing.assert_allclose(central["y"], coverage_from_pit(pit, curve["levels"]))
+    assert coverage_a.title.text.startswith(f"Coverage of {method_label('clap')} · selected bin")
+    labels = [item.label.value for item in coverage_a.legend[0].items]
+    assert "HPD (all galaxies)" in labels and "central (bin)" in labels
+    # All galaxies again: the stored curves, and their plain names.
+    explorer.bin_table.selection = []
+    (central,) = [
+        r.data_source.data
+        for r in coverage_a.renderers
+        if r.glyph.line_color == method_colour("clap") and not r.glyph.line_dash
+    ]
+    np.testing.assert_allclose(central["y"], curve["central"])
+    assert [item.label.value for item in coverage_a.legend[0].items][1:] == ["central", "HPD"]
+
+
+def test_each_method_keeps_its_colour_and_name_in_every_plot(run):
+    explorer = CalibrationExplorer(run=run)
+    pit_a, pit_b = figures(explorer, "PIT of")
+    (per_bin,) = figures(explorer, "σ_MAD per bin")
+    for a, b in (("clap", "softmax"), ("clap_raw", "ensemble"), ("temperature", "clap")):
+        explorer.method_a.value, explorer.method_b.value = a, b
+        for plot, method in ((pit_a, a), (pit_b, b)):
+            (bars,) = [r for r in plot.renderers if type(r.glyph).__name__ == "Quad"]
+            assert bars.glyph.fill_color == method_colour(method)
+        labels = [item.label.value for item in per_bin.legend[0].items]
+        assert labels == [f"A: {method_label(a)}", f"B: {method_label(b)}"]
+        lines = [r.glyph for r in per_bin.renderers if type(r.glyph).__name__ == "Line"]
+        assert [line.line_color for line in lines] == [method_colour(a), method_colour(b)]
+
+
+def test_legends_sit_outside_the_plot_area(run):
+    explorer = CalibrationExplorer(run=run)
+    explorer.bin_variable.value = "g_r"
+    plots = [pane.object for pane in explorer.__panel__().select(pn.pane.Bokeh)]
+    with_legends = [p for p in plots if p.legend]
+    assert len(with_legends) >= 6  # PIT and coverage of A and B, per bin, PDFs
+    for plot in with_legends:
+        assert not [obj for obj in plot.center if isinstance(obj, Legend)]
+        assert plot.legend[0] in plot.right
+    # The grey band of the PIT histograms has its legend entry.
+    pit_a, _ = figures(explorer, "PIT of")
+    assert "±2σ of a calibrated method" in [i.label.value for i in pit_a.legend[0].items]
+
+
+def test_a_note_explains_low_hpd_coverage_of_neighbour_histograms(run):
+    explorer = CalibrationExplorer(run=run)
+    note = hook(explorer, "ck-hpd-note-a")
+    explorer.method_a.value = "clap_raw"
+    top = run.metrics["clap_raw"]["coverage_curve"]["hpd"][-1]
+    assert note.visible == (top < LOW_HPD_COVERAGE)
+    if note.visible:
+        assert "CLAP raw KNN" in note.object and f"{top:.2f}" in note.object
+    explorer.method_a.value = "clap"
+    assert not note.visible

@@ -6,6 +6,7 @@ import numpy as np
 import panel as pn
 import pytest
 from clapkit_app.galaxy import GalaxyView
+from clapkit_app.methods import identity
 from clapkit_app.store import method_label, read_run
 
 from clapkit.testing import SyntheticRunConfig, synthetic_run
@@ -159,3 +160,24 @@ def test_an_unknown_galaxy_is_reported_not_raised(run):
     assert not hook(view, "ck-galaxy-pdfs").visible
     view.galaxy_id = None
     assert "Pick a galaxy" in hook(view, "ck-galaxy-title").object
+
+
+def test_pdfs_have_the_methods_colours_and_band_labels_a_solid_background(run):
+    view = GalaxyView(run=run, galaxy_id=run.galaxies["id"].iat[2])
+    plot = figure_of(view, "ck-galaxy-pdfs")
+    for method, line in zip(run.methods, renderers(plot, "Line"), strict=True):
+        assert line.glyph.line_color == identity(method).colour
+    assert plot.legend[0] in plot.right and plot.legend[0] not in plot.center
+    (labels,) = renderers(figure_of(view, "ck-galaxy-images"), "Text")
+    assert labels.glyph.background_fill_color is not None
+    assert labels.glyph.background_fill_alpha >= 0.5
+
+
+def test_title_has_one_look_with_and_without_a_galaxy(run):
+    view = GalaxyView(run=run)
+    title = hook(view, "ck-galaxy-title")
+    empty = (title.object.split()[0], list(title.stylesheets))
+    view.galaxy_id = run.galaxies["id"].iat[0]
+    # The same heading level and style sheet (one size, one line), whatever is shown.
+    assert (title.object.split()[0], list(title.stylesheets)) == empty
+    assert any("nowrap" in str(sheet) for sheet in title.stylesheets)

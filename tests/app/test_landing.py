@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import panel as pn
-from clapkit_app.landing import Landing
+from clapkit_app.landing import Landing, landing_methods
+from clapkit_app.methods import LANDING_METHODS, method_colour
 from clapkit_app.store import method_label, read_run, run_from_args
 
 from clapkit.evaluation import EvaluationSettings, evaluate_run
@@ -48,3 +49,33 @@ def test_run_directory_from_arguments_and_environment(monkeypatch):
     assert run_from_args(["app"]) == Path("elsewhere")
     monkeypatch.delenv("CLAPKIT_RUN")
     assert run_from_args(["app"]) == Path("data/runs/demo")
+
+
+def test_landing_plots_say_which_methods_they_show_in_their_colours(tmp_path):
+    run = RunDir(tmp_path / "run")
+    edges = np.linspace(0, 0.4, 41)
+    z = [0.1, 0.2, 0.3, 0.15]
+    for method, width in (("softmax", 0.02), ("clap", 0.03), ("mcdropout", 0.025)):
+        run.save_pdfs(method, PDFs.from_gaussian(z, [width] * 4, edges, z_true=z))
+    evaluate_run(run, EvaluationSettings(z_bins=1))
+    landing = Landing(run=read_run(run.root))
+    # MC dropout is not among the landing plots' methods: the page says which are.
+    shown = [m for m in LANDING_METHODS if m in ("softmax", "clap")]
+    assert landing_methods(read_run(run.root)) == shown
+    (why,) = [
+        md
+        for md in landing.__panel__().select(pn.pane.Markdown)
+        if "ck-landing-why" in md.css_classes
+    ]
+    assert "2 of the run's 3 methods" in why.object
+    assert all(method_label(m) in why.object for m in shown)
+    plots = [pane.object for pane in landing.__panel__().select(pn.pane.Bokeh)]
+    assert len(plots) == 2
+    for plot in plots:
+        items = {item.label.value: item for item in plot.legend[0].items}
+        for method in shown:
+            (renderer,) = items[method_label(method)].renderers
+            assert renderer.glyph.line_color == method_colour(method)
+        assert method_label("mcdropout") not in items
+        # The legend beside the plot, never over the curves.
+        assert plot.legend[0] in plot.right and plot.legend[0] not in plot.center

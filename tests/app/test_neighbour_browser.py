@@ -5,7 +5,13 @@ import shutil
 import numpy as np
 import panel as pn
 import pytest
-from clapkit_app.neighbours import NeighbourBrowser, _novelty_sentence
+from clapkit_app.neighbours import (
+    GRID_BORDER,
+    GRID_TITLE,
+    NeighbourBrowser,
+    _novelty_sentence,
+    coarse_pit_histogram,
+)
 from clapkit_app.store import read_run
 
 from clapkit.testing import SyntheticRunConfig, synthetic_run
@@ -100,15 +106,38 @@ def test_neighbour_redshift_histogram_holds_the_chosen_k(run):
         assert line.visible and line.location == pytest.approx(z_true[0])
 
 
-def test_local_pit_histogram_is_the_one_that_chose_k(run):
+def test_local_pit_histogram_is_the_one_that_chose_k_in_about_ten_bins(run):
     browser = NeighbourBrowser(run=run)
     browser.galaxy_id = run.details.ids[5]
-    np.testing.assert_allclose(
-        glyph_data(browser, "ck-local-pit", "local_pit")["top"], run.details.local_pit_hist[5]
-    )
-    n_bins = run.details.local_pit_hist.shape[1]
+    stored, k = run.details.local_pit_hist[5], int(run.details.k[5])
+    top = np.asarray(glyph_data(browser, "ck-local-pit", "local_pit")["top"])
+    # The stored bins summed in groups: same neighbours, about 10 bins.
+    assert 5 <= top.size <= 20 and stored.size % top.size == 0
+    np.testing.assert_allclose(top, stored.reshape(top.size, -1).sum(axis=1), atol=1e-6)
+    assert top.sum() == pytest.approx(1.0, abs=1e-5)
+    n_bins = top.size
     uniform = hook(browser, "ck-local-pit").object.select_one({"name": "uniform"})
-    assert uniform.location == pytest.approx(1.0 / n_bins)
+    assert uniform.data_source.data["y"] == pytest.approx([1.0 / n_bins] * 2)
+    # The ±2σ band of a calibrated method's fraction per bin, for k neighbours.
+    (band,) = [
+        r.data_source.data
+        for r in hook(browser, "ck-local-pit").object.renderers
+        if type(r.glyph).__name__ == "VArea"
+    ]
+    p = 1.0 / n_bins
+    half = 2 * np.sqrt(p * (1 - p) / k)
+    assert band["upper"] == pytest.approx([p + half] * 2)
+
+
+def test_coarse_pit_histogram_keeps_the_counts():
+    fractions = np.zeros(100)
+    fractions[[3, 15, 16, 99]] = 0.25
+    edges, coarse, band = coarse_pit_histogram(fractions, k=4)
+    assert edges.tolist() == pytest.approx(np.linspace(0, 1, 11).tolist())
+    assert coarse.tolist() == pytest.approx([0.25, 0.5, 0, 0, 0, 0, 0, 0, 0, 0.25])
+    assert band == pytest.approx(2 * np.sqrt(0.1 * 0.9 / 4))
+    # 12 stored bins: 12 is the divisor of 12 nearest to 10.
+    assert coarse_pit_histogram(np.full(12, 1 / 12), k=12)[1].size == 12
 
 
 def test_tap_at_a_galaxy_position_selects_it(run):
@@ -134,12 +163,46 @@ def test_unknown_id_shows_a_message_and_keeps_the_galaxy(run):
 
 def test_grid_shows_the_nearest_neighbours_images(run):
     browser = NeighbourBrowser(run=run)
-    (image,) = glyph_data(browser, "ck-neighbour-grid", "grid")["image"]
-    assert image.dtype == np.uint32  # packed RGBA
-    side = 4 * run.images(run.details.train_ids[:1])[1].shape[-1] + 3 * 2  # tiles and gaps
-    assert image.shape == (side, side)
+    tile = run.images(run.details.train_ids[:1])[1].shape[-1]
+    grid = hook(browser, "ck-neighbour-grid").object
+    for row in (0, int(np.argmin(run.details.k)), int(np.argmax(run.details.k))):
+        browser.galaxy_id = run.details.ids[row]
+        k = int(run.details.k[row])
+        shown = min(k, NeighbourBrowser.GRID_SIZE)
+        (image,) = glyph_data(browser, "ck-neighbour-grid", "grid")["image"]
+        assert image.dtype == np.uint32  # packed RGBA
+        rows = -(-shown // 4)  # as many rows as the tiles fill: no empty row
+        assert image.shape == (rows * tile + (rows - 1) * 2, 4 * tile + 3 * 2)
+        # The figure as tall as those rows: square tiles, no empty band below them.
+        frame_height = grid.height - GRID_TITLE - 2 * GRID_BORDER
+        frame_width = grid.width - 2 * GRID_BORDER
+        assert frame_height / frame_width == pytest.approx(
+            image.shape[0] / image.shape[1], rel=0.02
+        )
+        # The title says how many tiles there are and the k they are of.
+        assert f"k = {k}" in grid.title.text and grid.title.text.split()[0] in (
+            str(shown),
+            "The",
+        )
+        # Every tile carries its neighbour's id and spec-z.
+        found = run.neighbours(browser.galaxy_id)
+        labels = glyph_data(browser, "ck-neighbour-grid", "tile_labels")["text"]
+        assert len(labels) == shown
+        assert labels[0] == f"{found['ids'][0]}\nz={found['z'][0]:.3f}"
     nearest = run.neighbours(browser.galaxy_id)["ids"][0]
     assert str(nearest) in hook(browser, "ck-neighbour-caption").object
+
+
+def test_map_tooltip_names_each_redshift_once(run):
+    browser = NeighbourBrowser(run=run)
+    hover = [
+        t for t in hook(browser, "ck-latent-map").object.tools if type(t).__name__ == "HoverTool"
+    ]
+    for colour_by in browser.param.colour_by.objects.values():
+        browser.colour_by = colour_by
+        fields = [field for _, field in hover[0].tooltips]
+        assert len(fields) == len(set(fields))
+        assert not (colour_by in ("z_true", "z_phot") and "@value{0.000}" in fields)
 
 
 def test_map_is_points_below_and_an_image_above_the_threshold(run, monkeypatch):

@@ -7,6 +7,7 @@ for any run
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,6 +34,30 @@ def wait_for_plots(page, scope: str, at_least: int) -> None:
     expect(page.locator(f"{scope} canvas").nth(at_least - 1)).to_be_attached()
 
 
+def title_look(page, selector: str) -> tuple[float, float]:
+    """Font size and height (pixels) of the element ``selector`` as drawn."""
+    return tuple(
+        page.locator(selector).evaluate(
+            "e => [parseFloat(getComputedStyle(e).fontSize), e.getBoundingClientRect().height]"
+        )
+    )
+
+
+def assert_fits_the_width(page, selector: str, every_column: bool = True) -> None:
+    """The table ``selector`` ends inside the window; with ``every_column`` it also
+    shows all its columns (nothing scrolls sideways inside it)."""
+    if every_column:
+        holder = page.locator(f"{selector} .tabulator-tableholder").first
+        scroll, client = holder.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        # A few pixels' slack: Tabulator's fitted columns may run into the holder's
+        # border or scrollbar gutter; a hidden column is at least 40 px (its minimum).
+        assert scroll <= client + 12, f"{selector}: {scroll} px of columns in {client} px"
+    box = page.locator(f"{selector} .tabulator").first.bounding_box()
+    window = page.viewport_size["width"]
+    right = box["x"] + box["width"]
+    assert right <= window + 1, f"{selector} ends at {right} px, the window at {window} px"
+
+
 def test_landing_lists_the_run_and_the_dashboards(page, app_url, run, screenshot):
     page.goto(app_url + "/")
     expect(page.locator(".ck-run h2")).to_contain_text(run.root.name)
@@ -44,6 +69,10 @@ def test_landing_lists_the_run_and_the_dashboards(page, app_url, run, screenshot
     rows = page.locator(".ck-metrics .tabulator-row")
     expect(rows).to_have_count(len(run.methods))
     expect(rows.first).to_contain_text(method_label("clap"))
+    # The plots name the methods they show, and why those.
+    expect(page.locator(".ck-landing-why")).to_contain_text(method_label("clap"))
+    wait_for_plots(page, ".ck-landing-coverage", 1)
+    assert_fits_the_width(page, ".ck-metrics")
     screenshot(page, "landing")
     page.get_by_role("link", name="Calibration explorer").first.click()
     expect(page).to_have_url(app_url + "/calibration")
@@ -56,6 +85,12 @@ def test_calibration_explorer_follows_methods_bins_and_galaxies(page, app_url, r
     cards_a = page.locator(".ck-summary-a")
     sigma = {m: f"{run.metrics[m]['summary']['sigma_mad']:.4f}" for m in run.methods}
     expect(cards_a).to_contain_text(sigma["clap"])
+    # The galaxy title: one line, of a heading's size but not twice the text's.
+    galaxy_title = ".ck-galaxy-title h3"
+    size, height = title_look(page, galaxy_title)
+    assert size <= 20 and height < 2 * size, (size, height)
+    for table in (".ck-bin-table", ".ck-galaxy-table"):
+        assert_fits_the_width(page, table)
 
     # Changing method A changes its cards to that method's stored metrics.
     page.locator(".ck-method-a select").select_option(label=method_label("softmax"))
@@ -72,11 +107,18 @@ def test_calibration_explorer_follows_methods_bins_and_galaxies(page, app_url, r
     z_true = dict(zip(run.galaxies["id"].astype(str), run.galaxies["z_true"], strict=True))
     shown = [text.strip() for text in id_cells.all_inner_texts()]
     assert shown and all(bins[1]["lo"] <= z_true[i] < bins[1]["hi"] for i in shown)
+    # The edges as written hold exactly the bin's galaxies ("lo ≤ true redshift < hi").
+    lo, hi = re.search(r"with (\S+) ≤ true redshift < (\S+)\.", status.inner_text()).groups()
+    values = run.galaxies["z_true"].to_numpy()
+    assert int(((values >= float(lo)) & (values < float(hi))).sum()) == bins[1]["n"]
+    # The galaxy shown is one of the bin's, not the one picked before.
+    expect(page.locator(galaxy_title)).to_contain_text(f"Galaxy {shown[0]}")
 
     # Clicking a galaxy shows it in the galaxy view.
     galaxy = shown[2]
     page.locator(".ck-galaxy-table .tabulator-row").nth(2).click()
     expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {galaxy}")
+    assert title_look(page, galaxy_title) == (size, height)  # the same after a pick
     page.wait_for_timeout(500)  # let the PDF plot redraw before the picture
     screenshot(page, "calibration", height=2000)
 
@@ -104,6 +146,8 @@ def test_neighbour_browser_search_click_and_neighbours(page, app_url, run, scree
     expect(page.locator(".ck-neighbour-title")).to_contain_text(f"k = {chosen['k']}")
     caption = page.locator(".ck-neighbour-caption")
     expect(caption).to_contain_text(str(chosen["ids"][0]))
+    # One tile (and caption cell) per neighbour shown: k of them, at most the grid's 16.
+    expect(caption.locator("td")).to_have_count(min(chosen["k"], 16))
     expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {far}")
 
     # A click in the middle of the map picks another galaxy and updates everything.
@@ -114,6 +158,9 @@ def test_neighbour_browser_search_click_and_neighbours(page, app_url, run, scree
     other = run.neighbours(run.parse_id(picked))
     expect(caption).to_contain_text(str(other["ids"][0]))
     expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {picked}")
+    expect(caption.locator("td")).to_have_count(min(other["k"], 16))
+    size, height = title_look(page, ".ck-galaxy-title h3")
+    assert size <= 20 and height < 2 * size, (size, height)
 
     # An unknown id says so and changes nothing.
     search.fill("no-such-galaxy")
@@ -197,6 +244,9 @@ def test_stellar_mass_follows_input_sets_tests_pairs_and_galaxies(
     expect(page.locator(".ck-input-set select option:checked")).to_contain_text(names[0])
     caption = page.locator(".ck-mass-caption")
     expect(caption).to_contain_text(f"the {len(data.test_ids)} test-split galaxies")
+    for table in (".ck-mass-table", ".ck-local-tests"):
+        # Tables of many columns beside a plot may scroll inside their box.
+        assert_fits_the_width(page, table, every_column=False)
 
     # A row of the local tests draws the tests of its conditioning.
     tests = page.locator(".ck-local-tests")
