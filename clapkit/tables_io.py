@@ -163,6 +163,8 @@ def read_table_bytes(data: bytes, format: str) -> Table:
             comment = hdu.header.get(f"TCOMM{i}")
             if comment:
                 table[column].description = str(comment)
+            table.meta.pop(f"TCOMM{i}", None)
+        table.meta.pop("EXTNAME", None)
     return table
 
 
@@ -200,7 +202,26 @@ def _without_meta(table: Table) -> Table:
     return bare
 
 
+#: ASCII for the symbols the pages write (FITS headers hold ASCII only).
+_ASCII = str.maketrans(
+    {
+        "≤": "<=",
+        "≥": ">=",
+        "−": "-",
+        "σ": "sigma",
+        "δ": "d",
+        "Δ": "D",
+        "×": "x",
+        "±": "+/-",
+        "·": "-",
+        "→": "->",
+        "…": "...",
+        "²": "^2",
+    }
+)
+
+
 def _card_text(value: Any) -> str:
     """Text a FITS card holds: ASCII, at most 68 characters (a card's room)."""
-    text = str(value).encode("ascii", "replace").decode("ascii")
+    text = str(value).translate(_ASCII).encode("ascii", "replace").decode("ascii")
     return text if len(text) <= 68 else text[:65] + "..."

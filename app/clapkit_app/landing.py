@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import panel as pn
 import param
 
 from clapkit.evaluation import TABLE_COLUMNS
+from clapkit.metrics.definitions import PHOTOZ
+from clapkit_app.downloads import download_buttons, frame_table
 from clapkit_app.page import DASHBOARDS, problems_alert
 from clapkit_app.store import RunData, method_label
 
@@ -57,7 +61,17 @@ class Landing(pn.viewable.Viewer):
                     disabled=True,
                     show_index=False,
                     formatters={title: _number(fmt) for _, title, fmt in TABLE_COLUMNS},
+                    header_tooltips={
+                        title: PHOTOZ[key].tooltip()
+                        for key, title, _ in TABLE_COLUMNS
+                        if key in PHOTOZ
+                    },
                     css_classes=["ck-metrics"],
+                )
+            )
+            items.append(
+                download_buttons(
+                    lambda: _metrics_table(run), lambda: "metrics", "ck-metrics-download"
                 )
             )
         if run.calibration_figure is not None:
@@ -69,3 +83,14 @@ def _number(fmt: str) -> dict:
     """A Tabulator number formatter matching a Python format's precision."""
     digits = int(fmt.split(".")[1][0]) if "." in fmt else 0
     return {"type": "money", "precision": digits, "thousand": ""}
+
+
+def _metrics_table(run: RunData) -> Any:
+    """Every method's summary metrics, one row per method (its key, not its label)."""
+    columns: dict[str, list] = {"method": list(run.methods)}
+    for key, _title, _fmt in TABLE_COLUMNS:
+        columns[key] = [run.metrics[m]["summary"].get(key) for m in run.methods]
+    frame = pd.DataFrame(columns)
+    units = {key: item.unit for key, item in PHOTOZ.items()}
+    descriptions = {key: item.tooltip() for key, item in PHOTOZ.items()}
+    return frame_table(frame, units=units, descriptions=descriptions, meta={"RUN": str(run.root)})

@@ -10,14 +10,14 @@ term appears there). The definitions follow the code that computes each number:
 
 Three namespaces, because a name means different things in different pillars
 (``sigma_mad`` of redshifts has a 1 + z, the stellar-mass ``sigma`` is in dex):
-:data:`PHOTOZ`, :data:`TRANSLATION` and :data:`MASS`.
+:data:`PHOTOZ`, :data:`TRANSLATION`, :data:`MASS` and :data:`MI` (the MI decomposition).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MASS", "PHOTOZ", "TRANSLATION", "MetricDefinition", "tooltip", "tooltips"]
+__all__ = ["MASS", "MI", "PHOTOZ", "TRANSLATION", "MetricDefinition", "tooltip", "tooltips"]
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,35 @@ MASS: dict[str, MetricDefinition] = {
     ),
 }
 
-_NAMESPACES = {"photoz": PHOTOZ, "translation": TRANSLATION, "mass": MASS}
+_MI = "mutual information between log M* and"
+#: The MI decomposition of ``clapkit interpret pid`` (means over galaxies, in nats).
+MI: dict[str, MetricDefinition] = {
+    "mi_1": MetricDefinition("MI₁", f"{_MI} the first input.", "high", "nat", "mi_1"),
+    "mi_2": MetricDefinition("MI₂", f"{_MI} the second input.", "high", "nat", "mi_2"),
+    "mi_12": MetricDefinition("MI₁₂", f"{_MI} both inputs together.", "high", "nat", "mi_12"),
+    "redundancy": MetricDefinition(
+        "redundancy",
+        "min(MI₁, MI₂): what either input alone tells of the mass.",
+        "—",
+        "nat",
+        "redundancy",
+    ),
+    "unique_1": MetricDefinition(
+        "unique₁", "MI₁ − redundancy: what only the first input tells.", "—", "nat", "unique_1"
+    ),
+    "unique_2": MetricDefinition(
+        "unique₂", "MI₂ − redundancy: what only the second input tells.", "—", "nat", "unique_2"
+    ),
+    "synergy": MetricDefinition(
+        "synergy",
+        "MI₁₂ − redundancy − unique₁ − unique₂: what only both inputs together tell.",
+        "—",
+        "nat",
+        "synergy",
+    ),
+}
+
+_NAMESPACES = {"photoz": PHOTOZ, "translation": TRANSLATION, "mass": MASS, "mi": MI}
 
 
 def tooltip(key: str, namespace: str = "photoz") -> str | None:

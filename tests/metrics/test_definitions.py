@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from clapkit.metrics.definitions import MASS, PHOTOZ, TRANSLATION, tooltip, tooltips
+from clapkit.metrics.definitions import MASS, MI, PHOTOZ, TRANSLATION, tooltip, tooltips
 
 GLOSSARY = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-NAMESPACES = {"photoz": PHOTOZ, "translation": TRANSLATION, "mass": MASS}
+NAMESPACES = {"photoz": PHOTOZ, "translation": TRANSLATION, "mass": MASS, "mi": MI}
 
 # pending docs: terms docs/metrics.md does not define yet (its translation and
 # stellar-mass sections are being written); the merge of those sections should empty
@@ -30,6 +30,13 @@ PENDING_DOCS = {
     "ks_<column>",
     "sigma",
     "rms",
+    "mi_1",
+    "mi_2",
+    "mi_12",
+    "redundancy",
+    "unique_1",
+    "unique_2",
+    "synergy",
 }
 
 
