@@ -476,10 +476,11 @@ class TranslationCompare(pn.viewable.Viewer):
         unit = pixel_unit(self._task)
         units = {"flux": unit, "peak": unit, "size": "arcsec", "photoz": "redshift"}
         for key, fig in self._morphology.figures.items():
-            fig.xaxis.axis_label = f"real ({units[key]})"
+            suffix = f", in {units[key]}"
+            fig.xaxis.axis_label = f"real{suffix}"
             label = fig.yaxis.axis_label or "translated"
-            if not label.endswith(f" · {units[key]}"):
-                fig.yaxis.axis_label = f"{label.rstrip(')')} · {units[key]})"
+            if not label.endswith(suffix):
+                fig.yaxis.axis_label = label + suffix
 
     def _metrics_table(self) -> Any:
         task = self._task

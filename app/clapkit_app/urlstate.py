@@ -72,8 +72,13 @@ class UrlState:
         self.fields = list(fields)
         self.location: Any | None = None
         self._writing = False
-        self.message = pn.pane.Alert(
-            "", alert_type="warning", visible=False, css_classes=["ck-url-message"], margin=(0, 10)
+        # Not a pn.pane.Alert: the pages' alerts say what a run lacks, this what a link asked.
+        self.message = pn.pane.Markdown(
+            "",
+            visible=False,
+            css_classes=["ck-url-message"],
+            margin=(0, 10),
+            styles={"background": "#fff3cd", "color": "#664d03", "padding": "0 8px"},
         )
 
     def bind(self, location: Any | None = None) -> None:
