@@ -2,9 +2,9 @@
 
 Tabulator moves between cells with the keyboard only while a cell is edited, and every
 table here is read-only. :func:`table_keys` adds one listener to the page (once, however
-many components ask): with the focus in a table (after a click on a row, or Tab to it),
-ArrowDown and ArrowUp click the next or previous row, which selects it exactly as a
-mouse click does, so the page follows. Tables without a selected row and keys pressed
+many components ask): with the focus in a table (Tab to it), or after a click in a
+table while no input has the focus, ArrowDown and ArrowUp click the next or previous
+row, which selects it exactly as a mouse click does, so the page follows. Tables without a selected row and keys pressed
 elsewhere are left alone (the arrows still scroll the page there).
 """
 
@@ -18,14 +18,20 @@ class TableKeys(pn.custom.JSComponent):
 
     _esm = """
 export function render({ el }) {
-  if (window.__clapkitTableKeys) { return; }
   window.__clapkitTableKeys = true;
+  if (window.__clapkitTableKeysBound) { return; }
+  window.__clapkitTableKeysBound = true;
+  let last = null;  // the table of the last click: its rows move with the arrows
+  const tableOf = (event) => event.composedPath().find(
+    (node) => node.classList && node.classList.contains("tabulator"));
+  document.addEventListener("pointerdown", (event) => { last = tableOf(event) || null; }, true);
   document.addEventListener("keydown", (event) => {
     if (event.key !== "ArrowDown" && event.key !== "ArrowUp") { return; }
-    // The table lives in shadow roots: the composed path reaches inside them.
-    const table = event.composedPath().find(
-      (node) => node.classList && node.classList.contains("tabulator"));
-    if (!table) { return; }
+    // The focus in a table (Tab), else the table clicked last while nothing has focus.
+    const path = event.composedPath();
+    const inField = path.some((node) => node.tagName === "INPUT" || node.tagName === "SELECT");
+    const table = tableOf(event) || (inField ? null : last);
+    if (!table || !table.isConnected) { return; }
     const rows = [...table.querySelectorAll(".tabulator-row")];
     const current = rows.findIndex((row) => row.classList.contains("tabulator-selected"));
     const next = current + (event.key === "ArrowDown" ? 1 : -1);
@@ -41,4 +47,4 @@ export function render({ el }) {
 
 def table_keys() -> TableKeys:
     """The component to add to a page (it shows nothing)."""
-    return TableKeys(width=0, height=0, margin=0)
+    return TableKeys(width=1, height=1, margin=0)
