@@ -7,7 +7,6 @@ Expected values come from the run's files, so the tests hold for any run
 """
 
 import re
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -26,10 +25,6 @@ pytestmark = [pytest.mark.ui, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def run(ui_run):
     return read_run(ui_run)
-
-
-def query(page) -> dict[str, str]:
-    return {k: v[-1] for k, v in parse_qs(urlparse(page.url).query).items()}
 
 
 def in_bin(run, variable: str, index: int) -> np.ndarray:
