@@ -95,7 +95,8 @@ def test_links_open_a_galaxy_on_other_pages_and_unknown_ids_say_which_exist(page
     page.goto(f"{app_url}/calibration?galaxy={galaxy}")
     expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {galaxy}")
     page.locator(".ck-galaxy-links a", has_text="neighbours").click()
-    expect(page).to_have_url(f"{app_url}/neighbours?galaxy={galaxy}&colour=z_true")
+    # The address the link gave (the page writes its whole state at the next change).
+    expect(page).to_have_url(re.compile(rf"/neighbours\?galaxy={galaxy}(&|$)"))
     expect(page.locator(".ck-neighbour-title h3")).to_contain_text(f"Galaxy {galaxy}")
 
     # An id the run lacks changes nothing and says which ids there are.
