@@ -46,9 +46,11 @@ def test_calibration_view_survives_a_reload_and_downloads_its_selection(
     page.locator(".ck-bin-metric select").select_option(label="CRPS")
     page.locator(".ck-bin-table .tabulator-row").nth(1).click()
     status = page.locator(".ck-selection-status p")
-    expect(status).to_contain_text("Showing")
-    rows.nth(2).click()
+    expect(status).to_contain_text(f"Showing {len(in_bin(run, 'z_true', 1))} galaxies")
+    # The bin's galaxies are listed (the same message as the status): pick the third.
     galaxy = rows.nth(2).locator('[tabulator-field="id"]').inner_text().strip()
+    assert int(galaxy) in in_bin(run, "z_true", 1)
+    rows.nth(2).click()
     expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {galaxy}")
     expect(page).to_have_url(
         f"{app_url}/calibration?a=softmax&b={default_methods(run.methods)[1]}"
