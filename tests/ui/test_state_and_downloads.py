@@ -58,7 +58,9 @@ def test_calibration_view_survives_a_reload_and_downloads_its_selection(
     )
     shown_status = status.inner_text()
 
-    # A reload (a shared link) shows the same view.
+    # A reload (a shared link) shows the same view. The old session first finishes its
+    # updates: a reload in the middle of them makes the server log an error.
+    page.wait_for_timeout(2000)
     page.reload()
     expect(page.locator(".ck-galaxy-title h3")).to_contain_text(f"Galaxy {galaxy}")
     expect(page.locator(".ck-method-a select")).to_have_value(method_label("softmax"))
