@@ -26,12 +26,22 @@ from bokeh.models.widgets.tables import NumberFormatter
 from bokeh.plotting import figure
 
 from clapkit.metrics import coverage_from_pit
+from clapkit.metrics.definitions import tooltip, tooltips
+from clapkit_app.downloads import download_buttons, frame_table, pdf_table
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR, identity, method_colour
 from clapkit_app.page import problems_alert
-from clapkit_app.store import BASELINES, BIN_VARIABLES, RunData, method_label
+from clapkit_app.store import BASELINES, BIN_VARIABLES, RunData, method_label, plain_id
 from clapkit_app.tables import FIT_WIDTH
+from clapkit_app.urlstate import (
+    UrlField,
+    UrlState,
+    choice_field,
+    galaxy_links,
+    translation_has,
+    unknown_id_message,
+)
 
 #: Summary cards: key of ``metrics[m]["summary"]``, title, format.
 SUMMARY_CARDS = (
@@ -49,6 +59,9 @@ BIN_METRICS = {
     "PIT W1": "pit_w1",
     "cov68": "coverage_68",
 }
+#: Units of the binned variables and metrics on the per-bin plot's axes (the others,
+#: redshifts and fractions, are dimensionless).
+AXIS_UNITS = {"mag_r": "mag", "g_r": "mag"}
 #: Bins of the PIT histograms.
 PIT_BINS = 20
 PLOT_HEIGHT = 260
@@ -440,6 +453,8 @@ class CalibrationExplorer(pn.viewable.Viewer):
         # The mask of the selected bin, kept while the selection does not change.
         self._mask_cache: tuple[Any, np.ndarray | None] = (None, None)
         self._layout = self._build()
+        if run is not None and run.ok:
+            self._bind_url()
 
     def __panel__(self) -> pn.Column:
         return self._layout
@@ -490,7 +505,10 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             self.bin_table,
+            self._bin_downloads(),
             self.status,
+            self._galaxy_downloads(),
+            self.galaxy_links,
             pn.Row(self.galaxy_table, self.galaxy_view, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
@@ -513,6 +531,7 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 **{f"{key}_b": f"{label} B" for label, key in BIN_METRICS.items()},
             },
             formatters=self._formatters(),
+            header_tooltips=self._bin_tooltips(),
             max_height=360,
             **FIT_WIDTH,
         )
@@ -543,8 +562,13 @@ class CalibrationExplorer(pn.viewable.Viewer):
                 },
                 "novelty": NumberFormatter(format="0"),
             },
+            header_tooltips={
+                **tooltips(["z_phot_a", "pit_a"], suffix="_a"),
+                **tooltips(["z_phot_b", "pit_b", "novelty"], suffix="_b"),
+            },
         )
         self.bin_heading = pn.pane.Markdown(css_classes=["ck-bin-heading"])
+        self.galaxy_links = pn.pane.Markdown(css_classes=["ck-galaxy-links"], margin=(0, 10))
 
     def _fill_and_watch(self) -> None:
         """Every part shows the first methods; then the widgets are watched."""
@@ -828,11 +852,141 @@ class CalibrationExplorer(pn.viewable.Viewer):
         label = next((k for k, v in BIN_METRICS.items() if v == metric), metric)
         x_label = BIN_VARIABLES.get(variable, variable or "bin")
         rows = [self.run.metrics.get(m, {}).get(f"by_{variable}", []) for m in (a, b)]
+        unit = AXIS_UNITS.get(variable, "") if variable else ""
         self._bin_plot.update(
             rows,
             metric,
             f"{label} per bin of {x_label} · A: {method_label(a)} · B: {method_label(b)}",
-            x_label,
-            label,
+            f"{x_label} ({unit})" if unit else x_label,
+            f"{label} ({AXIS_UNITS[metric]})" if metric in AXIS_UNITS else label,
             methods=(a, b),
         )
+
+    # ------------------------------------------------------------------ URL, downloads
+
+    def _bin_tooltips(self) -> dict[str, str]:
+        """Definitions of the per-bin table's metrics, shown on their column headers."""
+        keys = list(BIN_METRICS.values())
+        return {
+            **tooltips(["n"]),
+            **tooltips([f"{key}_a" for key in keys], suffix="_a"),
+            **tooltips([f"{key}_b" for key in keys], suffix="_b"),
+        }
+
+    def _bind_url(self) -> None:
+        """The methods, bins, metric and galaxy in the page's URL (see
+        :mod:`clapkit_app.urlstate`)."""
+        self.url = UrlState(
+            [
+                choice_field("a", self.method_a, "method"),
+                choice_field("b", self.method_b, "method"),
+                choice_field("bins", self.bin_variable, "bin variable"),
+                UrlField("bin", self._bin_text, self._show_bin, [(self, "selected_bin")]),
+                choice_field("metric", self.bin_metric, "metric"),
+                UrlField(
+                    "galaxy",
+                    lambda: _text(self.galaxy_view.galaxy_id),
+                    self._show_galaxy,
+                    [(self.galaxy_view, "galaxy_id")],
+                ),
+            ]
+        )
+        self._layout.insert(0, self.url.message)
+        self.galaxy_view.param.watch(lambda event: self._update_links(), "galaxy_id")
+        self._update_links()
+        self.url.bind()
+
+    def _bin_text(self) -> str | None:
+        return None if self.selected_bin is None else str(self.selected_bin)
+
+    def _show_bin(self, text: str) -> str | None:
+        bins = self._bins(self.bin_variable.value)
+        if not text.isdigit() or int(text) >= len(bins):
+            return (
+                f"No bin {text!r}: the bins of {self.bin_variable.value} are numbered 0 to "
+                f"{len(bins) - 1}."
+            )
+        self.bin_table.selection = [int(text)]
+        return None
+
+    def _show_galaxy(self, text: str) -> str | None:
+        galaxy_id = self.run.parse_id(text)
+        if galaxy_id is None:
+            return unknown_id_message(text, self.run.galaxies["id"].to_numpy(), "in this run")
+        self.galaxy_view.galaxy_id = galaxy_id
+        frame = self.galaxy_table.value
+        position = frame.index.get_indexer([self.run.row_of(galaxy_id)])[0]
+        self.galaxy_table.selection = [int(position)] if position >= 0 else []
+        return None
+
+    def _update_links(self) -> None:
+        galaxy_id = self.galaxy_view.galaxy_id
+        pages = {}
+        if galaxy_id is not None and self.run.details_row(galaxy_id) is not None:
+            pages["neighbours"] = "its neighbours in CLAP's latent space"
+        if galaxy_id is not None and translation_has(self.run.root, galaxy_id):
+            pages["translation"] = "its translated images"
+        self.galaxy_links.object = galaxy_links(galaxy_id, pages)
+
+    def _bin_downloads(self) -> pn.Row:
+        return download_buttons(self._bin_table, self._bin_stem, "ck-bin-download")
+
+    def _galaxy_downloads(self) -> pn.Row:
+        return pn.Row(
+            download_buttons(self._galaxies_table, self._galaxies_stem, "ck-galaxies-download"),
+            pn.pane.HTML("PDFs of the galaxy shown:", margin=(8, 4, 0, 20)),
+            download_buttons(self._pdfs_table, self._pdfs_stem, "ck-pdfs-download"),
+        )
+
+    def _notes(self) -> dict[str, Any]:
+        a, b = self._methods()
+        key = self._selected()
+        selection = "all galaxies" if key is None else self.status.object.rstrip(".")
+        return {"RUN": str(self.run.root), "METHOD_A": a, "METHOD_B": b, "SELECTION": selection}
+
+    def _bin_table(self) -> Any:
+        frame = self.bin_table.value
+        suffixed = {f"{key}_{s}": key for key in BIN_METRICS.values() for s in "ab"}
+        units = {name: "" for name in frame.columns if name in suffixed}
+        descriptions = {name: text for name, key in suffixed.items() if (text := tooltip(key))}
+        notes = {**self._notes(), "BINS": self.bin_variable.value}
+        notes.pop("SELECTION")
+        return frame_table(frame, units=units, descriptions=descriptions, meta=notes)
+
+    def _bin_stem(self) -> str:
+        a, b = self._methods()
+        return f"metrics per bin of {self.bin_variable.value} {a} {b}"
+
+    def _galaxies_table(self) -> Any:
+        frame = self.galaxy_table.value
+        units = {name: "" for name in ("z_true", "z_phot_a", "z_phot_b", "pit_a", "pit_b")}
+        units.update({"mag_r": "mag", "g_r": "mag", "novelty": "%"})
+        descriptions = {
+            **tooltips(["z_phot_a", "pit_a"], suffix="_a"),
+            **tooltips(["z_phot_b", "pit_b", "novelty"], suffix="_b"),
+        }
+        return frame_table(frame, units=units, descriptions=descriptions, meta=self._notes())
+
+    def _galaxies_stem(self) -> str:
+        key = self._selected()
+        where = "all" if key is None else f"{key[0]} bin {self.selected_bin}"
+        return f"galaxies {where}"
+
+    def _pdfs_table(self) -> Any:
+        galaxy_id = self.galaxy_view.galaxy_id
+        if galaxy_id is None or self.run.row_of(galaxy_id) is None:
+            return None
+        row = self.run.row_of(galaxy_id)
+        meta = {
+            "RUN": str(self.run.root),
+            "GALAXY": str(galaxy_id),
+            "Z_TRUE": float(self.run.galaxies["z_true"].iat[row]),
+        }
+        return pdf_table(self.run.edges, self.run.pdfs(galaxy_id), meta)
+
+    def _pdfs_stem(self) -> str:
+        return f"pdfs galaxy {self.galaxy_view.galaxy_id}"
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(plain_id(value))

@@ -12,7 +12,9 @@ from bokeh.models import Range1d
 from bokeh.plotting import figure
 
 from clapkit.evaluation import TABLE_COLUMNS
+from clapkit.metrics.definitions import PHOTOZ
 from clapkit_app.calibration import PLOT_HEIGHT, TOOLS, pit_histogram
+from clapkit_app.downloads import download_buttons, frame_table
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR, LANDING_METHODS, LANDING_WHY, identity
 from clapkit_app.page import DASHBOARDS, problems_alert
@@ -66,8 +68,18 @@ class Landing(pn.viewable.Viewer):
                     disabled=True,
                     show_index=False,
                     formatters={title: _number(fmt) for _, title, fmt in TABLE_COLUMNS},
+                    header_tooltips={
+                        title: PHOTOZ[key].tooltip()
+                        for key, title, _ in TABLE_COLUMNS
+                        if key in PHOTOZ
+                    },
                     css_classes=["ck-metrics"],
                     **WITHIN_WIDTH,
+                )
+            )
+            items.append(
+                download_buttons(
+                    lambda: _metrics_table(run), lambda: "metrics", "ck-metrics-download"
                 )
             )
         shown = landing_methods(run)
@@ -179,3 +191,14 @@ def _number(fmt: str) -> dict:
     """A Tabulator number formatter matching a Python format's precision."""
     digits = int(fmt.split(".")[1][0]) if "." in fmt else 0
     return {"type": "money", "precision": digits, "thousand": ""}
+
+
+def _metrics_table(run: RunData) -> Any:
+    """Every method's summary metrics, one row per method (its key, not its label)."""
+    columns: dict[str, list] = {"method": list(run.methods)}
+    for key, _title, _fmt in TABLE_COLUMNS:
+        columns[key] = [run.metrics[m]["summary"].get(key) for m in run.methods]
+    frame = pd.DataFrame(columns)
+    units = {key: item.unit for key, item in PHOTOZ.items()}
+    descriptions = {key: item.tooltip() for key, item in PHOTOZ.items()}
+    return frame_table(frame, units=units, descriptions=descriptions, meta={"RUN": str(run.root)})

@@ -48,12 +48,22 @@ from bokeh.palettes import Plasma256, Viridis256
 from bokeh.plotting import figure
 
 from clapkit.photoz.novelty import NOVEL_ABOVE
+from clapkit.tables_io import make_table
+from clapkit_app.downloads import download_buttons, pdf_table
 from clapkit_app.galaxy import GalaxyView
 from clapkit_app.images import colour_composite, mosaic, rgba_image
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR
 from clapkit_app.page import problems_alert
 from clapkit_app.store import RunData, method_label, plain_id
+from clapkit_app.urlstate import (
+    UrlField,
+    UrlState,
+    choice_field,
+    galaxy_links,
+    translation_has,
+    unknown_id_message,
+)
 
 #: Height of the latent map, in screen pixels.
 MAP_HEIGHT = 480
@@ -318,6 +328,8 @@ class NeighbourBrowser(pn.viewable.Viewer):
 
         controls = pn.Row(self._colour_select, pn.Column(self._search, self._message))
         neighbours = pn.Column(self._title, self._grid, self._grid_note, self._caption, width=420)
+        self._links = pn.pane.Markdown(css_classes=["ck-galaxy-links"], margin=(0, 10))
+        neighbours.extend([*self._download_rows(), self._links])
         self._layout = pn.Column(
             *([alert] if alert is not None else []),
             controls,
@@ -336,6 +348,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
             self.galaxy_id = plain_id(run.details.ids[0])
         else:
             self._show()
+        self._bind_url()
 
     def __panel__(self) -> pn.Column:
         return self._layout
@@ -382,6 +395,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
             self._caption.object = _caption(selection, self.GRID_SIZE, self.GRID_COLUMNS)
             self._update_plots(selection)
             self._galaxy.galaxy_id = selection.galaxy_id
+            self._links.object = self._links_text(selection.galaxy_id)
 
     def _selected(self) -> Selection:
         """The current galaxy's :class:`Selection`, computed on its first use only."""
@@ -424,6 +438,90 @@ class NeighbourBrowser(pn.viewable.Viewer):
 
     def _details_row(self, galaxy_id: Any) -> int | None:
         return None if galaxy_id is None else self.run.details_row(galaxy_id)
+
+    # ------------------------------------------------------------------ URL, downloads
+
+    def _bind_url(self) -> None:
+        """The galaxy and the map's colour in the page's URL (:mod:`clapkit_app.urlstate`)."""
+        self.url = UrlState(
+            [
+                UrlField(
+                    "galaxy",
+                    lambda: None if self.galaxy_id is None else str(self.galaxy_id),
+                    self._show_url_galaxy,
+                    [(self, "galaxy_id")],
+                ),
+                choice_field("colour", self._colour_select, "colour variable"),
+            ]
+        )
+        self._layout.insert(0, self.url.message)
+        self.url.bind()
+
+    def _show_url_galaxy(self, text: str) -> str | None:
+        galaxy_id = self.run.parse_id(text)
+        if galaxy_id is None or self.run.details_row(galaxy_id) is None:
+            return unknown_id_message(text, self.run.details.ids, "in CLAP's neighbour file")
+        self.galaxy_id = galaxy_id
+        return None
+
+    def _links_text(self, galaxy_id: Any) -> str:
+        pages = {}
+        if galaxy_id is not None and self.run.has_galaxy(galaxy_id):
+            pages["calibration"] = "its PDFs in the calibration explorer"
+        if galaxy_id is not None and translation_has(self.run.root, galaxy_id):
+            pages["translation"] = "its translated images"
+        return galaxy_links(galaxy_id, pages)
+
+    def _download_rows(self) -> list[pn.Row]:
+        return [
+            pn.Row(
+                pn.pane.HTML("Neighbours:", margin=(8, 0, 0, 10)),
+                download_buttons(
+                    self._neighbour_table,
+                    lambda: f"neighbours galaxy {self.galaxy_id}",
+                    "ck-neighbours-download",
+                ),
+            ),
+            pn.Row(
+                pn.pane.HTML("PDFs:", margin=(8, 0, 0, 10)),
+                download_buttons(
+                    self._pdf_table, lambda: f"pdfs galaxy {self.galaxy_id}", "ck-pdfs-download"
+                ),
+            ),
+        ]
+
+    def _neighbour_table(self) -> Any:
+        """The chosen neighbours of the galaxy shown, nearest first, with their spec-z."""
+        selection = self._selected()
+        if selection.neighbour_ids is None:
+            return None
+        ids = np.asarray([plain_id(i) for i in selection.neighbour_ids])
+        return make_table(
+            {
+                "rank": np.arange(1, ids.size + 1),
+                "id": ids,
+                "z_spec": np.asarray(selection.neighbour_z, dtype=float),
+            },
+            units={"z_spec": ""},
+            descriptions={
+                "rank": "1 = nearest in CLAP's latent space",
+                "id": "training galaxy",
+                "z_spec": "its spectroscopic redshift",
+            },
+            meta={
+                "RUN": str(self.run.root),
+                "GALAXY": str(selection.galaxy_id),
+                "K": int(selection.k),
+                "Z_TRUE": float(selection.z_true),
+            },
+        )
+
+    def _pdf_table(self) -> Any:
+        galaxy_id = self.galaxy_id
+        if galaxy_id is None or not self.run.has_galaxy(galaxy_id) or self.run.edges is None:
+            return None
+        meta = {"RUN": str(self.run.root), "GALAXY": str(galaxy_id)}
+        return pdf_table(self.run.edges, self.run.pdfs(galaxy_id), meta)
 
     # ------------------------------------------------------------------ plots
 

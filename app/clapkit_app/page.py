@@ -9,6 +9,8 @@ from typing import Any
 import panel as pn
 import panel.io.resources
 
+from clapkit_app.keyboard import table_keys
+
 
 def _typeset_no_tex() -> None:
     """Leave MathJax (bokeh-mathjax.min.js, 1.8 MB) out of every served page.
@@ -79,6 +81,8 @@ def page(content, title: str, run_root: str, current: str | None = None):
         main_max_width="1500px",
     )
     template.main.append(content)
+    # Arrow keys move the selected row of any table (clapkit_app.keyboard).
+    template.main.append(table_keys())
     return template
 
 

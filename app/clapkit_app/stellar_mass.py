@@ -35,6 +35,8 @@ from bokeh.models.widgets.tables import NumberFormatter
 from clapkit.interpret.attribution_names import LABELS
 from clapkit.interpret.results import randomisation_by_method
 from clapkit.metrics.bootstrap import stored_interval
+from clapkit.metrics.definitions import MASS, MI, tooltips
+from clapkit_app.downloads import download_buttons, frame_table
 from clapkit_app.formatting import interval_text
 from clapkit_app.page import problems_alert
 from clapkit_app.stellar_mass_plots import (
@@ -60,6 +62,7 @@ from clapkit_app.stellar_mass_store import StellarMassData, command
 from clapkit_app.stellar_mass_truth import truth_section
 from clapkit_app.store import plain_id
 from clapkit_app.tables import WITHIN_WIDTH
+from clapkit_app.urlstate import UrlField, UrlState, choice_field, unknown_id_message
 
 #: Columns of the input-set table: metric key, title, number format.
 MASS_COLUMNS = (
@@ -273,6 +276,7 @@ class StellarMass(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             css_classes=["ck-stellar-mass"],
         )
+        self._bind_url()
 
     def __panel__(self) -> pn.Column:
         return self._layout
@@ -298,6 +302,7 @@ class StellarMass(pn.viewable.Viewer):
         self.mass_table = _row_table(
             mass_frame(data), (*MASS_COLUMNS, *_interval_columns(data)), "ck-mass-table"
         )
+        self.mass_table.header_tooltips = tooltips(list(MASS), "mass")
         self._show_mass()
         self.input_select.param.watch(_held(lambda event: self._show_mass()), "value")
         self.mass_table.param.watch(_held(self._on_mass_row), "selection")
@@ -311,6 +316,11 @@ class StellarMass(pn.viewable.Viewer):
                         f"#### Every input set on the {data.split} split — select a row to show it"
                     ),
                     self.mass_table,
+                    download_buttons(
+                        lambda: self._download(self.mass_table.value, MASS, "input sets"),
+                        lambda: "stellar mass input sets",
+                        "ck-mass-download",
+                    ),
                     self.mass_caption,
                     sizing_mode="stretch_width",
                 ),
@@ -405,6 +415,9 @@ class StellarMass(pn.viewable.Viewer):
         )
         self._causal = GraphPlot("Local tests", (-2.6, 3.2), (-1.9, 1.9), 500)
         self.tests_table = _row_table(local_tests_frame(self.data), TEST_COLUMNS, "ck-local-tests")
+        self._tests_downloads = download_buttons(
+            self._tests_table, lambda: "local causal tests", "ck-tests-download"
+        )
         self._show_causal()
         self.conditioning.param.watch(_held(lambda event: self._show_causal()), "value")
         self.tests_table.param.watch(_held(self._on_test_row), "selection")
@@ -436,6 +449,7 @@ class StellarMass(pn.viewable.Viewer):
                 _pane(self._causal.figure, "ck-causal-graph"),
                 pn.Column(
                     self.tests_table,
+                    self._tests_downloads,
                     pn.pane.Markdown(caption, css_classes=["ck-causal-caption"]),
                     sizing_mode="stretch_width",
                 ),
@@ -598,7 +612,15 @@ class StellarMass(pn.viewable.Viewer):
             css_classes=["ck-pid-table"],
             **WITHIN_WIDTH,
         )
-        return pn.Column(pn.pane.Markdown(f"Means, {pid.get('units', 'nats')}: {note}"), table)
+        table.header_tooltips = tooltips(list(MI), "mi")
+        downloads = download_buttons(
+            lambda: self._download(frame, MI, "MI decomposition"),
+            lambda: "mutual information pairs",
+            "ck-pid-download",
+        )
+        return pn.Column(
+            pn.pane.Markdown(f"Means, {pid.get('units', 'nats')}: {note}"), table, downloads
+        )
 
     def _show_pid(self) -> None:
         pid, galaxies = self.data.pid, self.data.pid_galaxies
@@ -675,6 +697,51 @@ class StellarMass(pn.viewable.Viewer):
             ),
             sizing_mode="stretch_width",
         )
+
+    # ------------------------------------------------------------------ URL, downloads
+
+    def _bind_url(self) -> None:
+        """The input set, conditioning, pair, galaxy and attribution method in the page's
+        URL (:mod:`clapkit_app.urlstate`); only those the run's results have."""
+        fields = []
+        for name, widget, what in (
+            ("input", "input_select", "input set"),
+            ("given", "conditioning", "conditioning"),
+            ("pair", "pair_select", "input pair"),
+            ("attribution", "method_select", "attribution method"),
+        ):
+            if hasattr(self, widget):
+                fields.append(choice_field(name, getattr(self, widget), what))
+        if self.data.attributions is not None:
+            fields.append(
+                UrlField(
+                    "galaxy",
+                    lambda: None if self.galaxy_id is None else str(self.galaxy_id),
+                    self._show_url_galaxy,
+                    [(self, "galaxy_id")],
+                )
+            )
+        self.url = UrlState(fields)
+        self._layout.insert(0, self.url.message)
+        self.url.bind()
+
+    def _show_url_galaxy(self, text: str) -> str | None:
+        ids = list(self.data.attribution_ids)
+        found = [i for i in ids if str(i) == text.strip()]
+        if not found:
+            return unknown_id_message(text, ids, "with attribution maps")
+        self.select(found[0])
+        return None
+
+    def _download(self, frame: pd.DataFrame, definitions: dict, what: str) -> Any:
+        units = {key: item.unit for key, item in definitions.items()}
+        descriptions = {key: item.tooltip() for key, item in definitions.items()}
+        meta = {"TABLE": what, "SPLIT": str(self.data.split)}
+        return frame_table(frame, units=units, descriptions=descriptions, meta=meta)
+
+    def _tests_table(self) -> Any:
+        frame = self.tests_table.value
+        return frame_table(frame, meta={"TABLE": "local causal tests", "SPLIT": self.data.split})
 
     def _on_method_select(self, event: param.parameterized.Event) -> None:
         with pn.io.hold():

@@ -281,8 +281,8 @@ class MassScatter:
         self.figure = figure(
             width=460,
             height=420,
-            x_axis_label="true log M*",
-            y_axis_label="estimated log M* (PDF mean)",
+            x_axis_label="true log₁₀(M*/M☉) (dex)",
+            y_axis_label="estimated log₁₀(M*/M☉), PDF mean (dex)",
             tools=TOOLS,
             match_aspect=True,
         )

@@ -23,13 +23,23 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import TapTool
 from bokeh.models.widgets.tables import NumberFormatter
 
+from clapkit.metrics.definitions import TRANSLATION, tooltips
+from clapkit_app.downloads import download_buttons, frame_table
 from clapkit_app.formatting import interval_text
 from clapkit_app.page import problems_alert
-from clapkit_app.store import plain_id
+from clapkit_app.store import load_run, plain_id
 from clapkit_app.translation_plots import ImageGrid, MorphologyPlots, NoisePowerPlot
 from clapkit_app.translation_store import REAL, TaskData, TranslationData
+from clapkit_app.urlstate import (
+    UrlField,
+    UrlState,
+    choice_field,
+    galaxy_links,
+    unknown_id_message,
+)
 
 #: Columns of the redshift-information table: metric key, title, number format.
 TABLE_COLUMNS = (
@@ -153,6 +163,8 @@ class TranslationCompare(pn.viewable.Viewer):
         self.table.param.watch(self._on_row, "selection")
 
         self._layout = self._arrange(alert)
+        self._click_points()
+        self._bind_url()
 
     def __panel__(self) -> pn.Column:
         return self._layout
@@ -178,6 +190,7 @@ class TranslationCompare(pn.viewable.Viewer):
             "", visible=False, css_classes=["ck-galaxy-message"], styles={"color": "#b00020"}
         )
         self.title = pn.pane.Markdown(css_classes=["ck-translation-title"], margin=(0, 10))
+        self.galaxy_links = pn.pane.Markdown(css_classes=["ck-galaxy-links"], margin=(0, 10))
         self.image_note = pn.pane.Markdown(visible=False, css_classes=["ck-image-note"])
         self._grid = ImageGrid(len(data.tasks[first].bands))
         self._noise = NoisePowerPlot()
@@ -202,6 +215,7 @@ class TranslationCompare(pn.viewable.Viewer):
                 key: NumberFormatter(format=fmt, nan_format="—")
                 for key, _, fmt in (*TABLE_COLUMNS, *SAMPLING_COLUMNS)
             },
+            header_tooltips=tooltips(list(TRANSLATION), "translation"),
             css_classes=["ck-redshift-table"],
         )
 
@@ -230,6 +244,7 @@ class TranslationCompare(pn.viewable.Viewer):
             *([alert] if alert is not None else []),
             controls,
             self.title,
+            self.galaxy_links,
             self.image_note,
             pn.Row(
                 _pane(self._grid.figure, "ck-image-grid"),
@@ -247,6 +262,7 @@ class TranslationCompare(pn.viewable.Viewer):
                 "whose difference from the real images (same resampled galaxies) excludes 0."
             ),
             self.table,
+            download_buttons(self._metrics_table, self._metrics_stem, "ck-translation-download"),
             sizing_mode="stretch_width",
             css_classes=["ck-translation-compare"],
         )
@@ -359,6 +375,7 @@ class TranslationCompare(pn.viewable.Viewer):
             f"galaxy {galaxy_id}{redshift}"
         )
         missing = [key for key in ("source", "translated", "real") if found[key] is None]
+        self.galaxy_links.object = self._links_text(galaxy_id)
         self.image_note.visible = bool(missing)
         if missing:
             self.image_note.object = (
@@ -382,6 +399,8 @@ class TranslationCompare(pn.viewable.Viewer):
             {"real": "real", "model": model, "smooth": SMOOTH},
             f"Noise power spectrum · {band} band · {task.name}",
         )
+        # Variance per pixel per unit area in frequency: white noise of σ is flat at σ².
+        self._noise.figure.yaxis.axis_label = f"power ({pixel_unit(task)}² per pixel)"
 
     def _show_morphology(self) -> None:
         task, model = self._task, self.model_select.value
@@ -392,6 +411,96 @@ class TranslationCompare(pn.viewable.Viewer):
         self._morphology.update(
             real if real is not None else translated, translated, band, model, row
         )
+        self._label_units(band)
+
+    # ------------------------------------------------------------------ URL, downloads
+
+    def _bind_url(self) -> None:
+        """Task, model, band and galaxy in the page's URL (:mod:`clapkit_app.urlstate`)."""
+        self.url = UrlState(
+            [
+                choice_field("task", self.task_select, "task"),
+                choice_field("model", self.model_select, "model"),
+                choice_field("band", self.band_select, "band"),
+                UrlField(
+                    "galaxy",
+                    lambda: None if self.galaxy_id is None else str(self.galaxy_id),
+                    self._show_url_galaxy,
+                    [(self, "galaxy_id")],
+                ),
+            ]
+        )
+        self._layout.insert(0, self.url.message)
+        self.url.bind()
+
+    def _show_url_galaxy(self, text: str) -> str | None:
+        galaxy_id = self._task.parse_id(text)
+        if galaxy_id is None:
+            where = f"among the {self._task.evaluation['split']} galaxies of task {self._task.name}"
+            return unknown_id_message(text, self._task.ids, where)
+        self.select(galaxy_id)
+        return None
+
+    def _links_text(self, galaxy_id: Any) -> str:
+        """Links to the galaxy on the photo-z pages of the same run, where it is."""
+        pages = {}
+        try:
+            run = load_run(self.data.root)
+        except (OSError, ValueError, KeyError):  # a broken run: its pages say why
+            run = None
+        if galaxy_id is not None and run is not None and run.ok and run.has_galaxy(galaxy_id):
+            pages["calibration"] = "its photo-z PDFs"
+            if run.details_row(galaxy_id) is not None:
+                pages["neighbours"] = "its neighbours in CLAP's latent space"
+        return galaxy_links(galaxy_id, pages)
+
+    def _click_points(self) -> None:
+        """A click on a point of the morphology scatters shows that galaxy."""
+        points = self._morphology.points
+        for fig in self._morphology.figures.values():
+            drawn = [r for r in fig.renderers if r.name == "points"]
+            fig.add_tools(TapTool(renderers=drawn))
+        points.selected.on_change("indices", self._on_point)
+
+    def _on_point(self, attr: str, old: list[int], new: list[int]) -> None:
+        points = self._morphology.points
+        if not new:
+            return
+        galaxy_id = plain_id(np.asarray(points.data["id"])[new[0]])
+        # No selection kept: the star marks the galaxy, and every point stays bright.
+        points.selected.indices = []
+        self.galaxy_search.value = ""
+        self.select(galaxy_id)
+
+    def _label_units(self, band: str) -> None:
+        unit = pixel_unit(self._task)
+        units = {"flux": unit, "peak": unit, "size": "arcsec", "photoz": "redshift"}
+        for key, fig in self._morphology.figures.items():
+            suffix = f", in {units[key]}"
+            fig.xaxis.axis_label = f"real{suffix}"
+            label = fig.yaxis.axis_label or "translated"
+            if not label.endswith(suffix):
+                fig.yaxis.axis_label = label + suffix
+
+    def _metrics_table(self) -> Any:
+        task = self._task
+        frame = self.table.value
+        descriptions = {key: item.tooltip() for key, item in TRANSLATION.items()}
+        units = {key: item.unit for key, item in TRANSLATION.items()}
+        meta = {"TASK": task.name, "SOURCE": task.source, "TARGET": task.target}
+        meta["SPLIT"] = str(task.evaluation.get("split"))
+        return frame_table(frame, units=units, descriptions=descriptions, meta=meta)
+
+    def _metrics_stem(self) -> str:
+        return f"translation metrics {self._task.name}"
+
+
+def pixel_unit(task: TaskData) -> str:
+    """The unit of the task's target pixels (``nanomaggy``), or ``image units``."""
+    data = getattr(task, "_data", None)
+    stack = None if data is None else data.stacks.get(task.target)
+    unit = getattr(stack, "units", None)
+    return str(unit) if unit else "image units"
 
 
 def _power(task: TaskData, name: str, band: str) -> np.ndarray | None:
