@@ -57,7 +57,7 @@ def _cases():
         yield pytest.param(path, id=path.stem, marks=marks)
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", list(_cases()))
 def test_the_rendered_copy_matches_the_notebook(path):
     copy = RENDERED / path.name
     assert copy.is_file(), f"{path.name} has no rendered copy in docs/notebooks: run make notebooks"
