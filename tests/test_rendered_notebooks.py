@@ -25,8 +25,10 @@ IMAGE = "image/png"
 NOT_YET_RENDERED = {
     "00_concepts",
     "01_calibration_metrics",
+    "03_clap_step_by_step",
     "04_image_translation",
     "05_stellar_mass",
+    "06_pipelines_qp_rail_dask",
 }
 
 
