@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 # two workers on two cores do not fight over them. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint format benchmark screenshots clean install
+.PHONY: demo test lint format benchmark screenshots notebooks clean install
 
 install: $(STAMP)
 
@@ -57,6 +57,12 @@ screenshots: $(STAMP)
 	$(BIN)/clapkit demo --no-serve --quiet
 	CLAPKIT_UI_RUN=data/runs/demo CLAPKIT_SCREENSHOTS=docs/screenshots \
 		$(BIN)/python -m pytest -p no:cacheprovider -q tests/ui
+
+# The executed notebooks a reader sees on the repository page (docs/notebooks/), each run
+# in a scratch folder in its quick setting; tests/test_rendered_notebooks.py fails when a
+# notebook changes and its copy is not rendered again.
+notebooks: $(STAMP)
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python notebooks/render.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
