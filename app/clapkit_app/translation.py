@@ -41,6 +41,20 @@ from clapkit_app.urlstate import (
     unknown_id_message,
 )
 
+#: What the photo-z columns can and cannot see, measured by ``benchmarks/probe_noise.py``
+#: on the demo's translation stage (issue 22: ``nrgan`` and ``nrgan_smooth`` once agreed
+#: to four digits while their pixels differed).
+PROBE_NOTE = (
+    "**What the photo-z probe sees.** The probe is a softmax network trained on the real "
+    "target images; it reads log-scaled pixels of the central crop, where the galaxy "
+    "outshines the sky. Noise at the sky's level barely reaches it: adding two more sky σ "
+    "of noise to the real images changes its PDFs by a total variation of about 1e-4 and "
+    "no column at four decimals (`benchmarks/probe_noise.py`). So `nrgan` (with emulated "
+    "noise) and `nrgan_smooth` (without) get the same photo-z columns when the emulated "
+    "noise is sky-like, and differ only where it is much stronger than the sky, on the "
+    "galaxy itself: compare the noise-power plot and the *noise P err* column."
+)
+
 #: Columns of the redshift-information table: metric key, title, number format.
 TABLE_COLUMNS = (
     ("photoz_sigma_mad", "σ_MAD", "0.0000"),
@@ -262,6 +276,7 @@ class TranslationCompare(pn.viewable.Viewer):
                 "whose difference from the real images (same resampled galaxies) excludes 0."
             ),
             self.table,
+            pn.pane.Markdown(PROBE_NOTE, css_classes=["ck-probe-note"]),
             download_buttons(self._metrics_table, self._metrics_stem, "ck-translation-download"),
             sizing_mode="stretch_width",
             css_classes=["ck-translation-compare"],

@@ -543,7 +543,9 @@ def test_a_partial_run_shows_what_it_has_and_says_what_is_missing(copy):
     assert any("clapkit interpret attribute" in p for p in data.problems)
     assert any("clapkit interpret causal" in p for p in data.problems)
     viewer = StellarMass(data=data)
-    assert isinstance(viewer.__panel__().objects[0], pn.pane.Alert)
+    # The problems alert heads the page (after the link-state note, hidden here).
+    shown = [obj for obj in viewer.__panel__().objects if getattr(obj, "visible", True)]
+    assert isinstance(shown[0], pn.pane.Alert)
     assert has_hook(viewer, "ck-missing-attributions")
     assert has_hook(viewer, "ck-causal-graph") and not has_hook(viewer, "ck-pc-graph")
     assert has_hook(viewer, "ck-mass-scatter") and has_hook(viewer, "ck-pid-bars")
