@@ -57,6 +57,8 @@ from clapkit.interpret.results import read_mass_metrics
 from clapkit.interpret.settings import CausalSettings, MassTrainSettings
 from clapkit.sim import simulate_to_file
 
+#: Seed of the mock survey (notebook 05 runs the quick mode with the same settings).
+SURVEY_SEED = 11
 MODES = {
     "quick": {"n": 3000, "preset": "cpu", "epochs": 50, "k": 20},
     "full": {"n": 10000, "preset": "paper", "epochs": None, "k": 50},
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not data.is_file():
         log(f"simulating {n} galaxies (SDSS images)")
         simulate_to_file(
-            data, n, seed=11, instruments=("sdss",), workers=args.workers, progress=True
+            data, n, seed=SURVEY_SEED, instruments=("sdss",), workers=args.workers, progress=True
         )
     overrides: dict = {"train": {"epochs": mode["epochs"]}} if mode["epochs"] else {}
     if args.realisations is not None:

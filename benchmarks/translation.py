@@ -82,6 +82,8 @@ FULL_EPOCHS = {"nrgan": 60, "swin": 40, "srgan": 40, "capsule": 40, "diffusion":
 DEFAULT_MODELS = (*MODEL_NAMES[:1], "nrgan_clapkit", *MODEL_NAMES[1:])
 #: The publication's NR-GAN ablations, trained only with --ablations.
 ABLATIONS = ("nrgan_pix2pix", "nrgan_cyclegan", "nrgan_cyclegan_id")
+#: Seed of the mock survey (notebook 04 runs the quick mode with the same settings).
+SURVEY_SEED = 7
 MODES = {
     "quick": {"n": 800, "preset": "cpu", "probe": ProbeConfig(epochs=12, crop=48)},
     "full": {"n": 4000, "preset": "paper", "probe": ProbeConfig(epochs=30, crop=64)},
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
         # Same seed, so stacks already there come back bit-identical (models stay valid).
         log(f"simulating {n} galaxies: {', '.join(STACKS)}")
         simulate_to_file(
-            data, n, seed=7, instruments=STACKS, workers=2, progress=True, overwrite=True
+            data, n, seed=SURVEY_SEED, instruments=STACKS, workers=2, progress=True, overwrite=True
         )
     report: dict = {}
     results: dict = {}

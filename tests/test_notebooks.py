@@ -20,9 +20,6 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 FIGURE_TAG = "figure"
 
-#: Notebooks (stems) that must end with exercises. The merge of the branches that write
-#: the exercises of the other notebooks extends it; in the end it names every notebook.
-NOTEBOOKS_WITH_EXERCISES = ("00_concepts", "01_calibration_metrics")
 
 IMAGE_TYPES = ("image/png", "image/svg+xml", "application/vnd.holoviews_exec.v0+json")
 
@@ -122,14 +119,15 @@ def _notebook_class(path: Path) -> type:
         markdown = [i for i in tagged if notebook.cells[i].cell_type != "code"]
         assert not markdown, f"{path.name}: cells {markdown} are tagged but hold no code"
 
-    members = {"test_runs": test_runs, "test_declares_its_figures": test_declares_its_figures}
-    if path.stem in NOTEBOOKS_WITH_EXERCISES:
+    def test_ends_with_exercises(self):
+        problems = exercise_problems(nbformat.read(path, as_version=4), path.name)
+        assert not problems, "\n".join(problems)
 
-        def test_ends_with_exercises(self):
-            problems = exercise_problems(nbformat.read(path, as_version=4), path.name)
-            assert not problems, "\n".join(problems)
-
-        members["test_ends_with_exercises"] = test_ends_with_exercises
+    members = {
+        "test_runs": test_runs,
+        "test_declares_its_figures": test_declares_its_figures,
+        "test_ends_with_exercises": test_ends_with_exercises,
+    }
     return type(f"TestNotebook_{path.stem}", (), members)
 
 
@@ -140,12 +138,6 @@ for _path in NOTEBOOKS:
 def test_the_notebooks_are_found():
     # Without it, a wrong notebooks path would run no notebook and pass.
     assert NOTEBOOKS, "no notebooks found"
-
-
-def test_every_notebook_named_for_exercises_exists():
-    # A renamed notebook would otherwise silently drop out of the exercises check.
-    stems = {path.stem for path in NOTEBOOKS}
-    assert set(NOTEBOOKS_WITH_EXERCISES) <= stems
 
 
 def _cell(cell_type: str, source: str, outputs=(), tags=()) -> nbformat.NotebookNode:
