@@ -87,6 +87,20 @@ SPIKY_HPD_NOTE = (
 )
 
 
+def calibrated_band(fig: Any, source: ColumnDataSource) -> Any:
+    """The grey band a calibrated method's PIT histogram stays in (±2σ of the counts),
+    with its legend entry; ``source`` holds ``x``, ``lower`` and ``upper``."""
+    return fig.varea(
+        x="x",
+        y1="lower",
+        y2="upper",
+        source=source,
+        color="gray",
+        alpha=0.25,
+        legend_label="±2σ of a calibrated method",
+    )
+
+
 def pit_histogram(pit: np.ndarray, bins: int = PIT_BINS) -> tuple[np.ndarray, np.ndarray, float]:
     """Density histogram of PIT values on [0, 1] and the half-width of its sampling band.
 
@@ -224,15 +238,7 @@ class PitPlot:
             {"x": [0.0, 1.0], "lower": [np.nan] * 2, "upper": [np.nan] * 2}
         )
         self.bars = ColumnDataSource({"left": [], "right": [], "top": []})
-        self.figure.varea(
-            x="x",
-            y1="lower",
-            y2="upper",
-            source=self.band,
-            color="gray",
-            alpha=0.25,
-            legend_label="±2σ of a calibrated method",
-        )
+        calibrated_band(self.figure, self.band)
         self._bars = self.figure.quad(
             left="left",
             right="right",

@@ -20,7 +20,7 @@ from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d, Span
 from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
-from clapkit_app.images import colour_composite, stretch_band
+from clapkit_app.images import colour_composite, label_on_stamps, stretch_band
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR, identity
 from clapkit_app.store import RunData
@@ -274,19 +274,13 @@ class GalaxyView(pn.viewable.Viewer):
             image="image", x=n * step, y=0, dw=width, dh=height, source=self._rgb_source
         )
         names = [*self._bands, "colour"]
-        # On a solid background: a band's noise makes bare text unreadable.
-        plot.text(
+        label_on_stamps(
+            plot,
+            "9pt",
+            "band_labels",
             x=[i * step + 1 for i in range(len(names))],
             y=[height - 1] * len(names),
             text=names,
-            text_color="white",
-            text_font_size="9pt",
-            text_align="left",
-            text_baseline="top",
-            background_fill_color="black",
-            background_fill_alpha=0.75,
-            padding=1,
-            name="band_labels",
         )
         return plot
 

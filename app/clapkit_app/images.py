@@ -7,6 +7,7 @@ field's own viewers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval, make_lupton_rgb
@@ -113,3 +114,21 @@ def rgba_image(rgb: np.ndarray) -> np.ndarray:
     rgba[..., :3] = rgb[::-1]
     rgba[..., 3] = 255
     return rgba.view(np.uint32).reshape(h, w)
+
+
+def label_on_stamps(fig: Any, font_size: str, name: str, **glyph: Any) -> Any:
+    """White text on a solid black box, top-left anchored, added to Bokeh figure ``fig``:
+    bare text is unreadable on a noisy stamp. ``glyph`` gives the positions and text
+    (``x``, ``y``, ``text`` as columns of a ``source``, or as lists) and may override the
+    text colour (``text_color``)."""
+    options = {"text_color": "white", **glyph}
+    return fig.text(
+        text_font_size=font_size,
+        text_align="left",
+        text_baseline="top",
+        background_fill_color="black",
+        background_fill_alpha=0.75,
+        padding=1,
+        name=name,
+        **options,
+    )

@@ -49,9 +49,10 @@ from bokeh.plotting import figure
 
 from clapkit.photoz.novelty import NOVEL_ABOVE
 from clapkit.tables_io import make_table
+from clapkit_app.calibration import calibrated_band
 from clapkit_app.downloads import download_buttons, pdf_table
 from clapkit_app.galaxy import GalaxyView
-from clapkit_app.images import colour_composite, mosaic, rgba_image
+from clapkit_app.images import colour_composite, label_on_stamps, mosaic, rgba_image
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import IDEAL_COLOUR
 from clapkit_app.page import problems_alert
@@ -641,19 +642,8 @@ class NeighbourBrowser(pn.viewable.Viewer):
         )
         # Each tile's id and spec-z, on a solid background (readable on any image).
         self._tile_labels = ColumnDataSource({"x": [], "y": [], "text": []})
-        fig.text(
-            x="x",
-            y="y",
-            text="text",
-            source=self._tile_labels,
-            text_color="white",
-            text_font_size="7pt",
-            text_align="left",
-            text_baseline="top",
-            background_fill_color="black",
-            background_fill_alpha=0.7,
-            padding=1,
-            name="tile_labels",
+        label_on_stamps(
+            fig, "7pt", "tile_labels", x="x", y="y", text="text", source=self._tile_labels
         )
         self._grid_ranges = fig.x_range, fig.y_range
         return fig
@@ -709,15 +699,7 @@ class NeighbourBrowser(pn.viewable.Viewer):
         self._pit_band = ColumnDataSource(
             {"x": [0.0, 1.0], "lower": [np.nan] * 2, "upper": [np.nan] * 2}
         )
-        fig.varea(
-            x="x",
-            y1="lower",
-            y2="upper",
-            source=self._pit_band,
-            color="gray",
-            alpha=0.25,
-            legend_label="±2σ of a calibrated method",
-        )
+        calibrated_band(fig, self._pit_band)
         self._pit_source = ColumnDataSource(
             {"left": edges[:-1], "right": edges[1:], "top": np.zeros(n_bins)}
         )

@@ -26,7 +26,7 @@ from bokeh.models import (
 from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
-from clapkit_app.images import colour_composite, rgba_image, stretch_band
+from clapkit_app.images import colour_composite, label_on_stamps, rgba_image, stretch_band
 from clapkit_app.legends import outside_legend
 from clapkit_app.methods import model_identity
 from clapkit_app.scatter import shown_note, shown_rows
@@ -137,20 +137,15 @@ class TileGrid:
         return source
 
     def _finish(self, rows: int) -> None:
-        self.figure.text(
+        label_on_stamps(
+            self.figure,
+            "9pt",
+            "labels",
             x="x",
             y="y",
             text="text",
             text_color="colour",
             source=self.labels,
-            text_font_size="9pt",
-            text_align="left",
-            text_baseline="top",
-            # On a solid background: bare text is unreadable on a noisy stamp.
-            background_fill_color="black",
-            background_fill_alpha=0.75,
-            padding=1,
-            name="labels",
         )
         self._shape(rows)
 
