@@ -87,8 +87,6 @@ class RunData:
         ``clap/knn.h5``: chosen k, local PIT histograms, 2-D projection, training ids.
     data_path : Path or None
         The galaxy file (images and catalog), when it can be opened.
-    calibration_figure : Path or None
-        ``calibration.png`` (``clapkit demo``), when the run has it.
     """
 
     root: Path
@@ -100,7 +98,6 @@ class RunData:
     galaxies: pd.DataFrame | None = field(default=None, repr=False)
     details: CLAPDetails | None = field(default=None, repr=False)
     data_path: Path | None = None
-    calibration_figure: Path | None = None
     edges: np.ndarray | None = field(default=None, repr=False)
     _rows: pd.Index | None = field(default=None, repr=False)
     _data: GalaxySet | None = field(default=None, repr=False)
@@ -236,8 +233,6 @@ def read_run(root: str | os.PathLike) -> RunData:
         )
         return data
     run = RunDir(root)
-    if run.calibration_figure_path.is_file():
-        data.calibration_figure = run.calibration_figure_path
     data.methods = ordered(run.methods())
     if not data.methods:
         data.problems.append(
